@@ -140,6 +140,13 @@ class Config:
     def results_path(self) -> Path:
         return self.path(self.results_dir)
 
+    def corpus_paths(self) -> list[Path]:
+        """``corpus`` may list several dumps/JSONL files separated by commas; they are read in order."""
+        paths = [self.path(p.strip()) for p in self.corpus.split(",") if p.strip()]
+        if not paths:
+            raise BenchError("config key 'corpus' is empty")
+        return paths
+
 
 def _section_types() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
