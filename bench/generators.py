@@ -1,0 +1,337 @@
+"""Generator backends: one ``Generator`` protocol over transformers, llama.cpp (GGUF) and OpenAI-compatible
+HTTP.
+
+Every backend decodes greedily and returns a :class:`Generation` with token counts and timings, and an
+``info()`` dict naming backend, model, precision/quantisation, adapter and library versions, so runs made with
+different backends or precisions are never silently mixed. The llama.cpp backend and the peft → GGUF LoRA
+conversion live in :mod:`bench.lora_gguf`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from bench.config import BenchError, Config
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("transformers", "llamacpp", "openai")
+ANSWER_CUE = "Resposta:"
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    ttft_ms: float
+    total_ms: float
+    error: str | None = None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def plain_prompt(messages: list[dict[str, str]]) -> str:
+    """Completion prompt for models without a chat template: system and user text, then an answer cue."""
+    system = "\n".join(m["content"].strip() for m in messages if m.get("role") == "system")
+    user = "\n\n".join(m["content"].strip() for m in messages if m.get("role") != "system")
+    if not user.startswith("Pergunta:"):
+        user = f"Pergunta: {user}"
+    text = f"{system}\n\n{user}" if system else user
+    return text if text.rstrip().endswith(ANSWER_CUE) else f"{text}\n{ANSWER_CUE}"
+
+
+def _check_messages(messages: list[dict[str, str]]) -> None:
+    if not messages or any("role" not in m or "content" not in m for m in messages):
+        raise BenchError("generate() needs a non-empty list of {'role', 'content'} messages")
+
+
+class _FirstTokenTimer:
+    """A transformers streamer that records when the first generated token arrives (prefill + 1 step)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.first: float | None = None
+
+    def put(self, value: Any) -> None:
+        self.calls += 1
+        if self.calls == 2 and self.first is None:  # call 1 is the prompt, call 2 the first new token
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+class TransformersGenerator:
+    """HF causal LM (optionally a ``PeftModel``). With ``use_adapter=False`` on a PeftModel, generation runs
+    inside ``disable_adapter()``: base and fine-tuned generators share one copy of the weights."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        cfg: Config,
+        *,
+        use_adapter: bool = False,
+        adapter: Path | None = None,
+        model_name: str = "",
+    ) -> None:
+        import torch
+
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        self.use_adapter = use_adapter
+        self.adapter = adapter if use_adapter else None
+        self.model_name = model_name or cfg.model.name
+        self.device = next(model.parameters()).device
+        self.model.eval()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.chat_template = bool(getattr(tokenizer, "chat_template", None))
+        eos = {model.generation_config.eos_token_id, tokenizer.eos_token_id}
+        flat: set[int] = set()
+        for e in eos:
+            flat.update(e if isinstance(e, list) else [e] if e is not None else [])
+        self.eos_ids = sorted(flat)
+        self._torch = torch
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        _check_messages(messages)
+        if self.chat_template:
+            return str(
+                self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            )
+        return plain_prompt(messages)
+
+    def _adapter_ctx(self) -> Any:
+        import contextlib
+
+        if not self.use_adapter and hasattr(self.model, "disable_adapter"):
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
+
+    def _run(self, prompts: list[str], max_new_tokens: int) -> tuple[Any, Any, float, float]:
+        torch = self._torch
+        self.tokenizer.padding_side = "left"
+        enc = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=not self.chat_template
+        ).to(self.device)
+        timer = _FirstTokenTimer()
+        torch.manual_seed(self.cfg.seed)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), self._adapter_ctx():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=self.eos_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+                streamer=timer,
+            )
+        t1 = time.perf_counter()
+        first = timer.first if timer.first is not None else t1
+        return enc, out, (first - t0) * 1000.0, (t1 - t0) * 1000.0
+
+    def _decode(self, ids: list[int]) -> tuple[str, int]:
+        n = 0
+        for tok in ids:
+            n += 1
+            if tok in self.eos_ids:
+                break
+        kept = [t for t in ids[:n] if t not in self.eos_ids and t != self.tokenizer.pad_token_id]
+        return self.tokenizer.decode(kept, skip_special_tokens=True).strip(), n
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
+        enc, out, ttft, total = self._run([self.render(messages)], max_new_tokens)
+        n_prompt = int(enc["input_ids"].shape[1])
+        text, n_new = self._decode(out[0, n_prompt:].tolist())
+        return Generation(text, n_prompt, n_new, ttft, total)
+
+    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
+        """Left-padded batch; each Generation's ttft_ms/total_ms is the batch time / batch size."""
+        if not batch:
+            return []
+        enc, out, ttft, total = self._run([self.render(m) for m in batch], max_new_tokens)
+        width = int(enc["input_ids"].shape[1])
+        n = len(batch)
+        gens = []
+        for i in range(n):
+            text, n_new = self._decode(out[i, width:].tolist())
+            n_prompt = int(enc["attention_mask"][i].sum())
+            gens.append(Generation(text, n_prompt, n_new, ttft / n, total / n))
+        return gens
+
+    def info(self) -> dict[str, Any]:
+        dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        attn = getattr(self.model.config, "_attn_implementation", self.cfg.model.attn_implementation)
+        return {
+            "backend": "transformers",
+            "model": self.model_name,
+            "quantization": dtype,
+            "precision": dtype,
+            "attn_implementation": attn,
+            "device": str(self.device),
+            "adapter": str(self.adapter) if self.adapter else None,
+            "chat_template": self.chat_template,
+            "decoding": "greedy",
+            "batch_latency": "generate_batch reports batch time / batch size per question",
+            "versions": versions("torch", "transformers", "peft"),
+        }
+
+    def close(self) -> None:
+        pass  # shared weights are released when the last generator holding them is dropped
+
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible ``/chat/completions`` endpoint over httpx, non-streaming: ttft_ms == total_ms.
+
+    The API key is read from the environment variable named by ``cfg.openai.api_key_env`` (never from
+    config files, never logged). 429, 5xx, timeouts and connection errors are retried with exponential
+    backoff (``backoff_s * 2**attempt``, at most ``max_retries`` retries); a final failure or a malformed
+    response comes back as a Generation with ``error`` set, so the harness records the question as failed.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        import httpx
+
+        oc = cfg.openai
+        if not oc.model:
+            raise BenchError("backend 'openai' needs openai.model (e.g. --set openai.model=NAME)")
+        self.cfg, self.url = cfg, oc.base_url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(oc.api_key_env, "")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        else:
+            log.info("environment variable %s is not set; calling %s without a key", oc.api_key_env, self.url)
+        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s))
+        self.requests = 0
+
+    def _parse(self, body: bytes) -> tuple[str, int, int]:
+        data = json.loads(body)
+        text = data["choices"][0]["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+        usage = data.get("usage") or {}
+        return text.strip(), int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
+        import httpx
+
+        _check_messages(messages)
+        oc = self.cfg.openai
+        payload = {
+            "model": oc.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": 0.0,
+            "seed": self.cfg.seed,
+        }
+        t0 = time.perf_counter()
+        error = "no attempt made"
+        for attempt in range(oc.max_retries + 1):
+            if attempt:
+                time.sleep(oc.backoff_s * 2 ** (attempt - 1))
+            self.requests += 1
+            try:
+                resp = self.client.post(self.url, json=payload)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                error = f"HTTP {resp.status_code} from {self.url}"
+                continue
+            if resp.status_code >= 400:
+                error = f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}"
+                break
+            try:
+                text, n_prompt, n_new = self._parse(resp.content)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                error = f"malformed response from {self.url}: {type(exc).__name__}: {exc}"
+                break
+            ms = (time.perf_counter() - t0) * 1000.0
+            return Generation(text, n_prompt, n_new, ms, ms)
+        ms = (time.perf_counter() - t0) * 1000.0
+        log.warning("openai backend: %s", error)
+        return Generation("", 0, 0, ms, ms, error=error)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": "openai",
+            "model": self.cfg.openai.model,
+            "base_url": self.cfg.openai.base_url,
+            "quantization": "unknown (remote)",
+            "adapter": None,
+            "decoding": "temperature 0",
+            "ttft": "not streamed: ttft_ms equals total_ms",
+            "versions": versions("httpx"),
+        }
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _transformers_generators(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
+    from bench import models
+
+    model, tokenizer = models.load_model(cfg)
+    gens: dict[str, Generator] = {}
+    if adapter is not None:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").exists():
+            raise BenchError(f"{adapter}: not a peft adapter (adapter_config.json missing)")
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        gens["ft"] = TransformersGenerator(model, tokenizer, cfg, use_adapter=True, adapter=Path(adapter))
+    gens["base"] = TransformersGenerator(model, tokenizer, cfg, use_adapter=False)
+    return {k: gens[k] for k in ("base", "ft") if k in gens}
+
+
+def make_generators(cfg: Config, adapter: Path | None = None) -> dict[str, Generator]:
+    """{"base": ..., "ft": ...} ("ft" only with an adapter); backends share base weights where they can."""
+    backend = cfg.model.backend
+    if backend == "transformers":
+        return _transformers_generators(cfg, adapter)
+    if backend == "llamacpp":
+        from bench.lora_gguf import llamacpp_generators
+
+        return llamacpp_generators(cfg, adapter)
+    if backend == "openai":
+        if adapter is not None:
+            raise BenchError(
+                "backend 'openai' cannot apply a local LoRA adapter; use transformers or llamacpp"
+            )
+        return {"base": OpenAIGenerator(cfg)}
+    raise BenchError(f"unknown model.backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def make_generator(cfg: Config, adapter: Path | None = None) -> Generator:
+    """One generator: the fine-tuned one when ``adapter`` is given, the base model otherwise."""
+    gens = make_generators(cfg, adapter)
+    return gens["ft"] if adapter is not None else gens["base"]
