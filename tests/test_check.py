@@ -1,0 +1,162 @@
+"""Regression gate: stable metrics fail beyond tolerance, noisy ones warn unless far worse."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_report import fake_scores
+
+from bench import check as chk
+from bench import report
+from bench.__main__ import main
+from bench.config import BenchError
+
+
+def save(path: Path, scores: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(scores), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def baseline(tmp_path: Path) -> Path:
+    return save(tmp_path / "baseline" / "smoke.json", fake_scores())
+
+
+def run_with(tmp_path: Path, scores: dict[str, Any]) -> Path:
+    save(tmp_path / "runs" / "smoke" / "scores.json", scores)
+    return tmp_path / "runs" / "smoke"
+
+
+def rows_with(out: str, status: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("|") and status in line]
+
+
+def test_identical_passes(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = run_with(tmp_path, fake_scores())
+    assert report.check(baseline, run) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| metric | variant | baseline | run | delta | status |")
+    assert "| f1 | rag | 0.412 | 0.412 | +0.000 | ✅ |" in out
+    assert not rows_with(out, "❌") and not rows_with(out, "⚠️")
+    assert "**OK**: 0 regression(s), 0 warning(s)" in out
+    # a scores.json path works as well as its directory
+    assert report.check(baseline, run / "scores.json") == 0
+
+
+def test_retrieval_disabled_fails(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scores = fake_scores()
+    rag, base = scores["variants"]["rag"], scores["variants"]["base"]
+    rag["f1"] = copy.deepcopy(base["f1"])
+    rag["recall@k"] = {"mean": 0.0, "ci95": [0.0, 0.0]}
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    out = capsys.readouterr().out
+    failed = rows_with(out, "❌")
+    assert any(r.startswith("| f1 | rag | 0.412 | 0.200 | -0.212 | ❌") for r in failed)
+    assert any(r.startswith("| recall@k | rag | 0.800 | 0.000 | -0.800 | ❌") for r in failed)
+    assert len(failed) == 2
+    assert "**FAIL**: 2 regression(s)" in out
+
+
+def test_within_tolerance_and_improvement_pass(baseline: Path, tmp_path: Path) -> None:
+    scores = fake_scores()
+    scores["variants"]["rag"]["f1"]["mean"] = 0.412 - 0.015  # within 0.02
+    scores["variants"]["ft"]["f1"]["mean"] = 0.9  # better
+    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    scores["variants"]["rag"]["f1"]["mean"] = 0.412 - 0.03
+    assert report.check(baseline, run_with(tmp_path / "x", scores)) == 1
+
+
+def test_english_rate_up_is_a_regression(baseline: Path, tmp_path: Path) -> None:
+    scores = fake_scores()
+    scores["variants"]["ft"]["lang_en"]["mean"] = 0.5
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+
+
+def test_latency_slower_warns(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scores = fake_scores()
+    scores["variants"]["rag"]["latency_p50_ms"] *= 1.5
+    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    out = capsys.readouterr().out
+    warned = rows_with(out, "⚠️")
+    assert warned == ["| latency_p50_ms | rag | 600.0 | 900.0 | ×1.50 | ⚠️ (noisy) |"]
+
+
+def test_latency_far_slower_fails(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scores = fake_scores()
+    scores["variants"]["base"]["latency_p95_ms"] *= 5
+    scores["variants"]["ft"]["tokens_per_s"] /= 4  # throughput: lower is worse
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    failed = rows_with(capsys.readouterr().out, "❌")
+    assert [r.split("|")[1:3] for r in failed] == [[" latency_p95_ms ", " base "], [" tokens_per_s ", " ft "]]
+
+
+def test_missing_variant_or_metric_fails(
+    baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = fake_scores()
+    del scores["variants"]["ft_rag"]
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert "| (variant) | ft_rag | present | missing | – | ❌ (variant missing) |" in capsys.readouterr().out
+    scores = fake_scores()
+    scores["variants"]["rag"]["answer_in_context@k"] = None
+    assert report.check(baseline, run_with(tmp_path / "m", scores)) == 1
+    assert "| answer_in_context@k | rag | 0.720 | – | missing | ❌ |" in capsys.readouterr().out
+
+
+def test_more_failed_questions_fail(baseline: Path, tmp_path: Path) -> None:
+    scores = fake_scores()
+    scores["variants"]["oracle"]["failed"] = 2
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+
+
+def test_incomparable_runs_are_refused(baseline: Path, tmp_path: Path) -> None:
+    other_questions = fake_scores(sha="f" * 64)
+    with pytest.raises(BenchError, match=r"datasets\.questions\.sha256"):
+        report.check(baseline, run_with(tmp_path, other_questions))
+    gpu = fake_scores(device="cuda", backend="transformers", quant="bf16")
+    with pytest.raises(BenchError, match="not comparable") as info:
+        report.check(baseline, run_with(tmp_path / "g", gpu))
+    assert "config.model.backend" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_other_config_change_warns(baseline: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scores = fake_scores()
+    scores["config_hash"] = "fedcba9876543210"
+    scores["config"]["run"]["bootstrap_samples"] = 500
+    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    assert "config.run.bootstrap_samples: 1000 -> 500" in caplog.text
+
+
+def test_tolerances_sidecar(baseline: Path, tmp_path: Path) -> None:
+    scores = fake_scores()
+    scores["variants"]["rag"]["f1"]["mean"] = 0.412 - 0.04
+    run = run_with(tmp_path, scores)
+    assert report.check(baseline, run) == 1
+    save(baseline.with_name("smoke.tolerances.json"), {"per_metric": {"f1": 0.05}})
+    assert report.check(baseline, run) == 0
+    save(baseline.with_name("smoke.tolerances.json"), {"bogus": 1})
+    with pytest.raises(BenchError, match="expected an object"):
+        report.check(baseline, run)
+
+
+def test_compare_pure_function() -> None:
+    base = fake_scores()
+    run = copy.deepcopy(base)
+    run["variants"]["new_variant"] = run["variants"]["rag"]
+    result = chk.compare(base, run, chk.Tolerances(stable_abs=0.0))
+    assert result.exit_code == 0
+    assert any("new_variant" in w for w in result.warnings)
+
+
+def test_cli_exit_codes(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = run_with(tmp_path, fake_scores())
+    assert main(["check", "--baseline", str(baseline), str(ok)]) == 0
+    bad = fake_scores(sha="f" * 64)
+    assert main(["check", "--baseline", str(baseline), str(run_with(tmp_path / "b", bad))]) == 2
+    assert "not comparable" in capsys.readouterr().err
+    assert main(["check", "--baseline", str(tmp_path / "nope.json"), str(ok)]) == 2

