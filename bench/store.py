@@ -1,0 +1,319 @@
+"""Qdrant behind one protocol: embedded ``qdrant-edge`` (default) or ``qdrant-client`` for a server.
+
+Each point has a named dense vector ``dense`` (cosine, size from the embedder) and a named sparse vector
+``bm25`` (Qdrant's IDF modifier; term weights from :class:`Bm25Encoder`, i.e. ``qdrant_edge.Bm25`` with
+Portuguese stop words and the Snowball Portuguese stemmer, used for both backends). Hybrid search is one
+Qdrant query: a dense and a sparse prefetch fused with RRF. The collection records a *signature*
+(embedder, dim, chunking) and refuses to be written or read with another one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bench.config import BenchError, Config
+from bench.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+DENSE, SPARSE = "dense", "bm25"
+MODES = ("dense", "sparse", "hybrid")
+RRF_K = 60
+POINT_NS = uuid.UUID("6f1c6a52-8c0e-4d59-9d1e-5a0b7f3e2c11")
+Sparse = tuple[list[int], list[float]]
+
+
+def point_id(article_id: int, n: int) -> str:
+    """Deterministic point id of chunk ``n`` of an article (uuid5), so reruns overwrite nothing new."""
+    return str(uuid.uuid5(POINT_NS, f"{article_id}:{n}"))
+
+
+class Bm25Encoder:
+    """BM25 term weights (sparse vectors) for Portuguese, computed offline by ``qdrant_edge.Bm25``."""
+
+    def __init__(self) -> None:
+        import qdrant_edge as qe
+
+        self._bm25 = qe.Bm25(
+            qe.Bm25Config(
+                language="portuguese",
+                stopwords=qe.StopwordsSet(languages={qe.Language.Portuguese}),
+                stemmer=qe.SnowballParams(qe.SnowballLanguage.Portuguese),
+                ascii_folding=True,
+            )
+        )
+
+    def document(self, text: str) -> Sparse:
+        v = self._bm25.embed_document(text)
+        return list(v.indices), list(v.values)
+
+    def query(self, text: str) -> Sparse:
+        v = self._bm25.embed_query(text)
+        return list(v.indices), list(v.values)
+
+
+def _check_signature(found: dict[str, Any] | None, wanted: dict[str, Any], where: str) -> None:
+    if found and found != wanted:
+        diff = ", ".join(
+            f"{k}: {found.get(k)!r} != {wanted.get(k)!r}" for k in wanted if found.get(k) != wanted[k]
+        )
+        raise BenchError(
+            f"{where} was built with a different embedder/chunking ({diff}); "
+            "use another index.collection or delete it: it is not mixed"
+        )
+
+
+class VectorStore(Protocol):
+    location: str
+
+    def open(self, signature: dict[str, Any], dim: int) -> None: ...
+    def existing(self, ids: Sequence[str]) -> set[str]: ...
+    def upsert(
+        self,
+        ids: Sequence[str],
+        dense: np.ndarray,
+        sparse: Sequence[Sparse],
+        payloads: Sequence[dict[str, Any]],
+    ) -> None: ...
+    def count(self) -> int: ...
+    def query(
+        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
+    ) -> list[tuple[float, dict[str, Any]]]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _prefetch_limit(k: int) -> int:
+    return max(4 * k, 20)
+
+
+class EdgeStore:
+    """Embedded Qdrant shard (``qdrant_edge.EdgeShard``) in ``path/shard``, signature in collection.json."""
+
+    def __init__(self, path: Path, exact: bool = True, hnsw_ef: int = 128) -> None:
+        import qdrant_edge as qe
+
+        self._qe = qe
+        self.path = Path(path)
+        self.location = str(self.path)
+        self._params = qe.SearchParams(exact=exact, hnsw_ef=None if exact else hnsw_ef)
+        self._shard: Any = None
+
+    def open(self, signature: dict[str, Any], dim: int) -> None:
+        qe = self._qe
+        sig_file = self.path / "collection.json"
+        found = json.loads(sig_file.read_text("utf-8")) if sig_file.exists() else None
+        _check_signature(found, signature, f"index {self.path}")
+        shard_dir = self.path / "shard"
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            if shard_dir.exists() and any(shard_dir.iterdir()):
+                self._shard = qe.EdgeShard.load(str(shard_dir), config)
+            else:
+                shard_dir.mkdir(parents=True, exist_ok=True)
+                self._shard = qe.EdgeShard.create(str(shard_dir), config)
+        except Exception as exc:  # the Rust side raises plain exceptions on incompatible configs
+            raise BenchError(f"cannot open the embedded index {shard_dir} (dim {dim}): {exc}") from exc
+        if found is None:
+            atomic_write_json(sig_file, signature)
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        records = self._shard.retrieve(list(ids), with_payload=False, with_vector=False)
+        return {str(r.id) for r in records}
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        dense: np.ndarray,
+        sparse: Sequence[Sparse],
+        payloads: Sequence[dict[str, Any]],
+    ) -> None:
+        qe = self._qe
+        points = [
+            qe.Point(
+                pid,
+                {DENSE: dense[i].tolist(), SPARSE: qe.SparseVector(list(sparse[i][0]), list(sparse[i][1]))},
+                payloads[i],
+            )
+            for i, pid in enumerate(ids)
+        ]
+        if points:
+            self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def count(self) -> int:
+        return int(self._shard.count(self._qe.CountRequest(exact=True)))
+
+    def query(
+        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
+    ) -> list[tuple[float, dict[str, Any]]]:
+        qe = self._qe
+        dq = qe.Query.Nearest(np.asarray(dense).tolist(), using=DENSE) if dense is not None else None
+        sq = qe.Query.Nearest(qe.SparseVector(*sparse), using=SPARSE) if sparse is not None else None
+        if mode == "dense":
+            req = qe.QueryRequest(limit=k, query=dq, params=self._params, with_payload=True)
+        elif mode == "sparse":
+            req = qe.QueryRequest(limit=k, query=sq, with_payload=True)
+        else:
+            lim = _prefetch_limit(k)
+            req = qe.QueryRequest(
+                limit=k,
+                prefetches=[qe.Prefetch(lim, query=dq, params=self._params), qe.Prefetch(lim, query=sq)],
+                query=qe.Fusion.Rrf(k=RRF_K),
+                with_payload=True,
+            )
+        return [(float(p.score), dict(p.payload or {})) for p in self._shard.query(req)]
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+
+
+class ServerStore:
+    """A collection on a Qdrant server/cluster through ``qdrant-client`` (or an injected client)."""
+
+    def __init__(self, cfg: Config, client: Any = None) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._m = models
+        ic = cfg.index
+        self.collection = ic.collection
+        self._shard_number, self._replication = ic.shard_number, ic.replication_factor
+        self._params = models.SearchParams(exact=ic.exact, hnsw_ef=None if ic.exact else ic.hnsw_ef)
+        if client is None:
+            api_key = os.environ.get(ic.qdrant_api_key_env) or None
+            if ic.qdrant_url == ":memory:":
+                client = QdrantClient(location=":memory:")
+            else:
+                client = QdrantClient(url=ic.qdrant_url, api_key=api_key, timeout=max(1, int(ic.timeout_s)))
+        self.client = client
+        self.location = f"{ic.qdrant_url or 'client'}/{self.collection}"
+
+    def open(self, signature: dict[str, Any], dim: int) -> None:
+        m = self._m
+        try:
+            exists = self.client.collection_exists(self.collection)
+            if exists:
+                info = self.client.get_collection(self.collection)
+                found = dict(info.config.metadata or {}).get("bench")
+                _check_signature(found, signature, f"Qdrant collection {self.location}")
+                vectors = info.config.params.vectors
+                size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+                if size != dim:
+                    raise BenchError(
+                        f"Qdrant collection {self.location} has dense size {size}, the embedder gives {dim}; "
+                        "use another index.collection or delete it"
+                    )
+            else:
+                self.client.create_collection(
+                    self.collection,
+                    vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
+                    sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+                    shard_number=self._shard_number,
+                    replication_factor=self._replication,
+                    metadata={"bench": signature},
+                )
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise BenchError(
+                f"Qdrant at {self.location} is unreachable or refused the request: {exc}"
+            ) from exc
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
+        return {str(r.id) for r in recs}
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        dense: np.ndarray,
+        sparse: Sequence[Sparse],
+        payloads: Sequence[dict[str, Any]],
+    ) -> None:
+        m = self._m
+        points = [
+            m.PointStruct(
+                id=pid,
+                vector={
+                    DENSE: dense[i].tolist(),
+                    SPARSE: m.SparseVector(indices=list(sparse[i][0]), values=list(sparse[i][1])),
+                },
+                payload=payloads[i],
+            )
+            for i, pid in enumerate(ids)
+        ]
+        if points:
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def count(self) -> int:
+        return int(self.client.count(self.collection, exact=True).count)
+
+    def query(
+        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
+    ) -> list[tuple[float, dict[str, Any]]]:
+        m = self._m
+        dq = np.asarray(dense).tolist() if dense is not None else None
+        sq = m.SparseVector(indices=list(sparse[0]), values=list(sparse[1])) if sparse is not None else None
+        if mode == "dense":
+            with warnings.catch_warnings():  # local mode is always exact and says so on every query
+                warnings.filterwarnings("ignore", message="Local mode performs exact")
+                res = self.client.query_points(
+                    self.collection,
+                    query=dq,
+                    using=DENSE,
+                    limit=k,
+                    search_params=self._params,
+                    with_payload=True,
+                )
+        elif mode == "sparse":
+            res = self.client.query_points(
+                self.collection, query=sq, using=SPARSE, limit=k, with_payload=True
+            )
+        else:
+            lim = _prefetch_limit(k)
+            res = self.client.query_points(
+                self.collection,
+                prefetch=[
+                    m.Prefetch(query=dq, using=DENSE, limit=lim, params=self._params),
+                    m.Prefetch(query=sq, using=SPARSE, limit=lim),
+                ],
+                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+                limit=k,
+                with_payload=True,
+            )
+        return [(float(p.score), dict(p.payload or {})) for p in res.points]
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:
+    """Server store when ``index.qdrant_url`` is set or a client is injected, else embedded under path."""
+    if client is not None or cfg.index.qdrant_url:
+        return ServerStore(cfg, client)
+    return EdgeStore(path, cfg.index.exact, cfg.index.hnsw_ef)

