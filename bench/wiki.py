@@ -1,0 +1,354 @@
+"""Ingest stage: stream a MediaWiki XML dump (.xml, .xml.bz2, .xml.gz) into articles JSONL.
+
+The XML is parsed with a hardened, streaming ``lxml.etree.iterparse`` (no DTD, no entities, no network,
+libxml2's default size limits) and every ``<page>`` is cleared once read, so memory does not grow with the
+dump. Cleaning (``bench.wikitext``) runs in-process or, with ``workers > 1``, in a process pool fed with
+bounded in-flight batches. Only namespace-0, non-redirect pages become articles.
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import gzip
+import json
+import logging
+import multiprocessing
+import re
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from lxml import etree
+
+from bench.config import BenchError
+from bench.wikitext import clean_page
+
+log = logging.getLogger(__name__)
+
+_REDIRECT = re.compile(r"\s*#\s*(?:redirect|redirecionamento)\s*:?\s*\[\[", re.I)
+_EXPORT_NS = re.compile(r"^\{http://www\.mediawiki\.org/xml/export-0\.\d+/\}")
+_PROLOG_BYTES = 1 << 16
+BATCH_PAGES = 64
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Article:
+    id: int
+    title: str
+    text: str
+    sections: tuple[Section, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "text": self.text,
+            "sections": [{"heading": s.heading, "text": s.text} for s in self.sections],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Article:
+        try:
+            sections = tuple(Section(str(s["heading"]), str(s["text"])) for s in d.get("sections") or [])
+            return cls(int(d["id"]), str(d["title"]), str(d["text"]), sections)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an article record ({type(exc).__name__}: {exc})") from exc
+
+
+@dataclass
+class IngestStats:
+    pages: int = 0
+    articles: int = 0
+    redirects: int = 0
+    other_namespace: int = 0
+    empty: int = 0
+    parser_fragments: int = 0  # fragments that needed mwparserfromhell (the rest took the regex path)
+    bytes_in: int = 0  # uncompressed XML bytes read
+    elapsed_s: float = 0.0
+    workers: int = 1
+    limited: bool = field(default=False)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_in / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"pages seen {self.pages:,}; articles written {self.articles:,}; skipped: "
+            f"{self.redirects:,} redirects, {self.other_namespace:,} other-namespace, {self.empty:,} empty; "
+            f"{self.bytes_in / 1e6:.1f} MB XML in {self.elapsed_s:.1f} s ({self.mb_per_s:.2f} MB/s, "
+            f"{self.workers} worker{'s' if self.workers != 1 else ''}); "
+            f"{self.parser_fragments:,} fragments via mwparserfromhell"
+            + (" (stopped at --limit)" if self.limited else "")
+        )
+
+
+@dataclass(frozen=True)
+class RawPage:
+    id: int
+    title: str
+    ns: int
+    text: str
+    redirect: bool
+
+
+class _CountingReader:
+    """File-like: replays a peeked prefix, counts bytes, turns decompression errors into BenchError."""
+
+    def __init__(self, path: Path, raw: IO[bytes], prefix: bytes) -> None:
+        self.path, self.raw, self.prefix, self.count = path, raw, prefix, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            data, self.prefix = self.prefix, b""
+        else:
+            try:
+                data = self.raw.read(size if size and size > 0 else 1 << 16)
+            except (EOFError, OSError, zlib.error) as exc:
+                raise BenchError(
+                    f"{self.path}: truncated or corrupt compressed data after {self.count:,} bytes ({exc})"
+                ) from exc
+        self.count += len(data)
+        return data
+
+
+def _open_raw(path: Path) -> IO[bytes]:
+    if not path.exists():
+        raise BenchError(f"{path}: file not found")
+    with path.open("rb") as fh:
+        magic = fh.read(3)
+    if magic == b"BZh":
+        return bz2.open(path, "rb")  # handles multistream .bz2 (concatenated streams)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _check_prolog(path: Path, head: bytes) -> None:
+    """Reject DTDs (entity expansion / XXE) and non-MediaWiki documents before lxml sees them."""
+    root = re.search(rb"<(?![?!])", head)
+    if root is None and len(head) >= _PROLOG_BYTES:
+        raise BenchError(
+            f"{path}: no root element in the first {_PROLOG_BYTES // 1024} KiB (not a MediaWiki export)"
+        )
+    prolog = head[: root.start()] if root else head
+    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+        raise BenchError(f"{path}: refusing a DTD / entity declarations (MediaWiki exports have none)")
+    if root and not re.match(rb"<(?:\w+:)?mediawiki\b", head[root.start() :]):
+        name = re.match(rb"<([^\s>/]*)", head[root.start() :])
+        tag = name.group(1).decode("utf-8", "replace") if name else "?"
+        raise BenchError(f"{path}: root element <{tag}> is not a MediaWiki export <mediawiki>")
+
+
+def iter_pages(path: Path, stats: IngestStats | None = None) -> Iterator[RawPage]:
+    """Stream every <page> of a dump (any export-0.x namespace) with constant memory."""
+    path = Path(path)
+    stats = stats if stats is not None else IngestStats()
+    raw = _open_raw(path)
+    try:
+        try:
+            head = raw.read(_PROLOG_BYTES)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise BenchError(f"{path}: truncated or corrupt compressed data ({exc})") from exc
+        _check_prolog(path, head)
+        reader = _CountingReader(path, raw, head)
+        parser_events = etree.iterparse(
+            reader,
+            events=("end",),
+            tag="{*}page",
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,  # keep libxml2's limits (10 MB text node, depth 256): bounded memory
+            remove_comments=True,
+            remove_pis=True,
+        )
+        last = "before the first page"
+        try:
+            for _, elem in parser_events:
+                page = _read_page(path, elem)
+                last = f"after page {page.title!r} (id {page.id})"
+                stats.pages += 1
+                stats.bytes_in = reader.count
+                elem.clear(keep_tail=False)
+                parent = elem.getparent()
+                if parent is not None:
+                    while elem.getprevious() is not None:
+                        del parent[0]
+                yield page
+        except etree.XMLSyntaxError as exc:
+            fatal = [e for e in exc.error_log if e.level_name == "FATAL"]
+            line: int | str = fatal[-1].line if fatal else (exc.lineno or "?")
+            msg = (fatal[-1].message if fatal else str(exc.msg or exc)).split("\n")[0]
+            if "encoding" in msg.lower() or "utf-8" in msg.lower():
+                msg += " (the dump must be UTF-8)"
+            raise BenchError(f"{path}:{line}: malformed XML {last}: {msg}") from exc
+        stats.bytes_in = reader.count
+    finally:
+        raw.close()
+
+
+def _read_page(path: Path, elem: Any) -> RawPage:
+    tag = elem.tag
+    m = _EXPORT_NS.match(tag) if tag.startswith("{") else None
+    if tag.startswith("{") and m is None:
+        raise BenchError(f"{path}:{elem.sourceline}: unknown XML namespace {tag.split('}')[0][1:]!r}")
+    prefix = m.group(0) if m else ""
+    title = elem.findtext(prefix + "title") or ""
+    id_text = elem.findtext(prefix + "id")
+    ns_text = elem.findtext(prefix + "ns")
+    try:
+        page_id = int(id_text) if id_text is not None else -1
+        ns = int(ns_text) if ns_text is not None else (0 if ":" not in title else -1)
+    except ValueError as exc:
+        raise BenchError(f"{path}:{elem.sourceline}: page {title!r}: bad <id>/<ns> ({exc})") from exc
+    revisions = elem.findall(prefix + "revision")
+    text = (revisions[-1].findtext(prefix + "text") or "") if revisions else ""
+    redirect = elem.find(prefix + "redirect") is not None or bool(_REDIRECT.match(text))
+    return RawPage(page_id, title, ns, text, redirect)
+
+
+def _clean_batch(batch: list[tuple[int, str, str]]) -> list[tuple[str | None, int]]:
+    """(id, title, wikitext) → (JSON line or None when empty, parser fragments). Runs in pool workers."""
+    out: list[tuple[str | None, int]] = []
+    for page_id, title, wikitext in batch:
+        article, slow = make_article(page_id, title, wikitext)
+        line = json.dumps(article.to_dict(), ensure_ascii=False) + "\n" if article else None
+        out.append((line, slow))
+    return out
+
+
+def make_article(page_id: int, title: str, wikitext: str) -> tuple[Article | None, int]:
+    """Clean one page; None when nothing is left."""
+    pairs, slow = clean_page(wikitext)
+    if not pairs:
+        return None, slow
+    sections = tuple(Section(h, t) for h, t in pairs)
+    return Article(page_id, title, "\n\n".join(t for _, t in pairs), sections), slow
+
+
+def _article_pages(path: Path, stats: IngestStats) -> Iterator[tuple[int, str, str]]:
+    for page in iter_pages(path, stats):
+        if page.ns != 0:
+            stats.other_namespace += 1
+        elif page.redirect:
+            stats.redirects += 1
+        elif not page.text.strip():
+            stats.empty += 1
+        else:
+            yield page.id, page.title, page.text
+
+
+def _batches(pages: Iterator[tuple[int, str, str]]) -> Iterator[list[tuple[int, str, str]]]:
+    batch: list[tuple[int, str, str]] = []
+    for page in pages:
+        batch.append(page)
+        if len(batch) >= BATCH_PAGES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _cleaned(path: Path, stats: IngestStats, workers: int) -> Iterator[list[tuple[str | None, int]]]:
+    """Cleaned batches in dump order; with workers > 1 at most 2×workers batches are in flight."""
+    if workers <= 1:
+        for batch in _batches(_article_pages(path, stats)):
+            yield _clean_batch(batch)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending: collections.deque[Any] = collections.deque()
+        for batch in _batches(_article_pages(path, stats)):
+            pending.append(pool.apply_async(_clean_batch, (batch,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def ingest(dump: Path, out: Path, workers: int = 1, limit: int = 0) -> IngestStats:
+    """Write one JSON article per line to ``out``; lines are flushed whole: a failure leaves valid JSONL."""
+    dump, out = Path(dump), Path(out)
+    stats = IngestStats(workers=max(1, workers))
+    start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for results in _cleaned(dump, stats, stats.workers):
+            for line, slow in results:
+                stats.parser_fragments += slow
+                if line is None:
+                    stats.empty += 1
+                    continue
+                fh.write(line)
+                fh.flush()
+                stats.articles += 1
+                if limit and stats.articles >= limit:
+                    stats.limited = True
+                    break
+            if stats.limited:
+                break
+    stats.elapsed_s = time.perf_counter() - start
+    log.info("ingest %s → %s: %s", dump, out, stats.summary())
+    return stats
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    if path.suffix in {".jsonl", ".json", ".ndjson"}:
+        return True
+    if path.suffix in {".xml", ".bz2", ".gz"}:
+        return False
+    with path.open("rb") as fh:
+        return fh.read(64).lstrip().startswith(b"{")
+
+
+def _iter_jsonl_articles(path: Path) -> Iterator[Article]:
+    with path.open("rb") as fh:
+        for lineno, raw_line in enumerate(fh, 1):
+            if not raw_line.strip():
+                continue
+            try:
+                obj = json.loads(raw_line.decode("utf-8"))
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                yield Article.from_dict(obj)
+            except UnicodeDecodeError as exc:
+                raise BenchError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from exc
+            except ValueError as exc:  # JSONDecodeError is a ValueError
+                raise BenchError(f"{path}:{lineno}: bad article line: {exc}") from exc
+
+
+def iter_articles(path: str | Path, limit: int = 0) -> Iterator[Article]:
+    """Articles from a dump (.xml/.xml.bz2/.xml.gz, cleaned on the fly) or an articles JSONL, streamed."""
+    path = Path(path)
+    if not path.exists():
+        raise BenchError(f"{path}: file not found")
+    if _looks_like_jsonl(path):
+        source: Iterator[Article] = _iter_jsonl_articles(path)
+    else:
+        source = (a for pid, t, w in _article_pages(path, IngestStats()) if (a := make_article(pid, t, w)[0]))
+    for n, article in enumerate(source, 1):
+        yield article
+        if limit and n >= limit:
+            return
+
+
+def iter_corpus(paths: Sequence[Path], limit: int = 0) -> Iterator[Article]:
+    """Chain several dumps/JSONL files (callers pass ``cfg.corpus_paths()``); ``limit`` counts over all."""
+    n = 0
+    for path in paths:
+        for article in iter_articles(path):
+            yield article
+            n += 1
+            if limit and n >= limit:
+                return
