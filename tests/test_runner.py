@@ -1,0 +1,296 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import runner
+from bench.config import BenchError, Config, load_config
+
+
+@dataclass
+class FakeHit:
+    chunk_id: str
+    article_id: int
+    title: str
+    section: str
+    text: str
+    score: float
+
+
+@dataclass
+class FakeGeneration:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    ttft_ms: float
+    total_ms: float
+    error: str | None = None
+
+
+PASSAGES = {
+    "Alemanha": FakeHit("c1", 1, "Berlim", "", "Berlim é a capital da Alemanha.", 0.9),
+    "Lisboa": FakeHit("c2", 4, "Lisboa", "Geografia", "Lisboa fica na foz do Tejo.", 0.8),
+    "rio": FakeHit("c3", 4, "Lisboa", "", "Lisboa é a capital de Portugal, junto ao rio Tejo.", 0.7),
+}
+
+
+class FakeRetriever:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[FakeHit]:
+        self.calls += 1
+        hits = [h for word, h in PASSAGES.items() if word in query]
+        return (hits + [PASSAGES["Lisboa"]])[: k or 3]
+
+
+class FakeGenerator:
+    """Portuguese for base, English for ft (the seed bug made visible); quotes the first passage if any."""
+
+    def __init__(self, name: str, log: list[str], fail_at: int = 0, exc: BaseException | None = None) -> None:
+        self.name, self.log, self.fail_at, self.exc = name, log, fail_at, exc
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
+        assert messages[0]["role"] == "system" and "português" in messages[0]["content"]
+        user = messages[-1]["content"]
+        assert "Pergunta:" in user
+        self.log.append(self.name)
+        if self.fail_at and len(self.log) == self.fail_at:
+            raise self.exc or RuntimeError("backend exploded")
+        if "Contexto:" in user:
+            text = "A resposta está no texto: " + user.split("] ", 1)[1].split("\n")[0]
+        elif self.name == "ft":
+            text = "I am not sure about the answer to this question."
+        else:
+            text = "Não tenho a certeza da resposta a esta pergunta."
+        return FakeGeneration(text, 20, 8, 5.0, 40.0)
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": "fake", "name": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+class FakeStages:
+    def __init__(
+        self, tmp: Path, fail_at: int = 0, exc: BaseException | None = None, leaked: set[str] = frozenset()
+    ):
+        self.calls: list[str] = []
+        self.loaded = 0
+        self.retriever = FakeRetriever()
+        self.adapter = tmp / "adapter"
+        self.fail_at, self.exc, self.leaked = fail_at, exc, set(leaked)
+
+    def stages(self) -> runner.Stages:
+        def ensure_adapter(cfg: Config) -> Path:
+            self.adapter.mkdir(exist_ok=True)
+            return self.adapter
+
+        def make_generators(cfg: Config, adapter: Path | None) -> dict[str, Any]:
+            self.loaded += 1
+            gens = {"base": FakeGenerator("base", self.calls, self.fail_at, self.exc)}
+            if adapter is not None:
+                gens["ft"] = FakeGenerator("ft", self.calls, self.fail_at, self.exc)
+            return gens
+
+        return runner.Stages(
+            open_retriever=lambda cfg: self.retriever,
+            ensure_adapter=ensure_adapter,
+            adapter_dir=lambda cfg: self.adapter,
+            make_generators=make_generators,
+            training_question_ids=lambda cfg: self.leaked,
+        )
+
+
+def make_cfg(tmp_path: Path, questions: Path, *extra: str) -> Config:
+    return load_config(
+        None,
+        [
+            f"questions={questions}",
+            f"results_dir={tmp_path / 'results'}",
+            f"corpus={tmp_path / 'missing-corpus.xml'}",
+            "split=",
+            "run.bootstrap_samples=200",
+            *extra,
+        ],
+    )
+
+
+def read_answers(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "answers.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions)
+    fake = FakeStages(tmp_path)
+    run_dir = runner.run(cfg, stages=fake.stages())
+    assert run_dir == tmp_path / "results" / "runs" / runner.run_id(cfg)
+    assert run_dir.name.startswith("default-")
+    rows = read_answers(run_dir)
+    assert [(r["variant"], r["question_id"]) for r in rows] == [
+        (v, q) for v in ("base", "rag", "ft", "ft_rag", "oracle") for q in ("q1", "q2", "q3")
+    ]
+    assert fake.retriever.calls == 6 and len(fake.calls) == 15
+    rag_q1 = rows[3]
+    assert rag_q1["answers"] == ["Berlim"] and rag_q1["retrieved"][0]["chunk_id"] == "c1"
+    assert rag_q1["metrics"]["contains"] == 1.0 and rag_q1["metrics"]["recall@k"] == 1.0
+    assert set(rag_q1["latency"]) == {
+        "retrieval_ms",
+        "generation_ms",
+        "ttft_ms",
+        "new_tokens",
+        "tokens_per_s",
+    }
+    assert rag_q1["latency"]["tokens_per_s"] == pytest.approx(200.0)
+    assert rows[0]["retrieved"] == [] and rows[0]["metrics"]["recall@k"] is None and rows[0]["error"] is None
+
+    scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    assert set(scores) == {
+        "variants",
+        "comparisons",
+        "config",
+        "config_hash",
+        "run_id",
+        "env",
+        "datasets",
+        "created",
+    }
+    v = scores["variants"]
+    assert set(v) == {"base", "rag", "ft", "ft_rag", "oracle"}
+    for name, s in v.items():
+        for metric in ("f1", "exact_match", "contains", "lang_pt", "lang_en"):
+            assert set(s[metric]) == {"mean", "ci95"}
+        assert s["n"] == 3 and s["failed"] == 0 and s["peak_vram_mb"] is None and s["peak_rss_mb"] > 0
+        assert (s["recall@k"] is not None) == (name in ("rag", "ft_rag"))
+        assert s["latency_p50_ms"] >= 40.0 and s["tokens_per_s"] == pytest.approx(200.0)
+    assert v["base"]["lang_pt"]["mean"] == 1.0 and v["ft"]["lang_en"]["mean"] == 1.0
+    assert v["oracle"]["contains"]["mean"] == 1.0 and v["base"]["contains"]["mean"] == 0.0
+    assert set(scores["comparisons"]) == {"rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag"}
+    assert set(scores["comparisons"]["rag-base"]["f1"]) == {"diff", "ci95", "significant"}
+    assert scores["run_id"] == run_dir.name and scores["config"]["run"]["bootstrap_samples"] == 200
+    assert scores["env"]["generator"]["base"] == {"backend": "fake", "name": "base"}
+    assert scores["datasets"]["questions"]["n"] == 3 and scores["datasets"]["corpus"][0]["sha256"] is None
+
+
+def test_resume_after_kill_has_no_lost_or_duplicated_rows(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base,rag,ft")
+    killed = FakeStages(tmp_path, fail_at=5, exc=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(cfg, stages=killed.stages())
+    run_dir = tmp_path / "results" / "runs" / runner.run_id(cfg)
+    assert not (run_dir / "scores.json").exists()
+    with (run_dir / "cache" / "rag.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"key": "torn li')  # a write cut short by SIGKILL
+
+    resumed = FakeStages(tmp_path)
+    runner.run(cfg, stages=resumed.stages())
+    assert len(resumed.calls) == 9 - 4  # 4 answers finished before the kill are not regenerated
+    rows = read_answers(run_dir)
+    pairs = [(r["variant"], r["question_id"]) for r in rows]
+    assert len(pairs) == len(set(pairs)) == 9
+
+    again = FakeStages(tmp_path)
+    runner.run(cfg, stages=again.stages())
+    assert again.calls == [] and again.loaded == 0  # unchanged rerun loads nothing
+    assert read_answers(run_dir) == rows
+
+    changed = FakeStages(tmp_path)
+    runner.run(cfg, out_dir=run_dir, stages=changed.stages())  # same dir, same config: still cached
+    assert changed.calls == []
+    runner.run(
+        make_cfg(tmp_path, tiny_questions, "run.variants=base", "model.max_new_tokens=7"),
+        out_dir=run_dir,
+        stages=changed.stages(),
+    )
+    assert changed.calls == ["base"] * 3  # answer-affecting change regenerates
+
+
+def test_failed_question_is_recorded_then_retried(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base")
+    run_dir = runner.run(cfg, stages=FakeStages(tmp_path, fail_at=2).stages())
+    rows = read_answers(run_dir)
+    assert [r["error"] is not None for r in rows] == [False, True, False]
+    assert "backend exploded" in rows[1]["error"] and rows[1]["metrics"]["f1"] == 0.0
+    scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    assert scores["variants"]["base"]["failed"] == 1 and scores["variants"]["base"]["n"] == 3
+    retry = FakeStages(tmp_path)
+    runner.run(cfg, stages=retry.stages())
+    assert retry.calls == ["base"]
+    assert all(r["error"] is None for r in read_answers(run_dir))
+
+
+def test_every_question_failing_aborts(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": "Pergunta?", "answers": ["x"]}) + "\n" for i in range(8)
+        ),
+        encoding="utf-8",
+    )
+    fake = FakeStages(tmp_path)
+    stages = fake.stages()
+    stages.make_generators = lambda cfg, adapter: {"base": _Broken()}
+    with pytest.raises(BenchError, match="first 5 questions failed"):
+        runner.run(make_cfg(tmp_path, qs, "run.variants=base"), stages=stages)
+
+
+class _Broken(FakeGenerator):
+    def __init__(self) -> None:
+        super().__init__("base", [])
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
+        raise ConnectionError("server down")
+
+
+def test_leakage_guard(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base,ft")
+    with pytest.raises(BenchError, match="leakage: 1 evaluation question"):
+        runner.run(cfg, stages=FakeStages(tmp_path, leaked={"q3", "zz"}).stages())
+    dev = make_cfg(tmp_path, tiny_questions, "run.variants=base,ft", "split=dev")
+    assert runner.run(dev, stages=FakeStages(tmp_path, leaked={"q3"}).stages()).exists()
+
+
+def test_split_and_limit(tmp_path: Path, tiny_questions: Path) -> None:
+    assert [q["id"] for q in runner.load_questions(make_cfg(tmp_path, tiny_questions, "split=dev"))] == [
+        "q1",
+        "q2",
+    ]
+    assert [q["id"] for q in runner.load_questions(make_cfg(tmp_path, tiny_questions, "limit=1"))] == ["q1"]
+    with pytest.raises(BenchError, match="no questions left"):
+        runner.load_questions(make_cfg(tmp_path, tiny_questions, "split=test"))
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (
+            '{"id": "a", "question": "Q?", "answers": ["x"]}\n\n{"id": "b", "question": \n',
+            r"q\.jsonl:3: invalid JSON",
+        ),
+        ('{"id": "a", "question": "Q?", "answers": []}\n', r"q\.jsonl:1: .*answers"),
+        (
+            '{"id": "a", "question": "Q?", "answers": ["x"]}\n{"id": "a", "question": "R?", "answers": ["y"]}\n',
+            r"q\.jsonl:2: duplicate question id",
+        ),
+        ('{"question": "Q?", "answers": ["x"]}\n', r"q\.jsonl:1: .*'id'"),
+    ],
+)
+def test_bad_question_line_names_file_and_line(tmp_path: Path, content: str, match: str) -> None:
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(content, encoding="utf-8")
+    with pytest.raises(BenchError, match=match):
+        runner.run(make_cfg(tmp_path, qs, "run.variants=base"), stages=FakeStages(tmp_path).stages())
+
+
+def test_oracle_needs_context_and_unknown_variant(tmp_path: Path) -> None:
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(json.dumps({"id": "a", "question": "Q?", "answers": ["x"]}) + "\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="oracle needs 'context'"):
+        runner.run(make_cfg(tmp_path, qs, "run.variants=oracle"), stages=FakeStages(tmp_path).stages())
+    with pytest.raises(BenchError, match="unknown variant 'nope'"):
+        runner.run(make_cfg(tmp_path, qs, "run.variants=nope"), stages=FakeStages(tmp_path).stages())
