@@ -45,7 +45,7 @@ class FakeRetriever:
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[FakeHit]:
         self.calls += 1
         hits = [h for word, h in PASSAGES.items() if word in query]
-        return (hits + [PASSAGES["Lisboa"]])[: k or 3]
+        return [*hits, PASSAGES["Lisboa"]][: k or 3]
 
 
 class FakeGenerator:
@@ -274,7 +274,8 @@ def test_split_and_limit(tmp_path: Path, tiny_questions: Path) -> None:
         ),
         ('{"id": "a", "question": "Q?", "answers": []}\n', r"q\.jsonl:1: .*answers"),
         (
-            '{"id": "a", "question": "Q?", "answers": ["x"]}\n{"id": "a", "question": "R?", "answers": ["y"]}\n',
+            '{"id": "a", "question": "Q?", "answers": ["x"]}\n'
+            '{"id": "a", "question": "R?", "answers": ["y"]}\n',
             r"q\.jsonl:2: duplicate question id",
         ),
         ('{"question": "Q?", "answers": ["x"]}\n', r"q\.jsonl:1: .*'id'"),
