@@ -133,3 +133,139 @@ def test_factory_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     gen = make_generator(tiny_cfg(tiny_model_dir))
     with pytest.raises(BenchError, match="messages"):
         gen.generate([], 4)
+
+
+# --------------------------------------------------------------------------- llama.cpp
+
+
+def write_tiny_gguf(model_dir: Path, out: Path) -> Path:
+    """The tiny HF Llama as an f32 GGUF (q/k permuted like convert_hf_to_gguf), with its BPE tokenizer."""
+    import json
+
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from bench.lora_gguf import permute_rows
+
+    hcfg = json.loads((model_dir / "config.json").read_text())
+    tok = json.loads((model_dir / "tokenizer.json").read_text())
+    tcfg = json.loads((model_dir / "tokenizer_config.json").read_text())
+    n_layer, n_head, n_kv = (
+        hcfg["num_hidden_layers"],
+        hcfg["num_attention_heads"],
+        hcfg["num_key_value_heads"],
+    )
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_context_length(hcfg["max_position_embeddings"])
+    w.add_embedding_length(hcfg["hidden_size"])
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(hcfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_dimension_count(hcfg["hidden_size"] // n_head)
+    w.add_rope_freq_base(float(hcfg.get("rope_theta") or hcfg.get("rope_parameters", {}).get("rope_theta")))
+    w.add_layer_norm_rms_eps(hcfg["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    vocab = {**tok["model"]["vocab"], **{t["content"]: t["id"] for t in tok["added_tokens"]}}
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    special = {t["content"] for t in tok["added_tokens"]}
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens])
+    merges = tok["model"]["merges"]
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    w.add_bos_token_id(hcfg["bos_token_id"])
+    w.add_eos_token_id(hcfg["eos_token_id"])
+    w.add_pad_token_id(hcfg["pad_token_id"])
+    w.add_add_bos_token(False)
+    template = tcfg.get("chat_template") or (model_dir / "chat_template.jinja").read_text()
+    w.add_chat_template(template)
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
+    for name, arr in sorted(load_file(str(model_dir / "model.safetensors")).items()):
+        new = tmap.get_name(name, try_suffixes=(".weight",))
+        assert new is not None, name
+        arr = arr.astype(np.float32)
+        if new.endswith("attn_q.weight"):
+            arr = permute_rows(arr, n_head)
+        elif new.endswith("attn_k.weight"):
+            arr = permute_rows(arr, n_kv)
+        w.add_tensor(new, np.ascontiguousarray(arr))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("llama_cpp")
+    return write_tiny_gguf(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+def _hf_logits(model: object, ids: list[int]) -> object:
+    import torch
+
+    with torch.inference_mode():
+        return model(torch.tensor([ids])).logits[0, -1].float().numpy()  # type: ignore[operator]
+
+
+def test_lora_gguf_matches_peft(tiny_model_dir: Path, tiny_adapter: Path, tiny_gguf: Path) -> None:
+    """llama.cpp + converted LoRA reproduces transformers + peft: same last logits, same greedy tokens."""
+    import llama_cpp
+    import numpy as np
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from bench.lora_gguf import LlamaCppGenerator, convert_lora, llamacpp_generators
+
+    lora = convert_lora(tiny_adapter, tiny_gguf)
+    assert lora.parent == tiny_adapter and lora.suffix == ".gguf"
+    assert convert_lora(tiny_adapter, tiny_gguf) == lora  # cached by sha256
+    cfg = Config(model=ModelConfig(name=str(tiny_gguf), backend="llamacpp", threads=1, n_ctx=256))
+    gens = llamacpp_generators(cfg, tiny_adapter)
+    base, ft = gens["base"], gens["ft"]
+    assert isinstance(base, LlamaCppGenerator) and isinstance(ft, LlamaCppGenerator)
+    assert base.shared is ft.shared  # one Llama, adapter switched per call
+    ids = base.tokens_for(MSGS)
+
+    hf = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    peft_model = PeftModel.from_pretrained(hf, str(tiny_adapter)).eval()
+    with peft_model.disable_adapter():
+        hf_base = _hf_logits(peft_model, ids)
+    hf_ft = _hf_logits(peft_model, ids)
+
+    def cpp_logits(gen: LlamaCppGenerator) -> np.ndarray:
+        sh = gen.shared
+        sh.use_adapter(gen.use_adapter)
+        sh.llm.reset()
+        sh.llm.eval(ids)
+        ptr = llama_cpp.llama_get_logits_ith(sh.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(sh.llm.n_vocab(),)).copy()
+
+    cpp_ft, cpp_base, cpp_ft2 = cpp_logits(ft), cpp_logits(base), cpp_logits(ft)
+    assert np.abs(cpp_base - hf_base).max() < 1e-3 * max(1.0, float(np.abs(hf_base).max()))
+    assert np.abs(cpp_ft - hf_ft).max() < 1e-3 * max(1.0, float(np.abs(hf_ft).max()))
+    assert np.abs(hf_ft - hf_base).max() > 0.1  # the adapter really changes the model
+    np.testing.assert_array_equal(cpp_ft, cpp_ft2)  # switching off and on again is exact
+
+    with torch.inference_mode():
+        hf_new = peft_model.generate(
+            torch.tensor([ids]), max_new_tokens=6, do_sample=False, eos_token_id=None, min_new_tokens=6
+        )[0, len(ids) :].tolist()
+    cpp_new, ttft, total = ft.generate_tokens(ids, 6)
+    assert cpp_new[: len(hf_new)] == hf_new[: len(cpp_new)]
+    assert 0 < ttft <= total
+
+    g = ft.generate(MSGS, 6)
+    assert g.error is None and g.prompt_tokens == len(ids) and 1 <= g.new_tokens <= 6
+    info = ft.info()
+    assert info["backend"] == "llamacpp" and info["quantization"] == "F32"
+    assert info["adapter"] == str(lora) and base.info()["adapter"] is None
+    too_long = base.generate([{"role": "user", "content": "palavra " * 400}], 8)
+    assert too_long.error is not None and "n_ctx" in too_long.error
+    base.close()
+    ft.close()

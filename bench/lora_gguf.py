@@ -1,0 +1,286 @@
+"""llama.cpp side of the generators: peft LoRA → GGUF LoRA conversion and the llama.cpp (GGUF) generator.
+
+The conversion follows llama.cpp's ``convert_lora_to_gguf.py``: HF tensor names are mapped to llama.cpp names
+with gguf's tensor-name map, each target weight gets ``<name>.lora_a`` ([r, in]) and ``<name>.lora_b``
+([out, r]), and the file carries ``general.type=adapter``, ``adapter.type=lora``, ``adapter.lora.alpha``.
+For the ``llama`` architecture the q/k rows are permuted like the base weights (HF rotate-half → GGUF
+interleaved RoPE layout); ``qwen2`` needs no permutation. The result is cached next to the adapter, keyed by its sha256.
+
+:class:`LlamaCppGenerator` keeps ONE ``llama_cpp.Llama`` for base and fine-tuned variants: the LoRA adapter is
+loaded once and switched on or off on the context before each generation (weights are shared and mmapped).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.config import BenchError, Config, stable_hash
+from bench.generators import Generation, Generator, _check_messages, plain_prompt, versions
+from bench.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ARCHS = ("llama", "qwen2")
+
+
+def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's q/k permutation (convert_hf_to_gguf.LlamaModel.permute) applied to the output rows."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_metadata(path: Path) -> dict[str, Any]:
+    """Architecture, head counts, block count and file type of a GGUF (header only; tensors stay mmapped)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+
+    def field(key: str) -> Any:
+        f = reader.fields.get(key)
+        if f is None:
+            return None
+        if f.types and f.types[0] == gguf.GGUFValueType.STRING:
+            return bytes(f.parts[f.data[0]]).decode("utf-8")
+        return f.parts[f.data[0]].tolist()[0] if f.data else None
+
+    arch = field("general.architecture")
+    qtypes = sorted({t.tensor_type.name for t in reader.tensors if len(t.shape) >= 2})
+    return {
+        "arch": arch,
+        "n_head": field(f"{arch}.attention.head_count"),
+        "n_head_kv": field(f"{arch}.attention.head_count_kv") or field(f"{arch}.attention.head_count"),
+        "n_layer": field(f"{arch}.block_count"),
+        "tensor_types": qtypes,
+        "chat_template": field("tokenizer.chat_template"),
+    }
+
+
+def convert_lora(adapter_dir: Path, base_gguf: Path, out: Path | None = None) -> Path:
+    """peft LoRA adapter folder → llama.cpp GGUF LoRA, cached by sha256 of adapter + base arch."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    adapter_dir = Path(adapter_dir)
+    cfg_path, st_path = adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors"
+    if not cfg_path.exists() or not st_path.exists():
+        raise BenchError(
+            f"{adapter_dir}: not a peft LoRA adapter (adapter_config.json/adapter_model.safetensors)"
+        )
+    acfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    meta = gguf_metadata(base_gguf)
+    arch = meta["arch"]
+    if arch not in SUPPORTED_ARCHS:
+        raise BenchError(f"LoRA → GGUF supports {', '.join(SUPPORTED_ARCHS)}; base model is {arch!r}")
+    if acfg.get("peft_type", "LORA") != "LORA" or acfg.get("use_dora"):
+        raise BenchError(
+            f"{adapter_dir}: only plain LoRA adapters convert to GGUF (no DoRA/other peft types)"
+        )
+    if acfg.get("rank_pattern") or acfg.get("alpha_pattern") or acfg.get("modules_to_save"):
+        raise BenchError(
+            f"{adapter_dir}: rank_pattern/alpha_pattern/modules_to_save are not supported by GGUF"
+        )
+    r, alpha = int(acfg["r"]), float(acfg["lora_alpha"])
+    if acfg.get("use_rslora"):
+        alpha = alpha * math.sqrt(r)  # llama.cpp scales by alpha / r; rsLoRA by alpha / sqrt(r)
+    key = stable_hash({"adapter": sha256_file(st_path), "config": acfg, "arch": arch, "v": 1})
+    out = out or adapter_dir / f"adapter-{key}.gguf"
+    if out.exists():
+        return out
+
+    arch_enum = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    tmap = gguf.get_tensor_name_map(arch_enum, int(meta["n_layer"]))
+    tensors = load_file(str(st_path))
+    writer_tmp = out.with_name(f".{out.name}.tmp")
+    writer = gguf.GGUFWriter(str(writer_tmp), arch)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", alpha)
+    n = 0
+    for name in sorted(tensors):
+        if ".lora_A." not in name:
+            if ".lora_B." not in name:
+                raise BenchError(f"{adapter_dir}: unexpected tensor {name} (only lora_A/lora_B supported)")
+            continue
+        b_name = name.replace(".lora_A.", ".lora_B.")
+        hf = name.replace("base_model.model.", "", 1).replace(".lora_A.weight", ".weight")
+        new = tmap.get_name(hf, try_suffixes=(".weight",))
+        if new is None:
+            raise BenchError(f"{adapter_dir}: cannot map {hf} to a llama.cpp tensor name")
+        a = tensors[name].astype(np.float32)
+        b = tensors[b_name].astype(np.float32)
+        if arch == "llama" and new.endswith(("attn_q.weight", "attn_k.weight")):
+            heads = meta["n_head"] if new.endswith("attn_q.weight") else meta["n_head_kv"]
+            b = permute_rows(b, int(heads))
+        writer.add_tensor(f"{new}.lora_a", np.ascontiguousarray(a))
+        writer.add_tensor(f"{new}.lora_b", np.ascontiguousarray(b))
+        n += 1
+    if n == 0:
+        raise BenchError(f"{adapter_dir}: adapter has no LoRA tensors")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(writer_tmp, out)
+    log.info(
+        "converted LoRA adapter %s → %s (%d target weights, alpha %g, r %d)",
+        adapter_dir,
+        out.name,
+        n,
+        alpha,
+        r,
+    )
+    return out
+
+
+class _SharedLlama:
+    """One llama_cpp.Llama plus an optional LoRA adapter that can be switched on/off per generation."""
+
+    def __init__(self, cfg: Config, gguf_path: Path, lora: Path | None) -> None:
+        import llama_cpp
+
+        self.lib, self.path, self.lora = llama_cpp, gguf_path, lora
+        threads = cfg.model.threads or os.cpu_count() or 1
+        self.llm = llama_cpp.Llama(
+            model_path=str(gguf_path), n_ctx=cfg.model.n_ctx, n_threads=threads, n_threads_batch=threads,
+            seed=cfg.seed, verbose=False,
+        )  # fmt: skip
+        self.threads = threads
+        self.meta = gguf_metadata(gguf_path)
+        self.vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
+        self.adapter: Any = None
+        self.active: bool | None = None
+        self.users = 0
+        if lora is not None:
+            self.adapter = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(lora).encode("utf-8"))
+            if not self.adapter:
+                raise BenchError(f"llama.cpp could not load LoRA adapter {lora} for {gguf_path.name}")
+
+    def use_adapter(self, on: bool) -> None:
+        if on and self.adapter is None:
+            raise BenchError("no LoRA adapter loaded")
+        if self.active == on:
+            return
+        lib = self.lib
+        if on:
+            arr = (lib.llama_adapter_lora_p_ctypes * 1)(self.adapter)
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, arr, 1, (ctypes.c_float * 1)(1.0))
+        else:
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        if rc:
+            raise BenchError(f"llama.cpp failed to {'set' if on else 'clear'} the LoRA adapter (code {rc})")
+        self.active = on
+        self.llm.reset()
+
+    def release(self) -> None:
+        """Called by each generator's close(); the model is closed when the last one lets go."""
+        self.users -= 1
+        if self.users <= 0 and self.llm is not None:
+            self.adapter = None  # llama.cpp frees adapters together with their model
+            self.llm.close()
+
+
+class LlamaCppGenerator:
+    """Greedy decoding on a GGUF via llama-cpp-python, token by token (exact ttft and token counts).
+
+    The prompt is rendered with the GGUF's own chat template (what ``create_chat_completion`` uses), or as a
+    plain completion prompt when it has none. The KV cache is reset before every question, so a question's
+    timing never profits from the previous prompt's prefix.
+    """
+
+    def __init__(self, shared: _SharedLlama, cfg: Config, *, use_adapter: bool, model_name: str) -> None:
+        self.shared, self.cfg, self.use_adapter, self.model_name = shared, cfg, use_adapter, model_name
+        shared.users += 1
+        self.closed = False
+        template = shared.meta["chat_template"]
+        self.formatter: Any = None
+        if template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = shared.llm
+            eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
+            bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
+            self.formatter = Jinja2ChatFormatter(
+                template, eos_token=eos, bos_token=bos, add_generation_prompt=True
+            )
+
+    def tokens_for(self, messages: list[dict[str, str]]) -> list[int]:
+        _check_messages(messages)
+        llm = self.shared.llm
+        if self.formatter is not None:
+            prompt = self.formatter(messages=messages).prompt
+            return list(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        return list(llm.tokenize(plain_prompt(messages).encode("utf-8"), add_bos=True, special=True))
+
+    def generate_tokens(self, tokens: list[int], max_new_tokens: int) -> tuple[list[int], float, float]:
+        """Greedy continuation of ``tokens``; returns (new tokens without EOG, ttft_ms, total_ms)."""
+        sh = self.shared
+        sh.use_adapter(self.use_adapter)
+        sh.llm.reset()
+        out: list[int] = []
+        t0 = time.perf_counter()
+        ttft = 0.0
+        for tok in sh.llm.generate(tokens, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+            if not out and ttft == 0.0:
+                ttft = (time.perf_counter() - t0) * 1000.0
+            if sh.lib.llama_vocab_is_eog(sh.vocab, tok):
+                out.append(tok)
+                break
+            out.append(tok)
+            if len(out) >= max_new_tokens:
+                break
+        return out, ttft, (time.perf_counter() - t0) * 1000.0
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
+        tokens = self.tokens_for(messages)
+        if len(tokens) + max_new_tokens > self.cfg.model.n_ctx:
+            msg = (
+                f"prompt of {len(tokens)} tokens + {max_new_tokens} new exceeds n_ctx={self.cfg.model.n_ctx}"
+            )
+            return Generation("", len(tokens), 0, 0.0, 0.0, error=msg)
+        new, ttft, total = self.generate_tokens(tokens, max_new_tokens)
+        sh = self.shared
+        kept = [t for t in new if not sh.lib.llama_vocab_is_eog(sh.vocab, t)]
+        text = sh.llm.detokenize(kept).decode("utf-8", "replace").strip()
+        return Generation(text, len(tokens), len(new), ttft, total)
+
+    def info(self) -> dict[str, Any]:
+        sh = self.shared
+        return {
+            "backend": "llamacpp",
+            "model": self.model_name,
+            "gguf": str(sh.path),
+            "quantization": "+".join(sh.meta["tensor_types"]),
+            "adapter": str(sh.lora) if self.use_adapter else None,
+            "chat_template": self.formatter is not None,
+            "threads": sh.threads,
+            "n_ctx": self.cfg.model.n_ctx,
+            "decoding": "greedy (top_k=1, temp=0); KV cache reset per question",
+            "versions": versions("llama-cpp-python", "gguf"),
+        }
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.shared.release()
+
+
+def llamacpp_generators(cfg: Config, adapter: Path | None = None) -> dict[str, Generator]:
+    from bench import models
+
+    gguf_path = models.gguf_file(cfg)
+    lora = convert_lora(Path(adapter), gguf_path) if adapter is not None else None
+    shared = _SharedLlama(cfg, gguf_path, lora)
+    gens: dict[str, Generator] = {
+        "base": LlamaCppGenerator(shared, cfg, use_adapter=False, model_name=cfg.model.name)
+    }
+    if lora is not None:
+        gens["ft"] = LlamaCppGenerator(shared, cfg, use_adapter=True, model_name=cfg.model.name)
+    return gens
