@@ -4,7 +4,8 @@ The conversion follows llama.cpp's ``convert_lora_to_gguf.py``: HF tensor names 
 with gguf's tensor-name map, each target weight gets ``<name>.lora_a`` ([r, in]) and ``<name>.lora_b``
 ([out, r]), and the file carries ``general.type=adapter``, ``adapter.type=lora``, ``adapter.lora.alpha``.
 For the ``llama`` architecture the q/k rows are permuted like the base weights (HF rotate-half → GGUF
-interleaved RoPE layout); ``qwen2`` needs no permutation. The result is cached next to the adapter, keyed by its sha256.
+interleaved RoPE layout); ``qwen2`` needs no permutation. The result is cached next to the adapter, keyed
+by its sha256.
 
 :class:`LlamaCppGenerator` keeps ONE ``llama_cpp.Llama`` for base and fine-tuned variants: the LoRA adapter is
 loaded once and switched on or off on the context before each generation (weights are shared and mmapped).
