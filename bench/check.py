@@ -41,12 +41,12 @@ IDENTITY_KEYS = (
     "config.device",
     "config.model.name",
     "config.model.backend",
-    "env.generator.quantization",
     "config.index.k",
     "config.index.retrieval",
     "config.index.embedder",
     "config.index.embedder_model",
 )
+HARDWARE_KEYS = ("env.cpu_model", "env.cores", "env.gpu_name")
 OK, WARN, FAIL = "✅", "⚠️", "❌"
 
 
@@ -144,6 +144,20 @@ def ordered_variants(names: Any) -> list[str]:
     return [v for v in VARIANT_ORDER if v in names] + sorted(v for v in names if v not in VARIANT_ORDER)
 
 
+def generator_field(scores: dict[str, Any], name: str) -> str | None:
+    """A field of ``env.generator``: flat ``{"quantization": ..}`` or per variant ``{"base": {..}, ..}``.
+
+    Distinct per-variant values are joined with `` / `` (sorted), so the result is stable.
+    """
+    gen = dig(scores, "env.generator")
+    if not isinstance(gen, dict):
+        return None
+    flat = any(not isinstance(v, dict) for v in gen.values())
+    infos = [gen] if flat else [gen[v] for v in ordered_variants(gen)]
+    values = sorted({str(i[name]) for i in infos if i.get(name) is not None})
+    return " / ".join(values) or None
+
+
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(obj, dict):
         return {prefix: obj}
@@ -160,6 +174,9 @@ def compatibility(baseline: dict[str, Any], run: dict[str, Any]) -> tuple[list[s
         a, b = dig(baseline, key), dig(run, key)
         if a is not None and b is not None and a != b:
             blocking.append(f"{key}: {a!r} != {b!r}")
+    qa, qb = generator_field(baseline, "quantization"), generator_field(run, "quantization")
+    if qa is not None and qb is not None and qa != qb:
+        blocking.append(f"env.generator quantization: {qa!r} != {qb!r}")
     other: list[str] = []
     if baseline.get("config_hash") != run.get("config_hash"):
         fa, fb = _flatten(baseline.get("config") or {}), _flatten(run.get("config") or {})
@@ -225,6 +242,11 @@ def compare(baseline: dict[str, Any], run: dict[str, Any], tol: Tolerances | Non
     if blocking:
         raise BenchError("run is not comparable with the baseline (" + "; ".join(blocking) + ")")
     warnings = [f"config differs from the baseline: {d}" for d in other]
+    hw = [k for k in HARDWARE_KEYS if dig(baseline, k) != dig(run, k)]
+    if hw:
+        # Timings from other hardware say nothing about the code: noisy metrics can then only warn.
+        tol = dataclasses.replace(tol, noisy_fail_factor=float("inf"))
+        warnings.append("hardware differs from the baseline (" + ", ".join(hw) + "): noisy metrics only warn")
     if baseline.get("config_hash") != run.get("config_hash") and not other:
         warnings.append(f"config hash differs: {baseline.get('config_hash')} != {run.get('config_hash')}")
     rows: list[Row] = []

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.check import check, dig, load_scores, mean_of, ordered_variants, scores_path
+from bench.check import check, dig, generator_field, load_scores, mean_of, ordered_variants, scores_path
 from bench.config import REPO_ROOT, BenchError
 from bench.io import atomic_write_text
 
@@ -79,7 +79,7 @@ def _table(header: list[str], rows: list[list[str]], align: str = "---:") -> str
 
 
 def quantization(scores: dict[str, Any]) -> str:
-    q = dig(scores, "env.generator.quantization")
+    q = generator_field(scores, "quantization")
     if q is None and (dig(scores, "env.backend") or dig(scores, "config.model.backend")) == "transformers":
         q = dig(scores, "config.model.dtype")
     return str(q) if q is not None else DASH
@@ -89,7 +89,7 @@ def run_label(scores: dict[str, Any]) -> str:
     """``cpu · llamacpp · Q4_K_M · qwen2.5`` — never mix runs that differ in any of these silently."""
     device = dig(scores, "env.device") or dig(scores, "config.device") or DASH
     backend = dig(scores, "env.backend") or dig(scores, "config.model.backend") or DASH
-    model = dig(scores, "config.model.name") or dig(scores, "env.generator.model") or DASH
+    model = dig(scores, "config.model.name") or generator_field(scores, "model") or DASH
     return " · ".join(str(x) for x in (device, backend, quantization(scores), model))
 
 
@@ -195,7 +195,7 @@ def render_metadata(scores: dict[str, Any], source: str) -> str:
         ("run id", scores.get("run_id")),
         ("scores", f"`{source}`"),
         ("model", dig(scores, "config.model.name")),
-        ("generator", shown_path(dig(scores, "env.generator.model"))),
+        ("generator", shown_path(generator_field(scores, "model"))),
         ("backend", dig(scores, "env.backend") or dig(scores, "config.model.backend")),
         ("quantisation", quantization(scores)),
         ("embedder", " / ".join(str(e) for e in emb if e) or None),

@@ -122,6 +122,9 @@ def test_incomparable_runs_are_refused(baseline: Path, tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="not comparable") as info:
         report.check(baseline, run_with(tmp_path / "g", gpu))
     assert "config.model.backend" in str(info.value) and "\n" not in str(info.value)
+    other_quant = fake_scores(quant="Q8_0")
+    with pytest.raises(BenchError, match="quantization: 'Q4_K_M' != 'Q8_0'"):
+        report.check(baseline, run_with(tmp_path / "q", other_quant))
 
 
 def test_other_config_change_warns(baseline: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -160,3 +163,16 @@ def test_cli_exit_codes(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["check", "--baseline", str(baseline), str(run_with(tmp_path / "b", bad))]) == 2
     assert "not comparable" in capsys.readouterr().err
     assert main(["check", "--baseline", str(tmp_path / "nope.json"), str(ok)]) == 2
+
+
+def test_other_hardware_never_fails_on_timings(
+    baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    scores = fake_scores()
+    scores["env"]["cpu_model"] = "Slower CPU"
+    scores["variants"]["rag"]["latency_p50_ms"] *= 5
+    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    assert rows_with(capsys.readouterr().out, "⚠️")[0].startswith("| latency_p50_ms | rag |")
+    assert "hardware differs from the baseline (env.cpu_model)" in caplog.text
+    scores["variants"]["rag"]["f1"]["mean"] = 0.1  # stable metrics still fail
+    assert report.check(baseline, run_with(tmp_path / "s", scores)) == 1

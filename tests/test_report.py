@@ -89,7 +89,10 @@ def fake_scores(
             "python": "3.11.9",
             "libraries": {"torch": "2.13.0"},
             "backend": backend,
-            "generator": {"backend": backend, "model": "qwen2.5-coder-0.5b", "quantization": quant},
+            "generator": {  # per variant, as the runner writes it
+                name: {"backend": backend, "model": "qwen2.5-coder-0.5b", "quantization": quant}
+                for name in ("base", "rag", "ft", "ft_rag", "oracle")
+            },
         },
         "datasets": {
             "questions": {"path": questions, "sha256": sha, "n": 20},
@@ -223,3 +226,16 @@ def test_update_readme_replaces_only_between_markers(tmp_path: Path) -> None:
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(BenchError, match="markers"):
         report.update_readme(readme, scores)
+
+
+def test_flat_generator_info_and_mixed_quantisation() -> None:
+    scores = fake_scores()
+    scores["env"]["generator"] = {"backend": "llamacpp", "model": "m.gguf", "quantization": "Q8_0"}
+    assert report.run_label(scores) == "cpu · llamacpp · Q8_0 · qwen2.5-coder-0.5b"
+    scores = fake_scores()
+    scores["env"]["generator"]["ft"]["quantization"] = "F16"
+    assert report.quantization(scores) == "F16 / Q4_K_M"
+    del scores["env"]["generator"]
+    scores["config"]["model"]["backend"] = scores["env"]["backend"] = "transformers"
+    scores["config"]["model"]["dtype"] = "float32"
+    assert report.quantization(scores) == "float32"
