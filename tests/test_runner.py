@@ -295,3 +295,66 @@ def test_oracle_needs_context_and_unknown_variant(tmp_path: Path) -> None:
         runner.run(make_cfg(tmp_path, qs, "run.variants=oracle"), stages=FakeStages(tmp_path).stages())
     with pytest.raises(BenchError, match="unknown variant 'nope'"):
         runner.run(make_cfg(tmp_path, qs, "run.variants=nope"), stages=FakeStages(tmp_path).stages())
+
+
+def _real_cfg(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, questions: Path, variants: str
+) -> Config:
+    return load_config(
+        None,
+        [
+            f"model.name={tiny_model_dir}",
+            "model.backend=transformers",
+            "model.dtype=float32",
+            "model.max_new_tokens=4",
+            f"corpus={tiny_dump}",
+            f"questions={questions}",
+            f"results_dir={tmp_path / 'results'}",
+            "split=",
+            "index.embedder=hashing",
+            "index.embedder_model=32",
+            "index.chunk_tokens=64",
+            "index.chunk_overlap=8",
+            "finetune.max_steps=2",
+            "finetune.batch_size=2",
+            "finetune.max_length=64",
+            "finetune.min_text_chars=10",
+            "finetune.save_steps=2",
+            "run.bootstrap_samples=50",
+            f"run.variants={variants}",
+        ],
+    )
+
+
+def _check_real_run(run_dir: Path, variants: list[str]) -> dict[str, Any]:
+    rows = read_answers(run_dir)
+    assert [(r["variant"], r["question_id"]) for r in rows] == [
+        (v, q) for v in variants for q in ("q1", "q2", "q3")
+    ]
+    assert all(r["error"] is None and 0 < r["latency"]["new_tokens"] <= 4 for r in rows)
+    scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    assert set(scores["variants"]) == set(variants)  # keys are sorted in the file
+    assert scores["env"]["generator"]["base"]["backend"] == "transformers"
+    assert scores["datasets"]["corpus"][0]["sha256"]
+    return scores
+
+
+def test_real_tiny_model_base_and_oracle(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, tiny_questions: Path
+) -> None:
+    cfg = _real_cfg(tmp_path, tiny_model_dir, tiny_dump, tiny_questions, "base,oracle")
+    run_dir = runner.run(cfg)
+    _check_real_run(run_dir, ["base", "oracle"])
+    before = read_answers(run_dir)
+    assert runner.run(cfg) == run_dir and read_answers(run_dir) == before  # cached, greedy: identical
+
+
+@pytest.mark.slow
+def test_real_tiny_model_all_variants(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, tiny_questions: Path
+) -> None:
+    variants = ["base", "rag", "ft", "ft_rag", "oracle"]
+    cfg = _real_cfg(tmp_path, tiny_model_dir, tiny_dump, tiny_questions, ",".join(variants))
+    scores = _check_real_run(runner.run(cfg), variants)
+    assert scores["variants"]["rag"]["recall@k"]["mean"] is not None
+    assert set(scores["comparisons"]) == {"rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag"}
