@@ -1,0 +1,127 @@
+"""LoRA training on the tiny model: loss goes down, adapter reloads and generates, reuse, resume, leakage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bench import finetune, models
+from bench.config import BenchError, load_config
+
+
+def _cfg(tmp_path: Path, model: Path, corpus: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return load_config(
+        None,
+        [
+            f"model.name={model}",
+            f"corpus={corpus}",
+            f"results_dir={tmp_path / 'results'}",
+            "min_text_chars=10",
+            "finetune.max_length=64",
+            "finetune.batch_size=2",
+            "max_steps=8",
+            "logging_steps=1",
+            "save_steps=4",
+            "learning_rate=0.005",
+            "warmup_steps=0",
+            "lora_r=8",
+            "lora_dropout=0",
+            "val_fraction=0",
+            *extra,
+        ],
+    )
+
+
+def test_train_reload_generate_and_reuse(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    tiny_dump: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump)
+    out = finetune.run_finetune(cfg)
+    assert out == finetune.adapter_dir(cfg) and out.parent == tmp_path / "results" / "finetune"
+    assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    assert (out / "tokenizer.json").exists() and not (out / "checkpoints").exists()
+    meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta["steps"] == 8 and meta["quantization"] == "none"
+    assert meta["precision"].startswith("lora: float32") and "qlora" not in meta["precision"]
+    assert meta["data"]["format"] == "text" and meta["data"]["train_records"] >= 1
+    assert meta["tokens_per_s"] > 0 and meta["peak_rss_mb"] > 0 and meta["versions"]["peft"]
+    curve = [p["loss"] for p in meta["loss_curve"]]
+    assert len(curve) == 8
+    assert curve[-1] < curve[0] - 0.3 and curve == sorted(
+        curve, reverse=True
+    )  # two tiny articles: every step sees the same batch, so loss must drop
+    cfg_adapter = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    assert set(cfg_adapter["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+
+    model, tok = models.load_model(cfg, adapter=out)
+    ids = tok("Lisboa é", return_tensors="pt")
+    gen = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert gen.shape[1] > ids["input_ids"].shape[1]
+
+    def boom(*_a: object) -> Path:
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(finetune, "_train", boom)
+    with caplog.at_level(logging.INFO, logger="bench.finetune"):
+        assert finetune.ensure_adapter(cfg) == out
+    assert "reusing adapter" in caplog.text
+    other = _cfg(tmp_path, tiny_model_dir, tiny_dump, "lora_r=4")
+    assert finetune.adapter_dir(other) != out  # hyper-parameters are part of the hash
+
+
+def test_killed_run_resumes_from_checkpoint(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "max_steps=2", "save_steps=2")
+
+    def killed(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune, "atomic_write_json", killed)  # dies before the metadata is written
+    monkeypatch.setattr(finetune.shutil, "rmtree", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.run_finetune(cfg)
+    out = finetune.adapter_dir(cfg)
+    assert (out / "checkpoints" / "checkpoint-2").exists() and not (out / finetune.METADATA).exists()
+    monkeypatch.undo()
+    assert finetune.run_finetune(cfg) == out
+    meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta["resumed"] is True and meta["steps"] == 2
+
+
+def test_qa_training_and_leakage(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, tiny_questions: Path
+) -> None:
+    q = [f"train_questions={tiny_questions}", f"questions={tiny_questions}", "train_format=qa", "max_steps=2"]
+    with pytest.raises(BenchError, match="leakage"):
+        finetune.run_finetune(_cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split="))
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split=dev", "max_length=128")
+    out = finetune.run_finetune(cfg)
+    meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta["trained_question_ids"] == ["q3"] and meta["data"]["chat_template"] is True
+    assert meta["steps"] == 2
+
+
+@pytest.mark.gpu
+def test_qlora_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> None:
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "device=cuda", "quantization=nf4", "max_steps=4")
+    out = finetune.run_finetune(cfg)
+    meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta["precision"].startswith("qlora: 4-bit nf4") and meta["peak_vram_mb"] > 0
+    result = finetune.gpu_probe(cfg, shape="default", steps=2)
+    assert result["tokens_per_s"] > 0 and result["peak_vram_mb"] > 0
