@@ -35,7 +35,6 @@ LOWER_IS_BETTER = {"lang_en"}
 # Keys (dotted paths into scores.json) that must match for a comparison to mean anything.
 IDENTITY_KEYS = (
     "datasets.questions.sha256",
-    "config.questions",
     "config.split",
     "config.limit",
     "config.device",
@@ -174,6 +173,13 @@ def compatibility(baseline: dict[str, Any], run: dict[str, Any]) -> tuple[list[s
         a, b = dig(baseline, key), dig(run, key)
         if a is not None and b is not None and a != b:
             blocking.append(f"{key}: {a!r} != {b!r}")
+    sha = "datasets.questions.sha256"
+    if (dig(baseline, sha) is None or dig(run, sha) is None) and (
+        dig(baseline, "config.questions") != dig(run, "config.questions")
+    ):  # without checksums, fall back to the configured question file
+        blocking.append(
+            f"config.questions: {dig(baseline, 'config.questions')!r} != {dig(run, 'config.questions')!r}"
+        )
     qa, qb = generator_field(baseline, "quantization"), generator_field(run, "quantization")
     if qa is not None and qb is not None and qa != qb:
         blocking.append(f"env.generator quantization: {qa!r} != {qb!r}")

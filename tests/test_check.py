@@ -122,6 +122,11 @@ def test_incomparable_runs_are_refused(baseline: Path, tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="not comparable") as info:
         report.check(baseline, run_with(tmp_path / "g", gpu))
     assert "config.model.backend" in str(info.value) and "\n" not in str(info.value)
+    moved = fake_scores(questions="/elsewhere/smoke.jsonl")  # same file (same sha) elsewhere: fine
+    assert report.check(baseline, run_with(tmp_path / "p", moved)) == 0
+    del moved["datasets"]
+    with pytest.raises(BenchError, match=r"config\.questions"):
+        report.check(baseline, run_with(tmp_path / "d", moved))
     other_quant = fake_scores(quant="Q8_0")
     with pytest.raises(BenchError, match="quantization: 'Q4_K_M' != 'Q8_0'"):
         report.check(baseline, run_with(tmp_path / "q", other_quant))
