@@ -14,7 +14,9 @@ import gzip
 import json
 import logging
 import multiprocessing
+import queue
 import re
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -122,6 +124,42 @@ class _CountingReader:
         return data
 
 
+class _Prefetch:
+    """Decompresses in a background thread (bz2/zlib release the GIL) into a bounded queue of 1 MiB chunks."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.stop = raw, threading.Event()
+        self.chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._fill, name="ingest-decompress", daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        while not self.stop.is_set():
+            try:
+                item: bytes | BaseException = self.raw.read(1 << 20)
+            except BaseException as exc:
+                item = exc
+            while not self.stop.is_set():
+                try:
+                    self.chunks.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def read(self, size: int = -1) -> bytes:
+        item = self.chunks.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.raw.close()
+
+
 def _open_raw(path: Path) -> IO[bytes]:
     if not path.exists():
         raise BenchError(f"{path}: file not found")
@@ -150,11 +188,16 @@ def _check_prolog(path: Path, head: bytes) -> None:
         raise BenchError(f"{path}: root element <{tag}> is not a MediaWiki export <mediawiki>")
 
 
-def iter_pages(path: Path, stats: IngestStats | None = None) -> Iterator[RawPage]:
-    """Stream every <page> of a dump (any export-0.x namespace) with constant memory."""
+def iter_pages(path: Path, stats: IngestStats | None = None, prefetch: bool = False) -> Iterator[RawPage]:
+    """Stream every <page> of a dump (any export-0.x namespace) with constant memory.
+
+    ``prefetch`` decompresses in a background thread, overlapping it with parsing (used with workers > 1).
+    """
     path = Path(path)
     stats = stats if stats is not None else IngestStats()
-    raw = _open_raw(path)
+    raw: Any = _open_raw(path)
+    if prefetch:
+        raw = _Prefetch(raw)
     try:
         try:
             head = raw.read(_PROLOG_BYTES)
@@ -188,7 +231,8 @@ def iter_pages(path: Path, stats: IngestStats | None = None) -> Iterator[RawPage
                         del parent[0]
                 yield page
         except etree.XMLSyntaxError as exc:
-            fatal = [e for e in exc.error_log if e.level_name == "FATAL"]
+            log_entries: list[Any] = list(exc.error_log)  # type: ignore[call-overload]
+            fatal = [e for e in log_entries if e.level_name == "FATAL"]
             line: int | str = fatal[-1].line if fatal else (exc.lineno or "?")
             msg = (fatal[-1].message if fatal else str(exc.msg or exc)).split("\n")[0]
             if "encoding" in msg.lower() or "utf-8" in msg.lower():
@@ -238,8 +282,8 @@ def make_article(page_id: int, title: str, wikitext: str) -> tuple[Article | Non
     return Article(page_id, title, "\n\n".join(t for _, t in pairs), sections), slow
 
 
-def _article_pages(path: Path, stats: IngestStats) -> Iterator[tuple[int, str, str]]:
-    for page in iter_pages(path, stats):
+def _article_pages(path: Path, stats: IngestStats, prefetch: bool = False) -> Iterator[tuple[int, str, str]]:
+    for page in iter_pages(path, stats, prefetch):
         if page.ns != 0:
             stats.other_namespace += 1
         elif page.redirect:
@@ -269,10 +313,15 @@ def _cleaned(path: Path, stats: IngestStats, workers: int) -> Iterator[list[tupl
         return
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         pending: collections.deque[Any] = collections.deque()
-        for batch in _batches(_article_pages(path, stats)):
-            pending.append(pool.apply_async(_clean_batch, (batch,)))
-            if len(pending) >= 2 * workers:
+        try:
+            for batch in _batches(_article_pages(path, stats, prefetch=True)):
+                pending.append(pool.apply_async(_clean_batch, (batch,)))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().get()
+        except BenchError:  # a dump error: still write what was already read, then report it
+            while pending:
                 yield pending.popleft().get()
+            raise
         while pending:
             yield pending.popleft().get()
 

@@ -204,8 +204,9 @@ def test_limit_and_workers(tmp_path: Path) -> None:
     s2 = ingest(dump, tmp_path / "two.jsonl", workers=2)
     assert s1.articles == s2.articles == 199
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
-    s3 = ingest(dump, tmp_path / "lim.jsonl", limit=5)
-    assert s3.articles == 5 and s3.limited and len(_read_jsonl(tmp_path / "lim.jsonl")) == 5
+    for workers in (1, 2):
+        s3 = ingest(dump, tmp_path / "lim.jsonl", workers=workers, limit=5)
+        assert s3.articles == 5 and s3.limited and len(_read_jsonl(tmp_path / "lim.jsonl")) == 5
 
 
 # ---- bad input ----
@@ -225,13 +226,14 @@ def _big_dump(n: int = 400) -> str:
     return make_dump(pages)
 
 
-def test_truncated_bz2_keeps_whole_lines(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_truncated_bz2_keeps_whole_lines(tmp_path: Path, workers: int) -> None:
     data = bz2.compress(_big_dump().encode())
     dump = tmp_path / "t.xml.bz2"
     dump.write_bytes(data[: int(len(data) * 0.7)])
     out = tmp_path / "o.jsonl"
     with pytest.raises(BenchError, match=r"t\.xml\.bz2: truncated or corrupt compressed data"):
-        ingest(dump, out)
+        ingest(dump, out, workers=workers)
     rows = _read_jsonl(out)  # every line parses
     assert len(rows) >= 64
     assert out.read_text(encoding="utf-8").endswith("\n")

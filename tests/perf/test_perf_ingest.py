@@ -1,0 +1,124 @@
+"""Ingest throughput on the 100 MB ptwiki sample: bz2 vs WikiExtractor vs ``bench ingest`` (1 and 2 workers).
+
+All competitors run in the same pytest run, back to back, as subprocesses (so peak RSS is per competitor).
+Run: ``.venv/bin/python -m pytest tests/perf/test_perf_ingest.py -m perf -s`` (about 3 minutes on 2 cores).
+Results are also written to ``results/perf/ingest.json``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, SHARED
+
+SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
+EXPECTED_NS0_NON_REDIRECT = 27_056  # from shared/corpora/NOTICE.md
+RESULTS: dict[str, dict[str, float]] = {}
+
+pytestmark = [
+    pytest.mark.perf,
+    pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is absent (shared corpora not mounted)"),
+]
+
+
+def _run_rss(cmd: list[str]) -> tuple[float, float, str]:
+    """Like _run, but reaps with os.wait4 to get this child's own peak RSS."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    assert proc.returncode == 0, f"{cmd} failed ({proc.returncode})"
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def _record(name: str, **values: float) -> None:
+    RESULTS[name] = values
+    print(f"\n{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in values.items()))
+
+
+@pytest.fixture(scope="module")
+def prefix_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first ~10% of the sample (cut at a </page>), bz2-compressed like the full file."""
+    with bz2.open(SAMPLE, "rb") as fh:
+        head = fh.read(10_000_000)
+    cut = head.rindex(b"</page>") + len(b"</page>")
+    path = tmp_path_factory.mktemp("prefix") / "prefix.xml.bz2"
+    path.write_bytes(bz2.compress(head[:cut] + b"\n</mediawiki>\n", 6))
+    return path
+
+
+def test_bz2_ceiling(benchmark: Any) -> None:
+    def decompress() -> int:
+        n = 0
+        with bz2.open(SAMPLE, "rb") as fh:
+            while block := fh.read(1 << 20):
+                n += len(block)
+        return n
+
+    start = time.perf_counter()
+    n = benchmark.pedantic(decompress, rounds=1, iterations=1)
+    _record("bz2", seconds=time.perf_counter() - start, mb=n / 1e6)
+    assert n > 90_000_000
+
+
+def test_wikiextractor(benchmark: Any, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "wikiextractor.WikiExtractor", str(SAMPLE), "--processes", "1", "-q"]
+    cmd += ["-o", str(tmp_path / "we")]
+    wall, rss, _ = benchmark.pedantic(_run_rss, args=(cmd,), rounds=1, iterations=1)
+    docs = sum(p.read_text(encoding="utf-8").count("<doc ") for p in (tmp_path / "we").rglob("wiki_*"))
+    _record("wikiextractor", seconds=wall, peak_rss_mb=rss, docs=docs)
+    assert docs > 26_000
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_ingest(benchmark: Any, tmp_path: Path, workers: int) -> None:
+    out = tmp_path / "a.jsonl"
+    cmd = [sys.executable, "-m", "bench", "ingest", str(SAMPLE), "-o", str(out), "--workers", str(workers)]
+    wall, rss, summary = benchmark.pedantic(_run_rss, args=(cmd,), rounds=1, iterations=1)
+    rows = [json.loads(line) for line in out.open(encoding="utf-8")]
+    empty = int(summary.split(" empty;")[0].rsplit(" ", 1)[-1].replace(",", ""))
+    _record(f"ingest_w{workers}", seconds=wall, peak_rss_mb=rss, articles=len(rows), empty=empty)
+    assert (
+        len(rows) + empty == EXPECTED_NS0_NON_REDIRECT
+    )  # every ns-0 non-redirect page is written or counted
+    for row in rows:
+        for mark in ("{{", "}}", "[[", "]]", "<ref", "'''"):
+            assert mark not in row["text"], (row["title"], mark)
+
+
+def test_peak_rss_is_flat(prefix_dump: Path, tmp_path: Path) -> None:
+    _, rss_prefix, _ = _run_rss(
+        [sys.executable, "-m", "bench", "ingest", str(prefix_dump), "-o", str(tmp_path / "p")]
+    )
+    _, rss_full, _ = _run_rss(
+        [sys.executable, "-m", "bench", "ingest", str(SAMPLE), "-o", str(tmp_path / "f")]
+    )
+    _record("rss", prefix_mb=rss_prefix, full_mb=rss_full, ratio=rss_full / rss_prefix)
+    assert rss_full < 300
+    assert rss_full < rss_prefix * 1.3 + 10
+
+
+def test_summary() -> None:
+    """Ratios of the runs above (same process, back to back); written to results/perf/ingest.json."""
+    needed = {"bz2", "wikiextractor", "ingest_w1", "ingest_w2"}
+    if not needed <= RESULTS.keys():
+        pytest.skip("run the whole module to get the ratios")
+    we, w1, w2 = (RESULTS[k]["seconds"] for k in ("wikiextractor", "ingest_w1", "ingest_w2"))
+    ratios = {"wikiextractor_over_ingest_w1": we / w1, "ingest_w1_over_w2": w1 / w2}
+    _record("ratios", **ratios)
+    out = REPO / "results" / "perf" / "ingest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"runs": RESULTS, "ratios": ratios}, indent=2) + "\n", encoding="utf-8")
+    assert ratios["wikiextractor_over_ingest_w1"] >= 1.0, "bench ingest (1 process) slower than WikiExtractor"
