@@ -124,7 +124,8 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(path, device=device, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             raise BenchError(f"sentence-transformers cannot load {path!r} (offline?): {exc}") from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        getter = getattr(self._model, "get_embedding_dimension", None)
+        dim = getter() if getter else self._model.get_sentence_embedding_dimension()
         if not dim:
             raise BenchError(f"sentence-transformers model {path!r} does not report its embedding dimension")
         self.dim = int(dim)
