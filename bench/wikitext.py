@@ -74,6 +74,7 @@ _LINK_PLAIN = re.compile(r"\[\[([^\[\]|]*)\]\]")
 
 # ---- shared normalisation ----
 _QUOTES = re.compile(r"'{2,}")
+_BROKEN_REF = re.compile(r"</?ref\b[.,:;]?", re.I)
 _STRAY_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>\n]*)?/?>")
 _MAGIC = re.compile(r"__[A-ZÇÃÕÁÉÍÓÚ_]+__")
 _LIST_MARK = re.compile(r"^[*#:;]+[ \t]*", re.M)
@@ -260,7 +261,7 @@ def normalise(text: str) -> str:
     text = text.replace("[[", "").replace("]]", "")
     text = _QUOTES.sub("", text)
     if "<" in text:
-        text = _STRAY_TAG.sub("", text)
+        text = _BROKEN_REF.sub("", _STRAY_TAG.sub("", text))
     if "__" in text:
         text = _MAGIC.sub("", text)
     if "----" in text:

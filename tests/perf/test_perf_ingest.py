@@ -33,6 +33,10 @@ def _run_rss(cmd: list[str]) -> tuple[float, float, str]:
     """Like _run, but reaps with os.wait4 to get this child's own peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
+    # Launched through /usr/bin/time when present: a child forked straight from pytest would inherit
+    # pytest's own RSS high-water mark in ru_maxrss; forked from the small `time` process it does not.
+    if Path("/usr/bin/time").exists():
+        cmd = ["/usr/bin/time", "-f", "", *cmd]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     out = proc.stdout.read().decode("utf-8", "replace")
