@@ -123,5 +123,38 @@ def test_qlora_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) ->
     out = finetune.run_finetune(cfg)
     meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
     assert meta["precision"].startswith("qlora: 4-bit nf4") and meta["peak_vram_mb"] > 0
-    result = finetune.gpu_probe(cfg, shape="default", steps=2)
+    from bench import finetune_gpu_probe as probe
+
+    result = probe.qlora_probe(cfg, shape="default", steps=2)
     assert result["tokens_per_s"] > 0 and result["peak_vram_mb"] > 0
+
+
+def test_qlora_probe_code_path_on_cpu(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> None:
+    """The 7B probe's meta-device + per-layer nf4 construction, on a tiny shape and the CPU nf4 kernels."""
+    from transformers import LlamaConfig
+
+    from bench import finetune_gpu_probe as probe
+
+    shape = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=300,
+        max_position_embeddings=128,
+    )
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "device=cpu", "finetune.max_length=16")
+    result = probe.qlora_probe(cfg, shape="7b", steps=2, model_config=shape)
+    assert result["tokens_per_s"] > 0 and result["final_loss"] > 0 and result["peak_vram_mb"] is None
+    big = probe.llama_7b_config()
+    assert (big.hidden_size, big.num_hidden_layers, big.intermediate_size) == (4096, 32, 11008)
+
+
+@pytest.mark.gpu
+def test_qlora_probe_7b_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> None:
+    from bench import finetune_gpu_probe as probe
+
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "device=cuda", "finetune.max_length=256")
+    result = probe.qlora_probe(cfg, shape="7b", steps=2)
+    assert result["peak_vram_mb"] > 3000 and result["tokens_per_s"] > 0  # 7B in nf4 is ~3.5-4 GB of weights
