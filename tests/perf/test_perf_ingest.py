@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,21 +31,25 @@ pytestmark = [
 
 
 def _run_rss(cmd: list[str]) -> tuple[float, float, str]:
-    """Like _run, but reaps with os.wait4 to get this child's own peak RSS."""
+    """Run a subprocess; (wall seconds, its peak RSS in MiB, stdout).
+
+    The RSS comes from ``/usr/bin/time -f %M`` when present: a child forked straight from pytest would report
+    pytest's own RSS high-water mark in ``ru_maxrss``; forked from the small ``time`` process it does not.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.perf_counter()
-    # Launched through /usr/bin/time when present: a child forked straight from pytest would inherit
-    # pytest's own RSS high-water mark in ru_maxrss; forked from the small `time` process it does not.
-    if Path("/usr/bin/time").exists():
-        cmd = ["/usr/bin/time", "-f", "", *cmd]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    out = proc.stdout.read().decode("utf-8", "replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    assert proc.returncode == 0, f"{cmd} failed ({proc.returncode})"
-    return wall, usage.ru_maxrss / 1024, out
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        full = (
+            ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd]
+            if Path("/usr/bin/time").exists()
+            else cmd
+        )
+        start = time.perf_counter()
+        proc = subprocess.run(full, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+        assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+        text = rss_file.read().strip().splitlines()
+    rss = int(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
+    return wall, rss, proc.stdout
 
 
 def _record(name: str, **values: float) -> None:
