@@ -167,8 +167,8 @@ class _SharedLlama:
     def use_adapter(self, on: bool) -> None:
         if on and self.adapter is None:
             raise BenchError("no LoRA adapter loaded")
-        if self.active == on:
-            return
+        if self.active == on or (not on and self.adapter is None):
+            return  # nothing to switch
         lib = self.lib
         if on:
             arr = (lib.llama_adapter_lora_p_ctypes * 1)(self.adapter)
