@@ -7,6 +7,9 @@ PROFILE ?= default
 RUN_DIR ?= results/runs/$(PROFILE)
 # Use the local CPU torch wheel where this machine has one (an unpinned torch would pull GBs of CUDA).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+# llama-cpp-python builds from source: portable AVX2 kernels. A native build (-DGGML_NATIVE=ON) picks up
+# AMX/AVX-512 paths that crashed on the first decode of every quantised GGUF on this project's VMs.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export RAGAS_DO_NOT_TRACK ?= true
