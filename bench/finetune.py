@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 METADATA = "train_metadata.json"
 _NOT_HASHED = ("logging_steps", "save_steps")  # bookkeeping only: same weights either way
-MAX_EVAL_RECORDS = 16
+MAX_EVAL_RECORDS = 8  # one eval loss number; the eval pass costs ~1 step per batch on CPU
 
 
 def _weights_identity(cfg: Config) -> dict[str, Any]:
@@ -140,6 +140,7 @@ def _train(cfg: Config, out: Path) -> Path:
         save_total_limit=2,
         save_strategy="steps",
         eval_strategy="no",
+        prediction_loss_only=True,  # evaluate() would otherwise keep every logit (GBs for a 152k vocab)
         bf16=ft.bf16 or (on_cuda and ft.quantization == "nf4"),
         fp16=False,
         gradient_checkpointing=ft.gradient_checkpointing,

@@ -158,3 +158,18 @@ def test_qlora_probe_7b_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump:
     cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "device=cuda", "finetune.max_length=256")
     result = probe.qlora_probe(cfg, shape="7b", steps=2)
     assert result["peak_vram_mb"] > 3000 and result["tokens_per_s"] > 0  # 7B in nf4 is ~3.5-4 GB of weights
+
+
+def test_validation_loss_recorded(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import sft_data
+    from bench.wiki import Article, Section
+
+    arts = [
+        Article(i, f"Cidade {i}", f"A cidade {i} fica junto ao rio.", (Section("", "x"),)) for i in range(12)
+    ]
+    monkeypatch.setattr(sft_data, "load_articles", lambda cfg: arts)
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "val_fraction=0.3", "max_steps=1")
+    meta = json.loads((finetune.run_finetune(cfg) / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta["data"]["val_records"] >= 1 and meta["eval_loss"] > 0
