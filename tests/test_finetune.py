@@ -173,3 +173,13 @@ def test_validation_loss_recorded(
     cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "val_fraction=0.3", "max_steps=1")
     meta = json.loads((finetune.run_finetune(cfg) / finetune.METADATA).read_text(encoding="utf-8"))
     assert meta["data"]["val_records"] >= 1 and meta["eval_loss"] > 0
+
+
+def test_nf4_qlora_on_cpu_is_labelled_qlora(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> None:
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "quantization=nf4", "max_steps=2")
+    out = finetune.run_finetune(cfg)
+    meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta["quantization"] == "nf4" and meta["precision"].startswith("qlora: 4-bit nf4")
+    assert out != finetune.adapter_dir(_cfg(tmp_path, tiny_model_dir, tiny_dump, "max_steps=2"))
+    model, _ = models.load_model(cfg, adapter=out, quantization="nf4")
+    assert type(model.base_model.model.model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
