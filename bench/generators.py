@@ -59,7 +59,7 @@ def plain_prompt(messages: list[dict[str, str]]) -> str:
     """Completion prompt for models without a chat template: system and user text, then an answer cue."""
     system = "\n".join(m["content"].strip() for m in messages if m.get("role") == "system")
     user = "\n\n".join(m["content"].strip() for m in messages if m.get("role") != "system")
-    if not user.startswith("Pergunta:"):
+    if "Pergunta:" not in user:
         user = f"Pergunta: {user}"
     text = f"{system}\n\n{user}" if system else user
     return text if text.rstrip().endswith(ANSWER_CUE) else f"{text}\n{ANSWER_CUE}"

@@ -56,6 +56,9 @@ def test_plain_prompt_joins_system_and_user_and_ends_with_cue() -> None:
     assert "Pergunta: Qual é a capital da Alemanha?" in text
     assert text.endswith("Resposta:")
     assert plain_prompt([{"role": "user", "content": "Pergunta: x?\nResposta:"}]) == "Pergunta: x?\nResposta:"
+    # context first, question after: the question cue is not added twice
+    ctx = plain_prompt([{"role": "user", "content": "Contexto:\n1. a\n\nPergunta: y?"}])
+    assert ctx.startswith("Contexto:") and ctx.count("Pergunta:") == 1
 
 
 def test_transformers_generate_is_greedy_and_deterministic(tiny_model_dir: Path) -> None:
