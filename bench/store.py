@@ -125,6 +125,10 @@ class EdgeStore:
                 shard_dir.mkdir(parents=True, exist_ok=True)
                 self._shard = qe.EdgeShard.create(str(shard_dir), config)
         except Exception as exc:  # the Rust side raises plain exceptions on incompatible configs
+            if "WouldBlock" in str(exc):
+                raise BenchError(
+                    f"embedded index {shard_dir} is already open elsewhere (one opener at a time)"
+                ) from exc
             raise BenchError(f"cannot open the embedded index {shard_dir} (dim {dim}): {exc}") from exc
         if found is None:
             atomic_write_json(sig_file, signature)

@@ -105,3 +105,14 @@ def test_unreachable_server_fails_fast() -> None:
     with pytest.raises(BenchError, match="unreachable"):
         ServerStore(cfg).open(SIG, 4)
     assert time.perf_counter() - t0 < 10
+
+
+def test_second_open_of_embedded_index_is_a_clear_error(tmp_path: Path) -> None:
+    first = EdgeStore(tmp_path / "idx")
+    first.open(SIG, 4)
+    with pytest.raises(BenchError, match="already open elsewhere"):
+        EdgeStore(tmp_path / "idx").open(SIG, 4)
+    first.close()
+    again = EdgeStore(tmp_path / "idx")
+    again.open(SIG, 4)  # the lock is released on close
+    again.close()
