@@ -1,4 +1,7 @@
-"""Command line: ``python -m bench <stage> ...``. One sub-command per stage; each imports its module lazily."""
+"""Command line: ``python -m bench <stage> ...``.
+
+One sub-command per stage; each imports its module lazily.
+"""
 
 from __future__ import annotations
 

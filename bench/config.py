@@ -203,7 +203,8 @@ def _resolve_key(key: str) -> tuple[str | None, str]:
     if len(owners) == 1:
         return owners[0], key
     if len(owners) > 1:
-        raise BenchError(f"config key {key!r} is ambiguous; use one of {', '.join(f'{o}.{key}' for o in owners)}")
+        choices = ", ".join(f"{o}.{key}" for o in owners)
+        raise BenchError(f"config key {key!r} is ambiguous; use one of {choices}")
     raise BenchError(f"unknown config key {key!r}")
 
 

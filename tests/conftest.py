@@ -1,4 +1,5 @@
-"""Shared fixtures: offline environment, tiny MediaWiki dumps, a tiny random Llama with an offline tokenizer."""
+"""Shared fixtures: offline environment, tiny MediaWiki dumps,
+a tiny random Llama with an offline tokenizer."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def make_dump(pages: list[dict[str, object]], ns_version: str = "0.11") -> str:
         text = str(p.get("text", "")).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         out.append(
             f"<page><title>{p['title']}</title><ns>{p.get('ns', 0)}</ns><id>{p['id']}</id>{redirect}"
-            f"<revision><id>{p['id']}0</id><text xml:space=\"preserve\">{text}</text></revision></page>"
+            f'<revision><id>{p["id"]}0</id><text xml:space="preserve">{text}</text></revision></page>'
         )
     out.append("</mediawiki>")
     return "\n".join(out)

@@ -9,8 +9,9 @@ def test_tiny_model_generates(tiny_model_dir: Path) -> None:
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Qual é a capital?"}], tokenize=False,
-                                     add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Qual é a capital?"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tok(prompt, return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=5, do_sample=False)
