@@ -58,7 +58,7 @@ bench: install
 	$(PY) -m bench index --profile $(PROFILE)
 	$(PY) -m bench finetune --profile $(PROFILE)
 	$(PY) -m bench run --profile $(PROFILE) --out $(RUN_DIR)
-	$(PY) -m bench report
+	$(PY) -m bench report $(if $(filter default,$(PROFILE)),--readme README.md --readme-run $(RUN_DIR),)
 	@echo "report: results/REPORT.md"
 
 smoke:

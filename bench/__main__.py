@@ -110,6 +110,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = report.render([Path(p) for p in args.run_dirs], Path(args.output) if args.output else None)
     print(f"report: {out}")
+    if args.readme:
+        from bench.io import read_json
+
+        scores_path = Path(args.readme_run) / "scores.json"
+        changed = report.update_readme(Path(args.readme), read_json(scores_path))
+        print(f"{args.readme}: table {'updated' if changed else 'unchanged'} from {scores_path}")
     return 0
 
 
@@ -159,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "render results/REPORT.md (+ plot) from scores.json files")
     p.add_argument("run_dirs", nargs="*", help="run directories (default: all under results/runs)")
     p.add_argument("-o", "--output", default=None, help="Markdown file (default: results/REPORT.md)")
+    p.add_argument("--readme", default=None, help="also regenerate the table between the results markers")
+    p.add_argument("--readme-run", default="results/runs/default", help="run whose table goes in --readme")
 
     p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
     p.add_argument("--baseline", required=True, help="baseline scores.json")

@@ -65,3 +65,29 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
     p.write_text("[index]\nwhat = 1\n", encoding="utf-8")
     with pytest.raises(BenchError, match=r"index\.what"):
         load_config(p)
+
+
+def test_cli_report_updates_readme_table(tmp_path: Path) -> None:
+    import json
+
+    from bench.__main__ import main
+
+    run = tmp_path / "runs" / "default"
+    run.mkdir(parents=True)
+    stat = {"mean": 0.25, "ci95": [0.1, 0.4]}
+    scores = {
+        "variants": {"base": {"f1": stat, "n": 4, "failed": 0}},
+        "config": {},
+        "env": {},
+        "datasets": {},
+    }
+    (run / "scores.json").write_text(json.dumps(scores), encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n", encoding="utf-8")
+    rc = main(
+        ["report", str(run), "-o", str(tmp_path / "R.md"), "--readme", str(readme), "--readme-run", str(run)]
+    )
+    text = readme.read_text(encoding="utf-8")
+    assert rc == 0
+    assert "old" not in text and "0.250" in text
+    assert text.startswith("intro\n") and text.endswith("end\n")
