@@ -358,3 +358,37 @@ def test_real_tiny_model_all_variants(
     scores = _check_real_run(runner.run(cfg), variants)
     assert scores["variants"]["rag"]["recall@k"]["mean"] is not None
     assert set(scores["comparisons"]) == {"rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag"}
+
+
+class BlindRetriever(FakeRetriever):
+    """The planted regression: retrieval "disabled" — it returns unrelated passages only."""
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[FakeHit]:
+        self.calls += 1
+        return [FakeHit("cx", 99, "Outro", "", "Texto sem relação com a pergunta.", 0.1)]
+
+
+def test_check_fails_on_planted_retrieval_regression(
+    tmp_path: Path, tiny_questions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end: a real run is the baseline; the same run with retrieval disabled must fail `bench check`."""
+    from bench.__main__ import main
+
+    good = runner.run(
+        make_cfg(tmp_path, tiny_questions), out_dir=tmp_path / "good", stages=FakeStages(tmp_path).stages()
+    )
+    same = runner.run(
+        make_cfg(tmp_path, tiny_questions), out_dir=tmp_path / "same", stages=FakeStages(tmp_path).stages()
+    )
+    broken_stages = FakeStages(tmp_path)
+    broken_stages.retriever = BlindRetriever()
+    broken = runner.run(
+        make_cfg(tmp_path, tiny_questions), out_dir=tmp_path / "broken", stages=broken_stages.stages()
+    )
+    baseline = str(good / "scores.json")
+
+    assert main(["check", "--baseline", baseline, str(same)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--baseline", baseline, str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "❌" in out and "recall@k" in out
