@@ -371,7 +371,7 @@ class BlindRetriever(FakeRetriever):
 def test_check_fails_on_planted_retrieval_regression(
     tmp_path: Path, tiny_questions: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """End to end: a real run is the baseline; the same run with retrieval disabled must fail `bench check`."""
+    """A runner output is the baseline; the same run with retrieval disabled must fail `bench check`."""
     from bench.__main__ import main
 
     good = runner.run(
