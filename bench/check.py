@@ -22,7 +22,19 @@ log = logging.getLogger(__name__)
 
 VARIANT_ORDER = ("base", "rag", "ft", "ft_rag", "oracle")
 # Stable metrics: higher is better unless listed in LOWER_IS_BETTER.
-STABLE_METRICS = ("exact_match", "f1", "contains", "lang_pt", "lang_en", "recall@k", "answer_in_context@k")
+STABLE_METRICS = (
+    "exact_match",
+    "f1",
+    "contains",
+    "lang_pt",
+    "lang_en",
+    "recall@k",
+    "answer_in_context@k",
+    "string_similarity",
+    "rouge_l",
+    "chrf",
+    "ragas_context_recall",
+)
 # Noisy metrics and whether lower is better.
 NOISY_METRICS = {
     "latency_p50_ms": True,

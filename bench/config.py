@@ -102,6 +102,7 @@ class RunConfig:
     variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle")
     bootstrap_samples: int = 1000
     run_name: str = ""  # empty = derived from profile and config hash
+    ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/ragas_metrics.py)
 
 
 @dataclass(frozen=True)

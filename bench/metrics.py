@@ -179,6 +179,8 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("oracle", "rag"),
 )
 COMPARED_METRICS = ("f1", "exact_match", "contains")
+# Filled in by bench/ragas_metrics.py when run.ragas_metrics is on; summarised when present.
+EXTRA_METRICS = ("string_similarity", "rouge_l", "chrf", "ragas_context_recall")
 
 
 def score_answer(
@@ -240,7 +242,7 @@ def summarize_variant(rows: Sequence[dict[str, Any]], n_boot: int = 1000, seed: 
     out["lang_pt"] = mean_ci([float(x == "pt") for x in determined], n_boot, seed)
     out["lang_en"] = mean_ci([float(x == "en") for x in determined], n_boot, seed)
     out["lang_undetermined"] = (len(rows) - len(determined)) / len(rows) if rows else None
-    for m in ("recall@k", "answer_in_context@k"):
+    for m in ("recall@k", "answer_in_context@k", *EXTRA_METRICS):
         values = col(m)
         out[m] = mean_ci(values, n_boot, seed) if values else None
     total = [r["latency"]["retrieval_ms"] + r["latency"]["generation_ms"] for r in ok]

@@ -6,11 +6,9 @@ regression gate) lives in :mod:`bench.check` and is re-exported here for the CLI
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 from bench.check import check, dig, generator_field, load_scores, mean_of, ordered_variants, scores_path
 from bench.config import REPO_ROOT, BenchError
 from bench.io import atomic_write_text
+from bench.plots import plot, vlabel
 
 __all__ = ["check", "render", "render_table", "update_readme"]
 
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 DASH = "–"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-VARIANT_LABELS = {"base": "base", "rag": "RAG", "ft": "FT", "ft_rag": "FT+RAG", "oracle": "oracle"}
 COMPARISON_ORDER = ("rag-base", "ft-base", "ft_rag-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag")
 SCORE_COLUMNS = (  # (key in scores.json, header)
     ("exact_match", "EM"),
@@ -36,6 +34,12 @@ SCORE_COLUMNS = (  # (key in scores.json, header)
     ("recall@k", "recall@{k}"),
     ("answer_in_context@k", "answer in ctx@{k}"),
 )
+RAGAS_COLUMNS = (  # ragas' non-LLM metrics (bench/ragas_metrics.py), when the run computed them
+    ("string_similarity", "string similarity"),
+    ("rouge_l", "ROUGE-L"),
+    ("chrf", "chrF"),
+    ("ragas_context_recall", "context recall"),
+)
 NUMBER_COLUMNS = (  # (key, header, digits)
     ("latency_p50_ms", "p50 ms", 0),
     ("latency_p95_ms", "p95 ms", 0),
@@ -43,10 +47,6 @@ NUMBER_COLUMNS = (  # (key, header, digits)
     ("peak_rss_mb", "RSS MB", 0),
     ("peak_vram_mb", "VRAM MB", 0),
 )
-
-
-def vlabel(name: str) -> str:
-    return VARIANT_LABELS.get(name, name)
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:
@@ -106,6 +106,16 @@ def render_table(scores: dict[str, Any]) -> str:
         row.append(f"{v.get('n', DASH)} / {v.get('failed', DASH)}")
         rows.append(row)
     return _table([*header, "n / failed"], rows)
+
+
+def render_ragas(scores: dict[str, Any]) -> str | None:
+    """ragas non-LLM metrics per variant; None when the run did not compute them."""
+    variants = scores.get("variants") or {}
+    names = [n for n in ordered_variants(variants) if isinstance(variants[n], dict)]
+    if not any(variants[n].get(key) for n in names for key, _ in RAGAS_COLUMNS):
+        return None
+    rows = [[vlabel(n), *(fmt_metric(variants[n].get(key)) for key, _ in RAGAS_COLUMNS)] for n in names]
+    return _table(["variant", *(h for _, h in RAGAS_COLUMNS)], rows)
 
 
 def render_side_by_side(runs: list[tuple[str, dict[str, Any]]]) -> str:
@@ -215,56 +225,6 @@ def render_metadata(scores: dict[str, Any], source: str) -> str:
     return _table(["field", "value"], [[k, DASH if v is None else str(v)] for k, v in items], align="---")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def plot(runs: list[tuple[str, dict[str, Any]]], path: Path, title: str) -> bool:
-    """F1 (●) and containment (▲) vs p50 latency per variant and run; False when nothing to plot."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray"]
-    drawn = 0
-    for ri, (_, scores) in enumerate(runs):
-        variants = scores.get("variants") or {}
-        for vi, name in enumerate(ordered_variants(variants)):
-            v = variants[name] if isinstance(variants[name], dict) else {}
-            x = mean_of(v.get("latency_p50_ms"))
-            if x is None:
-                continue
-            color = colors[vi % len(colors)]
-            for key, marker in (("f1", "o"), ("contains", "^")):
-                y = mean_of(v.get(key))
-                if y is not None:
-                    ax.scatter([x], [y], marker=marker, color=color, s=50)
-                    drawn += 1
-            y_text = mean_of(v.get("f1")) or mean_of(v.get("contains")) or 0.0
-            tag = vlabel(name) if len(runs) == 1 else f"{vlabel(name)} (run {ri + 1})"
-            ax.annotate(tag, (x, y_text), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    if not drawn:
-        return False
-    ax.set_xlabel("latency p50 (ms)")
-    ax.set_ylabel("score (● F1, ▲ containment)")
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    _atomic_write_bytes(path, buf.getvalue())
-    return True
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "questions"
 
@@ -312,7 +272,10 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
             out += ["Runs side by side (F1 / containment / p50 ms):", "", render_side_by_side(runs)]
         for i, (p, s) in enumerate(members):
             out += [f"### Run {i + 1}: {run_label(s)} — `{s.get('run_id') or p.parent.name}`", ""]
-            out += [render_table(s), "#### Paired comparisons (**✔** = 95% CI excludes 0)", ""]
+            out += [render_table(s)]
+            if (ragas := render_ragas(s)) is not None:
+                out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
+            out += ["#### Paired comparisons (**✔** = 95% CI excludes 0)", ""]
             meta = render_metadata(s, _rel(p, output.parent))
             out += [render_comparisons(s), "#### Run metadata", "", meta]
     text = "\n".join(out).rstrip("\n") + "\n"

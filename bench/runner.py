@@ -9,6 +9,7 @@ See docs/harness.md for the file contracts and metric definitions.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -182,7 +183,9 @@ def _run_variant(
     return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
 
 
-def _answer_row(spec: VariantSpec, q: dict[str, Any], c: dict[str, Any], k: int) -> dict[str, Any]:
+def _answer_row(
+    spec: VariantSpec, q: dict[str, Any], c: dict[str, Any], k: int, ragas: bool = False
+) -> dict[str, Any]:
     hits = c.get("hits") or []
     retrieval = spec.uses_retrieval
     scores = metrics.score_answer(
@@ -194,6 +197,18 @@ def _answer_row(spec: VariantSpec, q: dict[str, Any], c: dict[str, Any], k: int)
         gold_title=q.get("title"),
         k=k,
     )
+    if ragas:
+        from bench import ragas_metrics
+
+        scores.update(
+            ragas_metrics.score_row(
+                c["answer"],
+                q["answers"],
+                failed=bool(c.get("error")),
+                retrieved_texts=[h["text"] for h in hits[:k]] if retrieval else None,
+                gold_context=q.get("context"),
+            )
+        )
     return {
         "variant": spec.name,
         "question_id": q["id"],
@@ -251,7 +266,7 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
             cached = caches[name].get(keys[name], q["id"], question_hash(spec, q), include_errors=True)
             if cached is None:  # cannot happen unless the cache file was edited concurrently
                 raise BenchError(f"{caches[name].path}: no answer for question {q['id']!r}; rerun")
-            rows.append(_answer_row(spec, q, cached, cfg.index.k))
+            rows.append(_answer_row(spec, q, cached, cfg.index.k, cfg.run.ragas_metrics))
         rows_by_variant[name] = rows
     write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
 
@@ -273,9 +288,23 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
         "datasets": datasets_info(cfg, len(questions)),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    _keep_created(run_dir / "scores.json", scores)
     atomic_write_json(run_dir / "scores.json", scores)
     log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
     return run_dir
+
+
+def _keep_created(path: Path, scores: dict[str, Any]) -> None:
+    """An unchanged rerun keeps the old ``created`` time, so reports rendered from it do not churn."""
+    try:
+        old = read_json(path) if path.exists() else None
+    except (OSError, BenchError):
+        return
+    if not isinstance(old, dict) or not old.get("created"):
+        return
+    fresh = json.loads(json.dumps(scores))
+    if {k: v for k, v in old.items() if k != "created"} == {k: v for k, v in fresh.items() if k != "created"}:
+        scores["created"] = old["created"]
 
 
 def _generate(

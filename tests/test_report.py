@@ -239,3 +239,16 @@ def test_flat_generator_info_and_mixed_quantisation() -> None:
     scores["config"]["model"]["backend"] = scores["env"]["backend"] = "transformers"
     scores["config"]["model"]["dtype"] = "float32"
     assert report.quantization(scores) == "float32"
+
+
+def test_ragas_table_only_when_the_run_computed_it(tmp_path: Path) -> None:
+    assert report.render_ragas(fake_scores()) is None
+    scores = fake_scores("with-ragas")
+    scores["variants"]["rag"].update(rouge_l=m(0.41, 0.35, 0.47), ragas_context_recall=m(0.8, 0.7, 0.9))
+    table = report.render_ragas(scores)
+    assert table is not None
+    lines = table.splitlines()
+    assert lines[0] == "| variant | string similarity | ROUGE-L | chrF | context recall |"
+    assert "| RAG | – | 0.410 [0.35, 0.47] | – | 0.800 [0.70, 0.90] |" in lines
+    text = report.render([write_run(tmp_path, scores)], tmp_path / "R.md").read_text(encoding="utf-8")
+    assert "#### ragas non-LLM metrics" in text and "| RAG | – | 0.410 [0.35, 0.47] |" in text

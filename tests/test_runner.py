@@ -148,6 +148,12 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     }
     assert rag_q1["latency"]["tokens_per_s"] == pytest.approx(200.0)
     assert rows[0]["retrieved"] == [] and rows[0]["metrics"]["recall@k"] is None and rows[0]["error"] is None
+    # ragas non-LLM metrics: context recall only where chunks were retrieved (the gold paragraph is c1's text)
+    assert rag_q1["metrics"]["ragas_context_recall"] == 1.0
+    assert rows[0]["metrics"]["ragas_context_recall"] is None
+    oracle_q1 = rows[12]
+    assert oracle_q1["metrics"]["contains"] == 1.0 and 0 < oracle_q1["metrics"]["rouge_l"] < 1
+    assert rows[0]["metrics"]["rouge_l"] == 0.0  # "Não tenho a certeza..." shares no word with "Berlim"
 
     scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
     assert set(scores) == {
@@ -167,6 +173,8 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
             assert set(s[metric]) == {"mean", "ci95"}
         assert s["n"] == 3 and s["failed"] == 0 and s["peak_vram_mb"] is None and s["peak_rss_mb"] > 0
         assert (s["recall@k"] is not None) == (name in ("rag", "ft_rag"))
+        assert (s["ragas_context_recall"] is not None) == (name in ("rag", "ft_rag"))
+        assert set(s["chrf"]) == {"mean", "ci95"} and 0.0 <= s["chrf"]["mean"] <= 1.0
         assert s["latency_p50_ms"] >= 40.0 and s["tokens_per_s"] == pytest.approx(200.0)
     assert v["base"]["lang_pt"]["mean"] == 1.0 and v["ft"]["lang_en"]["mean"] == 1.0
     assert v["oracle"]["contains"]["mean"] == 1.0 and v["base"]["contains"]["mean"] == 0.0
@@ -194,10 +202,15 @@ def test_resume_after_kill_has_no_lost_or_duplicated_rows(tmp_path: Path, tiny_q
     pairs = [(r["variant"], r["question_id"]) for r in rows]
     assert len(pairs) == len(set(pairs)) == 9
 
+    scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    scores["created"] = "2000-01-01T00:00:00+00:00"
+    (run_dir / "scores.json").write_text(json.dumps(scores), encoding="utf-8")
     again = FakeStages(tmp_path)
     runner.run(cfg, stages=again.stages())
     assert again.calls == [] and again.loaded == 0  # unchanged rerun loads nothing
     assert read_answers(run_dir) == rows
+    rerun = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    assert rerun == scores  # same scores: the first run's `created` is kept, so reports do not churn
 
     changed = FakeStages(tmp_path)
     runner.run(cfg, out_dir=run_dir, stages=changed.stages())  # same dir, same config: still cached
@@ -208,6 +221,8 @@ def test_resume_after_kill_has_no_lost_or_duplicated_rows(tmp_path: Path, tiny_q
         stages=changed.stages(),
     )
     assert changed.calls == ["base"] * 3  # answer-affecting change regenerates
+    changed_scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    assert changed_scores["created"] != scores["created"]
 
 
 def test_failed_question_is_recorded_then_retried(tmp_path: Path, tiny_questions: Path) -> None:
