@@ -222,6 +222,7 @@ def latency_of(generation: dict[str, Any], retrieval_ms: float = 0.0) -> dict[st
         "ttft_ms": float(generation.get("ttft_ms") or 0.0),
         "new_tokens": new_tokens,
         "tokens_per_s": new_tokens / (total_ms / 1000.0) if total_ms > 0 else None,
+        "batch_size": int(generation.get("batch_size") or 1),
     }
 
 

@@ -155,6 +155,37 @@ def _cuda_peak(cfg: Config, reset: bool) -> float | None:
     return float(torch.cuda.max_memory_allocated() / 2**20)
 
 
+def _answer_rows(
+    variant: Any, spec: VariantSpec, key: str, batch: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Cache records for a batch; a failing batch is retried one question at a time, so one bad question
+    fails alone (it is retried on the next run)."""
+    if len(batch) > 1:
+        try:
+            results = variant.answer_batch(batch)
+            return [
+                record_of(key, q["id"], question_hash(spec, q), r)
+                for q, r in zip(batch, results, strict=True)
+            ]
+        except Exception as exc:
+            log.warning(
+                "%s: batch of %d failed (%s: %s); answering one by one",
+                spec.name,
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+    rows = []
+    for q in batch:
+        try:
+            row = record_of(key, q["id"], question_hash(spec, q), variant.answer(q))
+        except Exception as exc:  # one bad question must not sink the run; it is retried on rerun
+            log.warning("%s/%s failed: %s: %s", spec.name, q["id"], type(exc).__name__, exc)
+            row = record_of(key, q["id"], question_hash(spec, q), None, f"{type(exc).__name__}: {exc}")
+        rows.append(row)
+    return rows
+
+
 def _run_variant(
     cfg: Config, variant: Any, cache: AnswerCache, key: str, pending: list[dict[str, Any]], total: int
 ) -> dict[str, Any]:
@@ -162,24 +193,20 @@ def _run_variant(
     _cuda_peak(cfg, reset=True)
     failures = successes = 0
     last_error = ""
+    size = max(1, cfg.model.batch_size)
     with tqdm(total=total, initial=total - len(pending), desc=spec.name, unit="q") as bar:
-        for q in pending:
-            try:
-                result = variant.answer(q)
-                row = record_of(key, q["id"], question_hash(spec, q), result)
-            except Exception as exc:  # one bad question must not sink the run; it is retried on rerun
-                log.warning("%s/%s failed: %s: %s", spec.name, q["id"], type(exc).__name__, exc)
-                row = record_of(key, q["id"], question_hash(spec, q), None, f"{type(exc).__name__}: {exc}")
-            cache.append(row)
-            if row["error"]:
-                failures, last_error = failures + 1, row["error"]
-                if successes == 0 and failures >= MAX_LEADING_FAILURES:
-                    raise BenchError(
-                        f"variant {spec.name}: the first {failures} questions failed: {last_error}"
-                    )
-            else:
-                successes += 1
-            bar.update(1)
+        for start in range(0, len(pending), size):
+            for row in _answer_rows(variant, spec, key, pending[start : start + size]):
+                cache.append(row)
+                if row["error"]:
+                    failures, last_error = failures + 1, row["error"]
+                    if successes == 0 and failures >= MAX_LEADING_FAILURES:
+                        raise BenchError(
+                            f"variant {spec.name}: the first {failures} questions failed: {last_error}"
+                        )
+                else:
+                    successes += 1
+                bar.update(1)
     return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
 
 

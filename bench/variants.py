@@ -63,6 +63,7 @@ class VariantResult:
     hits: list[Any]  # bench.index.Hit (or anything HitLike)
     generation: Any  # bench.generators.Generation (or anything GenerationLike)
     retrieval_ms: float
+    batch_size: int = 1  # >1: generation times are the batch's time / batch_size
 
 
 class Variant(Protocol):
@@ -70,6 +71,8 @@ class Variant(Protocol):
     spec: VariantSpec
 
     def answer(self, question_row: dict[str, Any]) -> VariantResult: ...
+
+    def answer_batch(self, rows: list[dict[str, Any]]) -> list[VariantResult]: ...
 
 
 @dataclass(frozen=True)
@@ -123,30 +126,47 @@ class PromptVariant:
         if self.spec.uses_retrieval and self.retriever is None:
             raise BenchError(f"variant {self.name!r} needs a retriever")
 
-    def answer(self, question_row: dict[str, Any]) -> VariantResult:
+    def _context(self, question_row: dict[str, Any]) -> tuple[list[Any], float, list[str]]:
+        """(hits, retrieval ms, passages) for one question, per this variant's context kind."""
         question = str(question_row["question"])
-        hits: list[Any] = []
-        retrieval_ms = 0.0
-        passages: list[str] = []
         if self.spec.context == "retrieval":
             assert self.retriever is not None
             t0 = time.perf_counter()
             hits = list(self.retriever.search(question, k=self.k))[: self.k]
             retrieval_ms = (time.perf_counter() - t0) * 1000.0
-            passages = [format_passage(h.text, h.title, h.section) for h in hits]
-        elif self.spec.context == "gold":
+            return hits, retrieval_ms, [format_passage(h.text, h.title, h.section) for h in hits]
+        if self.spec.context == "gold":
             context = question_row.get("context")
             if not context:
                 qid = question_row.get("id")
                 raise BenchError(f"question {qid!r} has no gold 'context' (oracle variant)")
-            passages = [format_passage(str(context), str(question_row.get("title") or ""))]
-        generation = self.generator.generate(build_messages(question, passages), self.max_new_tokens)
-        return VariantResult(
-            answer=str(generation.text or "").strip(),
-            hits=hits,
-            generation=generation,
-            retrieval_ms=retrieval_ms,
-        )
+            return [], 0.0, [format_passage(str(context), str(question_row.get("title") or ""))]
+        return [], 0.0, []
+
+    def answer(self, question_row: dict[str, Any]) -> VariantResult:
+        hits, retrieval_ms, passages = self._context(question_row)
+        messages = build_messages(str(question_row["question"]), passages)
+        generation = self.generator.generate(messages, self.max_new_tokens)
+        return VariantResult(str(generation.text or "").strip(), hits, generation, retrieval_ms)
+
+    def answer_batch(self, rows: list[dict[str, Any]]) -> list[VariantResult]:
+        """Answer ``rows`` together when the generator has ``generate_batch`` (one padded forward per step).
+
+        Retrieval stays per question. Each result's generation time is the batch time / batch size, so
+        per-question latency under batching is an amortised figure (the row records the batch size).
+        """
+        batch_fn = getattr(self.generator, "generate_batch", None)
+        if len(rows) <= 1 or batch_fn is None:
+            return [self.answer(r) for r in rows]
+        contexts = [self._context(r) for r in rows]
+        messages = [build_messages(str(r["question"]), c[2]) for r, c in zip(rows, contexts, strict=True)]
+        gens = list(batch_fn(messages, self.max_new_tokens))
+        if len(gens) != len(rows):
+            raise BenchError(f"variant {self.name}: generate_batch returned {len(gens)} of {len(rows)}")
+        return [
+            VariantResult(str(g.text or "").strip(), hits, g, ms, batch_size=len(rows))
+            for g, (hits, ms, _) in zip(gens, contexts, strict=True)
+        ]
 
 
 def build_variants(
@@ -187,6 +207,9 @@ def record_of(
         "answer": result.answer if result is not None else "",
         "hits": hits,
         "retrieval_ms": result.retrieval_ms if result is not None else 0.0,
-        "generation": {f: getattr(gen, f, 0) for f in ("prompt_tokens", "new_tokens", "ttft_ms", "total_ms")},
+        "generation": {
+            **{f: getattr(gen, f, 0) for f in ("prompt_tokens", "new_tokens", "ttft_ms", "total_ms")},
+            "batch_size": result.batch_size if result is not None else 1,
+        },
         "error": error or (getattr(gen, "error", None) if gen is not None else None),
     }

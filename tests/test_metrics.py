@@ -89,7 +89,9 @@ def test_percentile_and_latency_of() -> None:
         "ttft_ms": 50.0,
         "new_tokens": 10,
         "tokens_per_s": 20.0,
+        "batch_size": 1,  # rows cached before batching existed have no batch_size: 1
     }
+    assert m.latency_of({"total_ms": 100.0, "new_tokens": 2, "batch_size": 4})["batch_size"] == 4
 
 
 def _row(

@@ -76,10 +76,31 @@ class FakeGenerator:
         pass
 
 
+class BatchingFakeGenerator(FakeGenerator):
+    """FakeGenerator plus ``generate_batch``; a batch holding a question with ``poison`` in it raises."""
+
+    def __init__(self, name: str, log: list[str], batches: list[int], poison: str = "") -> None:
+        super().__init__(name, log)
+        self.batches, self.poison = batches, poison
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
+        if self.poison and self.poison in messages[-1]["content"]:
+            raise ValueError("poisoned question")
+        return super().generate(messages, max_new_tokens)
+
+    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[FakeGeneration]:
+        self.batches.append(len(batch))
+        if self.poison and any(self.poison in m[-1]["content"] for m in batch):
+            raise RuntimeError("batch exploded")
+        gens = [super(BatchingFakeGenerator, self).generate(m, max_new_tokens) for m in batch]
+        return [FakeGeneration(g.text, g.prompt_tokens, g.new_tokens, 5.0, 40.0 / len(batch)) for g in gens]
+
+
 class FakeStages:
     def __init__(
         self, tmp: Path, fail_at: int = 0, exc: BaseException | None = None, leaked: set[str] = frozenset()
     ):
+        self.batching: tuple[list[int], str] | None = None  # (batch sizes seen, poison) → batching generators
         self.calls: list[str] = []
         self.loaded = 0
         self.retriever = FakeRetriever()
@@ -93,6 +114,8 @@ class FakeStages:
 
         def make_generators(cfg: Config, adapter: Path | None) -> dict[str, Any]:
             self.loaded += 1
+            if self.batching is not None:
+                return {n: BatchingFakeGenerator(n, self.calls, *self.batching) for n in ("base", "ft")}
             gens = {"base": FakeGenerator("base", self.calls, self.fail_at, self.exc)}
             if adapter is not None:
                 gens["ft"] = FakeGenerator("ft", self.calls, self.fail_at, self.exc)
@@ -145,6 +168,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "ttft_ms",
         "new_tokens",
         "tokens_per_s",
+        "batch_size",
     }
     assert rag_q1["latency"]["tokens_per_s"] == pytest.approx(200.0)
     assert rows[0]["retrieved"] == [] and rows[0]["metrics"]["recall@k"] is None and rows[0]["error"] is None
@@ -223,6 +247,33 @@ def test_resume_after_kill_has_no_lost_or_duplicated_rows(tmp_path: Path, tiny_q
     assert changed.calls == ["base"] * 3  # answer-affecting change regenerates
     changed_scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
     assert changed_scores["created"] != scores["created"]
+
+
+def test_batched_generation_and_a_failing_batch(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg1 = make_cfg(tmp_path, tiny_questions, "run.variants=base,rag")
+    single = runner.run(cfg1, out_dir=tmp_path / "one", stages=FakeStages(tmp_path).stages())
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base,rag", "model.batch_size=2")
+    fake = FakeStages(tmp_path)
+    fake.batching = ([], "")
+    run_dir = runner.run(cfg, out_dir=tmp_path / "two", stages=fake.stages())
+    assert fake.batching[0] == [2, 2]  # per variant: a batch of 2, then the last question alone
+    rows, singles = read_answers(run_dir), read_answers(single)
+    assert [r["answer"] for r in rows] == [r["answer"] for r in singles]
+    assert [r["latency"]["batch_size"] for r in rows] == [2, 2, 1, 2, 2, 1]
+    assert rows[0]["latency"]["generation_ms"] == pytest.approx(20.0)  # batch time / batch size
+    assert rows[3]["retrieved"][0]["chunk_id"] == "c1"  # retrieval stays per question
+
+    poisoned = FakeStages(tmp_path)
+    poisoned.batching = ([], "rio")  # q2 ("Junto a que rio...") breaks its batch
+    run_dir = runner.run(
+        make_cfg(tmp_path, tiny_questions, "run.variants=base", "model.batch_size=3"),
+        out_dir=tmp_path / "poison",
+        stages=poisoned.stages(),
+    )
+    rows = read_answers(run_dir)
+    assert poisoned.batching[0] == [3]  # the batch failed, then each question went alone
+    assert [r["error"] is None for r in rows] == [True, False, True]
+    assert "poisoned question" in rows[1]["error"] and rows[0]["latency"]["batch_size"] == 1
 
 
 def test_failed_question_is_recorded_then_retried(tmp_path: Path, tiny_questions: Path) -> None:
@@ -313,7 +364,7 @@ def test_oracle_needs_context_and_unknown_variant(tmp_path: Path) -> None:
 
 
 def _real_cfg(
-    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, questions: Path, variants: str
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, questions: Path, variants: str, *extra: str
 ) -> Config:
     return load_config(
         None,
@@ -337,6 +388,7 @@ def _real_cfg(
             "finetune.save_steps=2",
             "run.bootstrap_samples=50",
             f"run.variants={variants}",
+            *extra,
         ],
     )
 
@@ -362,6 +414,12 @@ def test_real_tiny_model_base_and_oracle(
     _check_real_run(run_dir, ["base", "oracle"])
     before = read_answers(run_dir)
     assert runner.run(cfg) == run_dir and read_answers(run_dir) == before  # cached, greedy: identical
+    batched_cfg = _real_cfg(
+        tmp_path, tiny_model_dir, tiny_dump, tiny_questions, "base,oracle", "model.batch_size=3"
+    )
+    batched = read_answers(runner.run(batched_cfg, out_dir=tmp_path / "batched"))
+    assert [r["answer"] for r in batched] == [r["answer"] for r in before]  # left padding changes nothing
+    assert {r["latency"]["batch_size"] for r in batched} == {3}
 
 
 @pytest.mark.slow
