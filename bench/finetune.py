@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import models, sft_data
+from bench import models, sft_data, weights
 from bench.config import BenchError, Config, config_to_dict, stable_hash
 from bench.io import atomic_write_json, peak_rss_mb
 
@@ -28,10 +28,10 @@ MAX_EVAL_RECORDS = 8  # one eval loss number; the eval pass costs ~1 step per ba
 def _weights_identity(cfg: Config) -> dict[str, Any]:
     spec = models.resolve_model(cfg)
     if spec.gguf_path is not None:
-        return {"gguf_sha256": models.cached_sha256(cfg, spec.gguf_path)}
+        return {"gguf_sha256": weights.cached_sha256(cfg, spec.gguf_path)}
     if spec.hf_dir is not None:
         files = [*sorted(spec.hf_dir.glob("*.safetensors")), spec.hf_dir / "config.json"]
-        return {f.name: models.cached_sha256(cfg, f) for f in files}
+        return {f.name: weights.cached_sha256(cfg, f) for f in files}
     return {"hf_id": spec.name}
 
 
@@ -40,11 +40,11 @@ def finetune_key(cfg: Config) -> dict[str, Any]:
     ft = {k: v for k, v in config_to_dict(cfg.finetune).items() if k not in _NOT_HASHED}
     data: dict[str, Any]
     if cfg.finetune.train_format in ("qa", "raft"):
-        data = {"train_questions_sha256": models.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions))}
+        data = {"train_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions))}
         ft.pop("train_questions")
     else:
         data = {
-            "corpus_sha256": [models.cached_sha256(cfg, p) for p in cfg.corpus_paths()],
+            "corpus_sha256": [weights.cached_sha256(cfg, p) for p in cfg.corpus_paths()],
             "ingest_limit": cfg.ingest.limit,
         }
         ft.pop("train_questions")

@@ -4,15 +4,13 @@ HTTP.
 Every backend decodes greedily and returns a :class:`Generation` with token counts and timings, and an
 ``info()`` dict naming backend, model, precision/quantisation, adapter and library versions, so runs made with
 different backends or precisions are never silently mixed. The llama.cpp backend and the peft → GGUF LoRA
-conversion live in :mod:`bench.lora_gguf`.
+conversion live in :mod:`bench.lora_gguf`, the HTTP backend in :mod:`bench.openai_backend`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,95 +206,6 @@ class TransformersGenerator:
         pass  # shared weights are released when the last generator holding them is dropped
 
 
-class OpenAIGenerator:
-    """Any OpenAI-compatible ``/chat/completions`` endpoint over httpx, non-streaming: ttft_ms == total_ms.
-
-    The API key is read from the environment variable named by ``cfg.openai.api_key_env`` (never from
-    config files, never logged). 429, 5xx, timeouts and connection errors are retried with exponential
-    backoff (``backoff_s * 2**attempt``, at most ``max_retries`` retries); a final failure or a malformed
-    response comes back as a Generation with ``error`` set, so the harness records the question as failed.
-    """
-
-    def __init__(self, cfg: Config) -> None:
-        import httpx
-
-        oc = cfg.openai
-        if not oc.model:
-            raise BenchError("backend 'openai' needs openai.model (e.g. --set openai.model=NAME)")
-        self.cfg, self.url = cfg, oc.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(oc.api_key_env, "")
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        else:
-            log.info("environment variable %s is not set; calling %s without a key", oc.api_key_env, self.url)
-        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s))
-        self.requests = 0
-
-    def _parse(self, body: bytes) -> tuple[str, int, int]:
-        data = json.loads(body)
-        text = data["choices"][0]["message"]["content"]
-        if not isinstance(text, str):
-            raise TypeError("content is not a string")
-        usage = data.get("usage") or {}
-        return text.strip(), int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
-        import httpx
-
-        _check_messages(messages)
-        oc = self.cfg.openai
-        payload = {
-            "model": oc.model,
-            "messages": messages,
-            "max_tokens": max_new_tokens,
-            "temperature": 0.0,
-            "seed": self.cfg.seed,
-        }
-        t0 = time.perf_counter()
-        error = "no attempt made"
-        for attempt in range(oc.max_retries + 1):
-            if attempt:
-                time.sleep(oc.backoff_s * 2 ** (attempt - 1))
-            self.requests += 1
-            try:
-                resp = self.client.post(self.url, json=payload)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                error = f"HTTP {resp.status_code} from {self.url}"
-                continue
-            if resp.status_code >= 400:
-                error = f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}"
-                break
-            try:
-                text, n_prompt, n_new = self._parse(resp.content)
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                error = f"malformed response from {self.url}: {type(exc).__name__}: {exc}"
-                break
-            ms = (time.perf_counter() - t0) * 1000.0
-            return Generation(text, n_prompt, n_new, ms, ms)
-        ms = (time.perf_counter() - t0) * 1000.0
-        log.warning("openai backend: %s", error)
-        return Generation("", 0, 0, ms, ms, error=error)
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "backend": "openai",
-            "model": self.cfg.openai.model,
-            "base_url": self.cfg.openai.base_url,
-            "quantization": "unknown (remote)",
-            "adapter": None,
-            "decoding": "temperature 0",
-            "ttft": "not streamed: ttft_ms equals total_ms",
-            "versions": versions("httpx"),
-        }
-
-    def close(self) -> None:
-        self.client.close()
-
-
 def _transformers_generators(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
     from bench import models
 
@@ -327,6 +236,8 @@ def make_generators(cfg: Config, adapter: Path | None = None) -> dict[str, Gener
             raise BenchError(
                 "backend 'openai' cannot apply a local LoRA adapter; use transformers or llamacpp"
             )
+        from bench.openai_backend import OpenAIGenerator
+
         return {"base": OpenAIGenerator(cfg)}
     raise BenchError(f"unknown model.backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 

@@ -24,7 +24,8 @@ from bench.config import BenchError, Config, stable_hash
 from bench.embedders import Embedder, make_embedder
 from bench.io import atomic_write_json, iter_jsonl, sha256_file
 from bench.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
-from bench.store import MODES, Bm25Encoder, ServerStore, VectorStore, open_store, point_id
+from bench.questions import load_questions
+from bench.store import MODES, Bm25Encoder, VectorStore, open_store, point_id
 
 log = logging.getLogger(__name__)
 EVAL_DEPTH = 10  # MRR is computed over the top max(k, 10) hits
@@ -235,26 +236,9 @@ def retrieve(cfg: Config, query: str, k: int | None = None, mode: str | None = N
         return r.search(query, k, mode)
 
 
-def load_questions(cfg: Config) -> list[dict[str, Any]]:
-    qpath = cfg.path(cfg.questions)
-    rows = []
-    for i, row in enumerate(iter_jsonl(qpath), 1):
-        missing = [key for key in ("question", "answers", "title") if key not in row]
-        if missing:
-            raise BenchError(f"{qpath}: row {i} (id={row.get('id')!r}) lacks {', '.join(missing)}")
-        if cfg.split and row.get("split") != cfg.split:
-            continue
-        rows.append(row)
-        if cfg.limit and len(rows) >= cfg.limit:
-            break
-    if not rows:
-        raise BenchError(f"{qpath}: no questions (split={cfg.split!r})")
-    return rows
-
-
 def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
     """recall@k (gold title in top k), answer_in_context@k and MRR@max(k,10) for dense, sparse, hybrid."""
-    rows = load_questions(cfg)
+    rows = load_questions(cfg, require=("title",))
     k = cfg.index.k
     depth = max(k, EVAL_DEPTH)
     out: dict[str, Any] = {}
@@ -281,55 +265,3 @@ def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
         out["embedder"] = r.embedder.name
         out["mrr_depth"] = depth
     return out
-
-
-def langchain_retriever(retriever: Retriever, k: int | None = None, mode: str | None = None) -> Any:
-    """A langchain ``BaseRetriever`` over our :class:`Retriever` (any VectorStore backend)."""
-    from langchain_core.callbacks import CallbackManagerForRetrieverRun
-    from langchain_core.documents import Document
-    from langchain_core.retrievers import BaseRetriever
-
-    class _BenchRetriever(BaseRetriever):
-        inner: Any
-        k: int | None = None
-        mode: str | None = None
-
-        def _get_relevant_documents(
-            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-        ) -> list[Document]:
-            hits = self.inner.search(query, self.k, self.mode)
-            return [
-                Document(
-                    page_content=h.text,
-                    metadata={
-                        "chunk_id": h.chunk_id,
-                        "article_id": h.article_id,
-                        "title": h.title,
-                        "section": h.section,
-                        "score": h.score,
-                    },
-                )
-                for h in hits
-            ]
-
-    return _BenchRetriever(inner=retriever, k=k, mode=mode)
-
-
-def langchain_vectorstore(retriever: Retriever) -> Any:
-    """A langchain-qdrant ``QdrantVectorStore`` on the same server collection (dense vectors)."""
-    from langchain_qdrant import QdrantVectorStore, RetrievalMode
-
-    from bench.embedders import LangchainEmbeddings
-    from bench.store import DENSE
-
-    if not isinstance(retriever.store, ServerStore):
-        raise BenchError("langchain-qdrant needs the server backend (set index.qdrant_url)")
-    return QdrantVectorStore(
-        client=retriever.store.client,
-        collection_name=retriever.store.collection,
-        embedding=LangchainEmbeddings(retriever.embedder),
-        retrieval_mode=RetrievalMode.DENSE,
-        vector_name=DENSE,
-        content_payload_key="text",
-        metadata_payload_key="metadata",
-    )

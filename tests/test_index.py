@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from bench import index
+from bench import index, lc
 from bench.config import BenchError, Config, load_config
 from bench.embedders import HashingEmbedder
 
@@ -106,7 +106,7 @@ def test_retriever_builds_on_demand_and_searches_all_modes(tmp_path: Path) -> No
             assert hits[0].title == "Cidade3", mode
         with pytest.raises(BenchError, match="mode"):
             r.search("x", mode="magic")
-        docs = index.langchain_retriever(r, k=2, mode="sparse").invoke("clima de Cidade5 fria")
+        docs = lc.langchain_retriever(r, k=2, mode="sparse").invoke("clima de Cidade5 fria")
         assert docs[0].metadata["title"] == "Cidade5" and docs[0].metadata["section"] == "Clima"
     assert index.retrieve(cfg, "capital do país2", k=1, mode="sparse")[0].title == "Cidade2"
 
@@ -119,11 +119,11 @@ def test_server_backend_and_langchain_qdrant(tmp_path: Path) -> None:
     with index.open_retriever(cfg, client=client) as r:
         assert r.store.count() == info.points_total
         assert r.search("capital do país4", k=1, mode="hybrid")[0].title == "Cidade4"
-        vs = index.langchain_vectorstore(r)
+        vs = lc.langchain_vectorstore(r)
         docs = vs.similarity_search("Cidade6 é fria", k=1)
         assert docs[0].page_content == "Cidade6 é fria." and docs[0].metadata["title"] == "Cidade6"
-        lc = index.langchain_retriever(r, k=1, mode="dense").invoke("Cidade6 é fria")
-        assert lc[0].page_content == docs[0].page_content
+        lc_docs = lc.langchain_retriever(r, k=1, mode="dense").invoke("Cidade6 é fria")
+        assert lc_docs[0].page_content == docs[0].page_content
 
 
 def test_retrieval_eval_over_tiny_dump(tmp_path: Path, tiny_dump: Path, tiny_questions: Path) -> None:

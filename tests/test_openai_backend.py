@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bench.config import Config, ModelConfig, OpenAIConfig
-from bench.generators import OpenAIGenerator, make_generator
+from bench.generators import make_generator
+from bench.openai_backend import OpenAIGenerator
 
 MSGS = [
     {"role": "system", "content": "Responda em português, de forma breve."},

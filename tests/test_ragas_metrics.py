@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bench import ragas_metrics as rm
@@ -41,3 +43,9 @@ def test_score_row_only_scores_context_for_retrieval() -> None:
     rag = rm.score_row("Tejo", ["Tejo"], failed=False, retrieved_texts=["rio Tejo"], gold_context="rio Tejo")
     assert rag["ragas_context_recall"] == 1.0
     assert set(rag) == set(rm.RAGAS_METRICS)
+
+
+def test_rouge_does_not_log_per_answer(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        rm.answer_scores("rio Tejo", ["Tejo"])
+    assert not [r for r in caplog.records if r.name == "absl"]  # rouge_score logged one line per call

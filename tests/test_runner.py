@@ -9,6 +9,7 @@ import pytest
 
 from bench import runner
 from bench.config import BenchError, Config, load_config
+from bench.questions import load_questions
 
 
 @dataclass
@@ -322,13 +323,13 @@ def test_leakage_guard(tmp_path: Path, tiny_questions: Path) -> None:
 
 
 def test_split_and_limit(tmp_path: Path, tiny_questions: Path) -> None:
-    assert [q["id"] for q in runner.load_questions(make_cfg(tmp_path, tiny_questions, "split=dev"))] == [
+    assert [q["id"] for q in load_questions(make_cfg(tmp_path, tiny_questions, "split=dev"))] == [
         "q1",
         "q2",
     ]
-    assert [q["id"] for q in runner.load_questions(make_cfg(tmp_path, tiny_questions, "limit=1"))] == ["q1"]
+    assert [q["id"] for q in load_questions(make_cfg(tmp_path, tiny_questions, "limit=1"))] == ["q1"]
     with pytest.raises(BenchError, match="no questions left"):
-        runner.load_questions(make_cfg(tmp_path, tiny_questions, "split=test"))
+        load_questions(make_cfg(tmp_path, tiny_questions, "split=test"))
 
 
 @pytest.mark.parametrize(

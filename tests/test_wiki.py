@@ -14,7 +14,8 @@ from conftest import REPO, TINY_PAGES, make_dump
 from bench import wikitext
 from bench.__main__ import main
 from bench.config import BenchError
-from bench.wiki import Article, Section, ingest, iter_articles, iter_corpus, iter_pages
+from bench.dump import iter_pages
+from bench.wiki import Article, Section, ingest, iter_articles, iter_corpus
 
 REALISTIC = REPO / "corpora" / "realistic-markup.xml"
 BENCH_SMALL = REPO / "corpora" / "bench-small.xml"

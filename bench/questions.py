@@ -1,0 +1,44 @@
+"""The question file (JSON Lines, questions/README.md): one loader, file:line errors, for every stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.config import BenchError, Config
+from bench.io import iter_jsonl
+
+
+def load_questions(cfg: Config, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Questions of ``cfg.questions`` filtered by ``cfg.split`` and ``cfg.limit``; bad rows name file:line.
+
+    Every row needs ``id``, ``question`` and ``answers`` (unique ids); ``require`` names further fields that
+    must be non-empty on the kept rows (``retrieve-eval`` needs ``title``).
+    """
+    path = cfg.path(cfg.questions)
+    objs = list(iter_jsonl(path))
+    with path.open(encoding="utf-8") as fh:
+        linenos = [i for i, line in enumerate(fh, 1) if line.strip()]
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for obj, lineno in zip(objs, linenos, strict=True):
+        where = f"{path}:{lineno}"
+        qid, question, answers = obj.get("id"), obj.get("question"), obj.get("answers")
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
+            raise BenchError(f"{where}: question row needs an 'id' (string)")
+        if not isinstance(question, str) or not question.strip():
+            raise BenchError(f"{where}: question row needs a non-empty 'question'")
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+            raise BenchError(f"{where}: question row needs 'answers': a non-empty list of strings")
+        if str(qid) in seen:
+            raise BenchError(f"{where}: duplicate question id {qid!r} (first at line {seen[str(qid)]})")
+        seen[str(qid)] = lineno
+        if cfg.split and obj.get("split") != cfg.split:
+            continue
+        if missing := [key for key in require if not obj.get(key)]:
+            raise BenchError(f"{where}: question {qid!r} lacks {', '.join(missing)}")
+        rows.append({**obj, "id": str(qid)})
+    if cfg.limit > 0:
+        rows = rows[: cfg.limit]
+    if not rows:
+        raise BenchError(f"{path}: no questions left after split={cfg.split!r} limit={cfg.limit}")
+    return rows
