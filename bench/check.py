@@ -52,6 +52,7 @@ IDENTITY_KEYS = (
     "config.device",
     "config.model.name",
     "config.model.backend",
+    "config.model.batch_size",  # batched latencies are amortised, and bf16 padding changes some answers
     "config.index.k",
     "config.index.retrieval",
     "config.index.embedder",

@@ -130,6 +130,10 @@ def test_incomparable_runs_are_refused(baseline: Path, tmp_path: Path) -> None:
     other_quant = fake_scores(quant="Q8_0")
     with pytest.raises(BenchError, match="quantization: 'Q4_K_M' != 'Q8_0'"):
         report.check(baseline, run_with(tmp_path / "q", other_quant))
+    batched = fake_scores()
+    batched["config"]["model"]["batch_size"] = 4
+    with pytest.raises(BenchError, match=r"config\.model\.batch_size"):
+        report.check(baseline, run_with(tmp_path / "b", batched))
 
 
 def test_other_config_change_warns(baseline: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

