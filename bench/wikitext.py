@@ -52,8 +52,17 @@ _BLOCK_TAGS = {"br", "hr", "p", "div"}
 
 # ---- fast-path eligibility and rules ----
 _FLAT_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+# Inline formatting tags that render as their contents (``<small>x</small>`` → ``x``): the fast path just
+# drops the tag markers. Attributes may not contain quotes, "<" or ">" (those fragments go to the parser).
+_INLINE_TAGS = "sup|sub|small|big|abbr|u|s|center|span|font|em|strong|del|ins|blockquote"
+_INLINE_TAG = re.compile(rf"</?(?:{_INLINE_TAGS})(?:\s[^<>\"'/]*)?>", re.I)
+# A pair whose contents hold no markup at all: only those are fast (quotes or brackets next to a tag
+# boundary parse differently in mwparserfromhell).
+_INLINE_PLAIN_PAIR = re.compile(rf"<({_INLINE_TAGS})(?:\s[^<>\"'/]*)?>(?:[^'{{}}<>]|''+)*</\1\s*>", re.I)
 _OTHER_MARKUP = re.compile(
-    r"\{\{\{|<(?!/?ref\b|br\s*/?>|references\s*/>)|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z]+[0-9]*);"
+    rf"\{{\{{\{{|\[\[\[|\]\]\]|\[\['(?!')|(?<!')'\]\]|^=|<(?!/?ref\b|br\s*/?>|references\s*/>|/?(?:{_INLINE_TAGS})(?:\s[^<>\"'/]*)?>)"
+    r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z]+[0-9]*);",
+    re.I | re.M,
 )
 _QUOTE_TOKEN = re.compile(r"'{2,}|\n")
 _REF_SELF = re.compile(r"<ref\b[^>]*/>", re.I)
@@ -81,8 +90,9 @@ _LIST_MARK = re.compile(r"^[*#:;]+[ \t]*", re.M)
 _TABLE_LINE = re.compile(r"^[ \t]*(?:\{\||\|\}|\|-).*$", re.M)
 _HRULE = re.compile(r"^-{4,}[ \t]*$", re.M)
 _EMPTY_PARENS = re.compile(r"\([ \t,;]*\)")
-_SPACES = re.compile(r"[ \t\u00a0\u2009\u200b]+")
-_SPACE_NL = re.compile(r" *\n *")
+# Only runs that change: 2+ blanks, or one blank that is not a plain space (a lone " " is left alone: fast).
+_SPACES = re.compile(r"[ \t\u00a0\u2009\u200b]{2,}|[\t\u00a0\u2009\u200b]")
+_SPACE_NL = re.compile(r" +\n *|\n +")
 _BLANKS = re.compile(r"\n{3,}")
 
 
@@ -129,6 +139,8 @@ def _quotes_balanced(fragment: str) -> bool:
 def fast_eligible(fragment: str) -> bool:
     """Whether the regex path handles every construct in ``fragment`` (otherwise mwparserfromhell does)."""
     if _OTHER_MARKUP.search(fragment):
+        return False
+    if "<" in fragment and _INLINE_TAG.search(_INLINE_PLAIN_PAIR.sub("", fragment)):
         return False
     if "''" in fragment and not _quotes_balanced(fragment):
         return False
@@ -198,6 +210,7 @@ def clean_fast(fragment: str) -> str:
         text = _REF_PAIR.sub("", text)
         text = _REFERENCES.sub("", text)
         text = _BR.sub("\n", text)
+        text = _INLINE_TAG.sub("", text)
     if "{{" in text:
         text = _FLAT_TEMPLATE.sub("", text)
     text = _strip_tables(text) or ""
@@ -259,7 +272,8 @@ def normalise(text: str) -> str:
     if "|" in text:
         text = _TABLE_LINE.sub("", text)
     text = text.replace("[[", "").replace("]]", "")
-    text = _QUOTES.sub("", text)
+    if "''" in text:
+        text = _QUOTES.sub("", text)
     if "<" in text:
         text = _BROKEN_REF.sub("", _STRAY_TAG.sub("", text))
     if "__" in text:

@@ -6,10 +6,13 @@ import bz2
 import gzip
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY_PAGES, make_dump
+from conftest import REPO, SHARED, TINY_PAGES, make_dump
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench import wikitext
 from bench.__main__ import main
@@ -19,6 +22,7 @@ from bench.wiki import Article, Section, ingest, iter_articles, iter_corpus
 
 REALISTIC = REPO / "corpora" / "realistic-markup.xml"
 BENCH_SMALL = REPO / "corpora" / "bench-small.xml"
+PTWIKI_SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 RESIDUE = ("{{", "}}", "[[", "]]", "<ref", "'''", "{|", "|}", "<!--")
 
 
@@ -311,3 +315,51 @@ def test_cli_ingest(tiny_dump: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "bad.xml").write_text("<mediawiki><page>", encoding="utf-8")
     assert main(["ingest", str(tmp_path / "bad.xml"), "-o", str(out)]) == 2
     assert "malformed XML" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("fragment", "eligible", "expected"),
+    [
+        ("E=mc<sup>2</sup> e H<sub>2</sub>O <small>(pequeno)</small>", True, "E=mc2 e H2O (pequeno)"),
+        ('a <span style="x">b</span>', False, "a b"),  # quoted attributes: the parser decides
+        ("<small>[[Lisboa|''capital'']]</small>", True, "capital"),
+        ("''T<sub>b'</sub>''", False, "Tb'"),  # a lone quote at a tag boundary
+        ("''[[Île d'amour, L']]'' (1928)", False, "Île d'amour, L' (1928)"),  # the fast path lost the "'"
+        ("''[['Til Death]]''", False, "'Til Death"),
+        ("[[Ficheiro:x.png|thumb|<sup>[</sup>]]]\n\nTexto.", False, "]\n\nTexto."),  # as the parser reads it
+        (
+            "a\n=21 = 3 cal\nb",
+            False,
+            "a\n3 cal\nb",
+        ),  # "=21 =" parses as a heading: lines opening "=" go there
+    ],
+)
+def test_fast_path_inline_tags_and_quote_edges(fragment: str, eligible: bool, expected: str) -> None:
+    assert wikitext.fast_eligible(fragment) is eligible
+    assert wikitext.clean_fragment(fragment)[0] == expected
+    assert wikitext.normalise(wikitext.clean_slow(fragment)) == expected
+
+
+@given(st.text(alphabet=" \t\u00a0\u2009\u200b\nab", max_size=24))
+def test_whitespace_rules_match_the_simple_definition(text: str) -> None:
+    """The fast whitespace regexes equal "collapse every blank run, then trim blanks around newlines"."""
+    simple = re.sub(r" *\n *", "\n", re.sub(r"[ \t\u00a0\u2009\u200b]+", " ", text))
+    assert wikitext._SPACE_NL.sub("\n", wikitext._SPACES.sub(" ", text)) == simple
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PTWIKI_SAMPLE.exists(), reason="shared ptwiki sample absent")
+def test_fast_inline_tag_path_matches_parser_on_ptwiki_sample() -> None:
+    """Every fast-eligible fragment with an inline tag in the 27k-page sample cleans exactly as the parser."""
+    checked = 0
+    for page in iter_pages(PTWIKI_SAMPLE):
+        if page.ns != 0 or page.redirect:
+            continue
+        for _, body in wikitext.split_fragments(page.text):
+            if "<" not in body or not wikitext._INLINE_TAG.search(body) or not wikitext.fast_eligible(body):
+                continue
+            text, used_parser = wikitext.clean_fragment(body)
+            if not used_parser:
+                checked += 1
+                assert text == wikitext.normalise(wikitext.clean_slow(body)), page.title
+    assert checked > 3000
