@@ -42,21 +42,45 @@ def langchain_retriever(retriever: Retriever, k: int | None = None, mode: str | 
     return _BenchRetriever(inner=retriever, k=k, mode=mode)
 
 
-def langchain_vectorstore(retriever: Retriever) -> Any:
-    """A langchain-qdrant ``QdrantVectorStore`` on the same server collection (dense vectors)."""
+def langchain_vectorstore(retriever: Retriever, mode: str = "dense") -> Any:
+    """A langchain-qdrant ``QdrantVectorStore`` on the same server collection.
+
+    ``mode``: ``dense`` (our embedder), ``sparse`` (our Portuguese BM25, IDF applied by Qdrant) or ``hybrid``
+    (both, fused by Qdrant's RRF: langchain-qdrant's own fusion, not :mod:`bench.store`'s).
+    """
     from langchain_qdrant import QdrantVectorStore, RetrievalMode
 
     from bench.embedders import LangchainEmbeddings
-    from bench.store import DENSE
+    from bench.store import DENSE, SPARSE
 
     if not isinstance(retriever.store, ServerStore):
         raise BenchError("langchain-qdrant needs the server backend (set index.qdrant_url)")
+    modes = {"dense": RetrievalMode.DENSE, "sparse": RetrievalMode.SPARSE, "hybrid": RetrievalMode.HYBRID}
+    if mode not in modes:
+        raise BenchError(f"unknown langchain vectorstore mode {mode!r}; expected one of {', '.join(modes)}")
     return QdrantVectorStore(
         client=retriever.store.client,
         collection_name=retriever.store.collection,
-        embedding=LangchainEmbeddings(retriever.embedder),
-        retrieval_mode=RetrievalMode.DENSE,
+        embedding=LangchainEmbeddings(retriever.embedder) if mode != "sparse" else None,
+        sparse_embedding=langchain_bm25(retriever.bm25) if mode != "dense" else None,
+        retrieval_mode=modes[mode],
         vector_name=DENSE,
+        sparse_vector_name=SPARSE,
         content_payload_key="text",
         metadata_payload_key="metadata",
     )
+
+
+def langchain_bm25(bm25: Any) -> Any:
+    """langchain-qdrant ``SparseEmbeddings`` over our :class:`bench.store.Bm25Encoder`."""
+    from langchain_qdrant import SparseEmbeddings, SparseVector
+
+    class _Bm25(SparseEmbeddings):
+        def embed_documents(self, texts: list[str]) -> list[SparseVector]:
+            return [SparseVector(indices=i, values=v) for i, v in map(bm25.document, texts)]
+
+        def embed_query(self, text: str) -> SparseVector:
+            indices, values = bm25.query(text)
+            return SparseVector(indices=indices, values=values)
+
+    return _Bm25()

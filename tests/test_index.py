@@ -124,6 +124,12 @@ def test_server_backend_and_langchain_qdrant(tmp_path: Path) -> None:
         assert docs[0].page_content == "Cidade6 é fria." and docs[0].metadata["title"] == "Cidade6"
         lc_docs = lc.langchain_retriever(r, k=1, mode="dense").invoke("Cidade6 é fria")
         assert lc_docs[0].page_content == docs[0].page_content
+        for mode in ("sparse", "hybrid"):  # BM25 through langchain-qdrant's own query path
+            found = lc.langchain_vectorstore(r, mode=mode).similarity_search("clima de Cidade5 fria", k=2)
+            assert found[0].metadata["title"] == "Cidade5", mode
+            assert found[0].page_content == r.search("clima de Cidade5 fria", k=1, mode=mode)[0].text
+        with pytest.raises(BenchError, match="magic"):
+            lc.langchain_vectorstore(r, mode="magic")
 
 
 def test_retrieval_eval_over_tiny_dump(tmp_path: Path, tiny_dump: Path, tiny_questions: Path) -> None:
