@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
 RUN_DIR ?= results/runs/$(PROFILE)
+# Extra `--set key=value` overrides for every bench stage, e.g. SET="--set device=cuda".
+SET ?=
 # Use the local CPU torch wheel where this machine has one (an unpinned torch would pull GBs of CUDA).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # llama-cpp-python builds from source: portable AVX2 kernels. A native build (-DGGML_NATIVE=ON) picks up
@@ -15,13 +17,14 @@ export TRANSFORMERS_OFFLINE ?= 1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all lint typecheck perf bench smoke report baseline clean help
+.PHONY: install test test-all lint typecheck perf bench smoke gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
 	@echo "make test     - offline CPU test suite"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
 	@echo "make perf     - pytest-benchmark suites (ingest, indexing, retrieval, backends)"
+	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
 
 install: $(VENV)/.installed
@@ -55,14 +58,26 @@ perf: install
 
 bench: install
 	$(PY) -m bench ingest --profile $(PROFILE) $$($(PY) -c "from bench.config import load_config as l; print(l('$(PROFILE)').corpus.split(',')[0])") -o results/articles/$(PROFILE).jsonl
-	$(PY) -m bench index --profile $(PROFILE)
-	$(PY) -m bench finetune --profile $(PROFILE)
-	$(PY) -m bench run --profile $(PROFILE) --out $(RUN_DIR)
-	$(PY) -m bench report $(if $(filter default,$(PROFILE)),--readme README.md --readme-run $(RUN_DIR),)
+	$(PY) -m bench index --profile $(PROFILE) $(SET)
+	$(PY) -m bench finetune --profile $(PROFILE) $(SET)
+	$(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR)
+	$(PY) -m bench report $(if $(and $(filter default,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run $(RUN_DIR),)
 	@echo "report: results/REPORT.md"
 
 smoke:
 	$(MAKE) bench PROFILE=smoke
+
+# On a CUDA machine: GPU tests, the two QLoRA probes (JSON under results/gpu/), then the default bench on the GPU
+# into results/runs/default-gpu, which the report shows beside the CPU run.
+gpu: install
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make gpu: no CUDA device')"
+	$(PY) -m pytest -m gpu -q
+	mkdir -p results/gpu
+	for p in default 7b; do \
+		$(PY) -m bench.finetune_gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
+		mv results/gpu/.probe-$$p.json results/gpu/probe-$$p.json || exit 1; done
+	$(MAKE) bench PROFILE=default RUN_DIR=results/runs/default-gpu \
+		SET="--set device=cuda --set index.embed_device=cuda"
 
 report: install
 	$(PY) -m bench report
