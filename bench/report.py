@@ -86,11 +86,15 @@ def quantization(scores: dict[str, Any]) -> str:
 
 
 def run_label(scores: dict[str, Any]) -> str:
-    """``cpu · llamacpp · Q4_K_M · qwen2.5`` — never mix runs that differ in any of these silently."""
+    """``cpu · llamacpp · Q4_K_M · qwen2.5`` (``· batch 4`` when batched) — never mix such runs silently."""
     device = dig(scores, "env.device") or dig(scores, "config.device") or DASH
     backend = dig(scores, "env.backend") or dig(scores, "config.model.backend") or DASH
     model = dig(scores, "config.model.name") or generator_field(scores, "model") or DASH
-    return " · ".join(str(x) for x in (device, backend, quantization(scores), model))
+    parts = [device, backend, quantization(scores), model]
+    batch = dig(scores, "config.model.batch_size")
+    if isinstance(batch, int) and batch > 1:  # amortised per-question latencies: say so in the label
+        parts.append(f"batch {batch}")
+    return " · ".join(str(x) for x in parts)
 
 
 def render_table(scores: dict[str, Any]) -> str:

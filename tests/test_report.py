@@ -257,3 +257,10 @@ def test_ragas_table_only_when_the_run_computed_it(tmp_path: Path) -> None:
     assert "| RAG | – | 0.410 [0.35, 0.47] | – | 0.800 [0.70, 0.90] |" in lines
     text = report.render([write_run(tmp_path, scores)], tmp_path / "R.md").read_text(encoding="utf-8")
     assert "#### ragas non-LLM metrics" in text and "| RAG | – | 0.410 [0.35, 0.47] |" in text
+
+
+def test_batched_runs_are_labelled() -> None:
+    scores = fake_scores()
+    assert not report.run_label(scores).endswith("batch 1")
+    scores["config"]["model"]["batch_size"] = 4
+    assert report.run_label(scores) == "cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b · batch 4"
