@@ -93,6 +93,9 @@ class FinetuneConfig:
     min_title_chars: int = 2
     max_records: int = 2000
     val_fraction: float = 0.05
+    # qa/raft: drop train questions whose text equals an evaluation question's (same question, other id, as in
+    # FaQuAD); false = such duplicates are a leakage error. An id in both sets is always an error.
+    drop_eval_duplicates: bool = False
     gradient_checkpointing: bool = False
     bf16: bool = False
 

@@ -263,8 +263,15 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         if not rows:
             raise BenchError(f"{ft.train_questions}: no rows with split=train")
         check_leakage({str(r.get("id")) for r in rows}, eval_question_ids(cfg))
-        eval_rows = _questions(cfg.path(cfg.questions), cfg.split)
-        check_leakage({_qkey(r) for r in rows}, {_qkey(r) for r in eval_rows})  # same question, other id
+        eval_keys = {_qkey(r) for r in _questions(cfg.path(cfg.questions), cfg.split)}
+        if ft.drop_eval_duplicates:  # same question text under another id: leave it out of training
+            kept_rows = [r for r in rows if _qkey(r) not in eval_keys]
+            drops["eval_duplicate"] += len(rows) - len(kept_rows)
+            rows = kept_rows
+        try:
+            check_leakage({_qkey(r) for r in rows}, eval_keys)  # same question, other id
+        except BenchError as exc:
+            raise BenchError(f"{exc}; or --set finetune.drop_eval_duplicates=true to skip them") from None
         raw = qa_records(rows, tok, use_chat, ft.train_format == "raft", cfg.seed)
         drops["no_answer_or_context"] += len(rows) - len(raw)
         qids = frozenset(str(r.get("id")) for r in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,15 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     cfg = _cfg(
         tmp_path, "train_format=qa", f"train_questions={tiny_questions}", f"questions={renamed}", "split=dev"
     )
-    with pytest.raises(BenchError, match="leakage"):
+    with pytest.raises(BenchError, match="drop_eval_duplicates"):
         sft_data.build_sft_data(cfg, tok, use_chat=False)
+    extra = {**rows[2], "id": "q9", "question": "Onde desagua o rio Tejo?", "answers": ["no Atlântico"]}
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in (rows[2], extra)), encoding="utf-8")
+    cfg = replace(cfg, finetune=replace(cfg.finetune, train_questions=str(train), drop_eval_duplicates=True))
+    dropped = sft_data.build_sft_data(cfg, tok, use_chat=False)
+    assert dropped.stats["dropped"]["eval_duplicate"] == 1
+    assert rows[2]["question"] not in json.dumps(dropped.train, ensure_ascii=False)
+    assert dropped.question_ids == {"q9"} and len(dropped.train) == 1
     with pytest.raises(BenchError, match="train_questions"):
         sft_data.build_sft_data(_cfg(tmp_path, "train_format=qa"), tok, use_chat=False)
