@@ -195,6 +195,17 @@ def _short(x: Any, n: int = 12) -> str:
     return DASH if not x else str(x)[:n]
 
 
+def finetune_label(scores: dict[str, Any]) -> str | None:
+    """``qa, 16 steps × 4, quantization none`` from the config; None when the run has no adapter variant."""
+    if not {"ft", "ft_rag"} & set(scores.get("variants") or {}):
+        return None
+    ft = dig(scores, "config.finetune") or {}
+    if not isinstance(ft, dict) or not ft:
+        return None
+    text = f"{ft.get('train_format', DASH)}, {ft.get('max_steps', DASH)} steps × {ft.get('batch_size', DASH)}"
+    return f"{text}, quantization {ft.get('quantization', DASH)}"
+
+
 def render_metadata(scores: dict[str, Any], source: str) -> str:
     corpora = dig(scores, "datasets.corpus") or []
     corpus = ", ".join(
@@ -215,6 +226,7 @@ def render_metadata(scores: dict[str, Any], source: str) -> str:
         ("embedder", " / ".join(str(e) for e in emb if e) or None),
         ("retrieval", dig(scores, "config.index.retrieval")),
         ("k", dig(scores, "config.index.k")),
+        ("fine-tune", finetune_label(scores)),
         ("corpus", corpus),
         (
             "question set",

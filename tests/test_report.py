@@ -264,3 +264,12 @@ def test_batched_runs_are_labelled() -> None:
     assert not report.run_label(scores).endswith("batch 1")
     scores["config"]["model"]["batch_size"] = 4
     assert report.run_label(scores) == "cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b · batch 4"
+
+
+def test_metadata_names_the_fine_tune() -> None:
+    scores = fake_scores()
+    ft = {"train_format": "qa", "max_steps": 16, "batch_size": 4, "quantization": "nf4"}
+    scores["config"]["finetune"] = ft
+    assert "| fine-tune | qa, 16 steps × 4, quantization nf4 |" in report.render_metadata(scores, "s.json")
+    del scores["variants"]["ft"], scores["variants"]["ft_rag"]
+    assert "| fine-tune | – |" in report.render_metadata(scores, "s.json")
