@@ -22,7 +22,7 @@ from tqdm import tqdm
 from bench.chunking import ArticleLike, Chunk, Chunker
 from bench.config import BenchError, Config, stable_hash
 from bench.embedders import Embedder, make_embedder
-from bench.io import atomic_write_json, iter_jsonl, sha256_file
+from bench.io import atomic_write_json, sha256_file
 from bench.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
 from bench.questions import load_questions
 from bench.store import MODES, Bm25Encoder, VectorStore, open_store, point_id
@@ -60,27 +60,9 @@ class IndexInfo:
 
 
 def _iter_articles(paths: Sequence[Path]) -> Iterator[ArticleLike]:
-    try:
-        from bench import wiki
-    except ImportError:  # bench.wiki not there yet: articles JSONL only
-        yield from _iter_jsonl_articles(paths)
-        return
+    from bench import wiki  # lazily: mwparserfromhell is only needed when (re)building
+
     yield from wiki.iter_corpus(paths)
-
-
-def _iter_jsonl_articles(paths: Sequence[Path]) -> Iterator[ArticleLike]:
-    from types import SimpleNamespace
-
-    for p in paths:
-        if p.suffix != ".jsonl":
-            raise BenchError(f"{p}: reading dumps needs bench.wiki; give an articles JSONL")
-        for row in iter_jsonl(p):
-            secs = tuple(
-                SimpleNamespace(heading=s.get("heading", ""), text=s.get("text", "")) for s in row["sections"]
-            )
-            yield SimpleNamespace(
-                id=int(row["id"]), title=row["title"], text=row.get("text", ""), sections=secs
-            )
 
 
 def index_identity(cfg: Config) -> tuple[Path, dict[str, Any], list[dict[str, str]]]:
