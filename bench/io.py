@@ -48,6 +48,12 @@ def read_json(path: str | Path) -> Any:
 
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield one object per non-empty line; a bad line raises BenchError naming file and line."""
+    for _, obj in iter_jsonl_numbered(path):
+        yield obj
+
+
+def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like :func:`iter_jsonl`, with each object's 1-based line number (for errors found later)."""
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: file not found")
@@ -69,7 +75,7 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 raise BenchError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
             if not isinstance(obj, dict):
                 raise BenchError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield obj
+            yield lineno, obj
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.io import iter_jsonl
+from bench.io import iter_jsonl_numbered
 
 
 def load_questions(cfg: Config, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -15,12 +15,9 @@ def load_questions(cfg: Config, require: tuple[str, ...] = ()) -> list[dict[str,
     must be non-empty on the kept rows (``retrieve-eval`` needs ``title``).
     """
     path = cfg.path(cfg.questions)
-    objs = list(iter_jsonl(path))
-    with path.open(encoding="utf-8") as fh:
-        linenos = [i for i, line in enumerate(fh, 1) if line.strip()]
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for obj, lineno in zip(objs, linenos, strict=True):
+    for lineno, obj in iter_jsonl_numbered(path):
         where = f"{path}:{lineno}"
         qid, question, answers = obj.get("id"), obj.get("question"), obj.get("answers")
         if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
