@@ -17,40 +17,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.config import BenchError, Config
 from bench.prompts import build_messages, format_passage
 
-
-class HitLike(Protocol):
-    """Structural view of ``bench.index.Hit``."""
-
-    chunk_id: str
-    article_id: int
-    title: str
-    section: str
-    text: str
-    score: float
-
-
-class GenerationLike(Protocol):
-    """Structural view of ``bench.generators.Generation``."""
-
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    ttft_ms: float
-    total_ms: float
-    error: str | None
-
-
-class GeneratorLike(Protocol):
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Any: ...
-
-    def info(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
+if TYPE_CHECKING:
+    from bench.generators import Generator
 
 
 class RetrieverLike(Protocol):
@@ -60,8 +33,8 @@ class RetrieverLike(Protocol):
 @dataclass(frozen=True)
 class VariantResult:
     answer: str
-    hits: list[Any]  # bench.index.Hit (or anything HitLike)
-    generation: Any  # bench.generators.Generation (or anything GenerationLike)
+    hits: list[Any]  # bench.index.Hit, or anything with its fields
+    generation: Any  # bench.generators.Generation, or anything with its fields
     retrieval_ms: float
     batch_size: int = 1  # >1: generation times are the batch's time / batch_size
 
@@ -115,7 +88,7 @@ class PromptVariant:
     """The one implementation of :class:`Variant`: builds the prompt, retrieves if needed, generates."""
 
     spec: VariantSpec
-    generator: GeneratorLike
+    generator: Generator
     max_new_tokens: int
     retriever: RetrieverLike | None = None
     k: int = 3
@@ -172,7 +145,7 @@ class PromptVariant:
 def build_variants(
     cfg: Config,
     names: list[str] | tuple[str, ...],
-    generators: dict[str, GeneratorLike],
+    generators: dict[str, Generator],
     retriever: RetrieverLike | None,
 ) -> dict[str, PromptVariant]:
     """Instantiate the named variants over shared generators and one shared retriever."""
