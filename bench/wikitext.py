@@ -55,12 +55,15 @@ _FLAT_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 # Inline formatting tags that render as their contents (``<small>x</small>`` → ``x``): the fast path just
 # drops the tag markers. Attributes may not contain quotes, "<" or ">" (those fragments go to the parser).
 _INLINE_TAGS = "sup|sub|small|big|abbr|u|s|center|span|font|em|strong|del|ins|blockquote"
-_INLINE_TAG = re.compile(rf"</?(?:{_INLINE_TAGS})(?:\s[^<>\"'/]*)?>", re.I)
-# A pair whose contents hold no markup at all: only those are fast (quotes or brackets next to a tag
-# boundary parse differently in mwparserfromhell).
-_INLINE_PLAIN_PAIR = re.compile(rf"<({_INLINE_TAGS})(?:\s[^<>\"'/]*)?>(?:[^'{{}}<>]|''+)*</\1\s*>", re.I)
+_INLINE_ATTRS = r"(?:\s[^<>\"'/]*)?"  # unquoted attributes only
+_INLINE_NAME_ATTRS = rf"(?:{_INLINE_TAGS}){_INLINE_ATTRS}"
+_INLINE_TAG = re.compile(rf"</?{_INLINE_NAME_ATTRS}>", re.I)
+# Only pairs whose contents hold no lone quote, template or tag are fast (a quote or a bracket next to a tag
+# boundary parses differently in mwparserfromhell).
+_INLINE_PLAIN_PAIR = re.compile(rf"<({_INLINE_TAGS}){_INLINE_ATTRS}>(?:[^'{{}}<>]|''+)*</\1\s*>", re.I)
 _OTHER_MARKUP = re.compile(
-    rf"\{{\{{\{{|\[\[\[|\]\]\]|\[\['(?!')|(?<!')'\]\]|^=|<(?!/?ref\b|br\s*/?>|references\s*/>|/?(?:{_INLINE_TAGS})(?:\s[^<>\"'/]*)?>)"
+    r"\{\{\{|\[\[\[|\]\]\]|\[\['(?!')|(?<!')'\]\]|^="
+    rf"|<(?!/?ref\b|br\s*/?>|references\s*/>|/?{_INLINE_NAME_ATTRS}>)"
     r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z]+[0-9]*);",
     re.I | re.M,
 )
