@@ -262,8 +262,9 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         rows = _questions(_train_questions_path(cfg), "train")
         if not rows:
             raise BenchError(f"{ft.train_questions}: no rows with split=train")
-        check_leakage({str(r.get("id")) for r in rows}, eval_question_ids(cfg))
-        eval_keys = {_qkey(r) for r in _questions(cfg.path(cfg.questions), cfg.split)}
+        eval_rows = _questions(cfg.path(cfg.questions), cfg.split)
+        check_leakage({str(r.get("id")) for r in rows}, {str(r.get("id")) for r in eval_rows})
+        eval_keys = {_qkey(r) for r in eval_rows}
         if ft.drop_eval_duplicates:  # same question text under another id: leave it out of training
             kept_rows = [r for r in rows if _qkey(r) not in eval_keys]
             drops["eval_duplicate"] += len(rows) - len(kept_rows)
