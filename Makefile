@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
 RUN_DIR ?= results/runs/$(PROFILE)
+# The default questions answered by the first reader ("a short sentence", 24 tokens): README's before → after.
+READER_BEFORE ?= results/runs/default-reader-v1
 # Extra `--set key=value` overrides for every bench stage, e.g. SET="--set device=cuda".
 SET ?=
 # Use the local CPU torch wheel where this machine has one (an unpinned torch would pull GBs of CUDA).
@@ -17,7 +19,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all lint typecheck perf bench smoke gpu report baseline clean help
+.PHONY: install test test-all lint typecheck perf bench smoke reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -27,7 +29,15 @@ help:
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
 
+# Optional parts, e.g. EXTRAS=llamacpp (the llama.cpp backend: a source build of several minutes).
+EXTRAS ?=
+
 install: $(VENV)/.installed
+	@for extra in $(EXTRAS); do \
+		case $$extra in \
+		llamacpp) $(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install $(FIND_LINKS) -e '.[llamacpp]';; \
+		*) echo "unknown EXTRAS entry: $$extra (known: llamacpp)"; exit 2;; \
+		esac; done
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,11 +71,17 @@ bench: install
 	$(PY) -m bench index --profile $(PROFILE) $(SET)
 	$(PY) -m bench finetune --profile $(PROFILE) $(SET)
 	$(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR)
-	$(PY) -m bench report $(if $(and $(filter default,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run $(RUN_DIR),)
+	$(PY) -m bench report $(if $(and $(filter default,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run $(RUN_DIR) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),),)
 	@echo "report: results/REPORT.md"
 
 smoke:
 	$(MAKE) bench PROFILE=smoke
+
+# The first reader on the default questions (oracle and RAG), for the README's reader before → after table.
+reader-before: install
+	$(PY) -m bench run --profile default --set model.reader=sentence-v1 --set model.fewshot=0 \
+		--set model.stop_at_newline=false --set model.max_new_tokens=24 --set run.variants=rag,oracle \
+		--out $(READER_BEFORE)
 
 # On a CUDA machine: GPU tests, the two QLoRA probes (JSON under results/gpu/), then the default bench on the GPU
 # into results/runs/default-gpu, which the report shows beside the CPU run.

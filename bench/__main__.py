@@ -114,8 +114,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bench.io import read_json
 
         scores_path = Path(args.readme_run) / "scores.json"
-        changed = report.update_readme(Path(args.readme), read_json(scores_path))
+        after = read_json(scores_path)
+        changed = report.update_readme(Path(args.readme), after)
         print(f"{args.readme}: table {'updated' if changed else 'unchanged'} from {scores_path}")
+        if args.readme_reader_before:
+            from bench.tables import render_reader_change
+
+            before_path = Path(args.readme_reader_before) / "scores.json"
+            body = render_reader_change(read_json(before_path), after)
+            changed = report.update_readme_block(Path(args.readme), "reader", body)
+            print(f"{args.readme}: reader table {'updated' if changed else 'unchanged'} from {before_path}")
     return 0
 
 
@@ -167,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="Markdown file (default: results/REPORT.md)")
     p.add_argument("--readme", default=None, help="also regenerate the table between the results markers")
     p.add_argument("--readme-run", default="results/runs/default", help="run whose table goes in --readme")
+    p.add_argument(
+        "--readme-reader-before",
+        default=None,
+        help="a run with the previous reader: --readme also gets its before → after table (reader markers)",
+    )
 
     p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
     p.add_argument("--baseline", required=True, help="baseline scores.json")

@@ -17,33 +17,14 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.io import read_json
+from bench.scoring import METRICS, NOISY_METRICS
 
 log = logging.getLogger(__name__)
 
-VARIANT_ORDER = ("base", "rag", "ft", "ft_rag", "oracle")
-# Stable metrics: higher is better unless listed in LOWER_IS_BETTER.
-STABLE_METRICS = (
-    "exact_match",
-    "f1",
-    "contains",
-    "lang_pt",
-    "lang_en",
-    "recall@k",
-    "answer_in_context@k",
-    "string_similarity",
-    "rouge_l",
-    "chrf",
-    "ragas_context_recall",
-)
-# Noisy metrics and whether lower is better.
-NOISY_METRICS = {
-    "latency_p50_ms": True,
-    "latency_p95_ms": True,
-    "tokens_per_s": False,
-    "peak_rss_mb": True,
-    "peak_vram_mb": True,
-}
-LOWER_IS_BETTER = {"lang_en"}
+VARIANT_ORDER = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_rag", "picker_oracle")
+# Stable (deterministic on CPU) metrics fail on a regression; EM and question-stripped F1 lead (scoring.METRICS).
+STABLE_METRICS = tuple(name for name, m in METRICS.items() if m.stable)
+LOWER_IS_BETTER = {name for name, m in METRICS.items() if not m.higher_is_better}
 # Keys (dotted paths into scores.json) that must match for a comparison to mean anything.
 IDENTITY_KEYS = (
     "datasets.questions.sha256",
@@ -71,6 +52,7 @@ class Tolerances:
     noisy_warn_factor: float = 1.25  # worse by more than this: warning
     noisy_fail_factor: float = 3.0  # worse by more than this: failure
     failed_abs: int = 0  # extra failed questions allowed per variant
+    latency_floor_ms: float = 50.0  # latencies below this are timer noise (no-model baselines take µs)
 
     def for_metric(self, metric: str) -> float:
         return self.per_metric.get(metric, self.stable_abs)
@@ -227,6 +209,8 @@ def _noisy_row(metric: str, variant: str, b: float | None, r: float | None, tol:
         # Hardware-dependent metrics (VRAM on CPU) may legitimately come and go: never a failure.
         return None if b is None and r is None else Row(metric, variant, _fmt(b, 1), _fmt(r, 1), "–", WARN)
     lower_better = NOISY_METRICS[metric]
+    if metric.startswith("latency_"):
+        b, r = max(b, tol.latency_floor_ms), max(r, tol.latency_floor_ms)
     # factor > 1 means worse; a zero on either side only matches another zero.
     factor = (1.0 if b == r else float("inf")) if b <= 0 or r <= 0 else (r / b if lower_better else b / r)
     if factor > tol.noisy_fail_factor:

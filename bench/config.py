@@ -55,13 +55,16 @@ class IndexConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "qwen2.5-coder-0.5b"  # registry name, HF id or local path
-    backend: str = "llamacpp"  # "transformers" | "llamacpp" | "openai"
+    backend: str = "transformers"  # "transformers" | "llamacpp" | "openai"
     dtype: str = "bfloat16"  # transformers on CPU: bfloat16 | float32
     attn_implementation: str = "sdpa"
     threads: int = 0  # 0 = all cores
     n_ctx: int = 2048
-    max_new_tokens: int = 32
+    max_new_tokens: int = 64
     batch_size: int = 1
+    reader: str = "extractive"  # bench.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
+    fewshot: int = 3  # worked FaQuAD-train examples before each question (0-3)
+    stop_at_newline: bool = True  # the answer is the first line: generation stops at a line break
 
 
 @dataclass(frozen=True)
@@ -82,28 +85,36 @@ class FinetuneConfig:
         "down_proj",
     )
     learning_rate: float = 2e-4
-    max_steps: int = 40
+    max_steps: int = 16
     batch_size: int = 4
     grad_accum: int = 1
-    max_length: int = 256
+    max_length: int = 128
     warmup_steps: int = 2
     logging_steps: int = 5
     save_steps: int = 20
     min_text_chars: int = 200
     min_title_chars: int = 2
     max_records: int = 2000
-    val_fraction: float = 0.05
+    val_fraction: float = 0.0
     # qa/raft: drop train questions whose text equals an evaluation question's (same question, other id, as in
     # FaQuAD); false = such duplicates are a leakage error. An id in both sets is always an error.
     drop_eval_duplicates: bool = False
+    # qa/raft fuzzy leakage guard (bench/leakage.py): a train question is dropped when its content words overlap
+    # an evaluation question's by >= leak_question_overlap (Jaccard) and its answer matches (token F1 >=
+    # leak_answer_f1); a train context is a twin of an evaluation gold paragraph when >= leak_doc_overlap of
+    # its leak_doc_ngram-word shingles occur there.
+    leak_question_overlap: float = 0.6
+    leak_answer_f1: float = 0.5
+    leak_doc_ngram: int = 8
+    leak_doc_overlap: float = 0.5
     gradient_checkpointing: bool = False
     bf16: bool = False
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle")
-    bootstrap_samples: int = 1000
+    variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag")
+    bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/ragas_metrics.py)
 
@@ -122,8 +133,8 @@ class OpenAIConfig:
 class Config:
     profile: str = "default"
     corpus: str = "corpora/bench-small.xml"
-    questions: str = "questions/smoke.jsonl"
-    split: str = ""  # "" = all rows; "dev"/"train" = only that split
+    questions: str = "questions/faquad.jsonl"
+    split: str = "dev"  # "" = all rows; "dev"/"train" = only that split
     limit: int = 0  # 0 = all questions
     device: str = "cpu"  # "cpu" | "cuda"
     seed: int = 0

@@ -40,7 +40,12 @@ def finetune_key(cfg: Config) -> dict[str, Any]:
     ft = {k: v for k, v in config_to_dict(cfg.finetune).items() if k not in _NOT_HASHED}
     data: dict[str, Any]
     if cfg.finetune.train_format in ("qa", "raft"):
-        data = {"train_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions))}
+        data = {
+            "train_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions)),
+            # the leakage guard drops train questions by the evaluation set: it shapes the training data
+            "eval_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.questions)),
+            "eval_split": cfg.split,
+        }
         ft.pop("train_questions")
     else:
         data = {
@@ -48,7 +53,8 @@ def finetune_key(cfg: Config) -> dict[str, Any]:
             "ingest_limit": cfg.ingest.limit,
         }
         ft.pop("train_questions")
-    return {"model": _weights_identity(cfg), "data": data, "finetune": ft, "seed": cfg.seed}
+    # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
+    return {"model": _weights_identity(cfg), "data": data, "finetune": ft, "seed": cfg.seed, "device": cfg.device}
 
 
 def adapter_dir(cfg: Config) -> Path:

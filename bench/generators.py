@@ -32,6 +32,11 @@ class Generation:
     ttft_ms: float
     total_ms: float
     error: str | None = None
+    finish_reason: str = "stop"  # "stop" (end of answer: EOS or the newline stop) | "length" (hit the cap)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
 
 
 @runtime_checkable
@@ -61,6 +66,31 @@ def plain_prompt(messages: list[dict[str, str]]) -> str:
         user = f"Pergunta: {user}"
     text = f"{system}\n\n{user}" if system else user
     return text if text.rstrip().endswith(ANSWER_CUE) else f"{text}\n{ANSWER_CUE}"
+
+
+def ends_answer(text: str) -> bool:
+    """The newline stop: a line break *after* some answer text (leading blank lines do not stop)."""
+    return "\n" in text.lstrip()
+
+
+def finish_reason(ended: bool, text: str, n_new: int, max_new_tokens: int, stop_at_newline: bool) -> str:
+    """``"stop"`` when the answer ended (EOS, or the newline stop), ``"length"`` when it hit the cap."""
+    if ended or (stop_at_newline and ends_answer(text)):
+        return "stop"
+    return "length" if n_new >= max_new_tokens else "stop"
+
+
+class _NewlineStop:
+    """transformers stopping criterion: stop each sequence once its new text holds a line break after content."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+        return torch.tensor([ends_answer(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 def _check_messages(messages: list[dict[str, str]]) -> None:
@@ -138,6 +168,11 @@ class TransformersGenerator:
             prompts, return_tensors="pt", padding=True, add_special_tokens=not self.chat_template
         ).to(self.device)
         timer = _FirstTokenTimer()
+        stops: list[Any] = []
+        if self.cfg.model.stop_at_newline:
+            from transformers import StoppingCriteriaList
+
+            stops = [StoppingCriteriaList([_NewlineStop(self.tokenizer, int(enc["input_ids"].shape[1]))])]
         torch.manual_seed(self.cfg.seed)
         t0 = time.perf_counter()
         with torch.inference_mode(), self._adapter_ctx():
@@ -151,25 +186,32 @@ class TransformersGenerator:
                 eos_token_id=self.eos_ids,
                 pad_token_id=self.tokenizer.pad_token_id,
                 streamer=timer,
+                **({"stopping_criteria": stops[0]} if stops else {}),
             )
         t1 = time.perf_counter()
         first = timer.first if timer.first is not None else t1
         return enc, out, (first - t0) * 1000.0, (t1 - t0) * 1000.0
 
-    def _decode(self, ids: list[int]) -> tuple[str, int]:
-        n = 0
+    def _decode(self, ids: list[int], max_new_tokens: int) -> tuple[str, int, str]:
+        """(text, new tokens up to and including EOS, finish reason) of one generated row."""
+        n, ended = 0, False
         for tok in ids:
+            if tok == self.tokenizer.pad_token_id and tok not in self.eos_ids:
+                break  # padding after this row stopped (batched generation)
             n += 1
             if tok in self.eos_ids:
+                ended = True
                 break
         kept = [t for t in ids[:n] if t not in self.eos_ids and t != self.tokenizer.pad_token_id]
-        return self.tokenizer.decode(kept, skip_special_tokens=True).strip(), n
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        reason = finish_reason(ended, text, n, max_new_tokens, self.cfg.model.stop_at_newline)
+        return text.strip(), n, reason
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         enc, out, ttft, total = self._run([self.render(messages)], max_new_tokens)
         n_prompt = int(enc["input_ids"].shape[1])
-        text, n_new = self._decode(out[0, n_prompt:].tolist())
-        return Generation(text, n_prompt, n_new, ttft, total)
+        text, n_new, reason = self._decode(out[0, n_prompt:].tolist(), max_new_tokens)
+        return Generation(text, n_prompt, n_new, ttft, total, finish_reason=reason)
 
     def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
         """Left-padded batch; each Generation's ttft_ms/total_ms is the batch time / batch size."""
@@ -180,9 +222,9 @@ class TransformersGenerator:
         n = len(batch)
         gens = []
         for i in range(n):
-            text, n_new = self._decode(out[i, width:].tolist())
+            text, n_new, reason = self._decode(out[i, width:].tolist(), max_new_tokens)
             n_prompt = int(enc["attention_mask"][i].sum())
-            gens.append(Generation(text, n_prompt, n_new, ttft / n, total / n))
+            gens.append(Generation(text, n_prompt, n_new, ttft / n, total / n, finish_reason=reason))
         return gens
 
     def info(self) -> dict[str, Any]:
@@ -197,7 +239,7 @@ class TransformersGenerator:
             "device": str(self.device),
             "adapter": str(self.adapter) if self.adapter else None,
             "chat_template": self.chat_template,
-            "decoding": "greedy",
+            "decoding": "greedy" + (", stop at newline" if self.cfg.model.stop_at_newline else ""),
             "batch_latency": "generate_batch reports batch time / batch size per question",
             "versions": versions("torch", "transformers", "peft"),
         }

@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 
 from bench.config import BenchError, Config, stable_hash
-from bench.generators import Generation, Generator, _check_messages, plain_prompt, versions
+from bench.generators import (
+    Generation,
+    Generator,
+    _check_messages,
+    ends_answer,
+    finish_reason,
+    plain_prompt,
+    versions,
+)
 from bench.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -145,7 +153,13 @@ class _SharedLlama:
     """One llama_cpp.Llama plus an optional LoRA adapter that can be switched on/off per generation."""
 
     def __init__(self, cfg: Config, gguf_path: Path, lora: Path | None) -> None:
-        import llama_cpp
+        try:
+            import llama_cpp
+        except ImportError:
+            raise BenchError(
+                "model.backend=llamacpp needs llama-cpp-python, an optional part (a ~6-minute source build): "
+                "make install EXTRAS=llamacpp (or pip install -e '.[llamacpp]')"
+            ) from None
 
         self.lib, self.path, self.lora = llama_cpp, gguf_path, lora
         threads = cfg.model.threads or os.cpu_count() or 1
@@ -221,7 +235,8 @@ class LlamaCppGenerator:
         return list(llm.tokenize(plain_prompt(messages).encode("utf-8"), add_bos=True, special=True))
 
     def generate_tokens(self, tokens: list[int], max_new_tokens: int) -> tuple[list[int], float, float]:
-        """Greedy continuation of ``tokens``; returns (new tokens without EOG, ttft_ms, total_ms)."""
+        """Greedy continuation of ``tokens`` up to EOG, the cap, or (``model.stop_at_newline``) a line break
+        after answer text; returns (new tokens incl. a final EOG, ttft_ms, total_ms)."""
         sh = self.shared
         sh.use_adapter(self.use_adapter)
         sh.llm.reset()
@@ -237,6 +252,8 @@ class LlamaCppGenerator:
             out.append(tok)
             if len(out) >= max_new_tokens:
                 break
+            if self.cfg.model.stop_at_newline and ends_answer(self._text(out)):
+                break
         return out, ttft, (time.perf_counter() - t0) * 1000.0
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
@@ -248,9 +265,15 @@ class LlamaCppGenerator:
             return Generation("", len(tokens), 0, 0.0, 0.0, error=msg)
         new, ttft, total = self.generate_tokens(tokens, max_new_tokens)
         sh = self.shared
-        kept = [t for t in new if not sh.lib.llama_vocab_is_eog(sh.vocab, t)]
-        text = sh.llm.detokenize(kept).decode("utf-8", "replace").strip()
-        return Generation(text, len(tokens), len(new), ttft, total)
+        ended = bool(new) and bool(sh.lib.llama_vocab_is_eog(sh.vocab, new[-1]))
+        text = self._text(new)
+        reason = finish_reason(ended, text, len(new), max_new_tokens, self.cfg.model.stop_at_newline)
+        return Generation(text.strip(), len(tokens), len(new), ttft, total, finish_reason=reason)
+
+    def _text(self, tokens: list[int]) -> str:
+        sh = self.shared
+        kept = [t for t in tokens if not sh.lib.llama_vocab_is_eog(sh.vocab, t)]
+        return str(sh.llm.detokenize(kept).decode("utf-8", "replace"))
 
     def info(self) -> dict[str, Any]:
         sh = self.shared

@@ -39,13 +39,16 @@ class OpenAIGenerator:
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s))
         self.requests = 0
 
-    def _parse(self, body: bytes) -> tuple[str, int, int]:
+    def _parse(self, body: bytes) -> tuple[str, int, int, str]:
         data = json.loads(body)
-        text = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
         if not isinstance(text, str):
             raise TypeError("content is not a string")
         usage = data.get("usage") or {}
-        return text.strip(), int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        reason = "length" if choice.get("finish_reason") == "length" else "stop"
+        n_prompt, n_new = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        return text.strip(), n_prompt, n_new, reason
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         import httpx
@@ -58,6 +61,7 @@ class OpenAIGenerator:
             "max_tokens": max_new_tokens,
             "temperature": 0.0,
             "seed": self.cfg.seed,
+            **({"stop": ["\n"]} if self.cfg.model.stop_at_newline else {}),
         }
         t0 = time.perf_counter()
         error = "no attempt made"
@@ -77,12 +81,12 @@ class OpenAIGenerator:
                 error = f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}"
                 break
             try:
-                text, n_prompt, n_new = self._parse(resp.content)
+                text, n_prompt, n_new, reason = self._parse(resp.content)
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 error = f"malformed response from {self.url}: {type(exc).__name__}: {exc}"
                 break
             ms = (time.perf_counter() - t0) * 1000.0
-            return Generation(text, n_prompt, n_new, ms, ms)
+            return Generation(text, n_prompt, n_new, ms, ms, finish_reason=reason)
         ms = (time.perf_counter() - t0) * 1000.0
         log.warning("openai backend: %s", error)
         return Generation("", 0, 0, ms, ms, error=error)

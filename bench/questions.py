@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bench.config import BenchError, Config
 from bench.io import iter_jsonl_numbered
+from bench.metrics import usable_answers
+
+log = logging.getLogger(__name__)
 
 
-def load_questions(cfg: Config, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def load_questions(
+    cfg: Config, require: tuple[str, ...] = (), stats: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
     """Questions of ``cfg.questions`` filtered by ``cfg.split`` and ``cfg.limit``; bad rows name file:line.
 
     Every row needs ``id``, ``question`` and ``answers`` (unique ids); ``require`` names further fields that
-    must be non-empty on the kept rows (``retrieve-eval`` needs ``title``).
+    must be non-empty on the kept rows (``retrieve-eval`` needs ``title``). Gold answers that normalise to
+    nothing (``"a"``, ``"—"``) can never be matched and would let an empty answer score: they are dropped
+    here, for every stage alike, and a question left with none is skipped; ``stats`` (if given) counts both.
     """
+    counts = stats if stats is not None else {}
+    counts.update(empty_golds_dropped=0, questions_without_gold=0)
     path = cfg.path(cfg.questions)
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
@@ -33,7 +43,13 @@ def load_questions(cfg: Config, require: tuple[str, ...] = ()) -> list[dict[str,
             continue
         if missing := [key for key in require if not obj.get(key)]:
             raise BenchError(f"{where}: question {qid!r} lacks {', '.join(missing)}")
-        rows.append({**obj, "id": str(qid)})
+        golds = usable_answers(answers)
+        counts["empty_golds_dropped"] += len(answers) - len(golds)
+        if not golds:
+            counts["questions_without_gold"] += 1
+            log.warning("%s: question %r has no gold answer left after normalisation; skipped", where, qid)
+            continue
+        rows.append({**obj, "id": str(qid), "answers": golds})
     if cfg.limit > 0:
         rows = rows[: cfg.limit]
     if not rows:

@@ -13,70 +13,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.check import check, dig, generator_field, load_scores, mean_of, ordered_variants, scores_path
+from bench.check import check, dig, generator_field, load_scores, scores_path
 from bench.config import REPO_ROOT, BenchError
 from bench.io import atomic_write_text
-from bench.plots import plot, vlabel
+from bench.plots import plot
+from bench.tables import (
+    DASH,
+    render_baseline_checks,
+    render_comparisons,
+    render_ragas,
+    render_side_by_side,
+    render_table,
+    table,
+)
 
-__all__ = ["check", "render", "render_table", "update_readme"]
+__all__ = ["check", "render", "render_ragas", "render_table", "update_readme"]
 
 log = logging.getLogger(__name__)
-
-DASH = "–"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
-COMPARISON_ORDER = ("rag-base", "ft-base", "ft_rag-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag")
-SCORE_COLUMNS = (  # (key in scores.json, header)
-    ("exact_match", "EM"),
-    ("f1", "F1"),
-    ("contains", "containment"),
-    ("lang_pt", "PT rate"),
-    ("lang_en", "EN rate"),
-    ("recall@k", "recall@{k}"),
-    ("answer_in_context@k", "answer in ctx@{k}"),
-)
-RAGAS_COLUMNS = (  # ragas' non-LLM metrics (bench/ragas_metrics.py), when the run computed them
-    ("string_similarity", "string similarity"),
-    ("rouge_l", "ROUGE-L"),
-    ("chrf", "chrF"),
-    ("ragas_context_recall", "context recall"),
-)
-NUMBER_COLUMNS = (  # (key, header, digits)
-    ("latency_p50_ms", "p50 ms", 0),
-    ("latency_p95_ms", "p95 ms", 0),
-    ("tokens_per_s", "tok/s", 1),
-    ("peak_rss_mb", "RSS MB", 0),
-    ("peak_vram_mb", "VRAM MB", 0),
-)
-
-
-def fmt_num(x: Any, digits: int = 3) -> str:
-    v = mean_of(x)
-    return DASH if v is None else f"{v:.{digits}f}"
-
-
-def fmt_metric(value: Any, signed: bool = False) -> str:
-    """``{"mean": .412, "ci95": [.35, .47]}`` -> ``0.412 [0.35, 0.47]``; missing -> ``–``."""
-    key = "diff" if isinstance(value, dict) and "diff" in value else "mean"
-    m = mean_of(value.get(key) if isinstance(value, dict) else value)
-    if m is None:
-        return DASH
-    text = f"{m:+.3f}" if signed else f"{m:.3f}"
-    ci = value.get("ci95") if isinstance(value, dict) else None
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(mean_of(c) is not None for c in ci):
-        text += f" [{float(ci[0]):.2f}, {float(ci[1]):.2f}]"
-    return text
-
-
-def _cell(text: Any) -> str:
-    s = DASH if text is None or text == "" else str(text)
-    return s.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "|".join([align] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
 
 def quantization(scores: dict[str, Any]) -> str:
     q = generator_field(scores, "quantization")
@@ -95,90 +48,6 @@ def run_label(scores: dict[str, Any]) -> str:
     if isinstance(batch, int) and batch > 1:  # amortised per-question latencies: say so in the label
         parts.append(f"batch {batch}")
     return " · ".join(str(x) for x in parts)
-
-
-def render_table(scores: dict[str, Any]) -> str:
-    """The main variant table of one run as Markdown (rows = variants, 95% CIs in brackets)."""
-    k = dig(scores, "config.index.k") or "k"
-    header = ["variant", *(h.format(k=k) for _, h in SCORE_COLUMNS), *(h for _, h, _ in NUMBER_COLUMNS)]
-    rows = []
-    variants = scores.get("variants") or {}
-    for name in ordered_variants(variants):
-        v = variants[name] if isinstance(variants[name], dict) else {}
-        row = [vlabel(name), *(fmt_metric(v.get(key)) for key, _ in SCORE_COLUMNS)]
-        row += [fmt_num(v.get(key), d) for key, _, d in NUMBER_COLUMNS]
-        row.append(f"{v.get('n', DASH)} / {v.get('failed', DASH)}")
-        rows.append(row)
-    return _table([*header, "n / failed"], rows)
-
-
-def render_ragas(scores: dict[str, Any]) -> str | None:
-    """ragas non-LLM metrics per variant; None when the run did not compute them."""
-    variants = scores.get("variants") or {}
-    names = [n for n in ordered_variants(variants) if isinstance(variants[n], dict)]
-    if not any(variants[n].get(key) for n in names for key, _ in RAGAS_COLUMNS):
-        return None
-    rows = [[vlabel(n), *(fmt_metric(variants[n].get(key)) for key, _ in RAGAS_COLUMNS)] for n in names]
-    return _table(["variant", *(h for _, h in RAGAS_COLUMNS)], rows)
-
-
-def render_side_by_side(runs: list[tuple[str, dict[str, Any]]]) -> str:
-    """One column group per run (labelled run i = device · backend · quantisation · model)."""
-    header = ["variant"]
-    for i, (label, _) in enumerate(runs):
-        header += [f"F1 (run {i + 1}: {label})", f"cont. (run {i + 1})", f"p50 ms (run {i + 1})"]
-    names = ordered_variants({n for _, s in runs for n in s.get("variants") or {}})
-    rows = []
-    for name in names:
-        row = [vlabel(name)]
-        for _, s in runs:
-            v = (s.get("variants") or {}).get(name)
-            v = v if isinstance(v, dict) else {}
-            row += [
-                fmt_metric(v.get("f1")),
-                fmt_metric(v.get("contains")),
-                fmt_num(v.get("latency_p50_ms"), 0),
-            ]
-        rows.append(row)
-    return _table(header, rows)
-
-
-def _comparison_label(name: str) -> str:
-    a, sep, b = name.partition("-")
-    return f"{vlabel(a)} − {vlabel(b)}" if sep else name
-
-
-def significant(value: Any) -> bool:
-    if not isinstance(value, dict):
-        return False
-    if isinstance(value.get("significant"), bool):
-        return bool(value["significant"])
-    ci = value.get("ci95")
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(mean_of(c) is not None for c in ci):
-        return float(ci[0]) > 0 or float(ci[1]) < 0
-    return False
-
-
-def render_comparisons(scores: dict[str, Any]) -> str:
-    """Paired differences; **bold ✔** where the 95% CI excludes zero."""
-    comps = scores.get("comparisons") or {}
-    if not isinstance(comps, dict) or not comps:
-        return "_No paired comparisons in this run._\n"
-    names = [c for c in COMPARISON_ORDER if c in comps] + sorted(set(comps) - set(COMPARISON_ORDER))
-    k = dig(scores, "config.index.k") or "k"
-    metrics = [(key, h.format(k=k)) for key, h in SCORE_COLUMNS]
-    present = {m for c in names if isinstance(comps[c], dict) for m in comps[c]}
-    metrics = [(key, h) for key, h in metrics if key in present]
-    metrics += [(m, m) for m in sorted(present - {key for key, _ in SCORE_COLUMNS})]
-    rows = []
-    for name in names:
-        comp = comps[name] if isinstance(comps[name], dict) else {}
-        cells = []
-        for key, _ in metrics:
-            text = fmt_metric(comp.get(key), signed=True)
-            cells.append(f"**{text} ✔**" if text != DASH and significant(comp.get(key)) else text)
-        rows.append([_comparison_label(name), *cells])
-    return _table(["comparison", *(h for _, h in metrics)], rows)
 
 
 def shown_path(value: Any) -> str:
@@ -206,6 +75,23 @@ def finetune_label(scores: dict[str, Any]) -> str | None:
     return f"{text}, quantization {ft.get('quantization', DASH)}"
 
 
+def reader_label(scores: dict[str, Any]) -> str | None:
+    """``extractive, 3-shot, stop at newline, ≤ 64 new tokens (prompt 1a2b…)``."""
+    p = scores.get("prompt")
+    if not isinstance(p, dict):
+        return None
+    stop = ", stop at newline" if p.get("stop_at_newline") else ""
+    shots = f"{p.get('fewshot')}-shot" if p.get("fewshot") else "zero-shot"
+    return f"{p.get('reader')}, {shots}{stop}, ≤ {p.get('max_new_tokens')} new tokens (prompt {_short(p.get('prompt_id'))})"
+
+
+def _git_label(env: dict[str, Any]) -> str | None:
+    commit = env.get("git_commit")
+    if not commit:
+        return None
+    return f"{str(commit)[:12]}{' (uncommitted changes)' if env.get('git_dirty') else ''}"
+
+
 def render_metadata(scores: dict[str, Any], source: str) -> str:
     corpora = dig(scores, "datasets.corpus") or []
     corpus = ", ".join(
@@ -227,6 +113,7 @@ def render_metadata(scores: dict[str, Any], source: str) -> str:
         ("retrieval", dig(scores, "config.index.retrieval")),
         ("k", dig(scores, "config.index.k")),
         ("fine-tune", finetune_label(scores)),
+        ("reader", reader_label(scores)),
         ("corpus", corpus),
         (
             "question set",
@@ -236,9 +123,10 @@ def render_metadata(scores: dict[str, Any], source: str) -> str:
         ("config hash", scores.get("config_hash")),
         ("hardware", ", ".join(str(h) for h in hw if h) or None),
         ("python", env.get("python")),
+        ("git commit", _git_label(env)),
         ("created", scores.get("created")),
     ]
-    return _table(["field", "value"], [[k, DASH if v is None else str(v)] for k, v in items], align="---")
+    return table(["field", "value"], [[k, DASH if v is None else str(v)] for k, v in items], align="---")
 
 
 def _slug(text: str) -> str:
@@ -273,9 +161,12 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
         groups.setdefault((qpath, str(dig(s, "datasets.questions.sha256") or "")), []).append((p, s))
     out = ["# ptwiki-bench report", ""]
     out.append(
-        "Generated from `scores.json` files only. Scores are means with 95% bootstrap CIs `[lo, hi]`; "
-        "rates are fractions of questions. Each run is labelled device · backend · quantisation · model; "
-        "runs with different labels are never merged."
+        "Generated from `scores.json` files only. Rates (EM, containment, truncation, language, recall) are "
+        "fractions of questions with 95 % Wilson intervals `[lo, hi]`; F1 scores are means with 95 % "
+        "bootstrap intervals. Headline: EM and question-stripped F1 (docs/harness.md). `echo`, "
+        "`picker_oracle` and `picker_rag` are no-model baselines: a model variant that does not beat its "
+        "baseline is flagged ⚠. Each run is labelled device · backend · quantisation · model; runs with "
+        "different labels are never merged."
     )
     for (qpath, sha), members in sorted(groups.items()):
         members.sort(key=lambda m: (run_label(m[1]), str(m[1].get("run_id") or ""), str(m[0])))
@@ -285,13 +176,19 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
         if plot(runs, png, f"{qpath}: accuracy vs latency"):
             out += [f"![accuracy vs latency for {qpath}]({png.name})", ""]
         if len(members) > 1:
-            out += ["Runs side by side (F1 / containment / p50 ms):", "", render_side_by_side(runs)]
+            out += ["Runs side by side (EM / question-stripped F1 / p50 ms):", "", render_side_by_side(runs)]
         for i, (p, s) in enumerate(members):
             out += [f"### Run {i + 1}: {run_label(s)} — `{s.get('run_id') or p.parent.name}`", ""]
             out += [render_table(s)]
             if (ragas := render_ragas(s)) is not None:
                 out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
-            out += ["#### Paired comparisons (**✔** = 95% CI excludes 0)", ""]
+            if (checks := render_baseline_checks(s)) is not None:
+                out += ["#### Does each model variant beat its no-model baseline?", "", checks]
+            out += [
+                "#### Paired comparisons (**✔** = significant: exact McNemar p < 0.05 for binary metrics, "
+                "95 % bootstrap interval excluding 0 for F1)",
+                "",
+            ]
             meta = render_metadata(s, _rel(p, output.parent))
             out += [render_comparisons(s), "#### Run metadata", "", meta]
     text = "\n".join(out).rstrip("\n") + "\n"
@@ -302,11 +199,17 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
 
 def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
     """Replace the text between the results markers in ``readme`` with :func:`render_table`."""
+    return update_readme_block(readme, "results", render_table(scores))
+
+
+def update_readme_block(readme: Path, name: str, body: str) -> bool:
+    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``readme``."""
+    start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = Path(readme).read_text(encoding="utf-8")
-    start, end = text.find(START), text.find(END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise BenchError(f"{readme}: markers {START} ... {END} not found")
-    new = text[: start + len(START)] + "\n" + render_table(scores) + text[end:]
+        raise BenchError(f"{readme}: markers {start_marker} ... {end_marker} not found")
+    new = text[: start + len(start_marker)] + "\n" + body + text[end:]
     if new == text:
         return False
     atomic_write_text(readme, new)

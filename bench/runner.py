@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import metrics
+from bench import leakage, scoring
 from bench.config import BenchError, Config, config_hash, config_to_dict
 from bench.io import (
     atomic_write_json,
@@ -29,7 +29,15 @@ from bench.io import (
     write_jsonl,
 )
 from bench.questions import load_questions
-from bench.runstate import AnswerCache, datasets_info, environment, keep_created, question_hash, variant_key
+from bench.runstate import (
+    AnswerCache,
+    datasets_info,
+    environment,
+    keep_created,
+    prompt_info,
+    question_hash,
+    variant_key,
+)
 from bench.variants import VariantSpec, build_variants, get_spec, record_of
 
 log = logging.getLogger(__name__)
@@ -89,6 +97,21 @@ def _check_leakage(cfg: Config, stages: Stages, questions: list[dict[str, Any]])
             f"leakage: {len(leaked)} evaluation question(s) were used to train the adapter (e.g. {sample}); "
             "evaluate another split (--set split=dev) or change finetune.train_questions"
         )
+
+
+def _adapter(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> Path:
+    """The adapter the FT variants load (trained now if missing), re-checked for leakage against what it
+    recorded about its training questions (texts, answers, context hashes), not only the config's ids."""
+    target = stages.adapter_dir(cfg)
+    if not target.exists():
+        log.info("no adapter at %s: fine-tuning one now (bench finetune)", target)
+    adapter = stages.ensure_adapter(cfg)
+    meta_path = Path(adapter) / "train_metadata.json"
+    if meta_path.exists():
+        meta = read_json(meta_path)
+        recorded = (meta.get("data") or {}).get("training_questions") or [] if isinstance(meta, dict) else []
+        leakage.check_adapter(recorded, questions, cfg.finetune)
+    return adapter
 
 
 def _cuda_peak(cfg: Config, reset: bool) -> float | None:
@@ -160,13 +183,17 @@ def _answer_row(
     spec: VariantSpec, q: dict[str, Any], c: dict[str, Any], k: int, ragas: bool = False
 ) -> dict[str, Any]:
     hits = c.get("hits") or []
+    passages = [str(p.get("text") or "") for p in c.get("passages") or []]
     retrieval = spec.uses_retrieval
-    scores = metrics.score_answer(
+    finish = (c.get("generation") or {}).get("finish_reason") or "stop"
+    scores = scoring.score_answer(
         c["answer"],
         q["answers"],
+        q["question"],
         failed=bool(c.get("error")),
+        truncated=finish == "length",
+        passages=passages if spec.context != "none" else None,
         retrieved_titles=[h["title"] for h in hits] if retrieval else None,
-        retrieved_texts=[h["text"] for h in hits] if retrieval else None,
         gold_title=q.get("title"),
         k=k,
     )
@@ -178,7 +205,7 @@ def _answer_row(
                 c["answer"],
                 q["answers"],
                 failed=bool(c.get("error")),
-                retrieved_texts=[h["text"] for h in hits[:k]] if retrieval else None,
+                retrieved_texts=passages[:k] if retrieval else None,
                 gold_context=q.get("context"),
             )
         )
@@ -192,9 +219,12 @@ def _answer_row(
         "retrieved": [
             {key: h.get(key) for key in ("chunk_id", "article_id", "title", "section", "score")} for h in hits
         ],
+        "passages": c.get("passages") or [],
+        "finish_reason": finish,
+        "truncated": finish == "length",
         "metrics": scores,
         "error": c.get("error"),
-        "latency": metrics.latency_of(c.get("generation") or {}, c.get("retrieval_ms") or 0.0),
+        "latency": scoring.latency_of(c.get("generation") or {}, c.get("retrieval_ms") or 0.0),
     }
 
 
@@ -205,15 +235,17 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
     if not cfg.run.variants:
         raise BenchError("config key 'run.variants' is empty")
     specs = {name: get_spec(name) for name in cfg.run.variants}
-    questions = load_questions(cfg)
+    question_stats: dict[str, int] = {}
+    questions = load_questions(cfg, stats=question_stats)
     run_dir = Path(out_dir) if out_dir is not None else cfg.results_path / "runs" / run_id(cfg)
     cache_dir = run_dir / "cache"
     log.info("run %s: %d questions × %s → %s", run_id(cfg), len(questions), ",".join(specs), run_dir)
     if any(s.uses_adapter for s in specs.values()):
         _check_leakage(cfg, stages, questions)
-    if "oracle" in specs and (missing := [q["id"] for q in questions if not q.get("context")]):
+    gold = [n for n, s in specs.items() if s.context == "gold"]
+    if gold and (missing := [q["id"] for q in questions if not q.get("context")]):
         raise BenchError(
-            f"variant oracle needs 'context' on every question; {len(missing)} lack it: {missing[0]}"
+            f"variant {gold[0]} needs 'context' on every question; {len(missing)} lack it: {missing[0]}"
         )
 
     keys = {name: variant_key(cfg, spec) for name, spec in specs.items()}
@@ -227,7 +259,10 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
     resources: dict[str, Any] = read_json(stats_path) if stats_path.exists() else {}
     generator_info: dict[str, Any] = read_json(info_path) if info_path.exists() else {}
     if todo:
-        generator_info = _generate(cfg, stages, specs, todo, keys, caches, pending, len(questions), resources)
+        adapter = _adapter(cfg, stages, questions) if any(specs[n].uses_adapter for n in todo) else None
+        generator_info = _generate(
+            cfg, stages, adapter, specs, todo, keys, caches, pending, len(questions), resources
+        )
         atomic_write_json(info_path, generator_info)
     else:
         log.info("all %d answers are cached; nothing to generate", len(questions) * len(specs))
@@ -246,19 +281,22 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
     n_boot, seed = cfg.run.bootstrap_samples, cfg.seed
     variants_out = {}
     for name, rows in rows_by_variant.items():
-        summary = metrics.summarize_variant(rows, n_boot=n_boot, seed=seed)
+        summary = scoring.summarize_variant(rows, n_boot=n_boot, seed=seed)
         res = resources.get(name) if (resources.get(name) or {}).get("key") == keys[name] else None
         summary["peak_rss_mb"] = (res or {}).get("peak_rss_mb")
         summary["peak_vram_mb"] = (res or {}).get("peak_vram_mb")
         variants_out[name] = summary
+    comparisons = scoring.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed)
     scores = {
         "variants": variants_out,
-        "comparisons": metrics.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed),
+        "comparisons": comparisons,
+        "baseline_checks": scoring.baseline_checks(comparisons),
+        "prompt": prompt_info(cfg),
         "config": config_to_dict(cfg),
         "config_hash": config_hash(cfg),
         "run_id": run_id(cfg),
         "env": environment(cfg, generator_info),
-        "datasets": datasets_info(cfg, len(questions)),
+        "datasets": datasets_info(cfg, len(questions), question_stats),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     keep_created(run_dir / "scores.json", scores)
@@ -270,6 +308,7 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
 def _generate(
     cfg: Config,
     stages: Stages,
+    adapter: Path | None,
     specs: dict[str, VariantSpec],
     todo: list[str],
     keys: dict[str, str],
@@ -278,18 +317,13 @@ def _generate(
     total: int,
     resources: dict[str, Any],
 ) -> dict[str, Any]:
-    """Open what the pending variants need (adapter, retriever, generators), answer pending questions."""
-    adapter: Path | None = None
-    if any(specs[n].uses_adapter for n in todo):
-        target = stages.adapter_dir(cfg)
-        if not target.exists():
-            log.info("no adapter at %s: fine-tuning one now (bench finetune)", target)
-        adapter = stages.ensure_adapter(cfg)
+    """Open what the pending variants need (retriever, generators), answer pending questions."""
     retriever = None
     if any(specs[n].uses_retrieval for n in todo):
         log.info("opening the retriever (builds the index if it is missing)")
         retriever = stages.open_retriever(cfg)
-    generators = stages.make_generators(cfg, adapter)
+    needs_model = any(specs[n].uses_model for n in todo)
+    generators = stages.make_generators(cfg, adapter) if needs_model else {}
     try:
         info = {name: gen.info() for name, gen in generators.items()}
         variants = build_variants(cfg, todo, generators, retriever)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.config import BenchError, Config, config_to_dict, stable_hash
+from bench.config import REPO_ROOT, BenchError, Config, config_to_dict, stable_hash
 from bench.io import append_jsonl, read_json, sha256_file
-from bench.prompts import PROMPT_VERSION
+from bench.prompts import prompt_id
 from bench.variants import VariantSpec
 
 log = logging.getLogger(__name__)
@@ -24,22 +26,71 @@ LIBRARIES = (
 )  # fmt: skip
 
 
+def _source_hash(*modules: Any) -> str:
+    return stable_hash([inspect.getsource(m) for m in modules])
+
+
+def _corpus_identity(cfg: Config) -> list[str]:
+    """Content hashes of the corpus files (not their paths): an edited file re-runs what read it."""
+    from bench.weights import cached_sha256
+
+    return [cached_sha256(cfg, p) if p.is_file() else str(p) for p in cfg.corpus_paths()]
+
+
 def variant_key(cfg: Config, spec: VariantSpec) -> str:
-    """Hash of everything that changes this variant's answers (not the metrics: they are recomputed)."""
-    model = config_to_dict(cfg.model)
-    model.pop("threads", None)
-    parts: dict[str, Any] = {"prompt": PROMPT_VERSION, "variant": spec.name, "model": model}
-    parts.update(device=cfg.device, seed=cfg.seed)
-    if cfg.model.backend == "openai":
-        parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
+    """Hash of everything that changes this variant's answers (not the metrics: they are recomputed).
+
+    Model variants: the prompt (content hash of the reader's texts and builder code), the model config,
+    device and seed; retrieval adds the index config and the corpus content; the adapter adds the fine-tune
+    config and the corpus content. No-model baselines: their code, and the retrieval inputs if they retrieve.
+    """
+    parts: dict[str, Any] = {"variant": spec.name, "seed": cfg.seed}
+    if spec.uses_model:
+        model = config_to_dict(cfg.model)
+        model.pop("threads", None)
+        parts.update(prompt=prompt_id(cfg.model.reader, cfg.model.fewshot), model=model, device=cfg.device)
+        if cfg.model.backend == "openai":
+            parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
+    else:
+        from bench import baselines, metrics, numbers_pt
+
+        parts["baseline_code"] = _source_hash(baselines, metrics, numbers_pt)
+    if spec.uses_retrieval or spec.uses_adapter:
+        parts.update(corpus=_corpus_identity(cfg), ingest_limit=cfg.ingest.limit)
     if spec.uses_retrieval:
         index = config_to_dict(cfg.index)
         for name in ("timeout_s", "qdrant_api_key_env", "embed_batch_size", "embed_device"):
             index.pop(name, None)
-        parts.update(index=index, corpus=cfg.corpus)
+        parts["index"] = index
     if spec.uses_adapter:
-        parts.update(finetune=config_to_dict(cfg.finetune), corpus=cfg.corpus)
+        parts["finetune"] = config_to_dict(cfg.finetune)
     return stable_hash(parts)
+
+
+def prompt_info(cfg: Config) -> dict[str, Any]:
+    return {
+        "reader": cfg.model.reader,
+        "fewshot": cfg.model.fewshot,
+        "stop_at_newline": cfg.model.stop_at_newline,
+        "max_new_tokens": cfg.model.max_new_tokens,
+        "prompt_id": prompt_id(cfg.model.reader, cfg.model.fewshot),
+    }
+
+
+def git_state() -> dict[str, Any]:
+    """The checkout's commit and whether it had uncommitted changes (None outside a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
 def question_hash(spec: VariantSpec, row: dict[str, Any]) -> str:
@@ -123,13 +174,15 @@ def environment(cfg: Config, generator_info: dict[str, Any]) -> dict[str, Any]:
         "libraries": libs,
         "backend": cfg.model.backend,
         "generator": generator_info,
+        **git_state(),
     }
 
 
-def datasets_info(cfg: Config, n: int) -> dict[str, Any]:
+def datasets_info(cfg: Config, n: int, question_stats: dict[str, int] | None = None) -> dict[str, Any]:
     qpath = cfg.path(cfg.questions)
     corpus = [{"path": str(p), "sha256": sha256_file(p) if p.is_file() else None} for p in cfg.corpus_paths()]
-    return {"questions": {"path": str(qpath), "sha256": sha256_file(qpath), "n": n}, "corpus": corpus}
+    questions = {"path": str(qpath), "sha256": sha256_file(qpath), "n": n, **(question_stats or {})}
+    return {"questions": questions, "corpus": corpus}
 
 
 def keep_created(path: Path, scores: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import leakage
 from bench.config import BenchError, Config
 from bench.io import iter_jsonl, nfc
 
@@ -244,6 +245,7 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         )
     drops: Counter[str] = Counter()
     qids: frozenset[str] = frozenset()
+    recorded: list[dict[str, Any]] = []
     if ft.train_format in ("text", "instruct"):
         arts = []
         for art in articles if articles is not None else load_articles(cfg):
@@ -273,9 +275,13 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
             check_leakage({_qkey(r) for r in rows}, eval_keys)  # same question, other id
         except BenchError as exc:
             raise BenchError(f"{exc}; or --set finetune.drop_eval_duplicates=true to skip them") from None
+        rows, twin_drops = leakage.filter_training(rows, eval_rows, ft)  # reworded twins, near-copy pages
+        drops.update(twin_drops)
         raw = qa_records(rows, tok, use_chat, ft.train_format == "raft", cfg.seed)
         drops["no_answer_or_context"] += len(rows) - len(raw)
         qids = frozenset(str(r.get("id")) for r in rows)
+        used = {str(rec.get("question_id")) for rec in raw}
+        recorded = [leakage.training_record(r) for r in rows if str(r.get("id")) in used]
         note = "trained on train-split questions only; checked disjoint from the evaluation set"
     kept = curate(raw, cfg, tok, drops)
     train: list[dict[str, str]] = []
@@ -292,6 +298,7 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         "train_tokens": sum(len(tok(_record_text(r), add_special_tokens=False)["input_ids"]) for r in train),
         "chat_template": use_chat,
         "leakage_note": note,
+        "training_questions": recorded,
     }
     log.info(
         "sft data %s: %d train / %d val records, dropped %s",

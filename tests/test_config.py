@@ -10,7 +10,26 @@ from bench.config import BenchError, config_hash, load_config
 def test_default_profile_loads() -> None:
     cfg = load_config()
     assert cfg.profile == "default"
-    assert cfg.run.variants == ("base", "rag", "ft", "ft_rag", "oracle")
+    assert cfg.run.variants == ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag")
+
+
+def test_dataclass_defaults_equal_the_default_profile() -> None:
+    """One source of defaults: every key that default.toml sets has the same value in config.py."""
+    import dataclasses
+    import tomllib
+
+    from bench.config import CONFIG_DIR, Config
+
+    raw = tomllib.loads((CONFIG_DIR / "default.toml").read_text(encoding="utf-8"))
+    loaded, plain = load_config("default"), Config()
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            for sub in value:
+                got = getattr(getattr(plain, key), sub)
+                assert got == getattr(getattr(loaded, key), sub), f"config.py {key}.{sub} = {got!r}"
+        else:
+            assert getattr(plain, key) == getattr(loaded, key), f"config.py {key} = {getattr(plain, key)!r}"
+    assert dataclasses.replace(loaded, profile="default") == dataclasses.replace(plain, profile="default")
 
 
 @pytest.mark.parametrize("profile", ["default", "smoke", "full"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bench import metrics as m
+from bench import scoring, stats
 
 
 def test_normalize_pt_folds_accents_articles_punctuation() -> None:
@@ -49,98 +50,93 @@ def test_answer_language_does_not_touch_global_langid() -> None:
     assert py3langid.classify("Das ist ein deutscher Satz über die Stadt Berlin.")[0] == "de"
 
 
-def test_bootstrap_ci_is_deterministic_and_contains_mean() -> None:
-    values = [0.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.25, 1.0, 0.0, 1.0]
-    ci = m.bootstrap_ci(values, n=500, seed=7)
-    assert ci == m.bootstrap_ci(values, n=500, seed=7)
-    assert ci != m.bootstrap_ci(values, n=500, seed=8)
-    assert ci is not None
-    lo, hi = ci
-    assert lo < sum(values) / len(values) < hi
-    assert lo >= 0.0 and hi <= 1.0
-    assert m.bootstrap_ci([], n=10) is None
-    assert m.bootstrap_ci([0.5], n=10) == (0.5, 0.5)
-    assert m.mean_ci([], n=10) == {"mean": None, "ci95": None}
 
 
-def test_paired_bootstrap_significance() -> None:
-    a = [1.0] * 18 + [0.0] * 2
-    b = [0.0] * 18 + [1.0] * 2
-    res = m.paired_bootstrap(a, b, n=500, seed=0)
-    assert res["diff"] == pytest.approx(0.8)
-    assert res["significant"] is True
-    assert res["ci95"][0] > 0
-    same = m.paired_bootstrap(a, a, n=500, seed=0)
-    assert same == {"diff": 0.0, "ci95": [0.0, 0.0], "significant": False}
-    noisy = m.paired_bootstrap([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0], n=500, seed=0)
-    assert noisy["significant"] is False
-    assert m.paired_bootstrap(a, b, n=500, seed=0) == res
-    with pytest.raises(ValueError):
-        m.paired_bootstrap([1.0], [1.0, 0.0])
+@pytest.mark.parametrize(
+    ("text", "norm"),
+    [
+        ("três", "3"),
+        ("3 docentes", "3 docentes"),
+        ("Três docentes", "3 docentes"),
+        ("vinte e cinco", "25"),
+        ("cento e vinte e três", "123"),
+        ("mil e quinhentos", "1500"),
+        ("mil novecentos e noventa", "1990"),
+        ("dez mil", "10000"),
+        ("dois e três", "2 e 3"),  # a list, not 5
+        ("1.000", "1000"),
+        ("1.000.000 de habitantes", "1000000 de habitantes"),
+        ("3,5", "3.5"),
+        ("3.5", "3.5"),
+        ("em 1954.", "em 1954"),
+        ("uma", "1"),
+        ("um", "1"),
+        ("Uma.", "1"),
+        ("uma universidade", "universidade"),  # article
+        ("vinte e um", "21"),
+        ("a", ""),
+    ],
+)
+def test_normalize_pt_numbers_and_um(text: str, norm: str) -> None:
+    assert m.normalize_pt(text) == norm
 
 
-def test_percentile_and_latency_of() -> None:
-    assert m.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert m.percentile([], 95) is None
-    lat = m.latency_of({"total_ms": 500.0, "ttft_ms": 50.0, "new_tokens": 10}, 12.0)
-    assert lat == {
-        "retrieval_ms": 12.0,
-        "generation_ms": 500.0,
-        "ttft_ms": 50.0,
-        "new_tokens": 10,
-        "tokens_per_s": 20.0,
-        "batch_size": 1,  # rows cached before batching existed have no batch_size: 1
-    }
-    assert m.latency_of({"total_ms": 100.0, "new_tokens": 2, "batch_size": 4})["batch_size"] == 4
+def test_number_forms_match_each_other() -> None:
+    assert m.exact_match("3", ["três"]) == 1.0
+    assert m.exact_match("três", ["3"]) == 1.0
+    assert m.exact_match("1000", ["1.000"]) == 1.0
+    assert m.exact_match("3,5", ["3.5"]) == 1.0
+    assert m.contains("São 3 docentes.", ["três"]) == 1.0
+    assert m.token_f1("3 docentes", ["três"]) == pytest.approx(2 / 3)
 
 
-def _row(
-    qid: str, answer: str, gold: list[str], lang_text: str | None = None, error: str | None = None
-) -> dict:
-    scores = m.score_answer(answer, gold, failed=error is not None)
-    return {
-        "question_id": qid,
-        "metrics": scores,
-        "error": error,
-        "latency": m.latency_of({"total_ms": 100.0, "new_tokens": 5}, 10.0),
-    }
+def test_um_uma_as_whole_answer_are_kept_and_empty_golds_dropped() -> None:
+    # before: gold ["uma"] normalised to "" and an *empty* prediction scored EM = F1 = 1
+    assert m.exact_match("", ["uma"]) == 0.0
+    assert m.token_f1("", ["uma"]) == 0.0
+    assert m.contains("", ["uma"]) == 0.0
+    assert m.exact_match("uma", ["uma"]) == 1.0
+    assert m.exact_match("1", ["uma"]) == 1.0
+    assert m.exact_match("uma vez", ["uma"]) == 0.0
+    # a gold that normalises to nothing is unusable: dropped, never matched
+    assert m.usable_answers(["a", "—", "Lisboa"]) == ["Lisboa"]
+    assert m.exact_match("", ["a"]) == 0.0 and m.contains("qualquer", ["—"]) == 0.0
 
 
-def test_score_answer_and_summarize_variant() -> None:
-    s = m.score_answer(
-        "Berlim",
-        ["Berlim"],
-        retrieved_titles=["Lisboa", "Berlim"],
-        retrieved_texts=["x", "Berlim é"],
-        gold_title="Berlim",
-        k=1,
-    )
-    assert s["recall@k"] == 0.0 and s["answer_in_context@k"] == 0.0
-    assert m.score_answer("x", ["y"])["recall@k"] is None
-    assert m.score_answer("Berlim", ["Berlim"], failed=True)["exact_match"] == 0.0
-    rows = [
-        _row("q1", "Berlim", ["Berlim"]),
-        _row("q2", "A cidade fica junto ao rio Tejo, em Portugal.", ["rio Tejo"]),
-        _row("q3", "The city lies on the Tagus river in Portugal.", ["rio Tejo"]),
-        _row("q4", "", ["sete"], error="boom"),
-    ]
-    out = m.summarize_variant(rows, n_boot=200, seed=0)
-    assert out["n"] == 4 and out["failed"] == 1
-    assert out["exact_match"]["mean"] == pytest.approx(0.25)
-    assert out["contains"]["mean"] == pytest.approx(0.5)
-    # determined answers: q2 (pt) and q3 (en); q1 is a bare name, q4 failed
-    assert out["lang_pt"]["mean"] == pytest.approx(0.5)
-    assert out["lang_en"]["mean"] == pytest.approx(0.5)
-    assert out["lang_undetermined"] == pytest.approx(0.5)
-    assert out["recall@k"] is None and out["answer_in_context@k"] is None
-    assert out["latency_p50_ms"] == pytest.approx(110.0)
-    assert out["tokens_per_s"] == pytest.approx(50.0)
+def test_f1_qstripped_gives_nothing_for_repeating_the_question() -> None:
+    q = "Como é contado o semestre de posicionamento?"
+    gold = ["a partir do semestre de ingresso na UFMS"]
+    answer = "O semestre de posicionamento é contado em 2021."  # restates the question: token F1 credit
+    assert m.token_f1(answer, gold) == pytest.approx(2 / 7)
+    assert m.f1_qstripped(answer, gold, q) == 0.0
+    assert m.token_f1(q, gold) > 0 and m.f1_qstripped(q, gold, q) == 0.0  # echo scores 0
+    assert m.f1_qstripped("a partir do ingresso na UFMS", gold, q) == 1.0
+    assert m.f1_qstripped("Por 10 docentes.", ["três"], "Quantos docentes compõem a comissão?") == 0.0
+    assert m.f1_qstripped("três docentes", ["três"], "Quantos docentes compõem a comissão?") == 1.0
 
 
-def test_compare_variants_pairs() -> None:
-    base = [_row(f"q{i}", "Porto", ["Lisboa"]) for i in range(12)]
-    rag = [_row(f"q{i}", "Lisboa", ["Lisboa"]) for i in range(12)]
-    out = m.compare_variants({"base": base, "rag": rag, "oracle": rag}, n_boot=200, seed=0)
-    assert set(out) == {"rag-base", "oracle-rag"}
-    assert out["rag-base"]["f1"]["diff"] == 1.0 and out["rag-base"]["f1"]["significant"] is True
-    assert out["oracle-rag"]["exact_match"]["significant"] is False
+def test_f1_qstripped_gold_inside_the_question_falls_back_to_exact_match() -> None:
+    q = "O curso é presencial ou a distância?"
+    assert m.f1_qstripped("presencial", ["presencial"], q) == 1.0
+    assert m.f1_qstripped("O curso é presencial", ["presencial"], q) == 0.0
+    assert m.f1_qstripped(q, ["presencial"], q) == 0.0
+
+
+def test_answer_in_context_checks_each_passage_alone() -> None:
+    # "rio" ends passage 1 and "Tejo" starts passage 2: joined text would match, one at a time does not
+    assert m.answer_in_context_at_k(["Lisboa fica no rio", "Tejo abaixo"], ["rio Tejo"], 2) == 0.0
+    assert m.answer_in_context_at_k(["x", "junto ao rio Tejo"], ["rio Tejo"], 2) == 1.0
+    assert m.answer_in_context_at_k(["x", "junto ao rio Tejo"], ["rio Tejo"], 1) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("这个城市位于葡萄牙的首都", "other"),
+        ("Этот город находится в Португалии", "other"),
+        ("La ciudad está situada junto al río y es la capital del país.", "other"),
+        ("Die Stadt liegt am Fluss und ist die Hauptstadt des Landes.", "other"),
+    ],
+)
+def test_answer_language_other(text: str, lang: str) -> None:
+    assert m.answer_language(text) == lang

@@ -24,7 +24,11 @@ def m(mean: float, lo: float | None = None, hi: float | None = None) -> dict[str
 def variant(f1: float, *, recall: float | None, latency: float, vram: float | None = None) -> dict[str, Any]:
     return {
         "f1": m(f1),
+        "f1_qstripped": m(round(f1 * 0.9, 4)),
         "exact_match": m(round(f1 * 0.8, 4)),
+        "truncated": m(0.1, 0.03, 0.3),
+        "lang_other": m(0.0, 0.0, 0.1),
+        "lang_und": m(0.5, 0.4, 0.6),
         "contains": m(round(min(1.0, f1 + 0.1), 4)),
         "lang_pt": m(0.95, 0.9, 1.0),
         "lang_en": m(0.05, 0.0, 0.1),
@@ -117,19 +121,23 @@ def write_run(root: Path, scores: dict[str, Any]) -> Path:
 def test_render_table_numbers_cis_and_order() -> None:
     table = report.render_table(fake_scores())
     lines = table.splitlines()
-    assert lines[0].startswith("| variant | EM | F1 | containment | PT rate | EN rate | recall@3 |")
+    assert lines[0].startswith(
+        "| variant | EM | F1 (q-stripped) | token F1 | containment | truncated | PT rate | EN rate | "
+        "other-lang rate | undetermined | recall@3 | answer in prompt@3 |"
+    )
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["base", "RAG", "FT", "FT+RAG", "oracle"]
     rag = lines[3]
     assert "0.412 [0.36, 0.46]" in rag  # F1 with its CI
     assert "0.800 [0.75, 0.85]" in rag  # recall@k
     assert "| 600 | 1200 |" in rag  # latency p50 / p95
-    assert rag.rstrip().endswith("| 20 / 0 |")
+    assert rag.rstrip().endswith("| 20 / 0 | – |")  # no baseline_checks in this run
+    assert "| 0.950 | 0.050 | 0.000 | 0.500 |" in rag  # language shares without intervals
     assert "| – |" in lines[2]  # base: no recall@k, no VRAM
 
 
 def test_render_table_tolerates_missing_keys() -> None:
     table = report.render_table({"variants": {"base": {"f1": 0.5}, "weird": None}})
-    assert "| base | – | 0.500 |" in table
+    assert "| base | – | – | 0.500 |" in table
     assert "| weird | – |" in table
     assert "recall@k" in table  # no config: generic header
 
@@ -152,9 +160,9 @@ def test_render_report(tmp_path: Path) -> None:
     assert "cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b" in text
     assert "cuda · transformers · bf16 · qwen2.5-coder-0.5b" in text
     assert text.count("\n### Run ") == 3
-    side = "| variant | F1 (run 1: cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b) | cont. (run 1) |"
+    side = "| variant | EM (run 1: cpu · llamacpp · Q4_K_M · qwen2.5-coder-0.5b) | F1-q (run 1) |"
     assert side in text
-    assert "| RAG | 0.412 [0.36, 0.46] | 0.512 [0.46, 0.56] | 600 | 0.412 [0.36, 0.46] |" in text
+    assert "| RAG | 0.330 [0.28, 0.38] | 0.371 [0.32, 0.42] | 600 | 0.330 [0.28, 0.38] |" in text
     # significance: flagged, CI-derived, and not significant
     assert "| RAG − base | **+0.212 [0.10, 0.30] ✔** | +0.030 [-0.02, 0.08] |" in text
     assert "| FT − base | +0.100 [-0.01, 0.20] |" in text

@@ -97,6 +97,9 @@ class BatchingFakeGenerator(FakeGenerator):
         return [FakeGeneration(g.text, g.prompt_tokens, g.new_tokens, 5.0, 40.0 / len(batch)) for g in gens]
 
 
+ALL = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag")
+
+
 class FakeStages:
     def __init__(
         self, tmp: Path, fail_at: int = 0, exc: BaseException | None = None, leaked: set[str] = frozenset()
@@ -156,13 +159,15 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     assert run_dir == tmp_path / "results" / "runs" / runner.run_id(cfg)
     assert run_dir.name.startswith("default-")
     rows = read_answers(run_dir)
-    assert [(r["variant"], r["question_id"]) for r in rows] == [
-        (v, q) for v in ("base", "rag", "ft", "ft_rag", "oracle") for q in ("q1", "q2", "q3")
-    ]
-    assert fake.retriever.calls == 6 and len(fake.calls) == 15
+    assert [(r["variant"], r["question_id"]) for r in rows] == [(v, q) for v in ALL for q in ("q1", "q2", "q3")]
+    assert fake.retriever.calls == 9 and len(fake.calls) == 15  # rag, ft_rag, picker_rag retrieve
     rag_q1 = rows[3]
     assert rag_q1["answers"] == ["Berlim"] and rag_q1["retrieved"][0]["chunk_id"] == "c1"
     assert rag_q1["metrics"]["contains"] == 1.0 and rag_q1["metrics"]["recall@k"] == 1.0
+    # the answer row names exactly the passages the prompt held, and whether the answer hit the token cap
+    assert [p["text"] for p in rag_q1["passages"]][0] == "Berlim é a capital da Alemanha."
+    assert rag_q1["truncated"] is False and rag_q1["finish_reason"] == "stop"
+    assert rag_q1["metrics"]["answer_in_context@k"] == 1.0 and rag_q1["metrics"]["truncated"] == 0.0
     assert set(rag_q1["latency"]) == {
         "retrieval_ms",
         "generation_ms",
@@ -173,17 +178,23 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     }
     assert rag_q1["latency"]["tokens_per_s"] == pytest.approx(200.0)
     assert rows[0]["retrieved"] == [] and rows[0]["metrics"]["recall@k"] is None and rows[0]["error"] is None
+    assert rows[0]["passages"] == [] and rows[0]["metrics"]["answer_in_context@k"] is None
     # ragas non-LLM metrics: context recall only where chunks were retrieved (the gold paragraph is c1's text)
     assert rag_q1["metrics"]["ragas_context_recall"] == 1.0
     assert rows[0]["metrics"]["ragas_context_recall"] is None
     oracle_q1 = rows[12]
     assert oracle_q1["metrics"]["contains"] == 1.0 and 0 < oracle_q1["metrics"]["rouge_l"] < 1
+    assert oracle_q1["metrics"]["answer_in_context@k"] == 1.0  # computed on the gold passage it was given
     assert rows[0]["metrics"]["rouge_l"] == 0.0  # "Não tenho a certeza..." shares no word with "Berlim"
+    echo_q1 = rows[15]
+    assert echo_q1["answer"] == echo_q1["question"] and echo_q1["metrics"]["f1_qstripped"] == 0.0
 
     scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
     assert set(scores) == {
         "variants",
         "comparisons",
+        "baseline_checks",
+        "prompt",
         "config",
         "config_hash",
         "run_id",
@@ -192,21 +203,35 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "created",
     }
     v = scores["variants"]
-    assert set(v) == {"base", "rag", "ft", "ft_rag", "oracle"}
+    assert set(v) == set(ALL)
     for name, s in v.items():
-        for metric in ("f1", "exact_match", "contains", "lang_pt", "lang_en"):
-            assert set(s[metric]) == {"mean", "ci95"}
-        assert s["n"] == 3 and s["failed"] == 0 and s["peak_vram_mb"] is None and s["peak_rss_mb"] > 0
-        assert (s["recall@k"] is not None) == (name in ("rag", "ft_rag"))
-        assert (s["ragas_context_recall"] is not None) == (name in ("rag", "ft_rag"))
-        assert set(s["chrf"]) == {"mean", "ci95"} and 0.0 <= s["chrf"]["mean"] <= 1.0
-        assert s["latency_p50_ms"] >= 40.0 and s["tokens_per_s"] == pytest.approx(200.0)
+        for metric in ("exact_match", "contains", "truncated", "lang_pt", "lang_en", "lang_other", "lang_und"):
+            assert set(s[metric]) == {"mean", "ci95", "n", "interval"} and s[metric]["interval"] == "wilson"
+        for metric in ("f1", "f1_qstripped"):
+            assert s[metric]["interval"] == "bootstrap"
+        assert s["n"] == 3 and s["failed"] == 0 and s["peak_vram_mb"] is None
+        assert (s["recall@k"] is not None) == (name in ("rag", "ft_rag", "picker_rag"))
+        assert (s["ragas_context_recall"] is not None) == (name in ("rag", "ft_rag", "picker_rag"))
+        assert set(s["chrf"]) >= {"mean", "ci95"} and 0.0 <= s["chrf"]["mean"] <= 1.0
+        if name in ("echo", "picker_oracle", "picker_rag"):
+            assert s["tokens_per_s"] is None and s["peak_rss_mb"] is not None
+        else:
+            assert s["latency_p50_ms"] >= 40.0 and s["tokens_per_s"] == pytest.approx(200.0)
+            assert s["peak_rss_mb"] > 100  # a python process with torch/numpy loaded
     assert v["base"]["lang_pt"]["mean"] == 1.0 and v["ft"]["lang_en"]["mean"] == 1.0
     assert v["oracle"]["contains"]["mean"] == 1.0 and v["base"]["contains"]["mean"] == 0.0
-    assert set(scores["comparisons"]) == {"rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag"}
-    assert set(scores["comparisons"]["rag-base"]["f1"]) == {"diff", "ci95", "significant"}
+    assert v["echo"]["f1_qstripped"]["mean"] == 0.0 and v["echo"]["exact_match"]["mean"] == 0.0
+    assert set(scores["comparisons"]) == {
+        "rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag",
+        "base-echo", "ft-echo", "rag-picker_rag", "ft_rag-picker_rag", "oracle-picker_oracle",
+    }  # fmt: skip
+    assert set(scores["comparisons"]["rag-base"]["f1"]) == {"diff", "ci95", "significant", "n", "test", "mde"}
+    assert "p_value" in scores["comparisons"]["rag-base"]["exact_match"]
+    assert set(scores["baseline_checks"]) == {"base", "ft", "rag", "ft_rag", "oracle"}
+    assert scores["prompt"]["reader"] == "extractive" and scores["prompt"]["prompt_id"]
     assert scores["run_id"] == run_dir.name and scores["config"]["run"]["bootstrap_samples"] == 200
     assert scores["env"]["generator"]["base"] == {"backend": "fake", "name": "base"}
+    assert "git_commit" in scores["env"] and "git_dirty" in scores["env"]
     assert scores["datasets"]["questions"]["n"] == 3 and scores["datasets"]["corpus"][0]["sha256"] is None
 
 

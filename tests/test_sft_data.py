@@ -166,12 +166,22 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     )
     with pytest.raises(BenchError, match="drop_eval_duplicates"):
         sft_data.build_sft_data(cfg, tok, use_chat=False)
-    extra = {**rows[2], "id": "q9", "question": "Onde desagua o rio Tejo?", "answers": ["no Atlântico"]}
+    extra = {
+        **rows[2],
+        "id": "q9",
+        "question": "Onde desagua o rio Tejo?",
+        "answers": ["no Atlântico"],
+        "context": "O rio Tejo nasce em Espanha e desagua no Atlântico, junto a Lisboa, num largo estuário.",
+    }
+    same_page = {**extra, "id": "q10", "question": "Onde fica o estuário?", "context": rows[2]["context"]}
     train = tmp_path / "train.jsonl"
-    train.write_text("".join(json.dumps(r) + "\n" for r in (rows[2], extra)), encoding="utf-8")
+    train.write_text("".join(json.dumps(r) + "\n" for r in (rows[2], extra, same_page)), encoding="utf-8")
     cfg = replace(cfg, finetune=replace(cfg.finetune, train_questions=str(train), drop_eval_duplicates=True))
     dropped = sft_data.build_sft_data(cfg, tok, use_chat=False)
     assert dropped.stats["dropped"]["eval_duplicate"] == 1
+    # a train question on the evaluation question's own page is a document twin: dropped, counted
+    assert dropped.stats["dropped"]["eval_document_twin"] == 1
+    assert [r["id"] for r in dropped.stats["training_questions"]] == ["q9"]
     assert rows[2]["question"] not in json.dumps(dropped.train, ensure_ascii=False)
     assert dropped.question_ids == {"q9"} and len(dropped.train) == 1
     with pytest.raises(BenchError, match="train_questions"):

@@ -1,31 +1,68 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.config import BenchError, load_config
-from bench.prompts import MAX_PASSAGE_CHARS, build_messages, format_passage
+from bench.prompts import EXAMPLES, build_messages, first_line, format_passage, prompt_id
 from bench.variants import VARIANTS, build_variants, record_of
 from tests.test_runner import FakeGenerator, FakeRetriever
 
+REPO = Path(__file__).resolve().parent.parent
 
-def test_registry_covers_the_five_variants() -> None:
-    assert list(VARIANTS) == ["base", "rag", "ft", "ft_rag", "oracle"]
-    assert [n for n, s in VARIANTS.items() if s.uses_retrieval] == ["rag", "ft_rag"]
+
+def test_registry_covers_the_model_variants_and_the_baselines() -> None:
+    assert list(VARIANTS) == ["base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag"]
+    assert [n for n, s in VARIANTS.items() if s.uses_retrieval] == ["rag", "ft_rag", "picker_rag"]
     assert [n for n, s in VARIANTS.items() if s.uses_adapter] == ["ft", "ft_rag"]
-    assert VARIANTS["oracle"].context == "gold"
+    assert [n for n, s in VARIANTS.items() if not s.uses_model] == ["echo", "picker_oracle", "picker_rag"]
+    assert VARIANTS["oracle"].context == VARIANTS["picker_oracle"].context == "gold"
 
 
 def test_prompts_are_portuguese_with_context_block() -> None:
     closed = build_messages(" Qual é a capital? ")
     assert closed[0]["role"] == "system" and "português" in closed[0]["content"]
+    assert "trecho exato e mais curto" in closed[0]["content"] and "sem repetir a pergunta" in closed[0]["content"]
     assert closed[1] == {"role": "user", "content": "Pergunta: Qual é a capital?"}
     rag = build_messages("Q?", ["um", "dois"])[1]["content"]
     assert rag == "Contexto:\n1. um\n2. dois\n\nPergunta: Q?"
+    # passages go in whole by default; the first reader cut them at 1,200 characters
     long = format_passage("palavra " * 1000, "Título", "Secção")
-    assert long.startswith("[Título § Secção] ") and len(long) < MAX_PASSAGE_CHARS + 40
+    assert long.startswith("[Título § Secção] ") and long.endswith("palavra") and len(long) > 7000
+    assert len(format_passage("palavra " * 1000, max_chars=1200)) < 1210
+
+
+def test_fewshot_examples_are_turns_with_context_only_when_the_question_has_context() -> None:
+    closed = build_messages("Q?", (), "extractive", 2)
+    assert [m["role"] for m in closed] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert closed[1]["content"] == f"Pergunta: {EXAMPLES[0].question}" and closed[2]["content"] == "1954"
+    rag = build_messages("Q?", ["texto"], "extractive", 1)
+    assert rag[1]["content"].startswith("Contexto:\n1. [CIENCIA DA COMPUTACAO] Turing")
+    assert rag[-1]["content"] == "Contexto:\n1. texto\n\nPergunta: Q?"
+    with pytest.raises(BenchError, match="examples"):
+        build_messages("Q?", (), "sentence-v1", 1)
+    with pytest.raises(BenchError, match="unknown model.reader"):
+        build_messages("Q?", (), "nope")
+
+
+def test_fewshot_examples_come_from_faquad_train_and_hold_their_answer() -> None:
+    rows = {r["id"]: r for r in map(json.loads, (REPO / "questions" / "faquad.jsonl").open(encoding="utf-8"))}
+    for ex in EXAMPLES:
+        row = rows[ex.question_id]
+        assert row["split"] == "train" and row["question"] == ex.question and ex.answer in row["answers"]
+        assert ex.answer in ex.context and ex.answer in row["context"]
+    dev_titles = {r["title"] for r in rows.values() if r.get("split") == "dev"}
+    assert not dev_titles & {ex.title for ex in EXAMPLES}
+
+
+def test_first_line_and_prompt_id() -> None:
+    assert first_line("\n  Resposta: 1954\nPorque ...") == "1954"
+    assert first_line("") == ""
+    assert prompt_id("extractive", 3) != prompt_id("extractive", 2) != prompt_id("sentence-v1", 0)
+    assert prompt_id("extractive", 3) == prompt_id("extractive", 3)
 
 
 def test_variants_share_generators_and_retriever(tmp_path: Path) -> None:
@@ -57,3 +94,25 @@ def test_variants_share_generators_and_retriever(tmp_path: Path) -> None:
         build_variants(cfg, ["ft"], {"base": gens["base"]}, None)
     with pytest.raises(BenchError, match="unknown variant"):
         build_variants(cfg, ["rag2"], gens, retriever)
+
+
+def test_baseline_variants_answer_without_a_model() -> None:
+    cfg = load_config(None, ["index.k=2"])
+    retriever = FakeRetriever()
+    vs = build_variants(cfg, ["echo", "picker_oracle", "picker_rag"], {}, retriever)
+    q = {
+        "id": "q1",
+        "question": "Qual é a capital da Alemanha?",
+        "answers": ["Berlim"],
+        "title": "Berlim",
+        "context": "Berlim fica no leste. A capital da Alemanha é Berlim. Tem museus.",
+    }
+    assert vs["echo"].answer(q).answer == "Qual é a capital da Alemanha?"
+    oracle = vs["picker_oracle"].answer(q)
+    assert oracle.answer == "A capital da Alemanha é Berlim." and oracle.generation is None
+    assert oracle.passages[0]["text"] == q["context"]
+    rag = vs["picker_rag"].answer(q)
+    assert rag.answer == "Berlim é a capital da Alemanha." and [h.chunk_id for h in rag.hits] == ["c1", "c2"]
+    assert len(rag.passages) == 2
+    rec = record_of("k", "q1", "h", rag)
+    assert rec["generation"]["finish_reason"] == "none" and rec["passages"][0]["title"] == "Berlim"
