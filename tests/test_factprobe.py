@@ -327,3 +327,24 @@ def test_cli_generate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["questions", "generate", "--corpus", str(dump), "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "no valid fact" in capsys.readouterr().err
 
+
+def test_facts_profile_matches_the_committed_files() -> None:
+    """The facts profile's questions have their pages in its corpus; the report matches the committed file."""
+    from bench.config import load_config
+    from bench.dump import iter_pages
+    from bench.io import iter_jsonl, sha256_file
+    from bench.questions import load_questions
+
+    cfg = load_config("facts")
+    rows = load_questions(cfg, require=("title", "context", "relation", "stratum"))
+    assert cfg.split == "dev" and 200 <= len(rows) <= 500
+    corpus_titles = {p.title for path in cfg.corpus_paths() for p in iter_pages(path) if p.ns == 0}
+    assert {r["title"] for r in rows} <= corpus_titles
+    qpath = cfg.path(cfg.questions)
+    report = json.loads(factprobe.report_path(qpath).read_text("utf-8"))
+    assert report["output_sha256"] == sha256_file(qpath)
+    assert (
+        sum(report["questions_per_relation"].values()) >= 1000 and len(report["questions_per_relation"]) >= 3
+    )
+    train_titles = {str(r["title"]) for r in iter_jsonl(qpath) if r["split"] == "train"}
+    assert corpus_titles - {r["title"] for r in rows} <= train_titles  # distractors: train-fact pages only
