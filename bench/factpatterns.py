@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 RELATIONS = ("birth_year", "birth_place", "death_year", "death_place", "municipality_state")
 
@@ -106,6 +106,7 @@ class Fact:
     relation: str
     answers: tuple[str, ...]  # canonical answer first, then shorter variants
     context: str  # the lead sentence the fact came from
+    subject: str = ""  # how the lead names its subject ("José Maria de Eça de Queirós")
 
 
 @dataclass(frozen=True)
@@ -222,14 +223,14 @@ def biography_facts(lead: str) -> list[Fact | Drop]:
     }
     if years.get("death_year", MAX_YEAR) < years.get("birth_year", 0):
         return [Drop(f.relation, "implausible_year", paren) if isinstance(f, Fact) else f for f in out]
-    return out
+    return [replace(f, subject=head["name"].strip()) if isinstance(f, Fact) else f for f in out]
 
 
 def municipality_facts(lead: str) -> list[Fact | Drop]:
     """``municipality_state`` from ``X é um município brasileiro do estado de Y``."""
     m = _MUNI.match(lead)
-    if not m:
-        return []
+    if not m or not m["name"][:1].isupper() or _NAME_VERB.search(m["name"]) or _ARTICLE.match(m["name"]):
+        return []  # "Esta é a lista de bairros de Niterói, município do estado do Rio de Janeiro."
     raw = m["state"].strip()
     context = lead[: sentence_end(lead, m.start("state"))].strip()
     if _RESIDUE.search(raw):
@@ -238,7 +239,7 @@ def municipality_facts(lead: str) -> list[Fact | Drop]:
     for state in STATES:  # longest names first where one is a prefix of another (Mato Grosso do Sul)
         f = fold(state)
         if folded == f or folded.startswith(f + " "):
-            return [Fact("municipality_state", (state,), context)]
+            return [Fact("municipality_state", (state,), context, m["name"].strip())]
     return [Drop("municipality_state", "unknown_state", raw)]
 
 

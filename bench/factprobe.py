@@ -10,6 +10,8 @@ Validation drops a fact (reason counted per relation):
   title folds to the same name;
 * ``markup_or_ipa``, ``bad_place``, ``unknown_state``, ``unparsed_date``, ``implausible_year``: the object
   did not parse cleanly (see :mod:`bench.factpatterns`);
+* ``subject_mismatch``: the lead's name for its subject does not fit the title ("Geografia de Goiana" opens
+  with "Goiana é um município …"), see :func:`subject_matches`;
 * ``answer_not_in_article``: no answer variant occurs verbatim in the article text.
 
 Question policy: one question per fact, its template chosen by a hash of (seed, title, relation), so an
@@ -25,7 +27,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,19 @@ def subject_key(title: str) -> str:
     return fold(_DISAMBIGUATED.sub("", title))
 
 
+def subject_matches(title: str, relation: str, name: str) -> bool:
+    """Does the lead's name for its subject fit the title (disambiguation removed, accents folded)?
+
+    Municipalities: every title word is in the name. People: at least one word of 3+ letters is shared, since
+    leads give full names ("Sidney Gerald Abel" for "Sid Abel") but should not be about someone else.
+    """
+    words = set(re.findall(r"\w+", fold(name)))
+    title_words = re.findall(r"\w+", subject_key(title))
+    if relation == "municipality_state":
+        return all(w in words for w in title_words)
+    return any(len(w) >= 3 and w in words for w in title_words)
+
+
 def question_id(relation: str, title: str, template: str) -> str:
     return f"fact-{relation}-{hashlib.sha1(title.encode('utf-8')).hexdigest()[:10]}-{template}"
 
@@ -100,7 +115,7 @@ def stratum_of(chars: int, cuts: tuple[int, int]) -> str:
 
 def _verbatim(fact: Fact, text: str) -> Fact | None:
     answers = tuple(a for a in fact.answers if a in text)
-    return Fact(fact.relation, answers, fact.context) if answers else None
+    return replace(fact, answers=answers) if answers else None
 
 
 def collect(articles: Iterable[Any], kinds: Sequence[str]) -> tuple[Generation, Counter[str]]:
@@ -116,6 +131,8 @@ def collect(articles: Iterable[Any], kinds: Sequence[str]) -> tuple[Generation, 
             gen.found[item.relation] += 1
             if isinstance(item, Drop):
                 gen.drop(item.relation, item.reason)
+            elif not subject_matches(art.title, item.relation, item.subject):
+                gen.drop(item.relation, "subject_mismatch")
             elif (kept := _verbatim(item, art.text)) is None:
                 gen.drop(item.relation, "answer_not_in_article")
             else:

@@ -57,6 +57,11 @@ PAGES: list[dict[str, object]] = [
         "text": "'''Ana Nova''' (nascida em 3 de março de 1990, em perto de Braga) é atriz.",
     },
     {
+        "title": "Geografia de Goiana",
+        "id": 22,
+        "text": "Goiana é um município brasileiro do estado de Pernambuco.",
+    },
+    {
         "title": "Berlim",
         "id": 20,
         "text": "'''Berlim''' é a capital da [[Alemanha]].\n\n== História ==\nAntiga.",
@@ -162,6 +167,13 @@ def test_municipality_pattern() -> None:
         "municipality_state": "unknown_state"
     }
     assert municipality_facts("Esbjerg é um município dinamarquês.") == []
+    assert (
+        municipality_facts("Esta é a lista de bairros de Niterói, município do estado do Rio de Janeiro.")
+        == []
+    )
+    assert (
+        municipality_facts("O Brasão de Simão é o símbolo de Simão, município do estado de São Paulo.") == []
+    )
 
 
 def test_extract_reads_only_the_lead_paragraph() -> None:
@@ -188,13 +200,25 @@ def test_generate_rows_and_drop_reasons(tmp_path: Path) -> None:
     assert by_title["Candido Portinari"]["birth_place"] == ["Brodowski, São Paulo", "Brodowski"]
     assert by_title["Varre-Sai"] == {"municipality_state": ["Rio de Janeiro"]}
     assert "birth_place" not in by_title["Edmund Husserl"]
-    assert not {"João Silva", "João Silva (futebolista)", "Corbélia", "Berlim", "O Recado"} & set(by_title)
+    dropped = {
+        "João Silva",
+        "João Silva (futebolista)",
+        "Corbélia",
+        "Berlim",
+        "O Recado",
+        "Geografia de Goiana",
+    }
+    assert not dropped & set(by_title)
     drops = report["drops"]
     assert drops["birth_year"]["ambiguous_subject"] == 2  # "João Silva" twice: both dropped
     assert drops["birth_place"]["markup_or_ipa"] == 1
     assert drops["birth_place"]["bad_place"] == 1  # "em perto de Braga"
     assert drops["birth_year"]["unparsed_date"] == 1
-    assert drops["municipality_state"] == {"answer_not_in_article": 1, "unknown_state": 1}  # "Parana"
+    assert drops["municipality_state"] == {
+        "answer_not_in_article": 1,
+        "subject_mismatch": 1,
+        "unknown_state": 1,
+    }
     assert report["questions"] == len(rows) and report["facts_valid"]["birth_year"] == 4
     assert json.loads(factprobe.report_path(out).read_text("utf-8")) == report
     articles = {a.title: a.text for a in iter_articles(_dump(tmp_path))}
@@ -277,6 +301,14 @@ def test_max_per_kind_and_kinds(tmp_path: Path) -> None:
     assert report["facts_over_max_per_kind"] == {"birth_year": 2}
     with pytest.raises(BenchError, match="unknown kind"):
         factprobe.generate(_dump(tmp_path), out, kinds=["capital"])
+
+
+def test_subject_must_fit_the_title() -> None:
+    assert factprobe.subject_matches("Sid Abel", "birth_year", "Sidney Gerald Abel")
+    assert factprobe.subject_matches("Eça de Queirós", "birth_year", "José Maria de Eça de Queiroz")  # "eca"
+    assert not factprobe.subject_matches("Triple H", "birth_year", "Paul Michael Levesque")
+    assert factprobe.subject_matches("Bonito (Pernambuco)", "municipality_state", "Bonito")
+    assert not factprobe.subject_matches("Geografia de Goiana", "municipality_state", "Goiana")
 
 
 def test_strata_terciles() -> None:
