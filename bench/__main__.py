@@ -133,6 +133,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     return report.check(Path(args.baseline), Path(args.run_dir))
 
 
+def cmd_questions(args: argparse.Namespace) -> int:
+    import json
+
+    if args.action == "generate":
+        from bench import factprobe
+
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else factprobe.RELATIONS
+        out = Path(args.output)
+        rep = factprobe.generate(
+            Path(args.corpus), out, kinds, args.max_per_kind, args.seed, args.train_templates
+        )
+        keys = ("articles_read", "facts_found", "facts_valid", "drops", "questions_per_relation_split")
+        print(json.dumps({k: rep[k] for k in keys}, indent=2, ensure_ascii=False))
+        print(f"{out}: {rep['questions']} questions; report {factprobe.report_path(out)}")
+        return 0
+    from bench import factcorpus
+
+    sel = factcorpus.select(Path(args.questions), args.split, args.limit, args.distractors, args.seed)
+    n = factcorpus.write_subset(Path(args.dump), {*sel.gold, *sel.distractors}, Path(args.output))
+    print(
+        f"{args.output}: {n} pages ({len(sel.gold)} pages of {sel.questions} {args.split} questions, "
+        f"{len(sel.distractors)} distractors)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -169,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
     p.add_argument("--out", default=None, help="run directory (default: results/runs/<run-id>)")
+
+    p = add("questions", cmd_questions, "generate fact-probe questions from a dump (questions/README.md)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = actions.add_parser("generate", help="lead-sentence facts → question rows + .report.json beside them")
+    g.add_argument("--corpus", required=True, help="dump (.xml/.xml.bz2) or articles JSONL")
+    g.add_argument("-o", "--output", required=True, help="question JSONL to write")
+    g.add_argument("--kinds", default="", help="comma-separated relations (default: all)")
+    g.add_argument("--max-per-kind", type=int, default=0, help="at most N facts per relation (0 = all)")
+    g.add_argument("--seed", type=int, default=0, help="split and template choice")
+    g.add_argument(
+        "--train-templates", choices=["one", "all"], default="one", help="all: every template for train facts"
+    )
+    c = actions.add_parser("corpus", help="the dump pages a question subset needs, plus distractors, as XML")
+    c.add_argument("--questions", required=True, help="question JSONL (from questions generate)")
+    c.add_argument("--dump", required=True, help="the dump the questions were generated from")
+    c.add_argument("-o", "--output", required=True, help="XML dump to write (.xml or .xml.bz2)")
+    c.add_argument("--split", default="dev", help="evaluated split (as the profile's split)")
+    c.add_argument("--limit", type=int, default=0, help="first N questions of the split (profile's limit)")
+    c.add_argument("--distractors", type=int, default=0, help="pages of train facts added as distractors")
+    c.add_argument("--seed", type=int, default=0, help="distractor choice")
 
     p = add("report", cmd_report, "render results/REPORT.md (+ plot) from scores.json files")
     p.add_argument("run_dirs", nargs="*", help="run directories (default: all under results/runs)")
