@@ -67,10 +67,15 @@ perf: install
 	$(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks -q
 
 bench: install
-	$(PY) -m bench ingest --profile $(PROFILE) $$($(PY) -c "from bench.config import load_config as l; print(l('$(PROFILE)').corpus.split(',')[0])") -o results/articles/$(PROFILE).jsonl
-	$(PY) -m bench index --profile $(PROFILE) $(SET)
-	$(PY) -m bench finetune --profile $(PROFILE) $(SET)
-	$(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR)
+	@set -e; t0=$$(date +%s); \
+	$(PY) -m bench ingest --profile $(PROFILE) $$($(PY) -c "from bench.config import load_config as l; print(l('$(PROFILE)').corpus.split(',')[0])") -o results/articles/$(PROFILE).jsonl; \
+	t1=$$(date +%s); $(PY) -m bench index --profile $(PROFILE) $(SET); \
+	t2=$$(date +%s); $(PY) -m bench finetune --profile $(PROFILE) $(SET); \
+	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR); \
+	t4=$$(date +%s); \
+	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
+		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json; \
+	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
 	$(PY) -m bench report $(if $(and $(filter default,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run $(RUN_DIR) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),),)
 	@echo "report: results/REPORT.md"
 

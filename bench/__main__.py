@@ -117,6 +117,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         after = read_json(scores_path)
         changed = report.update_readme(Path(args.readme), after)
         print(f"{args.readme}: table {'updated' if changed else 'unchanged'} from {scores_path}")
+        timing_path = Path(args.readme_run) / "make_bench.json"
+        if timing_path.exists():
+            from bench.tables import render_timing
+
+            changed = report.update_readme_block(
+                Path(args.readme), "timing", render_timing(read_json(timing_path))
+            )
+            print(f"{args.readme}: timing table {'updated' if changed else 'unchanged'} from {timing_path}")
         if args.readme_reader_before:
             from bench.tables import render_reader_change
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bench.metrics import PT_FUNCTION_WORDS, normalize_pt
 
-# A sentence ends at . ! ? ; or a line break, when followed by white space (abbreviations are rare in answers).
+# A sentence ends at . ! ? ; or a line break followed by white space (abbreviations are rare in answers).
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 

@@ -22,7 +22,7 @@ from bench.scoring import METRICS, NOISY_METRICS
 log = logging.getLogger(__name__)
 
 VARIANT_ORDER = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_rag", "picker_oracle")
-# Stable (deterministic on CPU) metrics fail on a regression; EM and question-stripped F1 lead (scoring.METRICS).
+# Stable (deterministic on CPU) metrics fail on a regression; EM and question-stripped F1 lead them.
 STABLE_METRICS = tuple(name for name, m in METRICS.items() if m.stable)
 LOWER_IS_BETTER = {name for name, m in METRICS.items() if not m.higher_is_better}
 # Keys (dotted paths into scores.json) that must match for a comparison to mean anything.

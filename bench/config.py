@@ -99,10 +99,10 @@ class FinetuneConfig:
     # qa/raft: drop train questions whose text equals an evaluation question's (same question, other id, as in
     # FaQuAD); false = such duplicates are a leakage error. An id in both sets is always an error.
     drop_eval_duplicates: bool = False
-    # qa/raft fuzzy leakage guard (bench/leakage.py): a train question is dropped when its content words overlap
-    # an evaluation question's by >= leak_question_overlap (Jaccard) and its answer matches (token F1 >=
-    # leak_answer_f1); a train context is a twin of an evaluation gold paragraph when >= leak_doc_overlap of
-    # its leak_doc_ngram-word shingles occur there.
+    # qa/raft fuzzy leakage guard (bench/leakage.py): a train question is dropped when its content words
+    # overlap an evaluation question's by >= leak_question_overlap (Jaccard) and its answer matches
+    # (token F1 >= leak_answer_f1); a train context is a twin of an evaluation gold paragraph when
+    # >= leak_doc_overlap of its leak_doc_ngram-word shingles occur there.
     leak_question_overlap: float = 0.6
     leak_answer_f1: float = 0.5
     leak_doc_ngram: int = 8
@@ -113,7 +113,16 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag")
+    variants: tuple[str, ...] = (
+        "base",
+        "rag",
+        "ft",
+        "ft_rag",
+        "oracle",
+        "echo",
+        "picker_oracle",
+        "picker_rag",
+    )
     bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/ragas_metrics.py)

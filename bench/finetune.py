@@ -54,7 +54,13 @@ def finetune_key(cfg: Config) -> dict[str, Any]:
         }
         ft.pop("train_questions")
     # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
-    return {"model": _weights_identity(cfg), "data": data, "finetune": ft, "seed": cfg.seed, "device": cfg.device}
+    return {
+        "model": _weights_identity(cfg),
+        "data": data,
+        "finetune": ft,
+        "seed": cfg.seed,
+        "device": cfg.device,
+    }
 
 
 def adapter_dir(cfg: Config) -> Path:

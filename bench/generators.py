@@ -81,7 +81,7 @@ def finish_reason(ended: bool, text: str, n_new: int, max_new_tokens: int, stop_
 
 
 class _NewlineStop:
-    """transformers stopping criterion: stop each sequence once its new text holds a line break after content."""
+    """transformers stopping criterion: stop a sequence once its new text has a line break after content."""
 
     def __init__(self, tokenizer: Any, prompt_len: int) -> None:
         self.tokenizer, self.prompt_len = tokenizer, prompt_len

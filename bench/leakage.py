@@ -109,7 +109,7 @@ def filter_training(
     return kept, {"eval_question_twin": len(q_twins), "eval_document_twin": len(d_twins)}
 
 
-def training_record(row: dict[str, Any]) -> dict[str, str]:
+def training_record(row: dict[str, Any]) -> dict[str, Any]:
     """What an adapter records about one training question, for the runner's re-check."""
     return {
         "id": str(row.get("id")),

@@ -1,9 +1,9 @@
 """Portuguese number words → digits, for answer normalisation (``três`` → ``3``, ``cento e vinte`` → ``120``).
 
-Works on accent-folded, lower-case tokens. A phrase is number words joined by ``e`` where each joined part
-is smaller than the part before it (``vinte e cinco``, ``mil e quinhentos``), so a list such as ``dois e três``
-stays two numbers. ``um``/``uma`` alone are left as they are (they are usually articles); inside a phrase
-(``vinte e um``, ``um mil``) they count as 1.
+Works on accent-folded, lower-case tokens. A phrase is number words joined by ``e`` where each joined
+part is smaller than the part before it (``vinte e cinco``, ``mil e quinhentos``), so a list such as
+``dois e três`` stays two numbers. ``um``/``uma`` alone are left as they are (they are usually
+articles); inside a phrase (``vinte e um``, ``um mil``) they count as 1.
 """
 
 from __future__ import annotations

@@ -147,4 +147,6 @@ def prompt_id(reader: str, fewshot: int) -> str:
     """Content hash of everything that shapes the prompt (texts, examples, builder code)."""
     spec = get_reader(reader)
     code = [inspect.getsource(f) for f in (format_passage, _user_turn, build_messages, first_line)]
-    return stable_hash([spec.name, spec.system, spec.max_passage_chars, spec.examples[:fewshot], fewshot, code])
+    return stable_hash(
+        [spec.name, spec.system, spec.max_passage_chars, spec.examples[:fewshot], fewshot, code]
+    )

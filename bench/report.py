@@ -31,6 +31,7 @@ __all__ = ["check", "render", "render_ragas", "render_table", "update_readme"]
 
 log = logging.getLogger(__name__)
 
+
 def quantization(scores: dict[str, Any]) -> str:
     q = generator_field(scores, "quantization")
     if q is None and (dig(scores, "env.backend") or dig(scores, "config.model.backend")) == "transformers":
@@ -82,7 +83,8 @@ def reader_label(scores: dict[str, Any]) -> str | None:
         return None
     stop = ", stop at newline" if p.get("stop_at_newline") else ""
     shots = f"{p.get('fewshot')}-shot" if p.get("fewshot") else "zero-shot"
-    return f"{p.get('reader')}, {shots}{stop}, ≤ {p.get('max_new_tokens')} new tokens (prompt {_short(p.get('prompt_id'))})"
+    cap = f"≤ {p.get('max_new_tokens')} new tokens"
+    return f"{p.get('reader')}, {shots}{stop}, {cap} (prompt {_short(p.get('prompt_id'))})"
 
 
 def _git_label(env: dict[str, Any]) -> str | None:
@@ -198,8 +200,13 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
 
 
 def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
-    """Replace the text between the results markers in ``readme`` with :func:`render_table`."""
-    return update_readme_block(readme, "results", render_table(scores))
+    """Replace the results block of ``readme`` with :func:`render_table`, and its baselines block (when the
+    README has one) with the no-model baseline check."""
+    changed = update_readme_block(readme, "results", render_table(scores))
+    if "<!-- baselines:start -->" in Path(readme).read_text(encoding="utf-8"):
+        body = render_baseline_checks(scores) or "_No no-model baselines in this run._\n"
+        changed = update_readme_block(readme, "baselines", body) or changed
+    return changed
 
 
 def update_readme_block(readme: Path, name: str, body: str) -> bool:

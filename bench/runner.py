@@ -14,14 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from bench import leakage, scoring
-from bench.config import BenchError, Config, config_hash, config_to_dict
+from bench import leakage
+from bench.answers import answer_row, build_scores
+from bench.config import BenchError, Config, config_hash
 from bench.io import (
     atomic_write_json,
     peak_rss_mb,
@@ -31,10 +31,10 @@ from bench.io import (
 from bench.questions import load_questions
 from bench.runstate import (
     AnswerCache,
+    RunLock,
     datasets_info,
     environment,
     keep_created,
-    prompt_info,
     question_hash,
     variant_key,
 )
@@ -179,55 +179,6 @@ def _run_variant(
     return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
 
 
-def _answer_row(
-    spec: VariantSpec, q: dict[str, Any], c: dict[str, Any], k: int, ragas: bool = False
-) -> dict[str, Any]:
-    hits = c.get("hits") or []
-    passages = [str(p.get("text") or "") for p in c.get("passages") or []]
-    retrieval = spec.uses_retrieval
-    finish = (c.get("generation") or {}).get("finish_reason") or "stop"
-    scores = scoring.score_answer(
-        c["answer"],
-        q["answers"],
-        q["question"],
-        failed=bool(c.get("error")),
-        truncated=finish == "length",
-        passages=passages if spec.context != "none" else None,
-        retrieved_titles=[h["title"] for h in hits] if retrieval else None,
-        gold_title=q.get("title"),
-        k=k,
-    )
-    if ragas:
-        from bench import ragas_metrics
-
-        scores.update(
-            ragas_metrics.score_row(
-                c["answer"],
-                q["answers"],
-                failed=bool(c.get("error")),
-                retrieved_texts=passages[:k] if retrieval else None,
-                gold_context=q.get("context"),
-            )
-        )
-    return {
-        "variant": spec.name,
-        "question_id": q["id"],
-        "question": q["question"],
-        "answer": c["answer"],
-        "answers": q["answers"],
-        "gold_title": q.get("title"),
-        "retrieved": [
-            {key: h.get(key) for key in ("chunk_id", "article_id", "title", "section", "score")} for h in hits
-        ],
-        "passages": c.get("passages") or [],
-        "finish_reason": finish,
-        "truncated": finish == "length",
-        "metrics": scores,
-        "error": c.get("error"),
-        "latency": scoring.latency_of(c.get("generation") or {}, c.get("retrieval_ms") or 0.0),
-    }
-
-
 def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = None) -> Path:
     """Run ``cfg.run.variants`` over the configured questions; returns the run directory."""
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
@@ -238,6 +189,18 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
     question_stats: dict[str, int] = {}
     questions = load_questions(cfg, stats=question_stats)
     run_dir = Path(out_dir) if out_dir is not None else cfg.results_path / "runs" / run_id(cfg)
+    with RunLock(run_dir):
+        return _run(cfg, stages, specs, questions, question_stats, run_dir)
+
+
+def _run(
+    cfg: Config,
+    stages: Stages,
+    specs: dict[str, VariantSpec],
+    questions: list[dict[str, Any]],
+    question_stats: dict[str, int],
+    run_dir: Path,
+) -> Path:
     cache_dir = run_dir / "cache"
     log.info("run %s: %d questions × %s → %s", run_id(cfg), len(questions), ",".join(specs), run_dir)
     if any(s.uses_adapter for s in specs.values()):
@@ -260,9 +223,8 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
     generator_info: dict[str, Any] = read_json(info_path) if info_path.exists() else {}
     if todo:
         adapter = _adapter(cfg, stages, questions) if any(specs[n].uses_adapter for n in todo) else None
-        generator_info = _generate(
-            cfg, stages, adapter, specs, todo, keys, caches, pending, len(questions), resources
-        )
+        fresh = _generate(cfg, stages, adapter, specs, todo, keys, caches, pending, len(questions), resources)
+        generator_info = {**generator_info, **fresh}  # a partial rerun keeps what the other variants used
         atomic_write_json(info_path, generator_info)
     else:
         log.info("all %d answers are cached; nothing to generate", len(questions) * len(specs))
@@ -274,31 +236,17 @@ def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = Non
             cached = caches[name].get(keys[name], q["id"], question_hash(spec, q), include_errors=True)
             if cached is None:  # cannot happen unless the cache file was edited concurrently
                 raise BenchError(f"{caches[name].path}: no answer for question {q['id']!r}; rerun")
-            rows.append(_answer_row(spec, q, cached, cfg.index.k, cfg.run.ragas_metrics))
+            rows.append(answer_row(spec, q, cached, cfg.index.k, cfg.run.ragas_metrics))
         rows_by_variant[name] = rows
     write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
-
-    n_boot, seed = cfg.run.bootstrap_samples, cfg.seed
-    variants_out = {}
-    for name, rows in rows_by_variant.items():
-        summary = scoring.summarize_variant(rows, n_boot=n_boot, seed=seed)
-        res = resources.get(name) if (resources.get(name) or {}).get("key") == keys[name] else None
-        summary["peak_rss_mb"] = (res or {}).get("peak_rss_mb")
-        summary["peak_vram_mb"] = (res or {}).get("peak_vram_mb")
-        variants_out[name] = summary
-    comparisons = scoring.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed)
-    scores = {
-        "variants": variants_out,
-        "comparisons": comparisons,
-        "baseline_checks": scoring.baseline_checks(comparisons),
-        "prompt": prompt_info(cfg),
-        "config": config_to_dict(cfg),
-        "config_hash": config_hash(cfg),
-        "run_id": run_id(cfg),
-        "env": environment(cfg, generator_info),
-        "datasets": datasets_info(cfg, len(questions), question_stats),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    scores = build_scores(
+        cfg, rows_by_variant, {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
+    )
+    scores.update(
+        run_id=run_id(cfg),
+        env=environment(cfg, generator_info),
+        datasets=datasets_info(cfg, len(questions), question_stats),
+    )
     keep_created(run_dir / "scores.json", scores)
     atomic_write_json(run_dir / "scores.json", scores)
     log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")

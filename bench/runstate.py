@@ -79,6 +79,7 @@ def prompt_info(cfg: Config) -> dict[str, Any]:
 
 def git_state() -> dict[str, Any]:
     """The checkout's commit and whether it had uncommitted changes (None outside a git checkout)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(
@@ -196,3 +197,39 @@ def keep_created(path: Path, scores: dict[str, Any]) -> None:
     fresh = json.loads(json.dumps(scores))
     if {k: v for k, v in old.items() if k != "created"} == {k: v for k, v in fresh.items() if k != "created"}:
         scores["created"] = old["created"]
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``<run dir>/lock``): a second ``bench run`` on the same directory
+    gets a clear error instead of appending to the same cache files. Released when the process ends."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / "lock"
+        self._fh: Any = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise BenchError(
+                f"{self.path.parent}: another bench run is using this run directory ({holder}); "
+                "wait for it or use another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing releases the flock
+            self._fh = None

@@ -57,7 +57,13 @@ NOISY_METRICS = {  # name -> lower is better; `bench check` only warns on these
 LANG_METRICS = ("lang_pt", "lang_en", "lang_other")  # shares of the answers whose language was determined
 
 # Paired comparisons: (a, b) reads "a − b"; each model variant also against its no-model baseline.
-BASELINE_OF = {"base": "echo", "ft": "echo", "rag": "picker_rag", "ft_rag": "picker_rag", "oracle": "picker_oracle"}
+BASELINE_OF = {
+    "base": "echo",
+    "ft": "echo",
+    "rag": "picker_rag",
+    "ft_rag": "picker_rag",
+    "oracle": "picker_oracle",
+}
 COMPARISONS: tuple[tuple[str, str], ...] = (
     ("rag", "base"),
     ("ft", "base"),
@@ -176,7 +182,7 @@ def compare_variants(
 
 
 def baseline_checks(comparisons: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """For each model variant with its no-model baseline in the run: does it beat it on EM *and* q-stripped F1?
+    """For each model variant whose no-model baseline ran: does it beat it on EM *and* q-stripped F1?
 
     ``beats``: both differences > 0; ``significant``: both also significant. A model variant that does not
     beat its baseline is flagged in the report.

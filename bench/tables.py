@@ -159,7 +159,9 @@ def render_detectable(scores: dict[str, Any], metrics: list[str]) -> str:
     parts = []
     n = None
     for key in metrics:
-        mdes = [c[key]["mde"] for c in comps.values() if isinstance(c, dict) and (c.get(key) or {}).get("mde")]
+        mdes = [
+            c[key]["mde"] for c in comps.values() if isinstance(c, dict) and (c.get(key) or {}).get("mde")
+        ]
         n = n or next((c[key].get("n") for c in comps.values() if isinstance(c, dict) and c.get(key)), None)
         if mdes:
             parts.append(f"{_label(key, 'k')} ±{statistics.median(mdes):.3f}")
@@ -179,7 +181,9 @@ def render_baseline_checks(scores: dict[str, Any]) -> str | None:
     rows = []
     for name in ordered_variants(checks):
         c = checks[name] if isinstance(checks[name], dict) else {}
-        verdict = ("yes ✔" if c.get("significant") else "yes, not significant") if c.get("beats") else "**no ⚠**"
+        verdict = (
+            ("yes ✔" if c.get("significant") else "yes, not significant") if c.get("beats") else "**no ⚠**"
+        )
         rows.append(
             [vlabel(name), vlabel(str(c.get("baseline"))), fmt_num(c.get("exact_match")),
              fmt_num(c.get("f1_qstripped")), verdict]
@@ -198,7 +202,11 @@ def render_side_by_side(runs: list[tuple[str, dict[str, Any]]]) -> str:
         for _, s in runs:
             v = (s.get("variants") or {}).get(name)
             v = v if isinstance(v, dict) else {}
-            row += [fmt_metric(v.get("exact_match")), fmt_metric(v.get("f1_qstripped")), fmt_num(v.get("latency_p50_ms"), 0)]
+            row += [
+                fmt_metric(v.get("exact_match")),
+                fmt_metric(v.get("f1_qstripped")),
+                fmt_num(v.get("latency_p50_ms"), 0),
+            ]
         rows.append(row)
     return table(header, rows)
 
@@ -213,3 +221,18 @@ def render_reader_change(before: dict[str, Any], after: dict[str, Any]) -> str:
         rows.append([vlabel(name), *(f"{fmt_metric(b.get(m))} → {fmt_metric(a.get(m))}" for m in metrics)])
     header = ["variant", *(f"{_label(m, 'k')} (before → after)" for m in metrics)]
     return table(header, rows)
+
+
+def render_timing(timing: dict[str, Any]) -> str:
+    """``make bench`` wall time per stage, from the ``make_bench.json`` the Makefile writes."""
+    stages = timing.get("stages_s") or {}
+    total = mean_of(timing.get("total_s"))
+    rows = [[str(name), f"{float(sec):.0f}", f"{float(sec) / 60:.1f}"] for name, sec in stages.items()]
+    rows.append(
+        [
+            "**total**",
+            DASH if total is None else f"{total:.0f}",
+            DASH if total is None else f"{total / 60:.1f}",
+        ]
+    )
+    return table(["stage", "seconds", "minutes"], rows)

@@ -84,8 +84,12 @@ VARIANTS: dict[str, VariantSpec] = {
         VariantSpec("ft_rag", "ft", "retrieval", "fine-tuned adapter + top-k retrieved chunks"),
         VariantSpec("oracle", "base", "gold", "base model given the whole gold paragraph (reading ceiling)"),
         VariantSpec("echo", "none", "none", "no model: answers with the question itself"),
-        VariantSpec("picker_oracle", "none", "gold", "no model: gold-paragraph sentence with most question words"),
-        VariantSpec("picker_rag", "none", "retrieval", "no model: retrieved sentence with most question words"),
+        VariantSpec(
+            "picker_oracle", "none", "gold", "no model: gold-paragraph sentence with most question words"
+        ),
+        VariantSpec(
+            "picker_rag", "none", "retrieval", "no model: retrieved sentence with most question words"
+        ),
     )
 }
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from bench import metrics as m
-from bench import scoring, stats
 
 
 def test_normalize_pt_folds_accents_articles_punctuation() -> None:
@@ -48,8 +47,6 @@ def test_answer_language_does_not_touch_global_langid() -> None:
 
     m.answer_language("Berlim é a capital e a maior cidade da Alemanha.")
     assert py3langid.classify("Das ist ein deutscher Satz über die Stadt Berlin.")[0] == "de"
-
-
 
 
 @pytest.mark.parametrize(

@@ -159,13 +159,15 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     assert run_dir == tmp_path / "results" / "runs" / runner.run_id(cfg)
     assert run_dir.name.startswith("default-")
     rows = read_answers(run_dir)
-    assert [(r["variant"], r["question_id"]) for r in rows] == [(v, q) for v in ALL for q in ("q1", "q2", "q3")]
+    assert [(r["variant"], r["question_id"]) for r in rows] == [
+        (v, q) for v in ALL for q in ("q1", "q2", "q3")
+    ]
     assert fake.retriever.calls == 9 and len(fake.calls) == 15  # rag, ft_rag, picker_rag retrieve
     rag_q1 = rows[3]
     assert rag_q1["answers"] == ["Berlim"] and rag_q1["retrieved"][0]["chunk_id"] == "c1"
     assert rag_q1["metrics"]["contains"] == 1.0 and rag_q1["metrics"]["recall@k"] == 1.0
     # the answer row names exactly the passages the prompt held, and whether the answer hit the token cap
-    assert [p["text"] for p in rag_q1["passages"]][0] == "Berlim é a capital da Alemanha."
+    assert rag_q1["passages"][0]["text"] == "Berlim é a capital da Alemanha."
     assert rag_q1["truncated"] is False and rag_q1["finish_reason"] == "stop"
     assert rag_q1["metrics"]["answer_in_context@k"] == 1.0 and rag_q1["metrics"]["truncated"] == 0.0
     assert set(rag_q1["latency"]) == {
@@ -205,7 +207,15 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     v = scores["variants"]
     assert set(v) == set(ALL)
     for name, s in v.items():
-        for metric in ("exact_match", "contains", "truncated", "lang_pt", "lang_en", "lang_other", "lang_und"):
+        for metric in (
+            "exact_match",
+            "contains",
+            "truncated",
+            "lang_pt",
+            "lang_en",
+            "lang_other",
+            "lang_und",
+        ):
             assert set(s[metric]) == {"mean", "ci95", "n", "interval"} and s[metric]["interval"] == "wilson"
         for metric in ("f1", "f1_qstripped"):
             assert s[metric]["interval"] == "bootstrap"

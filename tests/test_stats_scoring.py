@@ -1,4 +1,4 @@
-"""Statistics (bootstrap, Wilson, McNemar, detectable effect) and scoring (registry, summaries, comparisons)."""
+"""Statistics (bootstrap, Wilson, McNemar, detectable effect) and scoring (registry, summaries, pairs)."""
 
 from __future__ import annotations
 
@@ -122,9 +122,14 @@ def _row(qid: str, answer: str, gold: list[str], question: str = "Qual?", **kw: 
 
 def test_score_answer_fields() -> None:
     s = scoring.score_answer(
-        "Berlim", ["Berlim"], "Qual a capital?", passages=["x", "Berlim é"], retrieved_titles=["Lisboa", "Berlim"],
-        gold_title="Berlim", k=1,
-    )  # fmt: skip
+        "Berlim",
+        ["Berlim"],
+        "Qual a capital?",
+        passages=["x", "Berlim é"],
+        retrieved_titles=["Lisboa", "Berlim"],
+        gold_title="Berlim",
+        k=1,
+    )
     assert s["recall@k"] == 0.0 and s["answer_in_context@k"] == 0.0
     assert s["exact_match"] == 1.0 and s["f1_qstripped"] == 1.0 and s["truncated"] == 0.0
     assert scoring.score_answer("x", ["y"], "q")["recall@k"] is None

@@ -25,7 +25,10 @@ def test_registry_covers_the_model_variants_and_the_baselines() -> None:
 def test_prompts_are_portuguese_with_context_block() -> None:
     closed = build_messages(" Qual é a capital? ")
     assert closed[0]["role"] == "system" and "português" in closed[0]["content"]
-    assert "trecho exato e mais curto" in closed[0]["content"] and "sem repetir a pergunta" in closed[0]["content"]
+    assert (
+        "trecho exato e mais curto" in closed[0]["content"]
+        and "sem repetir a pergunta" in closed[0]["content"]
+    )
     assert closed[1] == {"role": "user", "content": "Pergunta: Qual é a capital?"}
     rag = build_messages("Q?", ["um", "dois"])[1]["content"]
     assert rag == "Contexto:\n1. um\n2. dois\n\nPergunta: Q?"
@@ -44,7 +47,7 @@ def test_fewshot_examples_are_turns_with_context_only_when_the_question_has_cont
     assert rag[-1]["content"] == "Contexto:\n1. texto\n\nPergunta: Q?"
     with pytest.raises(BenchError, match="examples"):
         build_messages("Q?", (), "sentence-v1", 1)
-    with pytest.raises(BenchError, match="unknown model.reader"):
+    with pytest.raises(BenchError, match=r"unknown model\.reader"):
         build_messages("Q?", (), "nope")
 
 
