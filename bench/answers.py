@@ -52,6 +52,9 @@ def answer_row(
         "retrieved": [
             {key: h.get(key) for key in ("chunk_id", "article_id", "title", "section", "score")} for h in hits
         ],
+        **(
+            {"groups": groups} if (groups := {f: str(q[f]) for f in scoring.GROUP_FIELDS if q.get(f)}) else {}
+        ),
         "passages": c.get("passages") or [],
         "finish_reason": finish,
         "truncated": finish == "length",
@@ -80,6 +83,7 @@ def build_scores(
         "variants": variants_out,
         "comparisons": comparisons,
         "baseline_checks": scoring.baseline_checks(comparisons),
+        "groups": scoring.summarize_groups(rows_by_variant),
         "prompt": prompt_info(cfg),
         "config": config_to_dict(cfg),
         "config_hash": config_hash(cfg),

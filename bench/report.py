@@ -21,6 +21,7 @@ from bench.tables import (
     DASH,
     render_baseline_checks,
     render_comparisons,
+    render_groups,
     render_ragas,
     render_side_by_side,
     render_table,
@@ -184,6 +185,8 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
             out += [render_table(s)]
             if (ragas := render_ragas(s)) is not None:
                 out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
+            for field, body in render_groups(s):
+                out += [f"#### By {field} (EM [95 % Wilson] / containment)", "", body]
             if (checks := render_baseline_checks(s)) is not None:
                 out += ["#### Does each model variant beat its no-model baseline?", "", checks]
             out += [

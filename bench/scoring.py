@@ -156,6 +156,31 @@ def summarize_variant(rows: Sequence[dict[str, Any]], n_boot: int = 10000, seed:
     return out
 
 
+GROUP_FIELDS = ("relation", "stratum")  # question fields the report breaks scores down by, when present
+GROUP_METRICS = ("exact_match", "contains")
+
+
+def summarize_groups(rows_by_variant: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """{field: {value: {variant: {metric: rate with Wilson interval}}}} for each question field in
+    GROUP_FIELDS that the questions carry (relation and popularity stratum of the fact probes)."""
+    out: dict[str, Any] = {}
+    for field in GROUP_FIELDS:
+        table: dict[str, dict[str, Any]] = {}
+        for variant, rows in rows_by_variant.items():
+            by_value: dict[str, list[dict[str, Any]]] = {}
+            for r in rows:
+                if value := (r.get("groups") or {}).get(field):
+                    by_value.setdefault(value, []).append(r)
+            for value, members in by_value.items():
+                table.setdefault(value, {})[variant] = {
+                    name: stats.rate_ci([float(r["metrics"][name]) for r in members])
+                    for name in GROUP_METRICS
+                }
+        if table:
+            out[field] = dict(sorted(table.items()))
+    return out
+
+
 def compare_variants(
     rows_by_variant: Mapping[str, Sequence[dict[str, Any]]], n_boot: int = 10000, seed: int = 0
 ) -> dict[str, dict[str, Any]]:

@@ -191,6 +191,23 @@ def render_baseline_checks(scores: dict[str, Any]) -> str | None:
     return table(["model variant", "baseline", "Δ EM", "Δ F1 (q-stripped)", "beats it?"], rows)
 
 
+def render_groups(scores: dict[str, Any]) -> list[tuple[str, str]]:
+    """One (field, table) per question field the run broke scores down by: rows = field values, columns =
+    variants, cells = EM / containment (95 % Wilson intervals in the first column pair only)."""
+    out = []
+    groups = scores.get("groups") or {}
+    for field, values in groups.items() if isinstance(groups, dict) else ():
+        variants = ordered_variants({v for per in values.values() for v in per})
+        rows = []
+        for value, per in values.items():
+            n = next((c["exact_match"].get("n") for c in per.values() if c.get("exact_match")), None)
+            cells = [f"{fmt_metric(c.get('exact_match'))} / {fmt_num(c.get('contains'), 2)}"
+                     for c in (per.get(v) or {} for v in variants)]  # fmt: skip
+            rows.append([f"{value} (n={n})", *cells])
+        out.append((field, table([field, *(f"{vlabel(v)} EM / cont." for v in variants)], rows)))
+    return out
+
+
 def render_side_by_side(runs: list[tuple[str, dict[str, Any]]]) -> str:
     """One column group per run (labelled run i = device · backend · quantisation · model)."""
     header = ["variant"]

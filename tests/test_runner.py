@@ -501,3 +501,15 @@ def test_check_fails_on_planted_retrieval_regression(
     assert main(["check", "--baseline", baseline, str(broken)]) == 1
     out = capsys.readouterr().out
     assert "❌" in out and "recall@k" in out
+
+
+def test_second_run_on_the_same_directory_is_refused(tmp_path: Path, tiny_questions: Path) -> None:
+    from bench.runstate import RunLock
+
+    cfg = make_cfg(tmp_path, tiny_questions)
+    out = tmp_path / "busy"
+    with RunLock(out), pytest.raises(BenchError, match="another bench run is using this run directory"):
+        runner.run(cfg, out_dir=out, stages=FakeStages(tmp_path).stages())
+    assert not (out / "scores.json").exists()
+    runner.run(cfg, out_dir=out, stages=FakeStages(tmp_path).stages())  # free again: the lock was released
+    assert (out / "scores.json").exists()

@@ -193,3 +193,23 @@ def test_registry_drives_check_and_report() -> None:
     assert {"exact_match", "f1_qstripped"} <= set(check.STABLE_METRICS)
     assert "truncated" in check.LOWER_IS_BETTER
     assert {m for m, _ in tables.SCORE_COLUMNS} <= set(scoring.METRICS)
+
+
+def test_summarize_groups_by_relation_and_stratum() -> None:
+    def row(qid: str, em: float, relation: str, stratum: str) -> dict:
+        metrics = {"exact_match": em, "contains": em}
+        return {"question_id": qid, "metrics": metrics, "groups": {"relation": relation, "stratum": stratum}}
+
+    rows = [row("a", 1.0, "birth_year", "popular"), row("b", 0.0, "birth_year", "obscure"),
+            row("c", 1.0, "birth_place", "obscure")]  # fmt: skip
+    out = scoring.summarize_groups({"base": rows, "rag": [dict(r, metrics={"exact_match": 1.0, "contains": 1.0})
+                                                           for r in rows]})  # fmt: skip
+    assert set(out) == {"relation", "stratum"}
+    assert out["relation"]["birth_year"]["base"]["exact_match"]["mean"] == 0.5
+    assert out["relation"]["birth_year"]["base"]["exact_match"]["n"] == 2
+    assert out["stratum"]["obscure"]["rag"]["contains"]["mean"] == 1.0
+    assert scoring.summarize_groups({"base": [{"question_id": "x", "metrics": {}}]}) == {}
+    from bench.tables import render_groups
+
+    tables = dict(render_groups({"groups": out}))
+    assert "| birth_year (n=2) | 0.500 [0.09, 0.91] / 0.50 | 1.000 [0.34, 1.00] / 1.00 |" in tables["relation"]
