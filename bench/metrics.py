@@ -124,6 +124,9 @@ LANGUAGES = ("pt", "en", "es", "fr", "it", "de")  # the classifier's choices; al
 UNDETERMINED, OTHER = "und", "other"
 MIN_LANG_WORDS = 4
 MAX_FOREIGN_SCRIPT = 0.3  # share of letters outside the Latin script above which an answer is "other"
+# Below this classifier probability the language is undetermined: 4-word Portuguese phrases such as "o colegiado
+# de curso" come out as Spanish at p ≈ 0.55, while real sentences score > 0.99.
+MIN_LANG_CONFIDENCE = 0.9
 _identifier: Any = None
 
 
@@ -159,8 +162,9 @@ def answer_language(text: str, min_words: int = MIN_LANG_WORDS) -> str:
     """``"pt"``, ``"en"``, ``"other"`` (another language or script) or ``"und"`` (undetermined).
 
     Other: mostly non-Latin letters (Chinese, Cyrillic, …) whatever the length, or a Latin-script text the
-    classifier assigns to es/fr/it/de. Undetermined: fewer than ``min_words`` words, or every word is a
-    number, capitalised, or a name connector such as "de"/"of" (names, titles, dates): no signal there.
+    classifier assigns to es/fr/it/de. Undetermined: fewer than ``min_words`` words, every word a number,
+    capitalised, or a name connector such as "de"/"of" (names, titles, dates), or a classifier probability
+    under ``MIN_LANG_CONFIDENCE``: no clear signal there.
     """
     if _foreign_script_share(text) > MAX_FOREIGN_SCRIPT:
         return OTHER
@@ -168,5 +172,7 @@ def answer_language(text: str, min_words: int = MIN_LANG_WORDS) -> str:
     words = [w for w in words if w]
     if len(words) < min_words or all(_is_name_or_number(w) for w in words):
         return UNDETERMINED
-    lang, _conf = _lang_identifier().classify(text)
+    lang, confidence = _lang_identifier().classify(text)
+    if confidence < MIN_LANG_CONFIDENCE:
+        return UNDETERMINED
     return str(lang) if lang in ("pt", "en") else OTHER

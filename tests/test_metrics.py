@@ -36,6 +36,8 @@ def test_contains_is_word_aligned() -> None:
         ("quatro anos", "und"),
         ("Universidade Federal de Mato Grosso", "und"),  # only names (capitalised) -> no signal
         ("1998 2004 3 5", "und"),
+        ("o colegiado de curso", "und"),  # Portuguese, but the classifier says Spanish at p ≈ 0.56
+        ("disciplinas que pretende cursar", "und"),
     ],
 )
 def test_answer_language(text: str, lang: str) -> None:
