@@ -60,9 +60,20 @@ class IndexInfo:
 
 
 def _iter_articles(paths: Sequence[Path]) -> Iterator[ArticleLike]:
+    """The corpus's articles; a repeated article id is an error (point ids are (article id, chunk n), so a
+    second page with the same id would silently overwrite the first one's chunks)."""
     from bench import wiki  # lazily: mwparserfromhell is only needed when (re)building
 
-    yield from wiki.iter_corpus(paths)
+    seen: set[int] = set()
+    for art in wiki.iter_corpus(paths):
+        if art.id in seen:
+            where = ", ".join(str(p) for p in paths)
+            raise BenchError(
+                f"{where}: page {art.title!r} has article id {art.id}, already used by an earlier page "
+                "(pages without <id> get -1); give every page a unique <id>"
+            )
+        seen.add(art.id)
+        yield art
 
 
 def index_identity(cfg: Config) -> tuple[Path, dict[str, Any], list[dict[str, str]]]:

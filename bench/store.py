@@ -195,12 +195,13 @@ class EdgeStore:
 class ServerStore:
     """A collection on a Qdrant server/cluster through ``qdrant-client`` (or an injected client)."""
 
-    def __init__(self, cfg: Config, client: Any = None) -> None:
+    def __init__(self, cfg: Config, client: Any = None, key: str = "") -> None:
         from qdrant_client import QdrantClient, models
 
         self._m = models
         ic = cfg.index
-        self.collection = ic.collection
+        # Named by the index key (corpus content, chunking, embedder): two corpora never share a collection.
+        self.collection = f"{ic.collection}-{key}" if key else ic.collection
         self._shard_number, self._replication = ic.shard_number, ic.replication_factor
         self._params = models.SearchParams(exact=ic.exact, hnsw_ef=None if ic.exact else ic.hnsw_ef)
         if client is None:
@@ -319,5 +320,5 @@ class ServerStore:
 def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:
     """Server store when ``index.qdrant_url`` is set or a client is injected, else embedded under path."""
     if client is not None or cfg.index.qdrant_url:
-        return ServerStore(cfg, client)
+        return ServerStore(cfg, client, key=path.name)
     return EdgeStore(path, cfg.index.exact, cfg.index.hnsw_ef)

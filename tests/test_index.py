@@ -92,6 +92,21 @@ def test_empty_corpus_is_refused_without_creating_an_index(tmp_path: Path) -> No
     assert not (tmp_path / "res" / "index").exists() or not any((tmp_path / "res" / "index").iterdir())
 
 
+def test_duplicate_article_ids_are_an_error_naming_the_page(tmp_path: Path) -> None:
+    from tests.conftest import make_dump
+
+    dump = tmp_path / "dup.xml"
+    text = "Uma frase longa o bastante para virar um trecho do índice. " * 5
+    dump.write_text(
+        make_dump(
+            [{"title": "Primeira", "id": 7, "text": text}, {"title": "Segunda", "id": 7, "text": text}]
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(BenchError, match=r"page 'Segunda' has article id 7, already used"):
+        index.build_index(_cfg(tmp_path, dump))
+
+
 def test_missing_corpus_file(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="not found"):
         index.build_index(_cfg(tmp_path, tmp_path / "nope.jsonl"))

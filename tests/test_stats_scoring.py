@@ -212,4 +212,6 @@ def test_summarize_groups_by_relation_and_stratum() -> None:
     from bench.tables import render_groups
 
     tables = dict(render_groups({"groups": out}))
-    assert "| birth_year (n=2) | 0.500 [0.09, 0.91] / 0.50 | 1.000 [0.34, 1.00] / 1.00 |" in tables["relation"]
+    assert (
+        "| birth_year (n=2) | 0.500 [0.09, 0.91] / 0.50 | 1.000 [0.34, 1.00] / 1.00 |" in tables["relation"]
+    )

@@ -116,3 +116,19 @@ def test_second_open_of_embedded_index_is_a_clear_error(tmp_path: Path) -> None:
     again = EdgeStore(tmp_path / "idx")
     again.open(SIG, 4)  # the lock is released on close
     again.close()
+
+
+def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
+    """Server collections are named by the index key: a second corpus gets its own collection."""
+    from bench.store import open_store
+
+    cfg = load_config(None, ["qdrant_url=:memory:"])
+    client = QdrantClient(":memory:")
+    first = open_store(cfg, tmp_path / "index" / "aaaa1111", client)
+    second = open_store(cfg, tmp_path / "index" / "bbbb2222", client)
+    assert isinstance(first, ServerStore) and isinstance(second, ServerStore)
+    assert first.collection == "ptwiki-aaaa1111" and second.collection == "ptwiki-bbbb2222"
+    first.open(SIG, 4)
+    _fill(first)
+    second.open({**SIG, "corpus": "other"}, 4)  # another corpus: its own signature, its own collection
+    assert first.count() == 3 and second.count() == 0
