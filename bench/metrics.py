@@ -124,8 +124,8 @@ LANGUAGES = ("pt", "en", "es", "fr", "it", "de")  # the classifier's choices; al
 UNDETERMINED, OTHER = "und", "other"
 MIN_LANG_WORDS = 4
 MAX_FOREIGN_SCRIPT = 0.3  # share of letters outside the Latin script above which an answer is "other"
-# Below this classifier probability the language is undetermined: 4-word Portuguese phrases such as "o colegiado
-# de curso" come out as Spanish at p ≈ 0.55, while real sentences score > 0.99.
+# Below this classifier probability the language is undetermined: 4-word Portuguese phrases such as
+# "o colegiado de curso" come out as Spanish at p ≈ 0.55, while real sentences score > 0.99.
 MIN_LANG_CONFIDENCE = 0.9
 _identifier: Any = None
 

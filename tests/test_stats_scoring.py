@@ -202,8 +202,8 @@ def test_summarize_groups_by_relation_and_stratum() -> None:
 
     rows = [row("a", 1.0, "birth_year", "popular"), row("b", 0.0, "birth_year", "obscure"),
             row("c", 1.0, "birth_place", "obscure")]  # fmt: skip
-    out = scoring.summarize_groups({"base": rows, "rag": [dict(r, metrics={"exact_match": 1.0, "contains": 1.0})
-                                                           for r in rows]})  # fmt: skip
+    perfect = [dict(r, metrics={"exact_match": 1.0, "contains": 1.0}) for r in rows]
+    out = scoring.summarize_groups({"base": rows, "rag": perfect})
     assert set(out) == {"relation", "stratum"}
     assert out["relation"]["birth_year"]["base"]["exact_match"]["mean"] == 0.5
     assert out["relation"]["birth_year"]["base"]["exact_match"]["n"] == 2
