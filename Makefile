@@ -76,7 +76,7 @@ bench: install
 	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
 		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json; \
 	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
-	$(PY) -m bench report $(if $(and $(filter default,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run $(RUN_DIR) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),),)
+	$(PY) -m bench report $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
 	@echo "report: results/REPORT.md"
 
 smoke:

@@ -111,27 +111,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = report.render([Path(p) for p in args.run_dirs], Path(args.output) if args.output else None)
     print(f"report: {out}")
     if args.readme:
-        from bench.io import read_json
-
-        scores_path = Path(args.readme_run) / "scores.json"
-        after = read_json(scores_path)
-        changed = report.update_readme(Path(args.readme), after)
-        print(f"{args.readme}: table {'updated' if changed else 'unchanged'} from {scores_path}")
-        timing_path = Path(args.readme_run) / "make_bench.json"
-        if timing_path.exists():
-            from bench.tables import render_timing
-
-            changed = report.update_readme_block(
-                Path(args.readme), "timing", render_timing(read_json(timing_path))
-            )
-            print(f"{args.readme}: timing table {'updated' if changed else 'unchanged'} from {timing_path}")
-        if args.readme_reader_before:
-            from bench.tables import render_reader_change
-
-            before_path = Path(args.readme_reader_before) / "scores.json"
-            body = render_reader_change(read_json(before_path), after)
-            changed = report.update_readme_block(Path(args.readme), "reader", body)
-            print(f"{args.readme}: reader table {'updated' if changed else 'unchanged'} from {before_path}")
+        blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
+        for line in report.update_readme_blocks(
+            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks
+        ):
+            print(f"{args.readme}: {line}")
     return 0
 
 
@@ -229,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="Markdown file (default: results/REPORT.md)")
     p.add_argument("--readme", default=None, help="also regenerate the table between the results markers")
     p.add_argument("--readme-run", default="results/runs/default", help="run whose table goes in --readme")
+    p.add_argument(
+        "--readme-block",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="with --readme: render that run's tables between <!-- NAME:start/end --> (repeatable)",
+    )
     p.add_argument(
         "--readme-reader-before",
         default=None,

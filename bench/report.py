@@ -202,6 +202,42 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
     return output
 
 
+def render_run_summary(scores: dict[str, Any]) -> str:
+    """A run's variant table, its per-group tables and its baseline check, for a README block."""
+    parts = [f"Run `{scores.get('run_id')}` ({run_label(scores)}):", "", render_table(scores)]
+    for field, body in render_groups(scores):
+        parts += [f"By {field} (EM [95 % Wilson] / containment):", "", body]
+    if (checks := render_baseline_checks(scores)) is not None:
+        parts += ["Does each model variant beat its no-model baseline?", "", checks]
+    return "\n".join(parts)
+
+
+def update_readme_blocks(
+    readme: Path, run: Path, reader_before: str | None, blocks: dict[str, str]
+) -> list[str]:
+    """Regenerate every generated block of ``readme`` from committed JSON: the results and baselines tables
+    of ``run``, its ``make_bench.json`` timing, the reader before → after table (``reader_before``: the
+    first reader's run), and ``blocks`` (name → run directory: that run's summary). Returns what changed."""
+    from bench.io import read_json
+    from bench.tables import render_reader_change, render_timing
+
+    after = read_json(run / "scores.json")
+    bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
+    if (run / "make_bench.json").exists():
+        bodies.append(("timing", run / "make_bench.json", render_timing(read_json(run / "make_bench.json"))))
+    if reader_before:
+        before = Path(reader_before) / "scores.json"
+        bodies.append(("reader", before, render_reader_change(read_json(before), after)))
+    for name, run_dir in blocks.items():
+        src = Path(run_dir) / "scores.json"
+        bodies.append((name, src, render_run_summary(read_json(src))))
+    out = []
+    for name, src, body in bodies:
+        changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)
+        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
+    return out
+
+
 def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
     """Replace the results block of ``readme`` with :func:`render_table`, and its baselines block (when the
     README has one) with the no-model baseline check."""

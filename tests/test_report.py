@@ -281,3 +281,28 @@ def test_metadata_names_the_fine_tune() -> None:
     assert "| fine-tune | qa, 16 steps × 4, quantization nf4 |" in report.render_metadata(scores, "s.json")
     del scores["variants"]["ft"], scores["variants"]["ft_rag"]
     assert "| fine-tune | – |" in report.render_metadata(scores, "s.json")
+
+
+def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> None:
+    after, before = fake_scores("after"), fake_scores("before")
+    before["variants"]["rag"]["exact_match"] = m(0.016)
+    run, old = write_run(tmp_path, after), write_run(tmp_path, before)
+    (run / "make_bench.json").write_text(
+        json.dumps({"stages_s": {"index": 276, "run": 1210}, "total_s": 1486}), encoding="utf-8"
+    )
+    names = ("results", "baselines", "timing", "reader", "facts")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "".join(f"<!-- {n}:start -->\nold\n<!-- {n}:end -->\n" for n in names), encoding="utf-8"
+    )
+    lines = report.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
+    assert [line.split()[0] for line in lines] == ["results", "timing", "reader", "facts"]
+    text = readme.read_text(encoding="utf-8")
+    assert "old" not in text.replace("_No no-model baselines", "")
+    assert "| **total** | 1486 | 24.8 |" in text
+    assert "| RAG | 0.016 [-0.03, 0.07] → 0.330 [0.28, 0.38] |" in text
+    assert "Run `after`" in text
+    assert all(
+        "unchanged" in line
+        for line in report.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
+    )
