@@ -185,3 +185,27 @@ def test_other_hardware_never_fails_on_timings(
     assert "hardware differs from the baseline (env.cpu_model)" in caplog.text
     scores["variants"]["rag"]["f1"]["mean"] = 0.1  # stable metrics still fail
     assert report.check(baseline, run_with(tmp_path / "s", scores)) == 1
+
+
+@pytest.mark.parametrize("metric", ["exact_match", "f1_qstripped"])
+def test_headline_metrics_are_gated(
+    baseline: Path, tmp_path: Path, metric: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = fake_scores()
+    scores["variants"]["rag"][metric]["mean"] -= 0.1
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert any(f"| {metric} | rag |" in line for line in rows_with(capsys.readouterr().out, "❌"))
+
+
+def test_more_truncation_is_a_regression(baseline: Path, tmp_path: Path) -> None:
+    scores = fake_scores()
+    scores["variants"]["oracle"]["truncated"]["mean"] += 0.1
+    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+
+
+def test_baseline_latencies_below_the_floor_never_fail(baseline: Path, tmp_path: Path) -> None:
+    """No-model baselines answer in microseconds: 0.02 ms vs 0.08 ms is timer noise, not a 4x slowdown."""
+    base, run = fake_scores(), fake_scores()
+    base["variants"]["echo"] = {**base["variants"]["base"], "latency_p50_ms": 0.02, "latency_p95_ms": 0.03}
+    run["variants"]["echo"] = {**run["variants"]["base"], "latency_p50_ms": 0.08, "latency_p95_ms": 0.2}
+    assert report.check(save(tmp_path / "b.json", base), run_with(tmp_path, run)) == 0
