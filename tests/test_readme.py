@@ -1,0 +1,39 @@
+"""README claims about defaults are pinned to the profiles: change a default and this fails until the README
+says the same."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.config import load_config
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+FLAT = " ".join(README.split())  # prose wraps: compare with line breaks folded
+
+
+def _default_cell(role: str) -> str:
+    match = re.search(rf"^\| {role} \| ([^|]+) \|", README, re.MULTILINE)
+    assert match, f"README has no '| {role} |' row in its models table"
+    return match.group(1)
+
+
+def test_models_table_names_the_default_profile() -> None:
+    cfg = load_config("default")
+    assert f"`{cfg.model.name}`" in _default_cell("generator")
+    assert f"`{cfg.model.backend}`" in _default_cell("backend")
+    assert f"`{cfg.index.embedder}`" in _default_cell("embedder")
+
+
+def test_profiles_paragraph_and_reader_match_the_default_profile() -> None:
+    cfg = load_config("default")
+    corpus = Path(cfg.corpus.split(",")[0]).name
+    assert f"`default` (`make bench`: the 63 FaQuAD {cfg.split} questions over `{corpus}`)" in FLAT
+    assert f"retrieval over `corpora/{corpus}`" in FLAT
+    assert f"≤ {cfg.model.max_new_tokens} new tokens" in FLAT
+    assert f"{cfg.model.fewshot} FaQuAD-*train* examples" in FLAT
+    assert cfg.model.reader == "extractive" and cfg.model.stop_at_newline
+    smoke = load_config("smoke")
+    assert f"`smoke` (20 questions over `{Path(smoke.corpus).name}`, CI)" in FLAT
+    facts = load_config("facts")
+    assert f"`facts`: {facts.limit} {facts.split} fact probes" in FLAT
