@@ -49,13 +49,16 @@ class Tolerances:
 
     stable_abs: float = 0.02
     per_metric: dict[str, float] = field(default_factory=dict)  # e.g. {"lang_pt": 0.05}
+    # e.g. {"ft": 0.15}: a variant whose answers legitimately vary between runs (CPU training is not
+    # bit-reproducible); the larger of the metric's and the variant's tolerance applies
+    per_variant: dict[str, float] = field(default_factory=dict)
     noisy_warn_factor: float = 1.25  # worse by more than this: warning
     noisy_fail_factor: float = 3.0  # worse by more than this: failure
     failed_abs: int = 0  # extra failed questions allowed per variant
     latency_floor_ms: float = 50.0  # latencies below this are timer noise (no-model baselines take µs)
 
-    def for_metric(self, metric: str) -> float:
-        return self.per_metric.get(metric, self.stable_abs)
+    def for_metric(self, metric: str, variant: str = "") -> float:
+        return max(self.per_metric.get(metric, self.stable_abs), self.per_variant.get(variant, 0.0))
 
     @classmethod
     def load(cls, path: Path) -> Tolerances:
@@ -198,7 +201,7 @@ def _stable_row(metric: str, variant: str, b: float | None, r: float | None, tol
         return Row(metric, variant, _fmt(b), "–", "missing", FAIL)
     delta = r - b
     worse = delta if metric in LOWER_IS_BETTER else -delta
-    limit = tol.for_metric(metric)
+    limit = tol.for_metric(metric, variant)
     status = FAIL if worse > limit + 1e-12 else OK
     note = f"(tolerance {limit:g})" if status == FAIL else ""
     return Row(metric, variant, _fmt(b), _fmt(r), f"{delta:+.3f}", status, note)

@@ -78,7 +78,8 @@ def prompt_info(cfg: Config) -> dict[str, Any]:
 
 
 def git_state() -> dict[str, Any]:
-    """The checkout's commit and whether it had uncommitted changes (None outside a git checkout)."""
+    """The checkout's commit and whether tracked files outside ``results/`` had uncommitted changes (None
+    outside a git checkout)."""
 
     def git(*args: str) -> str | None:
         try:
@@ -90,7 +91,8 @@ def git_state() -> dict[str, Any]:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # Dirty means changed code, configs or data; result files (results/) being rewritten by this run do not count.
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 

@@ -209,3 +209,13 @@ def test_baseline_latencies_below_the_floor_never_fail(baseline: Path, tmp_path:
     base["variants"]["echo"] = {**base["variants"]["base"], "latency_p50_ms": 0.02, "latency_p95_ms": 0.03}
     run["variants"]["echo"] = {**run["variants"]["base"], "latency_p50_ms": 0.08, "latency_p95_ms": 0.2}
     assert report.check(save(tmp_path / "b.json", base), run_with(tmp_path, run)) == 0
+
+
+def test_per_variant_tolerance_loosens_only_that_variant(baseline: Path, tmp_path: Path) -> None:
+    tol = chk.Tolerances(stable_abs=0.02, per_variant={"ft": 0.15})
+    assert tol.for_metric("exact_match", "ft") == 0.15 and tol.for_metric("exact_match", "rag") == 0.02
+    scores = fake_scores()
+    scores["variants"]["ft"]["exact_match"]["mean"] -= 0.1
+    assert report.check(baseline, run_with(tmp_path, scores), tol) == 0
+    scores["variants"]["rag"]["exact_match"]["mean"] -= 0.1
+    assert report.check(baseline, run_with(tmp_path, scores), tol) == 1
