@@ -91,7 +91,7 @@ def git_state() -> dict[str, Any]:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    # Dirty means changed code, configs or data; result files (results/) being rewritten by this run do not count.
+    # Dirty: changed code, configs or data; result files (results/) rewritten by this run do not count.
     status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
