@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,34 @@ def test_lora_gguf_matches_peft(tiny_model_dir: Path, tiny_adapter: Path, tiny_g
     assert too_long.error is not None and "n_ctx" in too_long.error
     base.close()
     ft.close()
+
+
+def test_finish_reason_and_newline_stop(tiny_model_dir: Path) -> None:
+    """The truncation flag: "length" only when the cap was hit without EOS or the newline stop."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from bench.generators import _NewlineStop, finish_reason
+
+    assert finish_reason(False, "1954", 64, 64, True) == "length"
+    assert finish_reason(True, "1954", 64, 64, True) == "stop"  # EOS on the last allowed token
+    assert finish_reason(False, "1954\nPorque", 64, 64, True) == "stop"  # the newline stop fired
+    assert finish_reason(False, "1954\nPorque", 64, 64, False) == "length"  # no newline stop configured
+    assert finish_reason(False, "1954", 5, 64, True) == "stop"
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt = tok("Pergunta: quando?", return_tensors="pt")["input_ids"]
+    stop = _NewlineStop(tok, prompt.shape[1])
+
+    def with_new(text: str) -> torch.Tensor:
+        new = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        return torch.cat([prompt, new], dim=1)
+
+    assert stop(with_new("1954\nmais"), None).tolist() == [True]
+    assert stop(with_new("\n1954"), None).tolist() == [False]  # a leading line break does not end the answer
+    assert stop(with_new("1954"), None).tolist() == [False]
+    gen = make_generator(dataclasses.replace(tiny_cfg(tiny_model_dir), model=ModelConfig(
+        name=str(tiny_model_dir), dtype="float32", stop_at_newline=False)))  # fmt: skip
+    out = gen.generate(MSGS, max_new_tokens=3)
+    assert (out.finish_reason == "length") == (out.new_tokens == 3) and out.truncated == (
+        out.finish_reason == "length"
+    )
