@@ -25,7 +25,7 @@ help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
 	@echo "make test     - offline CPU test suite"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
-	@echo "make perf     - pytest-benchmark suites (ingest, indexing, retrieval, backends)"
+	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends)"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
 

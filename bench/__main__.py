@@ -46,7 +46,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     workers = args.workers if args.workers is not None else cfg.ingest.workers
     limit = args.limit if args.limit is not None else cfg.ingest.limit
-    stats = wiki.ingest(Path(args.dump), Path(args.output), workers=workers, limit=limit)
+    index = Path(args.index) if args.index else None
+    stats = wiki.ingest(
+        Path(args.dump),
+        Path(args.output),
+        workers=workers,
+        limit=limit,
+        index=index,
+        use_index=not args.no_index,
+    )
     print(stats.summary())
     return 0
 
@@ -169,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="articles JSONL to write")
     p.add_argument("--workers", type=int, default=None, help="parallel cleaning processes")
     p.add_argument("--limit", type=int, default=None, help="stop after N articles")
+    p.add_argument(
+        "--index",
+        default=None,
+        help="multistream index (offset:page_id:title lines); default: X-index.txt.bz2 beside X.xml.bz2",
+    )
+    p.add_argument("--no-index", action="store_true", help="read a multistream dump as one stream")
 
     p = add("index", cmd_index, "chunk, embed and index a corpus (dump or articles JSONL) into Qdrant")
     p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")

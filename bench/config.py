@@ -44,6 +44,8 @@ class IndexConfig:
     k: int = 3
     exact: bool = True  # exact search: deterministic results at benchmark scale
     hnsw_ef: int = 128
+    dense_int8: bool = False  # embedded: int8 scalar quantisation of the dense vectors (RAM), rescored
+    dense_on_disk: bool = False  # embedded: full-precision dense vectors memory-mapped from disk, not in RAM
     collection: str = "ptwiki"
     qdrant_url: str = ""  # empty = embedded qdrant-edge under results/index/<hash>/
     qdrant_api_key_env: str = "QDRANT_API_KEY"  # the key itself is read from this variable

@@ -53,7 +53,7 @@ class RawPage:
 class _CountingReader:
     """File-like: replays a peeked prefix, counts bytes, turns decompression errors into BenchError."""
 
-    def __init__(self, path: Path, raw: IO[bytes], prefix: bytes) -> None:
+    def __init__(self, path: Path | str, raw: IO[bytes], prefix: bytes) -> None:
         self.path, self.raw, self.prefix, self.count = path, raw, prefix, 0
 
     def read(self, size: int = -1) -> bytes:
@@ -118,7 +118,7 @@ def _open_raw(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def _check_prolog(path: Path, head: bytes) -> None:
+def _check_prolog(path: Path | str, head: bytes) -> None:
     """Reject DTDs (entity expansion / XXE) and non-MediaWiki documents before lxml sees them."""
     root = re.search(rb"<(?![?!])", head)
     if root is None and len(head) >= _PROLOG_BYTES:
@@ -140,56 +140,65 @@ def iter_pages(path: Path, stats: PageCounts | None = None, prefetch: bool = Fal
     ``prefetch`` decompresses in a background thread, overlapping it with parsing (used with workers > 1).
     """
     path = Path(path)
-    stats = stats if stats is not None else ReadCounts()
     raw: Any = _open_raw(path)
     if prefetch:
         raw = _Prefetch(raw)
     try:
-        try:
-            head = raw.read(_PROLOG_BYTES)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise BenchError(f"{path}: truncated or corrupt compressed data ({exc})") from exc
-        _check_prolog(path, head)
-        reader = _CountingReader(path, raw, head)
-        parser_events = etree.iterparse(
-            reader,
-            events=("end",),
-            tag="{*}page",
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,  # keep libxml2's limits (10 MB text node, depth 256): bounded memory
-            remove_comments=True,
-            remove_pis=True,
-        )
-        last = "before the first page"
-        try:
-            for _, elem in parser_events:
-                page = _read_page(path, elem)
-                last = f"after page {page.title!r} (id {page.id})"
-                stats.pages += 1
-                stats.bytes_in = reader.count
-                elem.clear(keep_tail=False)
-                parent = elem.getparent()
-                if parent is not None:
-                    while elem.getprevious() is not None:
-                        del parent[0]
-                yield page
-        except etree.XMLSyntaxError as exc:
-            log_entries: list[Any] = list(exc.error_log)  # type: ignore[call-overload]
-            fatal = [e for e in log_entries if e.level_name == "FATAL"]
-            line: int | str = fatal[-1].line if fatal else (exc.lineno or "?")
-            msg = (fatal[-1].message if fatal else str(exc.msg or exc)).split("\n")[0]
-            if "encoding" in msg.lower() or "utf-8" in msg.lower():
-                msg += " (the dump must be UTF-8)"
-            raise BenchError(f"{path}:{line}: malformed XML {last}: {msg}") from exc
-        stats.bytes_in = reader.count
+        yield from parse_pages(path, raw, stats)
     finally:
         raw.close()
 
 
-def _read_page(path: Path, elem: Any) -> RawPage:
+def parse_pages(path: Path | str, raw: IO[bytes], stats: PageCounts | None = None) -> Iterator[RawPage]:
+    """The <page>s of an uncompressed MediaWiki XML byte stream; ``path`` only labels errors.
+
+    ``bench.multistream`` feeds one bz2 stream at a time (wrapped in the root element) through here, so
+    both readers share the prolog check, the parser settings and the page extraction.
+    """
+    stats = stats if stats is not None else ReadCounts()
+    try:
+        head = raw.read(_PROLOG_BYTES)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise BenchError(f"{path}: truncated or corrupt compressed data ({exc})") from exc
+    _check_prolog(path, head)
+    reader = _CountingReader(path, raw, head)
+    parser_events = etree.iterparse(
+        reader,
+        events=("end",),
+        tag="{*}page",
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,  # keep libxml2's limits (10 MB text node, depth 256): bounded memory
+        remove_comments=True,
+        remove_pis=True,
+    )
+    last = "before the first page"
+    try:
+        for _, elem in parser_events:
+            page = _read_page(path, elem)
+            last = f"after page {page.title!r} (id {page.id})"
+            stats.pages += 1
+            stats.bytes_in = reader.count
+            elem.clear(keep_tail=False)
+            parent = elem.getparent()
+            if parent is not None:
+                while elem.getprevious() is not None:
+                    del parent[0]
+            yield page
+    except etree.XMLSyntaxError as exc:
+        log_entries: list[Any] = list(exc.error_log)  # type: ignore[call-overload]
+        fatal = [e for e in log_entries if e.level_name == "FATAL"]
+        line: int | str = fatal[-1].line if fatal else (exc.lineno or "?")
+        msg = (fatal[-1].message if fatal else str(exc.msg or exc)).split("\n")[0]
+        if "encoding" in msg.lower() or "utf-8" in msg.lower():
+            msg += " (the dump must be UTF-8)"
+        raise BenchError(f"{path}:{line}: malformed XML {last}: {msg}") from exc
+    stats.bytes_in = reader.count
+
+
+def _read_page(path: Path | str, elem: Any) -> RawPage:
     tag = elem.tag
     m = _EXPORT_NS.match(tag) if tag.startswith("{") else None
     if tag.startswith("{") and m is None:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 DENSE, SPARSE = "dense", "bm25"
 MODES = ("dense", "sparse", "hybrid")
 RRF_K = 60
+INT8_OVERSAMPLING = 2.0
 POINT_NS = uuid.UUID("6f1c6a52-8c0e-4d59-9d1e-5a0b7f3e2c11")
 Sparse = tuple[list[int], list[float]]
 
@@ -99,13 +100,18 @@ def _prefetch_limit(k: int) -> int:
 class EdgeStore:
     """Embedded Qdrant shard (``qdrant_edge.EdgeShard``) in ``path/shard``, signature in collection.json."""
 
-    def __init__(self, path: Path, exact: bool = True, hnsw_ef: int = 128) -> None:
+    def __init__(
+        self, path: Path, exact: bool = True, hnsw_ef: int = 128, int8: bool = False, on_disk: bool = False
+    ) -> None:
         import qdrant_edge as qe
 
         self._qe = qe
         self.path = Path(path)
         self.location = str(self.path)
-        self._params = qe.SearchParams(exact=exact, hnsw_ef=None if exact else hnsw_ef)
+        self._int8, self._on_disk = int8, on_disk
+        # int8: search the quantised copy, re-score 2× the candidates on the originals (recall, see docs)
+        quant = qe.QuantizationSearchParams(rescore=True, oversampling=INT8_OVERSAMPLING) if int8 else None
+        self._params = qe.SearchParams(exact=exact, hnsw_ef=None if exact else hnsw_ef, quantization=quant)
         self._shard: Any = None
 
     def open(self, signature: dict[str, Any], dim: int) -> None:
@@ -115,7 +121,7 @@ class EdgeStore:
         _check_signature(found, signature, f"index {self.path}")
         shard_dir = self.path / "shard"
         config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            vectors={DENSE: self._dense_params(dim)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         try:
@@ -132,6 +138,19 @@ class EdgeStore:
             raise BenchError(f"cannot open the embedded index {shard_dir} (dim {dim}): {exc}") from exc
         if found is None:
             atomic_write_json(sig_file, signature)
+
+    def _dense_params(self, dim: int) -> Any:
+        qe = self._qe
+        if not (self._int8 or self._on_disk):
+            return qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+        int8 = (
+            qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+            if self._int8
+            else None
+        )
+        return qe.EdgeVectorParams(
+            size=dim, distance=qe.Distance.Cosine, on_disk=self._on_disk or None, quantization_config=int8
+        )
 
     def existing(self, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -321,4 +340,5 @@ def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:
     """Server store when ``index.qdrant_url`` is set or a client is injected, else embedded under path."""
     if client is not None or cfg.index.qdrant_url:
         return ServerStore(cfg, client, key=path.name)
-    return EdgeStore(path, cfg.index.exact, cfg.index.hnsw_ef)
+    ic = cfg.index
+    return EdgeStore(path, ic.exact, ic.hnsw_ef, ic.dense_int8, ic.dense_on_disk)

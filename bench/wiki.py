@@ -12,13 +12,13 @@ import json
 import logging
 import multiprocessing
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
-from bench.dump import iter_pages
+from bench.dump import RawPage, iter_pages
 from bench.wikitext import clean_page
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class IngestStats:
     elapsed_s: float = 0.0
     workers: int = 1
     limited: bool = field(default=False)
+    streams: int = 0  # bz2 streams read through a multistream index (0: read as one stream)
 
     @property
     def mb_per_s(self) -> float:
@@ -80,6 +81,7 @@ class IngestStats:
             f"{self.bytes_in / 1e6:.1f} MB XML in {self.elapsed_s:.1f} s ({self.mb_per_s:.2f} MB/s, "
             f"{self.workers} worker{'s' if self.workers != 1 else ''}); "
             f"{self.parser_fragments:,} fragments via mwparserfromhell"
+            + (f"; {self.streams:,} bz2 streams read through the index" if self.streams else "")
             + (" (stopped at --limit)" if self.limited else "")
         )
 
@@ -104,7 +106,12 @@ def make_article(page_id: int, title: str, wikitext: str) -> tuple[Article | Non
 
 
 def _article_pages(path: Path, stats: IngestStats, prefetch: bool = False) -> Iterator[tuple[int, str, str]]:
-    for page in iter_pages(path, stats, prefetch):
+    return filter_pages(iter_pages(path, stats, prefetch), stats)
+
+
+def filter_pages(pages: Iterable[RawPage], stats: IngestStats) -> Iterator[tuple[int, str, str]]:
+    """(id, title, wikitext) of the namespace-0, non-redirect, non-empty pages; counts the others."""
+    for page in pages:
         if page.ns != 0:
             stats.other_namespace += 1
         elif page.redirect:
@@ -147,14 +154,27 @@ def _cleaned(path: Path, stats: IngestStats, workers: int) -> Iterator[list[tupl
             yield pending.popleft().get()
 
 
-def ingest(dump: Path, out: Path, workers: int = 1, limit: int = 0) -> IngestStats:
-    """Write one JSON article per line to ``out``; lines are flushed whole: a failure leaves valid JSONL."""
+def ingest(
+    dump: Path, out: Path, workers: int = 1, limit: int = 0, index: Path | None = None, use_index: bool = True
+) -> IngestStats:
+    """Write one JSON article per line to ``out``; lines are flushed whole: a failure leaves valid JSONL.
+
+    A multistream dump is read stream by stream in ``workers`` processes through its index (``index``, or
+    found beside the dump by Wikimedia's naming) unless ``use_index`` is false; the output is the same.
+    """
+    from bench import multistream
+
     dump, out = Path(dump), Path(out)
     stats = IngestStats(workers=max(1, workers))
+    index = (Path(index) if index else multistream.find_index(dump)) if use_index else None
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
+    if index is not None:
+        source = multistream.cleaned(dump, index, stats, stats.workers)
+    else:
+        source = _cleaned(dump, stats, stats.workers)
     with out.open("w", encoding="utf-8") as fh:
-        for results in _cleaned(dump, stats, stats.workers):
+        for results in source:
             for line, slow in results:
                 stats.parser_fragments += slow
                 if line is None:

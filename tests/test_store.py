@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -132,3 +133,29 @@ def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
     _fill(first)
     second.open({**SIG, "corpus": "other"}, 4)  # another corpus: its own signature, its own collection
     assert first.count() == 3 and second.count() == 0
+
+
+def test_edge_store_int8_on_disk_is_configured_and_searches(tmp_path: Path) -> None:
+    cfg = load_config(None, ["index.dense_int8=true", "index.dense_on_disk=true", "index.exact=false"])
+    from bench.store import open_store
+
+    store = open_store(cfg, tmp_path / "idx")
+    assert isinstance(store, EdgeStore)
+    store.open(SIG, 4)
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((300, 4)).astype(np.float32)
+    store.upsert(
+        [point_id(i, 0) for i in range(300)], dense, [([], [])] * 300, [_payload(i) for i in range(300)]
+    )
+    store._shard.optimize()
+    hits = store.query(dense[7], None, "dense", 3)
+    assert hits[0][1]["article_id"] == 7
+    store.close()
+    vectors = json.loads((tmp_path / "idx" / "shard" / "edge_config.json").read_text())["vectors"]["dense"]
+    assert vectors["on_disk"] is True
+    assert "int8" in json.dumps(vectors["quantization_config"]).lower()
+    plain = EdgeStore(tmp_path / "plain")  # default: neither (the existing indexes are unchanged)
+    plain.open(SIG, 4)
+    plain.close()
+    default = json.loads((tmp_path / "plain" / "shard" / "edge_config.json").read_text())["vectors"]["dense"]
+    assert not default.get("on_disk") and not default.get("quantization_config")
