@@ -111,3 +111,9 @@ def test_cli_report_updates_readme_table(tmp_path: Path) -> None:
     assert rc == 0
     assert "old" not in text and "0.250" in text
     assert text.startswith("intro\n") and text.endswith("end\n")
+
+
+def test_profiles_that_promise_all_questions_say_split_all() -> None:
+    """Config's default split is the default profile's ("dev"); smoke and full evaluate every row."""
+    assert load_config("smoke").split == "" and load_config("full").split == ""
+    assert load_config("default").split == "dev" and load_config("facts").split == "dev"
