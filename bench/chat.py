@@ -56,11 +56,16 @@ class Chat:
         self.history: list[tuple[str, str]] = []
         self.last_hits: list[Any] = []
         self.variant = ""
+        self.line_open = False
         self.switch(variant)
 
     def write(self, text: str) -> None:
         self.out.write(text)
         self.out.flush()
+        self.line_open = bool(text) and not text.endswith("\n")
+
+    def error(self, message: str) -> None:
+        self.write(("\n" if self.line_open else "") + f"error: {message}\n")
 
     def switch(self, name: str) -> None:
         spec = get_spec(name)
@@ -222,7 +227,9 @@ def repl(chat: Chat, read: Callable[[str], str] = input) -> int:
         except KeyboardInterrupt:
             chat.write("\n[interrupted]\n")
         except BenchError as exc:
-            chat.write(f"error: {exc}\n")
+            chat.error(str(exc))
+        except Exception as exc:  # a backend failure ends the answer, not the session
+            chat.error(f"{type(exc).__name__}: {exc}")
 
 
 def _echoing_input(prompt: str) -> str:

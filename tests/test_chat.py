@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -158,3 +158,18 @@ def test_cli_chat_with_piped_stdin_on_the_tiny_model(
         input="", capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env,
     )  # fmt: skip
     assert missing.returncode == 2 and "python -m bench finetune --set" in missing.stderr
+
+
+def test_a_backend_exception_ends_the_answer_not_the_session() -> None:
+    fake = FakeLoaders()
+    c, out = session(fake, "base")
+
+    def broken(messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
+        yield "Nã"
+        raise RuntimeError("CUDA out of memory")
+
+    fake.gens["base"].stream = broken  # type: ignore[method-assign]
+    assert chat.repl(c, reader(["Primeira?", "/variant"])) == 0
+    text = out.getvalue()
+    assert "base> Nã\nerror: RuntimeError: CUDA out of memory\n" in text
+    assert text.count("variant base: ") == 2  # the REPL went on
