@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -28,6 +29,12 @@ HELP = """commands:
 """
 CHARS_PER_TOKEN = 3  # token estimate where the backend cannot tokenize locally (openai)
 PROMPT = "você> "
+
+
+def printable(text: str) -> str:
+    """Model output for the terminal: control characters (escape sequences, form feeds…) dropped, but not
+    newlines or tabs, so an answer cannot clear or recolour the screen."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
 def count_tokens(gen: Any, messages: list[dict[str, str]]) -> int:
@@ -141,6 +148,7 @@ class Chat:
         window = context_window(self.bench.cfg, gen)
         budget = window - self.max_new_tokens
         turns = list(self.history)
+        n_hits = len(hits)
         while True:
             passages = [format_passage(h.text, h.title, h.section) for h in hits]
             messages = self._messages(question, passages, turns)
@@ -158,6 +166,8 @@ class Chat:
         if dropped := len(self.history) - len(turns):
             self.write(f"(dropped the {dropped} oldest turn(s) to fit the {window}-token context window)\n")
             self.history = turns
+        if len(hits) < n_hits:
+            self.write(f"(kept {len(hits)} of {n_hits} passages to fit the {window}-token context window)\n")
         return messages, hits
 
     def answer(self, question: str) -> None:
@@ -182,7 +192,7 @@ class Chat:
                     result = stop.value
                     break
                 parts.append(piece)
-                self.write(piece)
+                self.write(printable(piece))
         except KeyboardInterrupt:
             it.close()
         text = "".join(parts).strip()
@@ -200,7 +210,7 @@ class Chat:
         result = variant.answer({"id": "chat", "question": question, "answers": []})
         self.last_hits = list(result.hits)
         self.history.append((question, result.answer))
-        self.write(f"{self.variant}> {result.answer}\n" + self._sources_line(self.last_hits))
+        self.write(f"{self.variant}> {printable(result.answer)}\n" + self._sources_line(self.last_hits))
 
     @staticmethod
     def _sources_line(hits: list[Any]) -> str:

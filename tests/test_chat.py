@@ -114,6 +114,7 @@ def test_history_is_trimmed_to_the_context_window_never_a_crash() -> None:
     r, out = session(fake, "rag", f"model.n_ctx={one + 20}", "model.max_new_tokens=20")
     r.handle("Qual é a capital?")
     assert [h.title for h in r.last_hits] == ["Berlim"] and "rag> Berlim" in out.getvalue()
+    assert f"(kept 1 of 3 passages to fit the {one + 20}-token context window)" in out.getvalue()
     tiny, _ = session(fake, "base", "model.n_ctx=30", "model.max_new_tokens=20")
     with pytest.raises(BenchError, match="the question alone takes"):
         tiny.handle("Qual é a capital?")
@@ -173,3 +174,7 @@ def test_a_backend_exception_ends_the_answer_not_the_session() -> None:
     text = out.getvalue()
     assert "base> Nã\nerror: RuntimeError: CUDA out of memory\n" in text
     assert text.count("variant base: ") == 2  # the REPL went on
+
+
+def test_control_characters_never_reach_the_terminal() -> None:
+    assert chat.printable("Ber\x1b[2Jlim\x0c\x07 é\na\tcapital") == "Ber[2Jlim é\na\tcapital"
