@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from bench.config import BenchError, Config
 from bench.interactive import MODEL_GENERATORS, Loaders, Workbench
-from bench.prompts import build_messages, format_passage
+from bench.prompts import build_messages, format_passage, get_reader
 from bench.variants import VARIANTS, get_spec
 
 HELP = """commands:
@@ -132,16 +132,19 @@ class Chat:
             text = " ".join(str(h.text).split())
             self.write(f"[{i}] {h.title} § {h.section or '(lead)'} (score {h.score:.3f})\n    {text[:400]}\n")
 
+    def _prompt(self, question: str, passages: list[str]) -> list[dict[str, str]]:
+        m = self.bench.cfg.model  # the benchmark's reader: instruction and worked examples
+        return build_messages(question, passages, m.reader, m.fewshot)
+
     def _messages(
         self, question: str, passages: list[str], turns: list[tuple[str, str]]
     ) -> list[dict[str, str]]:
-        now = build_messages(question, passages)
+        """The reader's instruction and examples, the past turns, then the question with its passages."""
+        now = self._prompt(question, passages)
         past: list[dict[str, str]] = []
         for q, a in turns:
-            past += [m for m in build_messages(q) if m["role"] != "system"]
-            past.append({"role": "assistant", "content": a})
-        system = [m for m in now if m["role"] == "system"]
-        return [*system, *past, *(m for m in now if m["role"] != "system")]
+            past += [self._prompt(q, [])[-1], {"role": "assistant", "content": a}]
+        return [*now[:-1], *past, now[-1]]
 
     def _fit(self, gen: Any, question: str, hits: list[Any]) -> tuple[list[dict[str, str]], list[Any]]:
         """Messages within the context window: drop the oldest turns first, then the last passages."""
@@ -150,7 +153,8 @@ class Chat:
         turns = list(self.history)
         n_hits = len(hits)
         while True:
-            passages = [format_passage(h.text, h.title, h.section) for h in hits]
+            cut = get_reader(self.bench.cfg.model.reader).max_passage_chars
+            passages = [format_passage(h.text, h.title, h.section, cut) for h in hits]
             messages = self._messages(question, passages, turns)
             n = count_tokens(gen, messages)
             if n <= budget:

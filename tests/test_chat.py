@@ -69,8 +69,11 @@ def test_streamed_rag_answer_with_sources_and_commands() -> None:
     assert text.count("tokens ·") == 3  # a stats line after every answer
     # multi-turn: the third question carries the first two turns as chat messages
     last = fake.gens["ft"].seen[-1]
-    assert [m["role"] for m in last] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert "Contexto:" not in last[1]["content"]  # past turns keep the question, not the passages
+    first = next(i for i, m in enumerate(last) if m["content"] == "Pergunta: Qual é a capital da Alemanha?")
+    assert [m["role"] for m in last[first:]] == ["user", "assistant", "user", "assistant", "user"]
+    assert (
+        last[first + 1]["content"] == "Berlim é a capital da Alemanha, diz o texto."
+    )  # past turns: no passages
 
 
 def test_ctrl_c_stops_an_answer_and_ctrl_d_leaves() -> None:
@@ -101,7 +104,8 @@ def test_history_is_trimmed_to_the_context_window_never_a_crash() -> None:
 
     fake = FakeLoaders()
     # FakeGenerator counts words as tokens; room for the question and about three past turns
-    first = words(build_messages("Pergunta número 10 sobre a capital da Alemanha?"))
+    m = cfg_for().model
+    first = words(build_messages("Pergunta número 10 sobre a capital da Alemanha?", (), m.reader, m.fewshot))
     n_ctx = first + 20 + 60
     c, out = session(fake, "base", f"model.n_ctx={n_ctx}", "model.max_new_tokens=20")
     for i in range(12):
@@ -110,7 +114,11 @@ def test_history_is_trimmed_to_the_context_window_never_a_crash() -> None:
     assert f"oldest turn(s) to fit the {n_ctx}-token context window" in out.getvalue()
     assert 1 < len(c.history) < 12 and c.history[-1][0] == "Pergunta número 11 sobre a capital da Alemanha?"
     # retrieved passages go too when one turn does not fit; with nothing left to drop: an error, no crash
-    one = words(build_messages("Qual é a capital?", [format_passage(HITS[0].text, HITS[0].title)]))
+    one = words(
+        build_messages(
+            "Qual é a capital?", [format_passage(HITS[0].text, HITS[0].title)], m.reader, m.fewshot
+        )
+    )
     r, out = session(fake, "rag", f"model.n_ctx={one + 20}", "model.max_new_tokens=20")
     r.handle("Qual é a capital?")
     assert [h.title for h in r.last_hits] == ["Berlim"] and "rag> Berlim" in out.getvalue()
