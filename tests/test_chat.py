@@ -158,7 +158,7 @@ def test_cli_chat_with_piped_stdin_on_the_tiny_model(
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "variant rag: base model + top-k retrieved chunks · k=3 · transformers" in out
-    assert "você> Qual é a capital da Alemanha?\nrag> " in out  # piped input is echoed
+    assert re.search(r"você> Qual é a capital da Alemanha\?\n(\(kept .*\n)?rag> ", out)  # input is echoed
     assert out.count("tokens ·") == 3 and "k = 1" in out
     assert re.search(r"\n\[1\] .+ § .+ \(score -?\d", out)  # /sources: the passage behind the last answer
     assert "variant base: base model, closed book" in out

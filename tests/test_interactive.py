@@ -214,6 +214,7 @@ def real_args(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> list[str
         "model.backend=transformers",
         "model.dtype=float32",
         "model.max_new_tokens=6",
+        "model.fewshot=0",  # the tiny model has 512 positions: no room for worked examples
         f"corpus={tiny_dump}",
         f"results_dir={tmp_path / 'results'}",
         "index.embedder=hashing",
