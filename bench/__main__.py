@@ -113,10 +113,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    import json
+
+    from bench import interactive
+
+    cfg = _cfg(args)
+    row = interactive.question_row(cfg, args.question, args.qid)
+    names = args.variants.split(",") if args.variants else interactive.default_variants(cfg, bool(args.qid))
+    bench = interactive.Workbench(cfg, interactive.command_hint(args.config, args.overrides))
+    try:
+        result = interactive.ask(bench, row, [n.strip() for n in names if n.strip()])
+    finally:
+        bench.close()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(interactive.render_text(result), end="")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bench import chat, interactive
+
+    hint = interactive.command_hint(args.config, args.overrides)
+    return chat.run_chat(_cfg(args), args.variant, hint=hint, max_new_tokens=args.max_new_tokens)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from bench import report
 
-    out = report.render([Path(p) for p in args.run_dirs], Path(args.output) if args.output else None)
+    out = report.render(
+        [Path(p) for p in args.run_dirs], Path(args.output) if args.output else None, samples=args.samples
+    )
     print(f"report: {out}")
     if args.readme:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
@@ -222,6 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--distractors", type=int, default=0, help="pages of train facts added as distractors")
     c.add_argument("--seed", type=int, default=0, help="distractor choice")
 
+    p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")
+    p.add_argument("question", nargs="?", default=None, help="question text (optional with --qid)")
+    p.add_argument("--variants", default=None, help="comma-separated (default: the profile's run.variants)")
+    p.add_argument("--qid", default=None, help="a question id from the profile's question file (gold shown)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+    p = add(
+        "chat", cmd_chat, "interactive chat with one variant, answers streamed (cached index/adapter only)"
+    )
+    p.add_argument("--variant", default="rag", help="variant to start with (/variant NAME switches)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=0, help="answer length (default: model.max_new_tokens)"
+    )
+
     p = add("report", cmd_report, "render results/REPORT.md (+ plot) from scores.json files")
     p.add_argument("run_dirs", nargs="*", help="run directories (default: all under results/runs)")
     p.add_argument("-o", "--output", default=None, help="Markdown file (default: results/REPORT.md)")
@@ -239,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a run with the previous reader: --readme also gets its before → after table (reader markers)",
     )
+    p.add_argument("--samples", type=int, default=8, help="questions per run in 'Answers side by side'")
 
     p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
     p.add_argument("--baseline", required=True, help="baseline scores.json")

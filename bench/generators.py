@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import threading
 import time
+from collections.abc import Generator as Gen
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -212,6 +214,71 @@ class TransformersGenerator:
         n_prompt = int(enc["input_ids"].shape[1])
         text, n_new, reason = self._decode(out[0, n_prompt:].tolist(), max_new_tokens)
         return Generation(text, n_prompt, n_new, ttft, total, finish_reason=reason)
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
+        """Greedy decoding that yields text pieces as they are generated (``bench chat``); returns the
+        :class:`Generation` as the iterator's return value.
+
+        ``model.generate`` runs in a thread feeding a ``TextIteratorStreamer``. Closing the iterator early,
+        or Ctrl-C while it waits for a token, stops the generation at the next decoding step.
+        """
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        torch = self._torch
+        enc = self.tokenizer(
+            [self.render(messages)], return_tensors="pt", add_special_tokens=not self.chat_template
+        ).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+        outputs: list[Any] = []
+        errors: list[BaseException] = []
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full(
+                    (input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device
+                )
+
+        stops: list[Any] = [_Stop()]
+        if self.cfg.model.stop_at_newline:
+            stops.append(_NewlineStop(self.tokenizer, int(enc["input_ids"].shape[1])))
+
+        def work() -> None:
+            try:
+                torch.manual_seed(self.cfg.seed)
+                with torch.inference_mode(), self._adapter_ctx():
+                    outputs.append(
+                        self.model.generate(
+                            **enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
+                            top_p=None, top_k=None, eos_token_id=self.eos_ids,
+                            pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
+                            stopping_criteria=StoppingCriteriaList(stops),
+                        )
+                    )  # fmt: skip
+            except BaseException as exc:  # re-raised in the consumer; end() unblocks it
+                errors.append(exc)
+                streamer.end()
+
+        t0 = time.perf_counter()
+        ttft = 0.0
+        thread = threading.Thread(target=work, name="bench-stream", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    ttft = ttft or (time.perf_counter() - t0) * 1000.0
+                    yield piece
+        finally:
+            stop.set()
+            thread.join()
+        if errors:
+            raise errors[0]
+        total = (time.perf_counter() - t0) * 1000.0
+        n_prompt = int(enc["input_ids"].shape[1])
+        text, n_new, reason = (
+            self._decode(outputs[0][0, n_prompt:].tolist(), max_new_tokens) if outputs else ("", 0, "stop")
+        )
+        return Generation(text, n_prompt, n_new, ttft or total, total, finish_reason=reason)
 
     def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
         """Left-padded batch; each Generation's ttft_ms/total_ms is the batch time / batch size."""

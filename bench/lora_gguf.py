@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Generator as Gen
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,38 @@ class LlamaCppGenerator:
         sh = self.shared
         kept = [t for t in tokens if not sh.lib.llama_vocab_is_eog(sh.vocab, t)]
         return str(sh.llm.detokenize(kept).decode("utf-8", "replace"))
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
+        """Greedy decoding that yields text pieces as tokens arrive (llama.cpp's token generator, the same
+        loop as :meth:`generate_tokens`); returns the :class:`Generation`. Closing the iterator stops it."""
+        tokens = self.tokens_for(messages)
+        n_ctx = self.cfg.model.n_ctx
+        if len(tokens) + max_new_tokens > n_ctx:
+            raise BenchError(f"prompt of {len(tokens)} tokens + {max_new_tokens} new exceeds n_ctx={n_ctx}")
+        sh = self.shared
+        sh.use_adapter(self.use_adapter)
+        sh.llm.reset()
+        kept: list[int] = []
+        n_new, ttft, emitted, ended = 0, 0.0, "", False
+        t0 = time.perf_counter()
+        for tok in sh.llm.generate(tokens, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+            n_new += 1
+            ttft = ttft or (time.perf_counter() - t0) * 1000.0
+            if sh.lib.llama_vocab_is_eog(sh.vocab, tok):
+                ended = True
+                break
+            kept.append(tok)
+            # detokenize everything so far: a multi-byte character split over tokens appears once complete
+            text = sh.llm.detokenize(kept).decode("utf-8", "ignore")
+            if text.startswith(emitted) and len(text) > len(emitted):
+                piece, emitted = text[len(emitted) :], text
+                yield piece
+            if n_new >= max_new_tokens or (self.cfg.model.stop_at_newline and ends_answer(text)):
+                break
+        total = (time.perf_counter() - t0) * 1000.0
+        text = self._text(kept)
+        reason = finish_reason(ended, text, n_new, max_new_tokens, self.cfg.model.stop_at_newline)
+        return Generation(text.strip(), len(tokens), n_new, ttft or total, total, finish_reason=reason)
 
     def info(self) -> dict[str, Any]:
         sh = self.shared

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Generator as Gen
 from typing import Any
 
 from bench.config import BenchError, Config
@@ -90,6 +91,72 @@ class OpenAIGenerator:
         ms = (time.perf_counter() - t0) * 1000.0
         log.warning("openai backend: %s", error)
         return Generation("", 0, 0, ms, ms, error=error)
+
+    def _stream_chunks(self, resp: Any) -> Gen[tuple[str, dict[str, Any]], None, None]:
+        """(content delta, event) per server-sent event of a streamed chat completion."""
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                event = json.loads(data)
+                choices = event.get("choices") or [{}]
+                delta = (choices[0].get("delta") or {}).get("content") or ""
+            except (ValueError, AttributeError, IndexError) as exc:
+                raise BenchError(f"malformed stream event from {self.url}: {data[:200]}") from exc
+            yield str(delta), event
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
+        """Streamed chat completion (``"stream": true``, server-sent events): yields content deltas as they
+        arrive and returns the :class:`Generation`. 429/5xx/transport errors before the first event are
+        retried like :meth:`generate`; anything else raises :class:`BenchError`. Closing the iterator closes
+        the HTTP response, which stops the server's generation."""
+        import httpx
+
+        _check_messages(messages)
+        oc = self.cfg.openai
+        payload = {
+            "model": oc.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0.0,
+            "seed": self.cfg.seed, "stream": True, "stream_options": {"include_usage": True},
+            **({"stop": ["\n"]} if self.cfg.model.stop_at_newline else {}),
+        }  # fmt: skip
+        t0 = time.perf_counter()
+        error = "no attempt made"
+        parts: list[str] = []
+        for attempt in range(oc.max_retries + 1):
+            if attempt:
+                time.sleep(oc.backoff_s * 2 ** (attempt - 1))
+            self.requests += 1
+            try:
+                with self.client.stream("POST", self.url, json=payload) as resp:
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        error = f"HTTP {resp.status_code} from {self.url}"
+                        continue
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise BenchError(f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}")
+                    usage: dict[str, Any] = {}
+                    ttft, reason = 0.0, "stop"
+                    for delta, event in self._stream_chunks(resp):
+                        usage = event.get("usage") or usage
+                        if ((event.get("choices") or [{}])[0] or {}).get("finish_reason") == "length":
+                            reason = "length"
+                        if delta:
+                            ttft = ttft or (time.perf_counter() - t0) * 1000.0
+                            parts.append(delta)
+                            yield delta
+                    ms = (time.perf_counter() - t0) * 1000.0
+                    text = "".join(parts).strip()
+                    n_new = int(usage.get("completion_tokens", 0))
+                    n_prompt = int(usage.get("prompt_tokens", 0))
+                    return Generation(text, n_prompt, n_new, ttft or ms, ms, finish_reason=reason)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
+                if parts:  # text was already shown: a retry would repeat it
+                    raise BenchError(f"openai backend: stream broke off: {error}") from exc
+        raise BenchError(f"openai backend: {error}")
 
     def info(self) -> dict[str, Any]:
         return {

@@ -153,8 +153,11 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def render(run_dirs: list[Path], output: Path | None = None) -> Path:
-    """Render the Markdown report (and plots beside it) from the runs' scores.json; return its path."""
+def render(run_dirs: list[Path], output: Path | None = None, samples: int = 8) -> Path:
+    """Render the Markdown report (and plots beside it) from the runs' scores.json; return its path.
+
+    ``samples``: questions per run in "Answers side by side" (from the run's answers.jsonl, when present).
+    """
     output = Path(output) if output else REPO_ROOT / "results" / "REPORT.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     loaded = [(p, load_scores(p)) for p in _find_runs(run_dirs)]
@@ -196,6 +199,14 @@ def render(run_dirs: list[Path], output: Path | None = None) -> Path:
             ]
             meta = render_metadata(s, _rel(p, output.parent))
             out += [render_comparisons(s), "#### Run metadata", "", meta]
+            # --- answer samples hook (bench/samples.py): only when answers.jsonl sits beside scores.json ---
+            if (p.parent / "answers.jsonl").exists():
+                from bench.io import iter_jsonl
+                from bench.samples import render_answer_samples
+
+                rows = list(iter_jsonl(p.parent / "answers.jsonl"))
+                out += ["#### Answers side by side", "", render_answer_samples(rows, samples, seed=0)]
+            # --- end of answer samples hook ---
     text = "\n".join(out).rstrip("\n") + "\n"
     atomic_write_text(output, text)
     log.info("wrote %s (%d run(s), %d question set(s))", output, len(loaded), len(groups))
