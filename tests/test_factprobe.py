@@ -378,5 +378,11 @@ def test_facts_profile_matches_the_committed_files() -> None:
     assert (
         sum(report["questions_per_relation"].values()) >= 1000 and len(report["questions_per_relation"]) >= 3
     )
-    train_titles = {str(r["title"]) for r in iter_jsonl(qpath) if r["split"] == "train"}
-    assert corpus_titles - {r["title"] for r in rows} <= train_titles  # distractors: train-fact pages only
+    all_rows = list(iter_jsonl(qpath))
+    train_titles = {str(r["title"]) for r in all_rows if r["split"] == "train"}
+    dev_titles = {str(r["title"]) for r in all_rows if r["split"] == "dev"}
+    # distractors: train-fact pages, and dev pages past the profile's limit; never a test page
+    assert corpus_titles - {r["title"] for r in rows} <= train_titles | dev_titles
+    assert not (corpus_titles - {r["title"] for r in rows}) & {
+        str(r["title"]) for r in all_rows if r["split"] == "test"
+    }

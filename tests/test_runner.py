@@ -196,6 +196,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "variants",
         "comparisons",
         "baseline_checks",
+        "groups",
         "prompt",
         "config",
         "config_hash",
