@@ -49,6 +49,9 @@ def run_label(scores: dict[str, Any]) -> str:
     batch = dig(scores, "config.model.batch_size")
     if isinstance(batch, int) and batch > 1:  # amortised per-question latencies: say so in the label
         parts.append(f"batch {batch}")
+    reader = dig(scores, "prompt.reader") or dig(scores, "config.model.reader")
+    if reader and reader != "extractive":  # another reader answers differently: never read it as the same
+        parts.append(f"reader {reader}")
     return " · ".join(str(x) for x in parts)
 
 
@@ -163,7 +166,9 @@ def render(run_dirs: list[Path], output: Path | None = None, samples: int = 8) -
     loaded = [(p, load_scores(p)) for p in _find_runs(run_dirs)]
     groups: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
     for p, s in loaded:
-        qpath = shown_path(dig(s, "datasets.questions.path") or dig(s, "config.questions") or "unknown")
+        # The same question file (by content) is one set wherever the run's checkout was; the configured
+        # (repository-relative) path names it.
+        qpath = str(dig(s, "config.questions") or shown_path(dig(s, "datasets.questions.path")) or "unknown")
         groups.setdefault((qpath, str(dig(s, "datasets.questions.sha256") or "")), []).append((p, s))
     out = ["# ptwiki-bench report", ""]
     out.append(

@@ -181,10 +181,20 @@ def environment(cfg: Config, generator_info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _in_repo(path: Path) -> str:
+    """Paths inside the checkout are recorded relative to it, so results do not depend on where it lives."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def datasets_info(cfg: Config, n: int, question_stats: dict[str, int] | None = None) -> dict[str, Any]:
     qpath = cfg.path(cfg.questions)
-    corpus = [{"path": str(p), "sha256": sha256_file(p) if p.is_file() else None} for p in cfg.corpus_paths()]
-    questions = {"path": str(qpath), "sha256": sha256_file(qpath), "n": n, **(question_stats or {})}
+    corpus = [
+        {"path": _in_repo(p), "sha256": sha256_file(p) if p.is_file() else None} for p in cfg.corpus_paths()
+    ]
+    questions = {"path": _in_repo(qpath), "sha256": sha256_file(qpath), "n": n, **(question_stats or {})}
     return {"questions": questions, "corpus": corpus}
 
 
