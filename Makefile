@@ -19,13 +19,14 @@ export TRANSFORMERS_OFFLINE ?= 1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all lint typecheck perf bench smoke reader-before gpu report baseline clean help
+.PHONY: install test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
 	@echo "make test     - offline CPU test suite"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
 	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends)"
+	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
 
@@ -76,8 +77,21 @@ bench: install
 	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
 		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json; \
 	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
-	$(PY) -m bench report $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
+	$(MAKE) --no-print-directory report-readme
+
+# REPORT.md from every committed run and sweep; README blocks only for the default/facts profiles' plain runs.
+report-readme:
+	$(PY) -m bench report $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s))) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
 	@echo "report: results/REPORT.md"
+
+# The learning curve: FT and FT+RAG at several training budgets and formats (bench/sweep.py). Reuses the
+# default run's base/RAG answers when they are there; every adapter and answer is cached, so a rerun is free.
+SWEEP ?= ft-curve
+SWEEP_SET ?= --set finetune.epochs=0,1,3,10 --set finetune.train_format=text,qa
+sweep: install
+	$(PY) -m bench sweep --profile $(PROFILE) --name $(SWEEP) $(SWEEP_SET) $(SET) \
+		$(if $(wildcard $(RUN_DIR)/cache),--reference $(RUN_DIR),)
+	$(MAKE) --no-print-directory report-readme
 
 smoke:
 	$(MAKE) bench PROFILE=smoke
@@ -99,6 +113,8 @@ gpu: install
 		mv results/gpu/.probe-$$p.json results/gpu/probe-$$p.json || exit 1; done
 	$(MAKE) bench PROFILE=default RUN_DIR=results/runs/default-gpu \
 		SET="--set device=cuda --set index.embed_device=cuda"
+	$(MAKE) sweep SWEEP=ft-curve-gpu RUN_DIR=results/runs/default-gpu \
+		SET="--set device=cuda --set index.embed_device=cuda --set finetune.quantization=nf4"
 
 report: install
 	$(PY) -m bench report

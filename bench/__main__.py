@@ -113,6 +113,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bench import sweep
+
+    ref = Path(args.reference) if args.reference else None
+    root = sweep.run_sweep(args.config, args.overrides, args.name, reference=ref)
+    print(f"sweep: {root} (render: python -m bench report --sweep {root})")
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     import json
 
@@ -144,13 +153,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench import report
 
     out = report.render(
-        [Path(p) for p in args.run_dirs], Path(args.output) if args.output else None, samples=args.samples
+        [Path(p) for p in args.run_dirs],
+        Path(args.output) if args.output else None,
+        samples=args.samples,
+        sweeps=[Path(p) for p in args.sweep],
     )
     print(f"report: {out}")
     if args.readme:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
+        sweeps = [Path(p) for p in args.sweep]
         for line in report.update_readme_blocks(
-            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks
+            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps
         ):
             print(f"{args.readme}: {line}")
     return 0
@@ -231,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
     p.add_argument("--out", default=None, help="run directory (default: results/runs/<run-id>)")
 
+    p = add("sweep", cmd_sweep, "a grid over config keys (--set finetune.epochs=1,3,10): one run per point")
+    p.add_argument("--name", required=True, help="sweep name: results/sweeps/NAME/")
+    p.add_argument(
+        "--reference", default=None, help="a run of this profile whose base/RAG answers are reused"
+    )
+
     p = add("questions", cmd_questions, "generate fact-probe questions from a dump (questions/README.md)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     g = actions.add_parser("generate", help="lead-sentence facts → question rows + .report.json beside them")
@@ -283,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run with the previous reader: --readme also gets its before → after table (reader markers)",
     )
     p.add_argument("--samples", type=int, default=8, help="questions per run in 'Answers side by side'")
+    p.add_argument("--sweep", action="append", default=[], help="a sweep directory: its learning curve")
 
     p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
     p.add_argument("--baseline", required=True, help="baseline scores.json")

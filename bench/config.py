@@ -63,7 +63,7 @@ class ModelConfig:
     threads: int = 0  # 0 = all cores
     n_ctx: int = 2048
     max_new_tokens: int = 64
-    batch_size: int = 1
+    batch_size: int = 4
     reader: str = "extractive"  # bench.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
     fewshot: int = 3  # worked FaQuAD-train examples before each question (0-3)
     stop_at_newline: bool = True  # the answer is the first line: generation stops at a line break
@@ -72,7 +72,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     train_format: str = "text"  # "text" | "instruct" | "qa" | "raft"
-    train_questions: str = ""  # question file for qa/raft (its train split is used)
+    train_questions: str = "questions/faquad.jsonl"  # question file for qa/raft (its train split is used)
     quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
     lora_r: int = 16
     lora_alpha: int = 32
@@ -87,7 +87,14 @@ class FinetuneConfig:
         "down_proj",
     )
     learning_rate: float = 2e-4
-    max_steps: int = 16
+    # Budget in exposures: passes over the training records (fractions allowed); max_steps > 0 caps the steps.
+    epochs: float = 5.0
+    max_steps: int = 0
+    scope: str = "question_pages"  # | "corpus"; question_pages: the pages the evaluation questions ask about
+    views: tuple[str, ...] = ("plain",)  # text views of each page (bench/sft_views.py)
+    raft_no_gold: float = 0.2  # raft: share of records whose context lacks the gold paragraph
+    probe: bool = True  # injection probe: NLL of trained vs held-out text before and after training
+    probe_tokens: int = 4096  # tokens of each probe text
     batch_size: int = 4
     grad_accum: int = 1
     max_length: int = 128
@@ -100,7 +107,7 @@ class FinetuneConfig:
     val_fraction: float = 0.0
     # qa/raft: drop train questions whose text equals an evaluation question's (same question, other id, as in
     # FaQuAD); false = such duplicates are a leakage error. An id in both sets is always an error.
-    drop_eval_duplicates: bool = False
+    drop_eval_duplicates: bool = True
     # qa/raft fuzzy leakage guard (bench/leakage.py): a train question is dropped when its content words
     # overlap an evaluation question's by >= leak_question_overlap (Jaccard) and its answer matches
     # (token F1 >= leak_answer_f1); a train context is a twin of an evaluation gold paragraph when
@@ -110,7 +117,7 @@ class FinetuneConfig:
     leak_doc_ngram: int = 8
     leak_doc_overlap: float = 0.5
     gradient_checkpointing: bool = False
-    bf16: bool = False
+    bf16: bool = True
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ rerun reuses the adapter; a killed run resumes from ``checkpoints/``.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import models, sft_data, weights
+from bench import injection, models, sft_data, weights
 from bench.config import BenchError, Config, config_to_dict, stable_hash
 from bench.io import atomic_write_json, peak_rss_mb
 
@@ -73,6 +74,19 @@ def precision_label(cfg: Config) -> str:
     return f"lora: {models.train_dtype_name(cfg)} base weights (not quantised), LoRA adapters"
 
 
+def planned_steps(epochs: float, max_steps: int, records: int, per_step: int) -> int:
+    """Optimizer steps for ``epochs`` passes over ``records`` (``max_steps`` > 0 caps them); with
+    ``epochs`` = 0, ``max_steps`` alone decides."""
+    if epochs < 0 or max_steps < 0:
+        raise BenchError(f"finetune.epochs={epochs} and finetune.max_steps={max_steps} must be >= 0")
+    if epochs > 0:
+        steps = math.ceil(epochs * math.ceil(records / per_step))
+        return min(steps, max_steps) if max_steps > 0 else steps
+    if max_steps > 0:
+        return max_steps
+    raise BenchError("nothing to train: set finetune.epochs > 0 or finetune.max_steps > 0")
+
+
 def _lora_targets(model: Any, wanted: tuple[str, ...]) -> list[str]:
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [m for m in wanted if m in present]
@@ -124,6 +138,9 @@ def _train(cfg: Config, out: Path) -> Path:
         else None
     )
     on_cuda = cfg.device == "cuda"
+    steps = planned_steps(ft.epochs, ft.max_steps, len(train_ds), ft.batch_size * ft.grad_accum)
+    use_bf16 = ft.bf16 or (on_cuda and ft.quantization == "nf4")
+    probe_before = injection.probe(model, tok, data.probe_texts, ft.max_length, use_bf16)
     if ft.quantization == "nf4":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=ft.gradient_checkpointing)
     lora = LoraConfig(
@@ -144,7 +161,7 @@ def _train(cfg: Config, out: Path) -> Path:
         per_device_eval_batch_size=ft.batch_size,
         gradient_accumulation_steps=ft.grad_accum,
         learning_rate=ft.learning_rate,
-        max_steps=ft.max_steps,
+        max_steps=steps,
         warmup_steps=ft.warmup_steps,
         lr_scheduler_type="linear",
         logging_steps=ft.logging_steps,
@@ -153,7 +170,7 @@ def _train(cfg: Config, out: Path) -> Path:
         save_strategy="steps",
         eval_strategy="no",
         prediction_loss_only=True,  # evaluate() would otherwise keep every logit (GBs for a 152k vocab)
-        bf16=ft.bf16 or (on_cuda and ft.quantization == "nf4"),
+        bf16=use_bf16,
         fp16=False,
         gradient_checkpointing=ft.gradient_checkpointing,
         use_cpu=not on_cuda,
@@ -178,6 +195,7 @@ def _train(cfg: Config, out: Path) -> Path:
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_s = time.perf_counter() - t_train
     eval_loss = trainer.evaluate().get("eval_loss") if val_ds is not None else None
+    probe_after = injection.probe(model, tok, data.probe_texts, ft.max_length, use_bf16)
     model.save_pretrained(str(out), safe_serialization=True)
     tok.save_pretrained(str(out))
     history = trainer.state.log_history
@@ -192,6 +210,18 @@ def _train(cfg: Config, out: Path) -> Path:
         "data": data.stats,
         "trained_question_ids": sorted(data.question_ids),
         "steps": steps,
+        "epochs": round(steps / math.ceil(len(train_ds) / (ft.batch_size * ft.grad_accum)), 3),
+        "epochs_requested": ft.epochs,
+        "scope": ft.scope,
+        "pages": data.stats.get("pages"),
+        "views": list(ft.views),
+        "train_records": len(train_ds),
+        "train_tokens": data.stats.get("train_tokens"),
+        "probe": {
+            "before": probe_before,
+            "after": probe_after,
+            **injection.summarize(probe_before, probe_after),
+        },
         "resumed": resume,
         "train_loss": round(float(result.training_loss), 4),
         "eval_loss": None if eval_loss is None else round(float(eval_loss), 4),

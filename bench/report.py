@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.check import check, dig, generator_field, load_scores, scores_path
 from bench.config import REPO_ROOT, BenchError
+from bench.costs import render_costs
 from bench.io import atomic_write_text
 from bench.plots import plot
 from bench.tables import (
@@ -156,7 +157,9 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def render(run_dirs: list[Path], output: Path | None = None, samples: int = 8) -> Path:
+def render(
+    run_dirs: list[Path], output: Path | None = None, samples: int = 8, sweeps: Iterable[Path] = ()
+) -> Path:
     """Render the Markdown report (and plots beside it) from the runs' scores.json; return its path.
 
     ``samples``: questions per run in "Answers side by side" (from the run's answers.jsonl, when present).
@@ -191,6 +194,8 @@ def render(run_dirs: list[Path], output: Path | None = None, samples: int = 8) -
         for i, (p, s) in enumerate(members):
             out += [f"### Run {i + 1}: {run_label(s)} — `{s.get('run_id') or p.parent.name}`", ""]
             out += [render_table(s)]
+            if (costs := render_costs(s)) is not None:
+                out += ["#### What each approach costs (one-off build, per question, accuracy)", "", costs]
             if (ragas := render_ragas(s)) is not None:
                 out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
             for field, body in render_groups(s):
@@ -212,6 +217,11 @@ def render(run_dirs: list[Path], output: Path | None = None, samples: int = 8) -
                 rows = list(iter_jsonl(p.parent / "answers.jsonl"))
                 out += ["#### Answers side by side", "", render_answer_samples(rows, samples, seed=0)]
             # --- end of answer samples hook ---
+    for root in sweeps:
+        from bench.curves import render_section
+
+        png = output.with_name(f"{output.stem}-curve-{_slug(Path(root).name)}.png")
+        out += ["", render_section(Path(root), png)]
     text = "\n".join(out).rstrip("\n") + "\n"
     atomic_write_text(output, text)
     log.info("wrote %s (%d run(s), %d question set(s))", output, len(loaded), len(groups))
@@ -229,7 +239,7 @@ def render_run_summary(scores: dict[str, Any]) -> str:
 
 
 def update_readme_blocks(
-    readme: Path, run: Path, reader_before: str | None, blocks: dict[str, str]
+    readme: Path, run: Path, reader_before: str | None, blocks: dict[str, str], sweeps: Iterable[Path] = ()
 ) -> list[str]:
     """Regenerate every generated block of ``readme`` from committed JSON: the results and baselines tables
     of ``run``, its ``make_bench.json`` timing, the reader before → after table (``reader_before``: the
@@ -247,6 +257,13 @@ def update_readme_blocks(
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
         bodies.append((name, src, render_run_summary(read_json(src))))
+    has_costs = "<!-- costs:start -->" in Path(readme).read_text(encoding="utf-8")
+    if has_costs and (costs := render_costs(after)) is not None:
+        bodies.append(("costs", run / "scores.json", costs))
+    for root in sweeps:  # the README shows the table; the plot lives in REPORT.md
+        from bench.curves import render_section
+
+        bodies.append(("learning-curve", Path(root) / "sweep.json", render_section(Path(root))))
     out = []
     for name, src, body in bodies:
         changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from bench import leakage
 from bench.answers import answer_row, build_scores
 from bench.config import BenchError, Config, config_hash
+from bench.costs import build_costs
 from bench.io import (
     atomic_write_json,
     peak_rss_mb,
@@ -242,6 +243,10 @@ def _run(
     scores = build_scores(
         cfg, rows_by_variant, {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
     )
+    scores["costs"] = _costs(cfg, stages, specs)
+    probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
+    if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
+        scores["variants"]["ft"].update({k: v for k, v in probe.items() if k.startswith("ppl_")})
     scores.update(
         run_id=run_id(cfg),
         env=environment(cfg, generator_info),
@@ -251,6 +256,19 @@ def _run(
     atomic_write_json(run_dir / "scores.json", scores)
     log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
     return run_dir
+
+
+def _costs(cfg: Config, stages: Stages, specs: dict[str, VariantSpec]) -> dict[str, Any]:
+    """Build costs of the index and adapter this run's variants used (``bench.costs``)."""
+    adapter = None
+    if any(s.uses_adapter for s in specs.values()):
+        target = Path(stages.adapter_dir(cfg))
+        adapter = target if (target / "train_metadata.json").exists() else None
+    try:
+        return build_costs(cfg, any(s.uses_retrieval for s in specs.values()), adapter)
+    except BenchError as exc:
+        log.warning("build costs not recorded: %s", exc)
+        return {}
 
 
 def _generate(

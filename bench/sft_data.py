@@ -17,22 +17,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import leakage
+from bench import leakage, sft_views
 from bench.config import BenchError, Config
 from bench.io import iter_jsonl, nfc
+from bench.prompts import build_messages, format_passage
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("text", "instruct", "qa", "raft")
 N_DISTRACTORS = 2
-_SENT_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass
@@ -42,6 +41,7 @@ class SftData:
     val: list[dict[str, str]]
     question_ids: frozenset[str] = frozenset()
     stats: dict[str, Any] = field(default_factory=dict)
+    probe_texts: dict[str, str] = field(default_factory=dict)  # "trained" / "heldout" text for the probe
 
 
 # --------------------------------------------------------------------------- questions and leakage
@@ -106,18 +106,6 @@ def _prompt_completion(tok: Any, use_chat: bool, instruction: str, inp: str, res
     return {"prompt": user, "completion": response}
 
 
-def answer_sentence(context: str, answer: str) -> str:
-    """The sentence(s) of ``context`` that contain ``answer`` (the answer itself when it is not found)."""
-    start = context.find(answer)
-    if start < 0:
-        return answer
-    end = start + len(answer)
-    bounds = [0] + [m.end() for m in _SENT_END.finditer(context)] + [len(context)]
-    lo = max(b for b in bounds if b <= start)
-    hi = min(b for b in bounds if b >= end)
-    return context[lo:hi].strip()
-
-
 # --------------------------------------------------------------------------- record builders
 
 
@@ -161,9 +149,28 @@ def instruct_records(articles: Iterable[Any], tok: Any, use_chat: bool) -> Itera
             yield rec
 
 
+def eval_prompt(tok: Any, use_chat: bool, question: str, passages: Sequence[str], reader: str) -> str:
+    """The prompt the evaluation sends for this question (``bench.prompts``; no worked examples)."""
+    from bench.generators import plain_prompt
+
+    messages = build_messages(question, passages, reader=reader, fewshot=0)
+    if use_chat:
+        return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return plain_prompt(messages)
+
+
 def qa_records(
-    rows: Sequence[dict[str, Any]], tok: Any, use_chat: bool, raft: bool, seed: int
+    rows: Sequence[dict[str, Any]],
+    tok: Any,
+    use_chat: bool,
+    raft: bool,
+    seed: int,
+    reader: str = "extractive",
+    no_gold: float = 0.0,
 ) -> list[dict[str, str]]:
+    """Question → short gold span, in the evaluation's prompt: closed-book for ``qa`` (the FT variant's
+    prompt), with passages for ``raft`` (FT+RAG's): the gold paragraph among distractors, or, for a share
+    ``no_gold`` of the records, only distractors (RAFT, Zhang et al. 2024)."""
     contexts = [(str(r.get("title") or ""), str(r.get("context") or "")) for r in rows]
     distinct = sorted({c for c in contexts if c[1]}, key=lambda c: hashlib.sha256(c[1].encode()).hexdigest())
     out = []
@@ -172,16 +179,16 @@ def qa_records(
         question, context = str(row.get("question") or ""), str(row.get("context") or "")
         if not answers or not question.strip() or not context.strip():
             continue
-        response = answer_sentence(context, str(answers[0]))
-        inp = ""
+        passages: list[str] = []
         if raft:
             rng = random.Random(f"{seed}:{row.get('id')}")
             pool = [c for c in distinct if c[1] != context]
-            docs = [*rng.sample(pool, min(N_DISTRACTORS, len(pool))), (str(row.get("title") or ""), context)]
+            gold = [] if rng.random() < no_gold else [(str(row.get("title") or ""), context)]
+            docs = [*rng.sample(pool, min(N_DISTRACTORS + 1 - len(gold), len(pool))), *gold]
             rng.shuffle(docs)
-            inp = "\n\n".join(f"[{i}] {t}\n{c}" for i, (t, c) in enumerate(docs, 1))
-        rec = _prompt_completion(tok, use_chat, question, inp, response)
-        rec["question_id"] = str(row.get("id"))
+            passages = [format_passage(c, t) for t, c in docs]
+        prompt = eval_prompt(tok, use_chat, question, passages, reader)
+        rec = {"prompt": prompt, "completion": str(answers[0]), "question_id": str(row.get("id"))}
         out.append(rec)
     return out
 
@@ -246,6 +253,12 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
     drops: Counter[str] = Counter()
     qids: frozenset[str] = frozenset()
     recorded: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    probe: dict[str, str] = {}
+
+    def tokenize(text: str) -> list[int]:
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
     if ft.train_format in ("text", "instruct"):
         arts = []
         for art in articles if articles is not None else load_articles(cfg):
@@ -255,10 +268,23 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
                 drops["short_title"] += 1
             else:
                 arts.append(art)
+        arts, held, page_stats = sft_views.split_pages(cfg, arts)
+        extra.update(page_stats)
         if ft.train_format == "text":
-            raw: Iterable[dict[str, str]] = pack_text(arts, tok, ft.max_length, ft.min_text_chars)
+            raw: Iterable[dict[str, str]]
+
+            def plain(pages: list[Any]) -> Iterable[dict[str, str]]:
+                return pack_text(pages, tok, ft.max_length, ft.min_text_chars)
+
+            views = sft_views.view_records(arts, ft.views, tokenize, ft.max_length, plain)
+            raw, extra["view_records"] = views
         else:
             raw = instruct_records(arts, tok, use_chat)
+        if ft.probe:
+            probe = {
+                "trained": sft_views.probe_text(arts, tokenize, ft.probe_tokens),
+                "heldout": sft_views.probe_text(sft_views.heldout_sample(held), tokenize, ft.probe_tokens),
+            }
         note = "evaluation answers may appear in the training corpus (knowledge injection); no questions used"
     else:
         rows = _questions(_train_questions_path(cfg), "train")
@@ -277,13 +303,17 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
             raise BenchError(f"{exc}; or --set finetune.drop_eval_duplicates=true to skip them") from None
         rows, twin_drops = leakage.filter_training(rows, eval_rows, ft)  # reworded twins, near-copy pages
         drops.update(twin_drops)
-        raw = qa_records(rows, tok, use_chat, ft.train_format == "raft", cfg.seed)
+        raw = qa_records(
+            rows, tok, use_chat, ft.train_format == "raft", cfg.seed, cfg.model.reader, ft.raft_no_gold
+        )
         drops["no_answer_or_context"] += len(rows) - len(raw)
         qids = frozenset(str(r.get("id")) for r in rows)
         used = {str(rec.get("question_id")) for rec in raw}
         recorded = [leakage.training_record(r) for r in rows if str(r.get("id")) in used]
         note = "trained on train-split questions only; checked disjoint from the evaluation set"
     kept = curate(raw, cfg, tok, drops)
+    if "view_records" in extra:  # after de-duplication: what each view adds
+        extra["view_records"] = dict(sorted(Counter(str(r.get("view")) for r in kept).items()))
     train: list[dict[str, str]] = []
     val: list[dict[str, str]] = []
     for rec in kept:
@@ -299,6 +329,7 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         "chat_template": use_chat,
         "leakage_note": note,
         "training_questions": recorded,
+        **extra,
     }
     log.info(
         "sft data %s: %d train / %d val records, dropped %s",
@@ -307,4 +338,4 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         len(val),
         dict(drops),
     )
-    return SftData(ft.train_format, train, val, qids, stats)
+    return SftData(ft.train_format, train, val, qids, stats, probe)

@@ -97,6 +97,15 @@ def _prefetch_limit(k: int) -> int:
     return max(4 * k, 20)
 
 
+TIE_MARGIN = 10  # fused results fetched beyond k, so a tie at the k-th place is decided by chunk id
+
+
+def top_k(hits: list[tuple[float, dict[str, Any]]], k: int) -> list[tuple[float, dict[str, Any]]]:
+    """The best ``k`` by score, ties broken by chunk id: RRF gives equal scores to different chunks (same
+    ranks in swapped lists), and Qdrant's order among them depends on how the index was built."""
+    return sorted(hits, key=lambda h: (-round(h[0], 9), str(h[1].get("chunk_id", ""))))[:k]
+
+
 class EdgeStore:
     """Embedded Qdrant shard (``qdrant_edge.EdgeShard``) in ``path/shard``, signature in collection.json."""
 
@@ -193,12 +202,12 @@ class EdgeStore:
         else:
             lim = _prefetch_limit(k)
             req = qe.QueryRequest(
-                limit=k,
+                limit=k + TIE_MARGIN,
                 prefetches=[qe.Prefetch(lim, query=dq, params=self._params), qe.Prefetch(lim, query=sq)],
                 query=qe.Fusion.Rrf(k=RRF_K),
                 with_payload=True,
             )
-        return [(float(p.score), dict(p.payload or {})) for p in self._shard.query(req)]
+        return top_k([(float(p.score), dict(p.payload or {})) for p in self._shard.query(req)], k)
 
     def flush(self) -> None:
         if self._shard is not None:
@@ -324,10 +333,10 @@ class ServerStore:
                     m.Prefetch(query=sq, using=SPARSE, limit=lim),
                 ],
                 query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-                limit=k,
+                limit=k + TIE_MARGIN,
                 with_payload=True,
             )
-        return [(float(p.score), dict(p.payload or {})) for p in res.points]
+        return top_k([(float(p.score), dict(p.payload or {})) for p in res.points], k)
 
     def flush(self) -> None:
         return None

@@ -30,6 +30,9 @@ def _cfg(tmp_path: Path, model: Path, corpus: Path, *extra: str):  # type: ignor
             "lora_r=8",
             "lora_dropout=0",
             "val_fraction=0",
+            "finetune.scope=corpus",
+            "finetune.epochs=0",
+            "finetune.bf16=false",
             *extra,
         ],
     )
@@ -110,7 +113,7 @@ def test_qa_training_and_leakage(
     q = [f"train_questions={tiny_questions}", f"questions={tiny_questions}", "train_format=qa", "max_steps=2"]
     with pytest.raises(BenchError, match="leakage"):
         finetune.run_finetune(_cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split="))
-    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split=dev", "max_length=128")
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split=dev", "max_length=512")
     out = finetune.run_finetune(cfg)
     meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
     assert meta["trained_question_ids"] == ["q3"] and meta["data"]["chat_template"] is True

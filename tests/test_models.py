@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,10 @@ def test_load_model_local_with_pad_and_dtype(tmp_path: Path, tiny_model_dir: Pat
     model, tok = models.load_model(cfg)
     assert next(model.parameters()).dtype == torch.bfloat16
     assert tok.pad_token is not None and not model.training
-    model, _ = models.load_model(cfg, for_training=True)
+    model, _ = models.load_model(cfg, for_training=True)  # finetune.bf16 = true by default: bf16 base weights
+    assert next(model.parameters()).dtype == torch.bfloat16
+    fp32 = replace(cfg, finetune=replace(cfg.finetune, bf16=False))
+    model, _ = models.load_model(fp32, for_training=True)
     assert next(model.parameters()).dtype == torch.float32
     with pytest.raises(BenchError, match="quantization"):
         models.load_model(cfg, quantization="int3")

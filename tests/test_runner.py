@@ -143,6 +143,7 @@ def make_cfg(tmp_path: Path, questions: Path, *extra: str) -> Config:
             f"corpus={tmp_path / 'missing-corpus.xml'}",
             "split=",
             "run.bootstrap_samples=200",
+            "model.batch_size=1",
             *extra,
         ],
     )
@@ -204,7 +205,9 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "env",
         "datasets",
         "created",
+        "costs",
     }
+    assert scores["costs"] == {}  # no manifest for the fake index, no adapter metadata for the fake adapter
     v = scores["variants"]
     assert set(v) == set(ALL)
     for name, s in v.items():

@@ -17,7 +17,11 @@ SENT = "O rio Tejo atravessa a cidade de Lisboa e desagua no oceano Atlântico p
 
 
 def _cfg(tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return load_config(None, [f"results_dir={tmp_path}", "val_fraction=0", "min_text_chars=20", *extra])
+    return load_config(None, [*_cfg_args(tmp_path), "val_fraction=0", *extra])
+
+
+def _cfg_args(tmp_path: Path) -> list[str]:
+    return [f"results_dir={tmp_path}", "min_text_chars=20", "finetune.scope=corpus"]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +92,7 @@ def test_split_is_deterministic_and_seeded(tmp_path: Path, tok: Any) -> None:
     c = sft_data.build_sft_data(
         load_config(
             None,
-            [f"results_dir={tmp_path}", "val_fraction=0.3", "min_text_chars=20", "max_length=64", "seed=7"],
+            [*_cfg_args(tmp_path), "val_fraction=0.3", "max_length=64", "seed=7"],
         ),
         tok,
         True,
@@ -99,22 +103,13 @@ def test_split_is_deterministic_and_seeded(tmp_path: Path, tok: Any) -> None:
     assert a.val != c.val
 
 
-def test_answer_sentence() -> None:
-    ctx = "Lisboa é a capital. Fica junto ao rio Tejo, no sul. Tem sete colinas."
-    assert sft_data.answer_sentence(ctx, "rio Tejo") == "Fica junto ao rio Tejo, no sul."
-    assert (
-        sft_data.answer_sentence(ctx, "capital. Fica")
-        == "Lisboa é a capital. Fica junto ao rio Tejo, no sul."
-    )
-    assert sft_data.answer_sentence(ctx, "Porto") == "Porto"
-
-
 def test_qa_and_raft_use_only_train_split(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     base = [f"train_questions={tiny_questions}", f"questions={tiny_questions}", "split=dev", "max_length=512"]
+    base.append("raft_no_gold=0")  # every record keeps its gold paragraph here (test_ft_arm covers the rest)
     qa = sft_data.build_sft_data(_cfg(tmp_path, "train_format=qa", *base), tok, use_chat=False)
     assert qa.question_ids == {"q3"} and len(qa.train) == 1
-    assert qa.train[0]["prompt"].startswith("### Instruction:\nQuantas colinas tem Lisboa?")
-    assert qa.train[0]["completion"] == "A cidade tem sete colinas."
+    assert qa.train[0]["prompt"].endswith("Pergunta: Quantas colinas tem Lisboa?\nResposta:")
+    assert qa.train[0]["completion"] == "sete colinas"  # the gold span, as the evaluation scores it
     cfg = _cfg(tmp_path, "train_format=raft", *base)
     assert sft_data.training_question_ids(cfg) == {"q3"}
     extra = [
@@ -138,8 +133,9 @@ def test_qa_and_raft_use_only_train_split(tmp_path: Path, tok: Any, tiny_questio
     raft2 = sft_data.build_sft_data(cfg, tok, use_chat=False)
     assert raft1.train == raft2.train  # distractors are deterministic
     prompt = next(r["prompt"] for r in raft1.train if "colinas" in r["prompt"])
-    assert "### Input:\n" in prompt and "A cidade tem sete colinas." in prompt
-    assert prompt.count("Contexto ") == sft_data.N_DISTRACTORS  # distractors: other train questions' contexts
+    assert "Contexto:\n1. " in prompt and "A cidade tem sete colinas." in prompt
+    # distractors: other train questions' contexts (3 when the gold paragraph is left out, RAFT)
+    assert prompt.count("Contexto ") == sft_data.N_DISTRACTORS
     assert "Berlim" not in prompt  # never an evaluation question's context
 
 
@@ -154,6 +150,8 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
         f"train_questions={tiny_questions}",
         f"questions={tiny_questions}",
         "split=",
+        "drop_eval_duplicates=false",
+        "max_length=512",
     )
     with pytest.raises(BenchError, match="leakage"):  # split="" evaluates all rows, q3 included
         sft_data.build_sft_data(cfg, tok, use_chat=False)
@@ -162,7 +160,13 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     renamed = tmp_path / "renamed.jsonl"
     renamed.write_text(json.dumps({**rows[2], "id": "other", "split": "dev"}) + "\n", encoding="utf-8")
     cfg = _cfg(
-        tmp_path, "train_format=qa", f"train_questions={tiny_questions}", f"questions={renamed}", "split=dev"
+        tmp_path,
+        "train_format=qa",
+        f"train_questions={tiny_questions}",
+        f"questions={renamed}",
+        "split=dev",
+        "drop_eval_duplicates=false",
+        "max_length=512",
     )
     with pytest.raises(BenchError, match="drop_eval_duplicates"):
         sft_data.build_sft_data(cfg, tok, use_chat=False)
@@ -185,4 +189,4 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     assert rows[2]["question"] not in json.dumps(dropped.train, ensure_ascii=False)
     assert dropped.question_ids == {"q9"} and len(dropped.train) == 1
     with pytest.raises(BenchError, match="train_questions"):
-        sft_data.build_sft_data(_cfg(tmp_path, "train_format=qa"), tok, use_chat=False)
+        sft_data.build_sft_data(_cfg(tmp_path, "train_format=qa", "train_questions="), tok, use_chat=False)

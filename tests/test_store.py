@@ -159,3 +159,17 @@ def test_edge_store_int8_on_disk_is_configured_and_searches(tmp_path: Path) -> N
     plain.close()
     default = json.loads((tmp_path / "plain" / "shard" / "edge_config.json").read_text())["vectors"]["dense"]
     assert not default.get("on_disk") and not default.get("quantization_config")
+
+
+def test_fused_ties_are_broken_by_chunk_id_whatever_the_engine_order() -> None:
+    from bench.store import top_k
+
+    hits = [
+        (0.5, {"chunk_id": "b"}),
+        (0.25, {"chunk_id": "z"}),
+        (0.5, {"chunk_id": "a"}),
+        (0.4, {"chunk_id": "c"}),
+    ]
+    want = [("a", 0.5), ("b", 0.5), ("c", 0.4)]
+    assert [(h[1]["chunk_id"], h[0]) for h in top_k(hits, 3)] == want
+    assert [(h[1]["chunk_id"], h[0]) for h in top_k(list(reversed(hits)), 3)] == want
