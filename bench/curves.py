@@ -179,9 +179,73 @@ def render_section(root: Path, png: Path | None = None) -> str:
     if png is not None and plot_curve(rows, ref, png, f"sweep {manifest['name']}: FT and FT+RAG vs training"):
         out += [f"![learning curve]({png.name})", ""]
     out += [render_curve_table(rows), render_reference(ref)]
-    return "\n".join(out)
+    out += [
+        "What it shows (generated from the rows above):",
+        "",
+        *(f"- {line}" for line in summarize_curve(rows)),
+    ]
+    return "\n".join(out) + "\n"
 
 
 def _fixed(manifest: dict[str, Any]) -> list[str]:
     axes = set(manifest.get("axes") or {})
     return [o for o in manifest.get("overrides") or [] if o.split("=", 1)[0].strip() not in axes]
+
+
+def summarize_curve(rows: list[dict[str, Any]]) -> list[str]:
+    """One generated sentence per series: what the budget did to FT, FT+RAG and the probe (numbers from
+    the rows, so the README's statement of what the curve shows is rendered, never typed)."""
+    out = []
+    for s in sorted({r["series"] for r in rows}):
+        pts = [r for r in rows if r["series"] == s]
+        first, last = pts[0], pts[-1]
+        if first is last:
+            continue
+
+        def em(r: dict[str, Any], v: str) -> str:
+            return fmt_num((r[v] or {}).get("exact_match"))
+
+        best = max(pts, key=lambda r: mean_of((r["ft"] or {}).get("exact_match")) or 0.0)
+        text = (
+            f"**{s}**: from the untrained model to {fmt_num(last['epochs'], 1)} epochs "
+            f"({int(last['tokens_seen'] or 0):,} tokens seen), FT EM {em(first, 'ft')} → {em(last, 'ft')} "
+            f"(best {em(best, 'ft')} at {fmt_num(best['epochs'], 1)} epochs), "
+            f"FT+RAG EM {em(first, 'ft_rag')} → {em(last, 'ft_rag')}"
+        )
+        probe = last["probe"]
+        if probe.get("ppl_trained_before") is not None:
+            text += f"; perplexity of the trained pages {_ppl(probe, 'trained')}"
+        if probe.get("ppl_heldout_before") is not None:
+            text += f", of held-out pages {_ppl(probe, 'heldout')}"
+        out.append(text + ".")
+    return out
+
+
+def render_train_speed(result: dict[str, Any]) -> str:
+    """``results/perf/train-speed.json`` (tests/perf/test_perf_train.py) as a table and one line."""
+    tps, sps = result.get("tokens_per_s") or {}, result.get("s_per_step") or {}
+    configs = result.get("configs") or {}
+    rows = [
+        [name, " ".join(f"`{c}`" for c in configs.get(name, [])) or DASH,
+         str((result.get("precision") or {}).get(name, DASH)), fmt_num(sps.get(name), 2),
+         fmt_num(tps.get(name), 1), fmt_num((result.get("final_loss") or {}).get(name), 4)]
+        for name in tps
+    ]  # fmt: skip
+    header = [
+        "path",
+        "settings",
+        "precision",
+        "s/step",
+        "tokens/s",
+        f"loss after {result.get('steps')} steps",
+    ]
+    met = "met" if result.get("goal_met") else "not met"
+    return table(header, rows) + (
+        f"\nDefault (bf16) over the previous path: **{fmt_num(result.get('ratio_bf16_over_previous'), 2)}×** "
+        f"tokens/s (goal {result.get('goal')}×: {met}); of which bf16 alone "
+        f"{fmt_num(result.get('ratio_bf16_over_fp32'), 2)}× and the plain loss without LoRA dropout "
+        f"{fmt_num(result.get('ratio_fp32_over_previous'), 2)}×. Final losses of bf16 and the previous path "
+        f"differ by {fmt_num(100 * float(result.get('final_loss_rel_gap') or 0), 2)} %. "
+        f"{result.get('batch')}, {result.get('threads')} threads, {result.get('cpu') or 'CPU not recorded'}; "
+        f"{result.get('order')}.\n"
+    )

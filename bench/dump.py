@@ -29,7 +29,7 @@ _PROLOG_BYTES = 1 << 16
 
 
 class PageCounts(Protocol):
-    """What :func:`iter_pages` updates as it reads (``bench.wiki.IngestStats`` has both)."""
+    """What :func:`iter_pages` updates as it reads (``bench.articles.IngestStats`` has both)."""
 
     pages: int
     bytes_in: int

@@ -9,77 +9,37 @@ conversion live in :mod:`bench.lora_gguf`, the HTTP backend in :mod:`bench.opena
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Generator as Gen
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from bench.config import BenchError, Config
+from bench.generation import (  # re-exported: the contract lives in bench.generation
+    ANSWER_CUE,
+    Generation,
+    Generator,
+    check_messages,
+    ends_answer,
+    finish_reason,
+    plain_prompt,
+    versions,
+)
+
+__all__ = [
+    "ANSWER_CUE",
+    "Generation",
+    "Generator",
+    "ends_answer",
+    "finish_reason",
+    "plain_prompt",
+    "versions",
+]
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("transformers", "llamacpp", "openai")
-ANSWER_CUE = "Resposta:"
-
-
-@dataclass
-class Generation:
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    ttft_ms: float
-    total_ms: float
-    error: str | None = None
-    finish_reason: str = "stop"  # "stop" (end of answer: EOS or the newline stop) | "length" (hit the cap)
-
-    @property
-    def truncated(self) -> bool:
-        return self.finish_reason == "length"
-
-
-@runtime_checkable
-class Generator(Protocol):
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation: ...
-
-    def info(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-def versions(*packages: str) -> dict[str, str]:
-    out = {}
-    for name in packages:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def plain_prompt(messages: list[dict[str, str]]) -> str:
-    """Completion prompt for models without a chat template: system and user text, then an answer cue."""
-    system = "\n".join(m["content"].strip() for m in messages if m.get("role") == "system")
-    user = "\n\n".join(m["content"].strip() for m in messages if m.get("role") != "system")
-    if "Pergunta:" not in user:
-        user = f"Pergunta: {user}"
-    text = f"{system}\n\n{user}" if system else user
-    return text if text.rstrip().endswith(ANSWER_CUE) else f"{text}\n{ANSWER_CUE}"
-
-
-def ends_answer(text: str) -> bool:
-    """The newline stop: a line break *after* some answer text (leading blank lines do not stop)."""
-    return "\n" in text.lstrip()
-
-
-def finish_reason(ended: bool, text: str, n_new: int, max_new_tokens: int, stop_at_newline: bool) -> str:
-    """``"stop"`` when the answer ended (EOS, or the newline stop), ``"length"`` when it hit the cap."""
-    if ended or (stop_at_newline and ends_answer(text)):
-        return "stop"
-    return "length" if n_new >= max_new_tokens else "stop"
 
 
 class _NewlineStop:
@@ -93,11 +53,6 @@ class _NewlineStop:
 
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
         return torch.tensor([ends_answer(t) for t in texts], dtype=torch.bool, device=input_ids.device)
-
-
-def _check_messages(messages: list[dict[str, str]]) -> None:
-    if not messages or any("role" not in m or "content" not in m for m in messages):
-        raise BenchError("generate() needs a non-empty list of {'role', 'content'} messages")
 
 
 class _FirstTokenTimer:
@@ -149,7 +104,7 @@ class TransformersGenerator:
         self._torch = torch
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        _check_messages(messages)
+        check_messages(messages)
         if self.chat_template:
             return str(
                 self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -331,24 +286,35 @@ def _transformers_generators(cfg: Config, adapter: Path | None) -> dict[str, Gen
     return {k: gens[k] for k in ("base", "ft") if k in gens}
 
 
+def _llamacpp_generators(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
+    from bench.llamacpp_backend import llamacpp_generators
+
+    return llamacpp_generators(cfg, adapter)
+
+
+def _openai_generators(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
+    if adapter is not None:
+        raise BenchError("backend 'openai' cannot apply a local LoRA adapter; use transformers or llamacpp")
+    from bench.openai_backend import OpenAIGenerator
+
+    return {"base": OpenAIGenerator(cfg)}
+
+
+BACKENDS: dict[str, Callable[[Config, Path | None], dict[str, Generator]]] = {
+    "transformers": _transformers_generators,
+    "llamacpp": _llamacpp_generators,
+    "openai": _openai_generators,
+}
+
+
 def make_generators(cfg: Config, adapter: Path | None = None) -> dict[str, Generator]:
     """{"base": ..., "ft": ...} ("ft" only with an adapter); backends share base weights where they can."""
-    backend = cfg.model.backend
-    if backend == "transformers":
-        return _transformers_generators(cfg, adapter)
-    if backend == "llamacpp":
-        from bench.lora_gguf import llamacpp_generators
-
-        return llamacpp_generators(cfg, adapter)
-    if backend == "openai":
-        if adapter is not None:
-            raise BenchError(
-                "backend 'openai' cannot apply a local LoRA adapter; use transformers or llamacpp"
-            )
-        from bench.openai_backend import OpenAIGenerator
-
-        return {"base": OpenAIGenerator(cfg)}
-    raise BenchError(f"unknown model.backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    factory = BACKENDS.get(cfg.model.backend)
+    if factory is None:
+        raise BenchError(
+            f"unknown model.backend {cfg.model.backend!r}; expected one of {', '.join(BACKENDS)}"
+        )
+    return factory(cfg, adapter)
 
 
 def make_generator(cfg: Config, adapter: Path | None = None) -> Generator:

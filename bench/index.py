@@ -25,7 +25,7 @@ from bench.embedders import Embedder, make_embedder
 from bench.io import atomic_write_json, sha256_file
 from bench.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
 from bench.questions import load_questions
-from bench.store import MODES, Bm25Encoder, VectorStore, open_store, point_id
+from bench.store import MODES, Bm25Encoder, EdgeStore, VectorStore, point_id
 
 log = logging.getLogger(__name__)
 EVAL_DEPTH = 10  # MRR is computed over the top max(k, 10) hits
@@ -260,3 +260,13 @@ def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
         out["embedder"] = r.embedder.name
         out["mrr_depth"] = depth
     return out
+
+
+def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:
+    """Server store when ``index.qdrant_url`` is set or a client is injected, else embedded under path."""
+    if client is not None or cfg.index.qdrant_url:
+        from bench.store_server import ServerStore
+
+        return ServerStore(cfg, client, key=path.name)
+    ic = cfg.index
+    return EdgeStore(path, ic.exact, ic.hnsw_ef, ic.dense_int8, ic.dense_on_disk)

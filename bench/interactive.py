@@ -37,8 +37,7 @@ def command_hint(profile: str | None, overrides: list[str]) -> str:
 def open_cached_index(cfg: Config, hint: str = "") -> Any:
     """The retriever over the profile's index, only if it was built and is complete (never builds it)."""
     from bench.embedders import make_embedder
-    from bench.index import Retriever, index_identity
-    from bench.store import open_store
+    from bench.index import Retriever, index_identity, open_store
 
     path, sig, _files = index_identity(cfg)
     manifest_path = path / "manifest.json"

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.index import Retriever
-from bench.store import ServerStore
+from bench.store_server import ServerStore
 
 
 def langchain_retriever(retriever: Retriever, k: int | None = None, mode: str | None = None) -> Any:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from bench.articles import IngestStats, clean_batch, filter_pages
 from bench.config import BenchError
 from bench.dump import _check_prolog, parse_pages
 from bench.multistream_build import PAGES_PER_STREAM, build
-from bench.wiki import IngestStats, _clean_batch, filter_pages
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def stream_job(dump: str, index: str, root: bytes, s: Stream, n: int) -> tuple[C
             "for this offset: index and dump do not match"
         )
     stats.bytes_in = len(text) + tail
-    return _clean_batch(list(filter_pages(pages, stats))), stats
+    return clean_batch(list(filter_pages(pages, stats))), stats
 
 
 def _ids(ids: tuple[int, ...]) -> str:

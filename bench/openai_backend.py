@@ -10,7 +10,7 @@ from collections.abc import Generator as Gen
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.generators import Generation, _check_messages, versions
+from bench.generation import Generation, check_messages, versions
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class OpenAIGenerator:
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         import httpx
 
-        _check_messages(messages)
+        check_messages(messages)
         oc = self.cfg.openai
         payload = {
             "model": oc.model,
@@ -115,7 +115,7 @@ class OpenAIGenerator:
         the HTTP response, which stops the server's generation."""
         import httpx
 
-        _check_messages(messages)
+        check_messages(messages)
         oc = self.cfg.openai
         payload = {
             "model": oc.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0.0,

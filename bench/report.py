@@ -260,10 +260,19 @@ def update_readme_blocks(
     has_costs = "<!-- costs:start -->" in Path(readme).read_text(encoding="utf-8")
     if has_costs and (costs := render_costs(after)) is not None:
         bodies.append(("costs", run / "scores.json", costs))
-    for root in sweeps:  # the README shows the table; the plot lives in REPORT.md
+    speed = REPO_ROOT / "results" / "perf" / "train-speed.json"
+    if speed.exists() and "<!-- train-speed:start -->" in Path(readme).read_text(encoding="utf-8"):
+        from bench.curves import render_train_speed
+
+        bodies.append(("train-speed", speed, render_train_speed(read_json(speed))))
+    if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
         from bench.curves import render_section
 
-        bodies.append(("learning-curve", Path(root) / "sweep.json", render_section(Path(root))))
+        roots = [Path(r) for r in sweeps]
+        curve = "\n".join(
+            render_section(r).replace("## Learning curve", "#### Learning curve") for r in roots
+        )
+        bodies.append(("learning-curve", roots[0] / "sweep.json", curve))
     out = []
     for name, src, body in bodies:
         changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)

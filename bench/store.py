@@ -4,23 +4,23 @@ Each point has a named dense vector ``dense`` (cosine, size from the embedder) a
 ``bm25`` (Qdrant's IDF modifier; term weights from :class:`Bm25Encoder`, i.e. ``qdrant_edge.Bm25`` with
 Portuguese stop words and the Snowball Portuguese stemmer, used for both backends). Hybrid search is one
 Qdrant query: a dense and a sparse prefetch fused with RRF. The collection records a *signature*
-(embedder, dim, chunking) and refuses to be written or read with another one.
+(embedder, dim, chunking) and refuses to be written or read with another one. This module holds the protocol,
+the shared pieces and the embedded store; the server store is :mod:`bench.store_server`, and
+``bench.index.open_store`` picks one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from bench.config import BenchError, Config
+from bench.config import BenchError
 from bench.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Bm25Encoder:
         return list(v.indices), list(v.values)
 
 
-def _check_signature(found: dict[str, Any] | None, wanted: dict[str, Any], where: str) -> None:
+def check_signature(found: dict[str, Any] | None, wanted: dict[str, Any], where: str) -> None:
     if found and found != wanted:
         diff = ", ".join(
             f"{k}: {found.get(k)!r} != {wanted.get(k)!r}" for k in wanted if found.get(k) != wanted[k]
@@ -93,7 +93,7 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
-def _prefetch_limit(k: int) -> int:
+def prefetch_limit(k: int) -> int:
     return max(4 * k, 20)
 
 
@@ -127,7 +127,7 @@ class EdgeStore:
         qe = self._qe
         sig_file = self.path / "collection.json"
         found = json.loads(sig_file.read_text("utf-8")) if sig_file.exists() else None
-        _check_signature(found, signature, f"index {self.path}")
+        check_signature(found, signature, f"index {self.path}")
         shard_dir = self.path / "shard"
         config = qe.EdgeConfig(
             vectors={DENSE: self._dense_params(dim)},
@@ -200,7 +200,7 @@ class EdgeStore:
         elif mode == "sparse":
             req = qe.QueryRequest(limit=k, query=sq, with_payload=True)
         else:
-            lim = _prefetch_limit(k)
+            lim = prefetch_limit(k)
             req = qe.QueryRequest(
                 limit=k + TIE_MARGIN,
                 prefetches=[qe.Prefetch(lim, query=dq, params=self._params), qe.Prefetch(lim, query=sq)],
@@ -218,136 +218,3 @@ class EdgeStore:
             self._shard.flush()
             self._shard.close()
             self._shard = None
-
-
-class ServerStore:
-    """A collection on a Qdrant server/cluster through ``qdrant-client`` (or an injected client)."""
-
-    def __init__(self, cfg: Config, client: Any = None, key: str = "") -> None:
-        from qdrant_client import QdrantClient, models
-
-        self._m = models
-        ic = cfg.index
-        # Named by the index key (corpus content, chunking, embedder): two corpora never share a collection.
-        self.collection = f"{ic.collection}-{key}" if key else ic.collection
-        self._shard_number, self._replication = ic.shard_number, ic.replication_factor
-        self._params = models.SearchParams(exact=ic.exact, hnsw_ef=None if ic.exact else ic.hnsw_ef)
-        if client is None:
-            api_key = os.environ.get(ic.qdrant_api_key_env) or None
-            if ic.qdrant_url == ":memory:":
-                client = QdrantClient(location=":memory:")
-            else:
-                client = QdrantClient(url=ic.qdrant_url, api_key=api_key, timeout=max(1, int(ic.timeout_s)))
-        self.client = client
-        self.location = f"{ic.qdrant_url or 'client'}/{self.collection}"
-
-    def open(self, signature: dict[str, Any], dim: int) -> None:
-        m = self._m
-        try:
-            exists = self.client.collection_exists(self.collection)
-            if exists:
-                info = self.client.get_collection(self.collection)
-                found = dict(info.config.metadata or {}).get("bench")
-                _check_signature(found, signature, f"Qdrant collection {self.location}")
-                vectors = info.config.params.vectors
-                size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
-                if size != dim:
-                    raise BenchError(
-                        f"Qdrant collection {self.location} has dense size {size}, the embedder gives {dim}; "
-                        "use another index.collection or delete it"
-                    )
-            else:
-                self.client.create_collection(
-                    self.collection,
-                    vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
-                    sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
-                    shard_number=self._shard_number,
-                    replication_factor=self._replication,
-                    metadata={"bench": signature},
-                )
-        except BenchError:
-            raise
-        except Exception as exc:
-            raise BenchError(
-                f"Qdrant at {self.location} is unreachable or refused the request: {exc}"
-            ) from exc
-
-    def existing(self, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
-        return {str(r.id) for r in recs}
-
-    def upsert(
-        self,
-        ids: Sequence[str],
-        dense: np.ndarray,
-        sparse: Sequence[Sparse],
-        payloads: Sequence[dict[str, Any]],
-    ) -> None:
-        m = self._m
-        points = [
-            m.PointStruct(
-                id=pid,
-                vector={
-                    DENSE: dense[i].tolist(),
-                    SPARSE: m.SparseVector(indices=list(sparse[i][0]), values=list(sparse[i][1])),
-                },
-                payload=payloads[i],
-            )
-            for i, pid in enumerate(ids)
-        ]
-        if points:
-            self.client.upsert(self.collection, points=points, wait=True)
-
-    def count(self) -> int:
-        return int(self.client.count(self.collection, exact=True).count)
-
-    def query(
-        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
-    ) -> list[tuple[float, dict[str, Any]]]:
-        m = self._m
-        dq = np.asarray(dense).tolist() if dense is not None else None
-        sq = m.SparseVector(indices=list(sparse[0]), values=list(sparse[1])) if sparse is not None else None
-        if mode == "dense":
-            with warnings.catch_warnings():  # local mode is always exact and says so on every query
-                warnings.filterwarnings("ignore", message="Local mode performs exact")
-                res = self.client.query_points(
-                    self.collection,
-                    query=dq,
-                    using=DENSE,
-                    limit=k,
-                    search_params=self._params,
-                    with_payload=True,
-                )
-        elif mode == "sparse":
-            res = self.client.query_points(
-                self.collection, query=sq, using=SPARSE, limit=k, with_payload=True
-            )
-        else:
-            lim = _prefetch_limit(k)
-            res = self.client.query_points(
-                self.collection,
-                prefetch=[
-                    m.Prefetch(query=dq, using=DENSE, limit=lim, params=self._params),
-                    m.Prefetch(query=sq, using=SPARSE, limit=lim),
-                ],
-                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-                limit=k + TIE_MARGIN,
-                with_payload=True,
-            )
-        return top_k([(float(p.score), dict(p.payload or {})) for p in res.points], k)
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:
-    """Server store when ``index.qdrant_url`` is set or a client is injected, else embedded under path."""
-    if client is not None or cfg.index.qdrant_url:
-        return ServerStore(cfg, client, key=path.name)
-    ic = cfg.index
-    return EdgeStore(path, ic.exact, ic.hnsw_ef, ic.dense_int8, ic.dense_on_disk)

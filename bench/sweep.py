@@ -5,7 +5,8 @@ their grid values with ``|``: ``--set views=plain|plain,titled``); a single valu
 Each point runs the fine-tuned variants (``ft``, ``ft_rag``) with its own adapter (trained on demand, cached
 by content, so a rerun reuses it); a point with ``finetune.epochs=0`` is the untrained model: it is run once,
 as the *reference* point — base, RAG and the no-model baselines — which the learning curve uses both as its
-0-epoch point and as its horizontal lines.
+0-epoch point and as its horizontal lines. ``--reference RUN`` seeds every point's answer caches from a run
+of the same profile (the cache keys decide what still applies), so answers that run has are not regenerated.
 
 ``results/sweeps/<name>/sweep.json`` lists the points and their run directories; ``bench report --sweep DIR``
 renders the "Learning curve" section from the points' ``scores.json`` (bench/curves.py).
@@ -92,11 +93,12 @@ def _full_key(key: str) -> str:
     return f"{sec}.{name}" if sec else name
 
 
-def seed_reference(run_dir: Path, reference: Path) -> list[str]:
-    """Copy the answer caches of ``reference`` (a run of the same profile) into the reference point, so
-    its base/RAG answers are reused; the cache keys decide whether they still apply."""
+def seed_from(run_dir: Path, reference: Path, variants: tuple[str, ...]) -> list[str]:
+    """Copy the answer caches of ``reference`` (a run of the same profile) into a point's run directory, so
+    answers it already has are reused; the cache keys decide whether they still apply (a point whose
+    adapter or prompt differs regenerates them)."""
     copied = []
-    for name in REFERENCE_VARIANTS:
+    for name in variants:
         src, dst = reference / "cache" / f"{name}.jsonl", run_dir / "cache" / f"{name}.jsonl"
         if src.exists() and not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -126,9 +128,10 @@ def run_sweep(
     }
     for i, point in enumerate(points, 1):
         run_dir = root / point["name"]
-        if point["name"] == REFERENCE and reference is not None:
+        if reference is not None:
+            seeded = seed_from(run_dir, reference, point["cfg"].run.variants)
             log.info(
-                "sweep: reference answers seeded from %s: %s", reference, seed_reference(run_dir, reference)
+                "sweep: %s: answer caches seeded from %s: %s", point["name"], reference, seeded or "none"
             )
         log.info("sweep %s: point %d/%d %s", name, i, len(points), point["name"])
         runner.run(point["cfg"], out_dir=run_dir)

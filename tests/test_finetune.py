@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,8 @@ def test_train_reload_generate_and_reuse(
     assert meta["steps"] == 8 and meta["quantization"] == "none"
     assert meta["precision"].startswith("lora: float32") and "qlora" not in meta["precision"]
     assert meta["data"]["format"] == "text" and meta["data"]["train_records"] >= 1
-    assert meta["tokens_per_s"] > 0 and meta["peak_rss_mb"] > 0 and meta["versions"]["peft"]
+    assert meta["tokens_per_s"] > 0 and meta["versions"]["peft"]
+    assert meta["peak_rss_mb"] > 200  # torch and the model alone take more
     curve = [p["loss"] for p in meta["loss_curve"]]
     assert len(curve) == 8
     assert curve[-1] < curve[0] - 0.3 and curve == sorted(
@@ -90,21 +92,31 @@ def test_train_reload_generate_and_reuse(
 def test_killed_run_resumes_from_checkpoint(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "max_steps=2", "save_steps=2")
+    """Killed in the middle of training (step 3 of 4, after the step-2 checkpoint): the rerun resumes from
+    the checkpoint and trains only the remaining steps."""
+    import trl
 
-    def killed(*_a: object, **_k: object) -> None:
-        raise KeyboardInterrupt
+    cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "max_steps=4", "save_steps=2")
+    real_step = trl.SFTTrainer.training_step
+    calls: list[int] = []
 
-    monkeypatch.setattr(finetune, "atomic_write_json", killed)  # dies before the metadata is written
-    monkeypatch.setattr(finetune.shutil, "rmtree", lambda *a, **k: None)
+    def dies_at_step_3(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(trl.SFTTrainer, "training_step", dies_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         finetune.run_finetune(cfg)
     out = finetune.adapter_dir(cfg)
     assert (out / "checkpoints" / "checkpoint-2").exists() and not (out / finetune.METADATA).exists()
-    monkeypatch.undo()
+    calls.clear()
     assert finetune.run_finetune(cfg) == out
     meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
-    assert meta["resumed"] is True and meta["steps"] == 2
+    assert meta["resumed"] is True and meta["steps"] == 4
+    assert len(calls) == 2  # steps 3 and 4 only: steps 1-2 came from the checkpoint
+    assert not (out / "checkpoints").exists()
 
 
 def test_qa_training_and_leakage(

@@ -226,6 +226,7 @@ def test_sweep_two_points_and_learning_curve(
     assert (tmp_path / "REPORT-curve-tiny.png").stat().st_size > 10_000
     assert all(f"| FT | {e} |" in text for e in ("0.00", "1.00", "2.00"))  # one series, by budget
     assert "| picker (retrieved) |" in text  # the no-model reference lines are in the table too
+    assert f"**FT**: from the untrained model to 2.0 epochs ({two['tokens_seen']:,} tokens seen)" in text
     # a rerun reuses every stage: same answers, no training
     before = (root / "epochs-2" / "answers.jsonl").read_text(encoding="utf-8")
     sweep.run_sweep(str(profile), ["finetune.epochs=0,1,2"], "tiny", out_root=tmp_path / "sweeps")
@@ -259,3 +260,59 @@ def test_render_costs_names_what_each_variant_paid() -> None:
         and "training: 400 s, 48,000 tokens (5.0 epochs over 14 pages)" in ft_rag
     )
     assert costs.render_costs({"variants": scores["variants"]}) is None
+
+
+def test_train_speed_and_curve_summary_are_rendered_from_data() -> None:
+    result = {
+        "steps": 8,
+        "batch": "4 x 128",
+        "order": "previous, fp32, bf16, bf16, fp32, previous",
+        "threads": 2,
+        "cpu": "AMD EPYC",
+        "configs": {"previous": ["finetune.bf16=false"], "bf16": ["(default profile)"]},
+        "tokens_per_s": {"previous": 40.0, "bf16": 120.0},
+        "s_per_step": {"previous": 12.0, "bf16": 3.8},
+        "ratio_bf16_over_previous": 3.0,
+        "ratio_bf16_over_fp32": 2.2,
+        "ratio_fp32_over_previous": 1.36,
+        "goal": 2.5,
+        "goal_met": True,
+        "final_loss": {"previous": 2.93, "bf16": 2.94},
+        "final_loss_rel_gap": 0.0034,
+        "precision": {"previous": "lora: float32", "bf16": "lora: bfloat16"},
+    }
+    text = curves.render_train_speed(result)
+    assert "**3.00×** tokens/s (goal 2.5×: met); of which bf16 alone 2.20×" in text
+    assert "| bf16 | `(default profile)` | lora: bfloat16 | 3.80 | 120.0 |" in text
+    em = {"exact_match": {"mean": 0.0}}
+    rows = [
+        {
+            "series": "text",
+            "epochs": 0.0,
+            "tokens_seen": 0,
+            "ft": em,
+            "ft_rag": {"exact_match": {"mean": 0.2}},
+            "probe": {},
+        },
+        {
+            "series": "text",
+            "epochs": 3.0,
+            "tokens_seen": 30000,
+            "ft": {"exact_match": {"mean": 0.05}},
+            "ft_rag": {"exact_match": {"mean": 0.25}},
+            "probe": {
+                "ppl_trained_before": 20.0,
+                "ppl_trained_after": 1.5,
+                "ppl_heldout_before": 18.0,
+                "ppl_heldout_after": 25.0,
+            },
+        },
+    ]
+    (line,) = curves.summarize_curve(rows)
+    assert line.startswith(
+        "**text**: from the untrained model to 3.0 epochs (30,000 tokens seen), FT EM 0.000 → 0.050"
+    )
+    assert (
+        "FT+RAG EM 0.200 → 0.250" in line
+        and "trained pages 20.0 → 1.5, of held-out pages 18.0 → 25.0" in line
+    )

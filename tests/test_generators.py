@@ -224,7 +224,8 @@ def test_lora_gguf_matches_peft(tiny_model_dir: Path, tiny_adapter: Path, tiny_g
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from bench.lora_gguf import LlamaCppGenerator, convert_lora, llamacpp_generators
+    from bench.llamacpp_backend import LlamaCppGenerator, llamacpp_generators
+    from bench.lora_gguf import convert_lora
 
     lora = convert_lora(tiny_adapter, tiny_gguf)
     assert lora.parent == tiny_adapter and lora.suffix == ".gguf"

@@ -9,7 +9,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bench.config import BenchError, load_config
-from bench.store import Bm25Encoder, EdgeStore, ServerStore, point_id
+from bench.store import Bm25Encoder, EdgeStore, point_id
+from bench.store_server import ServerStore
 
 SIG = {"embedder": "hashing", "embedder_model": "", "chunk_tokens": 50, "chunk_overlap": 10, "dim": 4}
 
@@ -121,7 +122,7 @@ def test_second_open_of_embedded_index_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
     """Server collections are named by the index key: a second corpus gets its own collection."""
-    from bench.store import open_store
+    from bench.index import open_store
 
     cfg = load_config(None, ["qdrant_url=:memory:"])
     client = QdrantClient(":memory:")
@@ -137,7 +138,7 @@ def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
 
 def test_edge_store_int8_on_disk_is_configured_and_searches(tmp_path: Path) -> None:
     cfg = load_config(None, ["index.dense_int8=true", "index.dense_on_disk=true", "index.exact=false"])
-    from bench.store import open_store
+    from bench.index import open_store
 
     store = open_store(cfg, tmp_path / "idx")
     assert isinstance(store, EdgeStore)

@@ -131,3 +131,5 @@ def test_summary() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": RESULTS, "ratios": ratios}, indent=2) + "\n", encoding="utf-8")
     assert ratios["wikiextractor_over_ingest_w1"] >= 1.0, "bench ingest (1 process) slower than WikiExtractor"
+    # the 2-worker goal: cleaning runs in a second process (measured 1.89x on 2 quiet cores)
+    assert ratios["ingest_w1_over_w2"] >= 1.5, f"2 workers give only {ratios['ingest_w1_over_w2']:.2f}x"
