@@ -99,11 +99,15 @@ def _build_cell(name: str, spec: Any, costs: dict[str, Any]) -> str:
             parts.append(
                 f"training: {_secs(ft.get('train_time_s'))}, {int(ft.get('tokens_seen') or 0):,} tokens "
                 f"({ft.get('epochs')} epochs over {ft.get('pages') or ft.get('train_records')} "
-                f"{'pages' if ft.get('pages') else 'records'}), peak RSS {ft.get('peak_rss_mb')} MB"
+                f"{'pages' if ft.get('pages') else 'records'}), peak RSS {_mb(ft.get('peak_rss_mb'))}"
             )
         else:
             parts.append("training: not recorded")
     return "; ".join(parts) or "none"
+
+
+def _mb(value: Any) -> str:
+    return "? MB" if value is None else f"{float(value):,.0f} MB"
 
 
 def _secs(value: Any) -> str:

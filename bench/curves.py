@@ -229,7 +229,8 @@ def render_train_speed(result: dict[str, Any]) -> str:
         [name, " ".join(f"`{c}`" for c in configs.get(name, [])) or DASH,
          str((result.get("precision") or {}).get(name, DASH)), fmt_num(sps.get(name), 2),
          fmt_num(tps.get(name), 1), fmt_num((result.get("final_loss") or {}).get(name), 4)]
-        for name in tps
+        for name in [n for n in ("previous", "fp32", "bf16") if n in tps] + [n for n in tps if n not in
+                                                                             ("previous", "fp32", "bf16")]
     ]  # fmt: skip
     header = [
         "path",
