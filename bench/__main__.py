@@ -156,12 +156,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         [Path(p) for p in args.run_dirs],
         Path(args.output) if args.output else None,
         samples=args.samples,
-        sweeps=[Path(p) for p in args.sweep],
+        sweeps=sorted((Path(p) for p in args.sweep), key=lambda p: p.name),
     )
     print(f"report: {out}")
     if args.readme:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
-        sweeps = [Path(p) for p in args.sweep]
+        sweeps = sorted((Path(p) for p in args.sweep), key=lambda p: p.name)
         for line in report.update_readme_blocks(
             Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps
         ):

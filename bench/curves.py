@@ -138,7 +138,7 @@ def plot_curve(rows: list[dict[str, Any]], reference: dict[str, Any], path: Path
                     linestyle=LINESTYLES[i % len(LINESTYLES)],
                     marker="o",
                     capsize=3,
-                    label=f"{VARIANT_LABELS[v]} ({s})",
+                    label=VARIANT_LABELS[v] + (f" ({s})" if len(series) > 1 else ""),
                 )
         for n in REFERENCE_LINES:
             y = mean_of((ref.get(n) or {}).get(metric))
@@ -151,10 +151,8 @@ def plot_curve(rows: list[dict[str, Any]], reference: dict[str, Any], path: Path
                     linestyle=(0, (2, 2)),
                     label=f"{VARIANT_LABELS[n]} (reference)",
                 )
-        ax.set_xscale(
-            "symlog",
-            linthresh=max(1.0, min((float(r["tokens_seen"]) for r in rows if r["tokens_seen"]), default=1.0)),
-        )
+        top = max((float(r["tokens_seen"] or 0) for r in rows), default=0.0) or 1.0
+        ax.set_xlim(-0.04 * top, 1.06 * top)  # linear: the budgets are a few evenly spread points
         ax.set_xlabel("training tokens seen (0 = untrained model)")
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
