@@ -202,7 +202,6 @@ def test_grid_parsing_and_plan(tmp_path: Path, tiny_questions: Path, tiny_dump: 
     assert points[1]["cfg"].run.variants == sweep.POINT_VARIANTS and points[1]["cfg"].finetune.lora_r == 4
 
 
-@pytest.mark.slow
 def test_sweep_two_points_and_learning_curve(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, tiny_questions: Path
 ) -> None:
