@@ -8,12 +8,11 @@ reference point is also the curve's 0-token point (the untrained model: FT = bas
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 from bench.check import mean_of
-from bench.plots import VARIANT_COLORS, VARIANT_LABELS, _atomic_write_bytes
+from bench.plots import VARIANT_COLORS, VARIANT_LABELS, save_figure
 from bench.sweep import REFERENCE, load_sweep
 from bench.tables import DASH, fmt_metric, fmt_num, table
 
@@ -158,11 +157,7 @@ def plot_curve(rows: list[dict[str, Any]], reference: dict[str, Any], path: Path
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("score (mean, 95 % interval)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=11)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    _atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, handles, labels, title, path)
     return True
 
 

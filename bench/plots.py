@@ -170,9 +170,14 @@ def plot(runs: list[tuple[str, dict[str, Any]]], path: Path, title: str) -> bool
     axes[0].set_ylim(-0.02, min(1.02, max(0.3, max(tops) + 0.08)))  # y is shared by the panels
     axes[0].set_ylabel("score (mean, 95 % interval)")
     handles, labels = _legend_handles(runs, names)
+    save_figure(fig, handles, labels, title, path)
+    return True
+
+
+def save_figure(fig: Any, handles: list[Any], labels: list[str], title: str, path: Path) -> None:
+    """Legend outside the axes, title, deterministic PNG bytes (no software tag), written atomically."""
     fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     _atomic_write_bytes(path, buf.getvalue())
-    return True
