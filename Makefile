@@ -86,7 +86,7 @@ report-readme:
 	$(PY) -m bench report $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s))) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
 	@echo "report: results/REPORT.md"
 
-# The learning curve: FT and FT+RAG at several training budgets and formats (bench/sweep.py). Reuses the
+# The learning curve: FT and FT+RAG at several training budgets and formats (bench/eval/sweep.py). Reuses the
 # default run's base/RAG answers when they are there; every adapter and answer is cached, so a rerun is free.
 # Two curves: continued pre-training on the question pages (`text`, the default's format: its 5-epoch point is
 # the default run's adapter and answers), and closed-book question → span training on 100 FaQuAD train questions
@@ -117,7 +117,7 @@ gpu: install
 	$(PY) -m pytest -m gpu -q
 	mkdir -p results/gpu
 	for p in default 7b; do \
-		$(PY) -m bench.finetune_gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
+		$(PY) -m bench.training.gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
 		mv results/gpu/.probe-$$p.json results/gpu/probe-$$p.json || exit 1; done
 	$(MAKE) bench PROFILE=default RUN_DIR=results/runs/default-gpu \
 		SET="--set device=cuda --set index.embed_device=cuda"

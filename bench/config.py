@@ -64,7 +64,7 @@ class ModelConfig:
     n_ctx: int = 2048
     max_new_tokens: int = 64
     batch_size: int = 4
-    reader: str = "extractive"  # bench.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
+    reader: str = "extractive"  # bench.eval.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
     fewshot: int = 3  # worked FaQuAD-train examples before each question (0-3)
     stop_at_newline: bool = True  # the answer is the first line: generation stops at a line break
 
@@ -91,7 +91,7 @@ class FinetuneConfig:
     epochs: float = 5.0
     max_steps: int = 0
     scope: str = "question_pages"  # | "corpus"; question_pages: the pages the evaluation questions ask about
-    views: tuple[str, ...] = ("plain",)  # text views of each page (bench/sft_views.py)
+    views: tuple[str, ...] = ("plain",)  # text views of each page (bench/training/sft_views.py)
     raft_no_gold: float = 0.2  # raft: share of records whose context lacks the gold paragraph
     probe: bool = True  # injection probe: NLL of trained vs held-out text before and after training
     probe_tokens: int = 4096  # tokens of each probe text
@@ -108,7 +108,8 @@ class FinetuneConfig:
     # qa/raft: drop train questions whose text equals an evaluation question's (same question, other id, as in
     # FaQuAD); false = such duplicates are a leakage error. An id in both sets is always an error.
     drop_eval_duplicates: bool = True
-    # qa/raft fuzzy leakage guard (bench/leakage.py): a train question is dropped when its content words
+    # qa/raft fuzzy leakage guard (bench/questions/leakage.py): a train question is dropped when its content
+    # words
     # overlap an evaluation question's by >= leak_question_overlap (Jaccard) and its answer matches
     # (token F1 >= leak_answer_f1); a train context is a twin of an evaluation gold paragraph when
     # >= leak_doc_overlap of its leak_doc_ngram-word shingles occur there.
@@ -135,7 +136,7 @@ class RunConfig:
     )
     bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash
-    ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/ragas_metrics.py)
+    ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from test_interactive import FakeLoaders, cfg_for, real_args
 
-from bench import chat, interactive
 from bench.config import REPO_ROOT, BenchError, load_config
+from bench.interactive import ask as interactive
+from bench.interactive import chat
 
 
 def reader(lines: list[str | BaseException]) -> Callable[[str], str]:
@@ -100,7 +101,7 @@ def words(messages: list[dict[str, str]]) -> int:
 def test_history_is_trimmed_to_the_context_window_never_a_crash() -> None:
     from test_interactive import HITS
 
-    from bench.prompts import build_messages, format_passage
+    from bench.eval.prompts import build_messages, format_passage
 
     fake = FakeLoaders()
     # FakeGenerator counts words as tokens; room for the question and about three past turns
@@ -145,7 +146,7 @@ def test_variants_that_cannot_chat_or_are_missing_say_why() -> None:
 def test_cli_chat_with_piped_stdin_on_the_tiny_model(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path
 ) -> None:
-    from bench.index import build_index
+    from bench.retrieval.index import build_index
 
     args = real_args(tmp_path, tiny_model_dir, tiny_dump)
     build_index(load_config(None, args[1::2]))

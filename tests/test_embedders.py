@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.config import BenchError, load_config
-from bench.embedders import (
+from bench.retrieval.embedders import (
     Embedder,
     HashingEmbedder,
     LangchainEmbeddings,

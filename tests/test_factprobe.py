@@ -1,4 +1,5 @@
-"""Fact-probe question generation (bench.factpatterns, bench.factprobe, bench.factcorpus) on tiny dumps."""
+"""Fact-probe question generation (bench.questions.factpatterns, bench.questions.factprobe,
+bench.questions.factcorpus) on tiny dumps."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bench import factcorpus, factprobe
 from bench.__main__ import main
 from bench.config import BenchError
-from bench.factpatterns import Drop, Fact, biography_facts, extract, municipality_facts
-from bench.wiki import iter_articles
+from bench.ingest.corpus import iter_articles
+from bench.questions import factcorpus, factprobe
+from bench.questions.factpatterns import Drop, Fact, biography_facts, extract, municipality_facts
 from tests.conftest import make_dump
 
 EÇA = (
@@ -363,9 +364,9 @@ def test_cli_generate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_facts_profile_matches_the_committed_files() -> None:
     """The facts profile's questions have their pages in its corpus; the report matches the committed file."""
     from bench.config import load_config
-    from bench.dump import iter_pages
+    from bench.ingest.dump import iter_pages
     from bench.io import iter_jsonl, sha256_file
-    from bench.questions import load_questions
+    from bench.questions.load import load_questions
 
     cfg = load_config("facts")
     rows = load_questions(cfg, require=("title", "context", "relation", "stratum"))

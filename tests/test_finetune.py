@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bench import finetune, models
 from bench.config import BenchError, load_config
+from bench.generation import models
+from bench.training import finetune
 
 
 def _cfg(tmp_path: Path, model: Path, corpus: Path, *extra: str):  # type: ignore[no-untyped-def]
@@ -82,7 +83,7 @@ def test_train_reload_generate_and_reuse(
         raise AssertionError("trained again")
 
     monkeypatch.setattr(finetune, "_train", boom)
-    with caplog.at_level(logging.INFO, logger="bench.finetune"):
+    with caplog.at_level(logging.INFO, logger="bench.training.finetune"):
         assert finetune.ensure_adapter(cfg) == out
     assert "reusing adapter" in caplog.text
     other = _cfg(tmp_path, tiny_model_dir, tiny_dump, "lora_r=4")
@@ -138,7 +139,7 @@ def test_qlora_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) ->
     out = finetune.run_finetune(cfg)
     meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
     assert meta["precision"].startswith("qlora: 4-bit nf4") and meta["peak_vram_mb"] > 0
-    from bench import finetune_gpu_probe as probe
+    from bench.training import gpu_probe as probe
 
     result = probe.qlora_probe(cfg, shape="default", steps=2)
     assert result["tokens_per_s"] > 0 and result["peak_vram_mb"] > 0
@@ -148,7 +149,7 @@ def test_qlora_probe_code_path_on_cpu(tmp_path: Path, tiny_model_dir: Path, tiny
     """The 7B probe's meta-device + per-layer nf4 construction, on a tiny shape and the CPU nf4 kernels."""
     from transformers import LlamaConfig
 
-    from bench import finetune_gpu_probe as probe
+    from bench.training import gpu_probe as probe
 
     shape = LlamaConfig(
         hidden_size=64,
@@ -168,7 +169,7 @@ def test_qlora_probe_code_path_on_cpu(tmp_path: Path, tiny_model_dir: Path, tiny
 
 @pytest.mark.gpu
 def test_qlora_probe_7b_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> None:
-    from bench import finetune_gpu_probe as probe
+    from bench.training import gpu_probe as probe
 
     cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, "device=cuda", "finetune.max_length=256")
     result = probe.qlora_probe(cfg, shape="7b", steps=2)
@@ -178,8 +179,8 @@ def test_qlora_probe_7b_on_cuda(tmp_path: Path, tiny_model_dir: Path, tiny_dump:
 def test_validation_loss_recorded(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench import sft_data
-    from bench.wiki import Article, Section
+    from bench.ingest.corpus import Article, Section
+    from bench.training import sft_data
 
     arts = [
         Article(i, f"Cidade {i}", f"A cidade {i} fica junto ao rio.", (Section("", "x"),)) for i in range(12)

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from bench import costs, curves, finetune, sft_data, sft_views, sweep
 from bench.config import BenchError, load_config
-from bench.generators import plain_prompt
-from bench.prompts import build_messages
-from bench.wiki import Article, Section
+from bench.eval import costs, sweep
+from bench.eval.prompts import build_messages
+from bench.generation.base import plain_prompt
+from bench.ingest.corpus import Article, Section
+from bench.reporting import curves
+from bench.training import finetune, sft_data, sft_views
 
 
 def _art(title: str, *sections: tuple[str, str]) -> Article:
@@ -205,7 +207,7 @@ def test_grid_parsing_and_plan(tmp_path: Path, tiny_questions: Path, tiny_dump: 
 def test_sweep_two_points_and_learning_curve(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, tiny_questions: Path
 ) -> None:
-    from bench import report
+    from bench.reporting import report
 
     profile = _profile(tmp_path, tiny_model_dir, tiny_dump, tiny_questions)
     root = sweep.run_sweep(str(profile), ["finetune.epochs=0,1,2"], "tiny", out_root=tmp_path / "sweeps")

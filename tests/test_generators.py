@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 
 from bench.config import BenchError, Config, ModelConfig
-from bench.generators import (
-    Generation,
-    Generator,
-    TransformersGenerator,
-    make_generator,
-    make_generators,
-    plain_prompt,
-)
+from bench.generation.base import Generation, Generator, plain_prompt
+from bench.generation.registry import make_generator, make_generators
+from bench.generation.transformers_backend import TransformersGenerator
 
 SYSTEM = "Responda em português, de forma breve."
 MSGS = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Qual é a capital da Alemanha?"}]
@@ -150,7 +145,7 @@ def write_tiny_gguf(model_dir: Path, out: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file
 
-    from bench.lora_gguf import permute_rows
+    from bench.training.lora_gguf import permute_rows
 
     hcfg = json.loads((model_dir / "config.json").read_text())
     tok = json.loads((model_dir / "tokenizer.json").read_text())
@@ -224,8 +219,8 @@ def test_lora_gguf_matches_peft(tiny_model_dir: Path, tiny_adapter: Path, tiny_g
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from bench.llamacpp_backend import LlamaCppGenerator, llamacpp_generators
-    from bench.lora_gguf import convert_lora
+    from bench.generation.llamacpp import LlamaCppGenerator, llamacpp_generators
+    from bench.training.lora_gguf import convert_lora
 
     lora = convert_lora(tiny_adapter, tiny_gguf)
     assert lora.parent == tiny_adapter and lora.suffix == ".gguf"
@@ -281,7 +276,8 @@ def test_finish_reason_and_newline_stop(tiny_model_dir: Path) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from bench.generators import _NewlineStop, finish_reason
+    from bench.generation.base import finish_reason
+    from bench.generation.transformers_backend import _NewlineStop
 
     assert finish_reason(False, "1954", 64, 64, True) == "length"
     assert finish_reason(True, "1954", 64, 64, True) == "stop"  # EOS on the last allowed token

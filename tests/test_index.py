@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from bench import index, lc
 from bench.config import BenchError, Config, load_config
-from bench.embedders import HashingEmbedder
+from bench.retrieval import index
+from bench.retrieval import langchain_retriever as lc
+from bench.retrieval.embedders import HashingEmbedder
 
 
 def _articles(path: Path, n: int = 6) -> Path:

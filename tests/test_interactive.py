@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bench import interactive
 from bench.__main__ import main
 from bench.config import BenchError, Config, load_config
-from bench.generators import Generation
-from bench.index import Hit
+from bench.generation.base import Generation
+from bench.interactive import ask as interactive
+from bench.retrieval.index import Hit
 
 # The real records, not look-alikes: a field added to them reaches these tests too.
 Gen = Generation
@@ -212,7 +212,7 @@ def real_args(tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path) -> list[str
 def test_cli_ask_json_with_the_tiny_model(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bench.index import build_index
+    from bench.retrieval.index import build_index
 
     args = real_args(tmp_path, tiny_model_dir, tiny_dump)
     ask = ["ask", "Qual é a capital da Alemanha?"]

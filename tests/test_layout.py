@@ -9,20 +9,31 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "bench"
 
 
+def module_name(path: Path) -> str:
+    """``bench/eval/runner.py`` → ``eval.runner``."""
+    return ".".join(path.relative_to(PKG).with_suffix("").parts)
+
+
+def _resolve(dotted: str, names: list[str]) -> set[str]:
+    """Modules named by ``from bench.<dotted> import <names>`` (a module, or a package's submodules)."""
+    if (PKG / (dotted.replace(".", "/") + ".py")).exists():
+        return {dotted}
+    return {f"{dotted}.{n}" if dotted else n for n in names}
+
+
 def import_graph() -> dict[str, set[str]]:
+    modules = {module_name(p) for p in PKG.rglob("*.py")}
     graph: dict[str, set[str]] = {}
-    for path in sorted(PKG.glob("*.py")):
-        mod = path.stem
+    for path in sorted(PKG.rglob("*.py")):
+        mod = module_name(path)
         deps: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "bench":
-                    deps.update(a.name for a in node.names)
-                elif node.module.startswith("bench."):
-                    deps.add(node.module.split(".")[1])
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "bench":
+                dotted = node.module.partition(".")[2]
+                deps |= _resolve(dotted, [a.name for a in node.names])
             elif isinstance(node, ast.Import):
-                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("bench."))
-        graph[mod] = {d for d in deps if (PKG / f"{d}.py").exists() and d != mod}
+                deps.update(a.name.partition(".")[2] for a in node.names if a.name.startswith("bench."))
+        graph[mod] = {d for d in deps if d in modules and d != mod}
     return graph
 
 
@@ -60,6 +71,22 @@ def test_cycle_finder_finds_a_planted_cycle() -> None:
 
 def test_backends_import_the_contract_not_each_other() -> None:
     graph = import_graph()
-    for backend in ("llamacpp_backend", "openai_backend", "lora_gguf"):
-        assert "generators" not in graph[backend], backend
-    assert "generation" in graph["generators"]
+    for backend in ("generation.llamacpp", "generation.openai_compat", "training.lora_gguf"):
+        assert "generation.transformers_backend" not in graph[backend], backend
+        assert "generation.registry" not in graph[backend], backend
+    assert "generation.base" in graph["generation.transformers_backend"]
+
+
+def test_the_tree_reads_like_the_pipeline() -> None:
+    """Only the shared foundation sits at the top; every stage is a package."""
+    top = {p.stem for p in PKG.glob("*.py")}
+    assert top == {"__init__", "__main__", "cli", "config", "io", "weights"}, top
+    stages = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
+    assert {"ingest", "retrieval", "training", "generation", "eval", "reporting"} <= stages, stages
+
+
+def test_the_import_graph_sees_package_imports() -> None:
+    graph = import_graph()
+    assert "eval.runner" in graph
+    assert "config" in graph["eval.runner"]
+    assert any(d.startswith("retrieval.") for d in graph["eval.runner"]), graph["eval.runner"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import leakage
 from bench.config import BenchError, FinetuneConfig
+from bench.questions import leakage
 
 FT = FinetuneConfig()
 PAGE = (

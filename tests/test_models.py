@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import models, weights
+from bench import weights
 from bench.config import BenchError, load_config
+from bench.generation import models
 
 
 def _cfg(tmp_path: Path, name: str, *extra: str):  # type: ignore[no-untyped-def]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import SHARED, TINY_PAGES, make_dump
 
-from bench import multistream
 from bench.__main__ import main
 from bench.config import BenchError
-from bench.wiki import ingest
+from bench.ingest import multistream
+from bench.ingest.corpus import ingest
 
 PTWIKI_SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 PER_STREAM = 4

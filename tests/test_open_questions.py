@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import wiki
 from bench.config import load_config
-from bench.questions import load_questions
+from bench.ingest import corpus as wiki
+from bench.questions.load import load_questions
 
 
 def test_open_questions_are_answerable_from_the_open_corpus() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bench.config import Config, ModelConfig, OpenAIConfig
-from bench.generators import make_generator
-from bench.openai_backend import OpenAIGenerator
+from bench.generation.openai_compat import OpenAIGenerator
+from bench.generation.registry import make_generator
 
 MSGS = [
     {"role": "system", "content": "Responda em português, de forma breve."},

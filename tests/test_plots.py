@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import plots
+from bench.reporting import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from bench import ragas_metrics as rm
+from bench.eval import ragas_metrics as rm
 
 
 def test_identical_answer_scores_one_and_unrelated_scores_low() -> None:

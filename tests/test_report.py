@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bench import report
 from bench.config import BenchError
+from bench.reporting import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bench import runner
 from bench.config import BenchError, Config, load_config
-from bench.questions import load_questions
+from bench.eval import runner
+from bench.questions.load import load_questions
 
 
 @dataclass
@@ -508,7 +508,7 @@ def test_check_fails_on_planted_retrieval_regression(
 
 
 def test_second_run_on_the_same_directory_is_refused(tmp_path: Path, tiny_questions: Path) -> None:
-    from bench.runstate import RunLock
+    from bench.eval.runstate import RunLock
 
     cfg = make_cfg(tmp_path, tiny_questions)
     out = tmp_path / "busy"

@@ -1,4 +1,5 @@
-"""The report's "Answers side by side" section (bench/samples.py) and its hook in report.render()."""
+"""The report's "Answers side by side" section (bench/reporting/samples.py) and its hook in
+report.render()."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import report, samples
+from bench.reporting import report, samples
 
 
 def row(variant: str, qid: str, answer: str, f1: float, lang: str = "pt", **extra: Any) -> dict[str, Any]:

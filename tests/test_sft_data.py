@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bench import sft_data
 from bench.config import BenchError, load_config
-from bench.wiki import Article, Section
+from bench.ingest.corpus import Article, Section
+from bench.training import sft_data
 
 SENT = "O rio Tejo atravessa a cidade de Lisboa e desagua no oceano Atlântico perto da capital. "
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench import scoring, stats
+from bench.eval import scoring, stats
 
 
 def test_bootstrap_ci_is_deterministic_and_contains_mean() -> None:
@@ -186,7 +186,7 @@ def test_compare_variants_and_baseline_checks() -> None:
 
 
 def test_registry_drives_check_and_report() -> None:
-    from bench import check, tables
+    from bench.reporting import check, tables
 
     headline = [n for n, x in scoring.METRICS.items() if x.headline]
     assert headline == ["exact_match", "f1_qstripped"]
@@ -209,7 +209,7 @@ def test_summarize_groups_by_relation_and_stratum() -> None:
     assert out["relation"]["birth_year"]["base"]["exact_match"]["n"] == 2
     assert out["stratum"]["obscure"]["rag"]["contains"]["mean"] == 1.0
     assert scoring.summarize_groups({"base": [{"question_id": "x", "metrics": {}}]}) == {}
-    from bench.tables import render_groups
+    from bench.reporting.tables import render_groups
 
     tables = dict(render_groups({"groups": out}))
     assert (

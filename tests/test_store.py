@@ -9,8 +9,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bench.config import BenchError, load_config
-from bench.store import Bm25Encoder, EdgeStore, point_id
-from bench.store_server import ServerStore
+from bench.retrieval.store import Bm25Encoder, EdgeStore, point_id
+from bench.retrieval.store_server import ServerStore
 
 SIG = {"embedder": "hashing", "embedder_model": "", "chunk_tokens": 50, "chunk_overlap": 10, "dim": 4}
 
@@ -122,7 +122,7 @@ def test_second_open_of_embedded_index_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
     """Server collections are named by the index key: a second corpus gets its own collection."""
-    from bench.index import open_store
+    from bench.retrieval.index import open_store
 
     cfg = load_config(None, ["qdrant_url=:memory:"])
     client = QdrantClient(":memory:")
@@ -138,7 +138,7 @@ def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
 
 def test_edge_store_int8_on_disk_is_configured_and_searches(tmp_path: Path) -> None:
     cfg = load_config(None, ["index.dense_int8=true", "index.dense_on_disk=true", "index.exact=false"])
-    from bench.index import open_store
+    from bench.retrieval.index import open_store
 
     store = open_store(cfg, tmp_path / "idx")
     assert isinstance(store, EdgeStore)
@@ -163,7 +163,7 @@ def test_edge_store_int8_on_disk_is_configured_and_searches(tmp_path: Path) -> N
 
 
 def test_fused_ties_are_broken_by_chunk_id_whatever_the_engine_order() -> None:
-    from bench.store import top_k
+    from bench.retrieval.store import top_k
 
     hits = [
         (0.5, {"chunk_id": "b"}),

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError, Config, ModelConfig, OpenAIConfig
-from bench.generators import Generation, make_generator
+from bench.generation.base import Generation
+from bench.generation.registry import make_generator
 
 MSGS = [
     {"role": "system", "content": "Responda em português, de forma breve."},
@@ -90,7 +91,8 @@ class InterruptingOut(io.StringIO):
 
 
 def test_ctrl_c_in_chat_stops_a_real_generation(tiny_model_dir: Path) -> None:
-    from bench import chat, interactive
+    from bench.interactive import ask as interactive
+    from bench.interactive import chat
 
     model = ModelConfig(
         name=str(tiny_model_dir), backend="transformers", dtype="float32", fewshot=0, stop_at_newline=False

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError, load_config
-from bench.prompts import EXAMPLES, build_messages, first_line, format_passage, prompt_id
-from bench.variants import VARIANTS, build_variants, record_of
+from bench.eval.prompts import EXAMPLES, build_messages, first_line, format_passage, prompt_id
+from bench.eval.variants import VARIANTS, build_variants, record_of
 from tests.test_runner import FakeGenerator, FakeRetriever
 
 REPO = Path(__file__).resolve().parent.parent

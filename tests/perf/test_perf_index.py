@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import index
-from bench.chunking import Chunker
 from bench.config import load_config
-from bench.embedders import make_embedder
 from bench.io import current_rss_mb
-from bench.store import EdgeStore, point_id
+from bench.retrieval import index
+from bench.retrieval.chunking import Chunker
+from bench.retrieval.embedders import make_embedder
+from bench.retrieval.store import EdgeStore, point_id
 
 pytestmark = pytest.mark.perf
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def _subset(tmp: Path, n_articles: int) -> Path:
-    from bench.wiki import iter_corpus
+    from bench.ingest.corpus import iter_corpus
 
     out = tmp / "articles.jsonl"
     rows = [a.to_dict() for a in iter_corpus([REPO / "corpora" / "faquad.xml"], limit=n_articles)]
@@ -45,7 +45,7 @@ def test_build_throughput_vs_plain_encode(tmp_path: Path, benchmark: Any) -> Non
     corpus = _subset(tmp_path, 6)
     cfg = load_config(None, [f"corpus={corpus}", f"results_dir={tmp_path / 'res'}"])
     emb = make_embedder(cfg)
-    from bench.index import _iter_articles
+    from bench.retrieval.index import _iter_articles
 
     chunks = list(
         Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap).iter_chunks(_iter_articles([corpus]))

@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.io import atomic_write_json, current_rss_mb  # noqa: E402
-from bench.store import INT8_OVERSAMPLING, EdgeStore, point_id  # noqa: E402
+from bench.retrieval.store import INT8_OVERSAMPLING, EdgeStore, point_id  # noqa: E402
 
 DIM, CLUSTERS, NOISE, SEED = 384, 1000, 0.6, 1234
 BLOCK, N_QUERIES, K = 5000, 200, 10

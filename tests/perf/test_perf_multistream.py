@@ -1,6 +1,6 @@
 """Multistream vs single-stream ingest of the ptwiki sample, 1 and 2 workers, back to back in one run.
 
-The multistream copy (100 pages per bz2 stream + index, built by ``bench.multistream.build``) lives in
+The multistream copy (100 pages per bz2 stream + index, built by ``bench.ingest.multistream.build``) lives in
 ``$PERF_MULTISTREAM_DIR`` (default ``/tmp/ptwiki-multistream``) and is reused when present; it is never
 committed. Each ingest runs as a subprocess (peak RSS per competitor); the multistream outputs must be
 byte-identical to the single-stream ones. Results: ``results/perf/multistream.json``.
@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO, SHARED
 from test_perf_ingest import _run_rss
 
-from bench import multistream
+from bench.ingest import multistream
 
 SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 COPY_DIR = Path(os.environ.get("PERF_MULTISTREAM_DIR", "/tmp/ptwiki-multistream"))

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from bench import finetune
 from bench.config import load_config
 from bench.io import atomic_write_json
+from bench.training import finetune
 
 pytestmark = pytest.mark.perf
 REPO = Path(__file__).resolve().parents[2]

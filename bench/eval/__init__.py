@@ -1,0 +1,1 @@
+"""Evaluation: variants, the reader prompt, the run stage, metrics, scores, statistics, sweeps."""

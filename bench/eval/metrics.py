@@ -1,0 +1,178 @@
+"""Pure per-answer metric functions: Portuguese normalisation (numbers included), EM, token F1,
+question-stripped F1, containment, retrieval metrics, answer language. Aggregation lives in
+:mod:`bench.eval.scoring`, statistics in :mod:`bench.eval.stats`. Definitions: docs/harness.md."""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from bench.eval.numbers_pt import words_to_digits
+
+# "um"/"uma" are articles too, but an answer that is only "um"/"uma" is the number 1 (see normalize_pt).
+PT_ARTICLES = frozenset({"o", "a", "os", "as", "um", "uma", "uns", "umas"})
+# Function words that carry no answer content: question-stripped F1 ignores them on both sides.
+PT_FUNCTION_WORDS = frozenset(
+    {"de", "do", "da", "dos", "das", "em", "no", "na", "nos", "nas", "e", "ou", "por", "pelo", "pela",
+     "pelos", "pelas", "para", "com", "que", "se", "ao", "aos", "num", "numa", "sua", "seu", "suas", "seus"}
+)  # fmt: skip
+_PUNCT = (set(string.punctuation) | set("«»“”‘’–—…¿¡·")) - {"."}
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:\.\d{3})+)(?![\d.,]?\d)")
+_DECIMAL_COMMA = re.compile(r"(?<=\d),(?=\d)")
+_LONE_DOT = re.compile(r"(?<!\d)\.|\.(?!\d)")
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def normalize_pt(text: str) -> str:
+    """Lower-case, fold accents, unify numbers, drop punctuation and articles, collapse white space.
+
+    Numbers: ``1.000`` → ``1000`` (Portuguese thousands), ``3,5`` → ``3.5``, number words up to the
+    hundreds of thousands → digits (``três`` → ``3``, ``vinte e cinco`` → ``25``, ``mil e quinhentos``
+    → ``1500``). Articles (``o``, ``a``, ``um``, ``uma``, …) are dropped, except that an answer that is
+    only ``um``/``uma`` is the number ``1`` rather than empty.
+    """
+    text = _fold(text)
+    text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(".", ""), text)
+    text = _DECIMAL_COMMA.sub(".", text)
+    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    tokens = _LONE_DOT.sub(" ", text).split()
+    if len(tokens) == 1 and tokens[0] in ("um", "uma"):
+        return "1"
+    tokens = [t for t in words_to_digits(tokens) if t not in PT_ARTICLES]
+    return " ".join(tokens)
+
+
+def _tokens(text: str) -> list[str]:
+    return normalize_pt(text).split()
+
+
+def usable_answers(answers: Sequence[str]) -> list[str]:
+    """Gold answers that survive normalisation (an answer that normalises to empty can never be matched)."""
+    return [a for a in answers if normalize_pt(a)]
+
+
+def exact_match(prediction: str, answers: Sequence[str]) -> float:
+    pred = normalize_pt(prediction)
+    return float(any(pred == normalize_pt(a) for a in usable_answers(answers)))
+
+
+def _f1(pred: Sequence[str], gold: Sequence[str]) -> float:
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(prediction: str, answers: Sequence[str]) -> float:
+    """SQuAD-style token F1 after Portuguese normalisation, max over gold answers (0 for an empty answer)."""
+    pred = _tokens(prediction)
+    return max((_f1(pred, _tokens(a)) for a in usable_answers(answers)), default=0.0)
+
+
+def f1_qstripped(prediction: str, answers: Sequence[str], question: str) -> float:
+    """Token F1 with the question's words and function words removed from answer and gold alike.
+
+    Repeating the question earns nothing: "O semestre é contado em 2021." for gold "ingresso na UFMS"
+    keeps only ``semestre contado 2021`` vs ``ingresso ufms`` (F1 0). When a gold answer consists only of
+    question words or function words, that gold is scored by exact match instead.
+    """
+    drop = set(_tokens(question)) | PT_FUNCTION_WORDS
+    pred_all = _tokens(prediction)
+    pred = [t for t in pred_all if t not in drop]
+    best = 0.0
+    for answer in usable_answers(answers):
+        gold_all = _tokens(answer)
+        gold = [t for t in gold_all if t not in drop]
+        best = max(best, _f1(pred, gold) if gold else float(pred_all == gold_all))
+    return best
+
+
+def contains(prediction: str, answers: Sequence[str]) -> float:
+    """1.0 when a normalised gold answer appears in the normalised prediction (word-aligned)."""
+    pred = f" {normalize_pt(prediction)} "
+    return float(any(f" {normalize_pt(a)} " in pred for a in usable_answers(answers)))
+
+
+def recall_at_k(retrieved_titles: Sequence[str], gold_title: str, k: int) -> float:
+    return float(gold_title in list(retrieved_titles)[:k])
+
+
+def answer_in_context_at_k(passages: Sequence[str], answers: Sequence[str], k: int) -> float:
+    """1.0 when a gold answer lies inside one of the first ``k`` passages (each checked on its own)."""
+    return float(any(contains(p, answers) for p in list(passages)[:k]))
+
+
+def reciprocal_rank(retrieved_titles: Sequence[str], gold_title: str) -> float:
+    for rank, title in enumerate(retrieved_titles, 1):
+        if title == gold_title:
+            return 1.0 / rank
+    return 0.0
+
+
+# --- answer language -------------------------------------------------------------------------------------
+
+LANGUAGES = ("pt", "en", "es", "fr", "it", "de")  # the classifier's choices; all but pt/en count as "other"
+UNDETERMINED, OTHER = "und", "other"
+MIN_LANG_WORDS = 4
+MAX_FOREIGN_SCRIPT = 0.3  # share of letters outside the Latin script above which an answer is "other"
+# Below this classifier probability the language is undetermined: 4-word Portuguese phrases such as
+# "o colegiado de curso" come out as Spanish at p ≈ 0.55, while real sentences score > 0.99.
+MIN_LANG_CONFIDENCE = 0.9
+_identifier: Any = None
+
+
+def _lang_identifier() -> Any:
+    """A private py3langid identifier restricted to LANGUAGES (the module-level one is left untouched)."""
+    global _identifier
+    if _identifier is None:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        ident.set_languages(list(LANGUAGES))
+        _identifier = ident
+    return _identifier
+
+
+NAME_CONNECTORS = frozenset(
+    {"de", "da", "do", "das", "dos", "e", "del", "la", "y", "of", "the", "and", "von", "van"}
+)
+
+
+def _is_name_or_number(word: str) -> bool:
+    return any(ch.isdigit() for ch in word) or word[:1].isupper() or word in NAME_CONNECTORS
+
+
+def _foreign_script_share(text: str) -> float:
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(not unicodedata.name(ch, "").startswith("LATIN") for ch in letters) / len(letters)
+
+
+def answer_language(text: str, min_words: int = MIN_LANG_WORDS) -> str:
+    """``"pt"``, ``"en"``, ``"other"`` (another language or script) or ``"und"`` (undetermined).
+
+    Other: mostly non-Latin letters (Chinese, Cyrillic, …) whatever the length, or a Latin-script text the
+    classifier assigns to es/fr/it/de. Undetermined: fewer than ``min_words`` words, every word a number,
+    capitalised, or a name connector such as "de"/"of" (names, titles, dates), or a classifier probability
+    under ``MIN_LANG_CONFIDENCE``: no clear signal there.
+    """
+    if _foreign_script_share(text) > MAX_FOREIGN_SCRIPT:
+        return OTHER
+    words = ["".join(ch for ch in w if ch not in _PUNCT and ch != ".") for w in text.split()]
+    words = [w for w in words if w]
+    if len(words) < min_words or all(_is_name_or_number(w) for w in words):
+        return UNDETERMINED
+    lang, confidence = _lang_identifier().classify(text)
+    if confidence < MIN_LANG_CONFIDENCE:
+        return UNDETERMINED
+    return str(lang) if lang in ("pt", "en") else OTHER

@@ -1,0 +1,232 @@
+"""Benchmark variants: which generator answers and which context it sees.
+
+=============  =========  ====================================================================
+name           generator  context
+=============  =========  ====================================================================
+base           base       none (closed book)
+rag            base       top-k chunks from the retriever (cfg.index.k)
+ft             ft         none (closed book, LoRA adapter)
+ft_rag         ft         top-k chunks from the retriever
+oracle         base       the question's gold ``context``, whole (a reading ceiling)
+echo           none       none: the answer is the question itself
+picker_oracle  none       gold context: the sentence sharing most content words with the question
+picker_rag     none       top-k chunks: the same rule over the retrieved passages
+=============  =========  ====================================================================
+
+The last three are no-model reference baselines (milliseconds each): a model variant that does not beat its
+baseline (``scoring.BASELINE_OF``) is flagged in the report. Retrieval variants share one retriever;
+model variants share the generators of ``make_generators``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bench.config import BenchError, Config
+from bench.eval.baselines import BASELINES
+from bench.eval.prompts import build_messages, first_line, format_passage, get_reader
+
+if TYPE_CHECKING:
+    from bench.generation.base import Generator
+
+
+class RetrieverLike(Protocol):
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    answer: str
+    hits: list[Any]  # bench.retrieval.index.Hit, or anything with its fields
+    generation: Any  # bench.generation.base.Generation, or anything with its fields; None for baselines
+    retrieval_ms: float
+    batch_size: int = 1  # >1: generation times are the batch's time / batch_size
+    passages: tuple[dict[str, str], ...] = ()  # exactly what the prompt held: title, section, text
+
+
+class Variant(Protocol):
+    name: str
+    spec: VariantSpec
+
+    def answer(self, question_row: dict[str, Any]) -> VariantResult: ...
+
+    def answer_batch(self, rows: list[dict[str, Any]]) -> list[VariantResult]: ...
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    generator: str  # key in make_generators(): "base" | "ft"; "none" for no-model baselines
+    context: str  # "none" | "retrieval" | "gold"
+    description: str
+
+    @property
+    def uses_retrieval(self) -> bool:
+        return self.context == "retrieval"
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self.generator == "ft"
+
+    @property
+    def uses_model(self) -> bool:
+        return self.generator != "none"
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    s.name: s
+    for s in (
+        VariantSpec("base", "base", "none", "base model, closed book"),
+        VariantSpec("rag", "base", "retrieval", "base model + top-k retrieved chunks"),
+        VariantSpec("ft", "ft", "none", "base model + fine-tuned LoRA adapter, closed book"),
+        VariantSpec("ft_rag", "ft", "retrieval", "fine-tuned adapter + top-k retrieved chunks"),
+        VariantSpec("oracle", "base", "gold", "base model given the whole gold paragraph (reading ceiling)"),
+        VariantSpec("echo", "none", "none", "no model: answers with the question itself"),
+        VariantSpec(
+            "picker_oracle", "none", "gold", "no model: gold-paragraph sentence with most question words"
+        ),
+        VariantSpec(
+            "picker_rag", "none", "retrieval", "no model: retrieved sentence with most question words"
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> VariantSpec:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise BenchError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
+
+
+@dataclass
+class PromptVariant:
+    """The one implementation of :class:`Variant`: gathers context, then the model (or a baseline) answers."""
+
+    spec: VariantSpec
+    generator: Generator | None
+    max_new_tokens: int
+    retriever: RetrieverLike | None = None
+    k: int = 3
+    reader: str = "extractive"
+    fewshot: int = 0
+    answer_first_line: bool = True
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.spec.name
+        if self.spec.uses_retrieval and self.retriever is None:
+            raise BenchError(f"variant {self.name!r} needs a retriever")
+        if self.spec.uses_model and self.generator is None:
+            raise BenchError(f"variant {self.name!r} needs the {self.spec.generator!r} generator")
+
+    def _context(self, question_row: dict[str, Any]) -> tuple[list[Any], float, tuple[dict[str, str], ...]]:
+        """(hits, retrieval ms, passages) for one question, per this variant's context kind."""
+        question = str(question_row["question"])
+        if self.spec.context == "retrieval":
+            assert self.retriever is not None
+            t0 = time.perf_counter()
+            hits = list(self.retriever.search(question, k=self.k))[: self.k]
+            retrieval_ms = (time.perf_counter() - t0) * 1000.0
+            return hits, retrieval_ms, tuple(_passage(h.title, h.section, h.text) for h in hits)
+        if self.spec.context == "gold":
+            context = question_row.get("context")
+            if not context:
+                qid = question_row.get("id")
+                raise BenchError(f"question {qid!r} has no gold 'context' ({self.name} variant)")
+            return [], 0.0, (_passage(str(question_row.get("title") or ""), "", str(context)),)
+        return [], 0.0, ()
+
+    def _messages(self, question: str, passages: tuple[dict[str, str], ...]) -> list[dict[str, str]]:
+        cut = get_reader(self.reader).max_passage_chars
+        shown = [format_passage(p["text"], p["title"], p["section"], cut) for p in passages]
+        return build_messages(question, shown, self.reader, self.fewshot)
+
+    def _text(self, generation: Any) -> str:
+        text = str(generation.text or "")
+        return first_line(text) if self.answer_first_line else text.strip()
+
+    def answer(self, question_row: dict[str, Any]) -> VariantResult:
+        hits, retrieval_ms, passages = self._context(question_row)
+        question = str(question_row["question"])
+        if self.generator is None:
+            answer = BASELINES[self.name](question, [p["text"] for p in passages])
+            return VariantResult(answer, hits, None, retrieval_ms, passages=passages)
+        generation = self.generator.generate(self._messages(question, passages), self.max_new_tokens)
+        return VariantResult(self._text(generation), hits, generation, retrieval_ms, passages=passages)
+
+    def answer_batch(self, rows: list[dict[str, Any]]) -> list[VariantResult]:
+        """Answer ``rows`` together when the generator has ``generate_batch`` (one padded forward per step).
+
+        Retrieval stays per question. Each result's generation time is the batch time / batch size, so
+        per-question latency under batching is an amortised figure (the row records the batch size).
+        """
+        batch_fn = getattr(self.generator, "generate_batch", None)
+        if len(rows) <= 1 or batch_fn is None:
+            return [self.answer(r) for r in rows]
+        contexts = [self._context(r) for r in rows]
+        messages = [self._messages(str(r["question"]), c[2]) for r, c in zip(rows, contexts, strict=True)]
+        gens = list(batch_fn(messages, self.max_new_tokens))
+        if len(gens) != len(rows):
+            raise BenchError(f"variant {self.name}: generate_batch returned {len(gens)} of {len(rows)}")
+        return [
+            VariantResult(self._text(g), hits, g, ms, batch_size=len(rows), passages=passages)
+            for g, (hits, ms, passages) in zip(gens, contexts, strict=True)
+        ]
+
+
+def _passage(title: str, section: str, text: str) -> dict[str, str]:
+    return {"title": str(title or ""), "section": str(section or ""), "text": str(text or "")}
+
+
+def build_variants(
+    cfg: Config,
+    names: list[str] | tuple[str, ...],
+    generators: dict[str, Generator],
+    retriever: RetrieverLike | None,
+) -> dict[str, PromptVariant]:
+    """Instantiate the named variants over shared generators and one shared retriever."""
+    out: dict[str, PromptVariant] = {}
+    for name in names:
+        spec = get_spec(name)
+        if spec.uses_model and spec.generator not in generators:
+            raise BenchError(f"variant {name!r} needs the {spec.generator!r} generator (no adapter loaded?)")
+        out[name] = PromptVariant(
+            spec=spec,
+            generator=generators[spec.generator] if spec.uses_model else None,
+            max_new_tokens=cfg.model.max_new_tokens,
+            retriever=retriever if spec.uses_retrieval else None,
+            k=cfg.index.k,
+            reader=cfg.model.reader,
+            fewshot=cfg.model.fewshot,
+            answer_first_line=cfg.model.stop_at_newline,
+        )
+    return out
+
+
+def record_of(
+    key: str, qid: str, qhash: str, result: VariantResult | None, error: str | None = None
+) -> dict[str, Any]:
+    """The JSON-able cache record of one answer (``result`` None = the variant raised ``error``)."""
+    gen = result.generation if result is not None else None
+    hits = [
+        {k: getattr(h, k, None) for k in ("chunk_id", "article_id", "title", "section", "score", "text")}
+        for h in (result.hits if result is not None else [])
+    ]
+    return {
+        "key": key,
+        "question_id": qid,
+        "qhash": qhash,
+        "answer": result.answer if result is not None else "",
+        "hits": hits,
+        "passages": list(result.passages) if result is not None else [],
+        "retrieval_ms": result.retrieval_ms if result is not None else 0.0,
+        "generation": {
+            **{f: getattr(gen, f, 0) for f in ("prompt_tokens", "new_tokens", "ttft_ms", "total_ms")},
+            "finish_reason": getattr(gen, "finish_reason", "stop") if gen is not None else "none",
+            "batch_size": result.batch_size if result is not None else 1,
+        },
+        "error": error or (getattr(gen, "error", None) if gen is not None else None),
+    }

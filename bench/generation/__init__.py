@@ -1,0 +1,1 @@
+"""Generation: the generator contract, one module per backend, the model registry."""

@@ -1,0 +1,174 @@
+"""The OpenAI-compatible HTTP backend (vLLM, llama.cpp server, TGI, any ``/v1/chat/completions``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Generator as Gen
+from typing import Any
+
+from bench.config import BenchError, Config
+from bench.generation.base import Generation, check_messages, versions
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible ``/chat/completions`` endpoint over httpx, non-streaming: ttft_ms == total_ms.
+
+    The API key is read from the environment variable named by ``cfg.openai.api_key_env`` (never from
+    config files, never logged). 429, 5xx, timeouts and connection errors are retried with exponential
+    backoff (``backoff_s * 2**attempt``, at most ``max_retries`` retries); a final failure or a malformed
+    response comes back as a Generation with ``error`` set, so the harness records the question as failed.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        import httpx
+
+        oc = cfg.openai
+        if not oc.model:
+            raise BenchError("backend 'openai' needs openai.model (e.g. --set openai.model=NAME)")
+        self.cfg, self.url = cfg, oc.base_url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(oc.api_key_env, "")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        else:
+            log.info("environment variable %s is not set; calling %s without a key", oc.api_key_env, self.url)
+        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s))
+        self.requests = 0
+
+    def _parse(self, body: bytes) -> tuple[str, int, int, str]:
+        data = json.loads(body)
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+        usage = data.get("usage") or {}
+        reason = "length" if choice.get("finish_reason") == "length" else "stop"
+        n_prompt, n_new = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        return text.strip(), n_prompt, n_new, reason
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
+        import httpx
+
+        check_messages(messages)
+        oc = self.cfg.openai
+        payload = {
+            "model": oc.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": 0.0,
+            "seed": self.cfg.seed,
+            **({"stop": ["\n"]} if self.cfg.model.stop_at_newline else {}),
+        }
+        t0 = time.perf_counter()
+        error = "no attempt made"
+        for attempt in range(oc.max_retries + 1):
+            if attempt:
+                time.sleep(oc.backoff_s * 2 ** (attempt - 1))
+            self.requests += 1
+            try:
+                resp = self.client.post(self.url, json=payload)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                error = f"HTTP {resp.status_code} from {self.url}"
+                continue
+            if resp.status_code >= 400:
+                error = f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}"
+                break
+            try:
+                text, n_prompt, n_new, reason = self._parse(resp.content)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                error = f"malformed response from {self.url}: {type(exc).__name__}: {exc}"
+                break
+            ms = (time.perf_counter() - t0) * 1000.0
+            return Generation(text, n_prompt, n_new, ms, ms, finish_reason=reason)
+        ms = (time.perf_counter() - t0) * 1000.0
+        log.warning("openai backend: %s", error)
+        return Generation("", 0, 0, ms, ms, error=error)
+
+    def _stream_chunks(self, resp: Any) -> Gen[tuple[str, dict[str, Any]], None, None]:
+        """(content delta, event) per server-sent event of a streamed chat completion."""
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                event = json.loads(data)
+                choices = event.get("choices") or [{}]
+                delta = (choices[0].get("delta") or {}).get("content") or ""
+            except (ValueError, AttributeError, IndexError) as exc:
+                raise BenchError(f"malformed stream event from {self.url}: {data[:200]}") from exc
+            yield str(delta), event
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
+        """Streamed chat completion (``"stream": true``, server-sent events): yields content deltas as they
+        arrive and returns the :class:`Generation`. 429/5xx/transport errors before the first event are
+        retried like :meth:`generate`; anything else raises :class:`BenchError`. Closing the iterator closes
+        the HTTP response, which stops the server's generation."""
+        import httpx
+
+        check_messages(messages)
+        oc = self.cfg.openai
+        payload = {
+            "model": oc.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0.0,
+            "seed": self.cfg.seed, "stream": True, "stream_options": {"include_usage": True},
+            **({"stop": ["\n"]} if self.cfg.model.stop_at_newline else {}),
+        }  # fmt: skip
+        t0 = time.perf_counter()
+        error = "no attempt made"
+        parts: list[str] = []
+        for attempt in range(oc.max_retries + 1):
+            if attempt:
+                time.sleep(oc.backoff_s * 2 ** (attempt - 1))
+            self.requests += 1
+            try:
+                with self.client.stream("POST", self.url, json=payload) as resp:
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        error = f"HTTP {resp.status_code} from {self.url}"
+                        continue
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise BenchError(f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}")
+                    usage: dict[str, Any] = {}
+                    ttft, reason = 0.0, "stop"
+                    for delta, event in self._stream_chunks(resp):
+                        usage = event.get("usage") or usage
+                        if ((event.get("choices") or [{}])[0] or {}).get("finish_reason") == "length":
+                            reason = "length"
+                        if delta:
+                            ttft = ttft or (time.perf_counter() - t0) * 1000.0
+                            parts.append(delta)
+                            yield delta
+                    ms = (time.perf_counter() - t0) * 1000.0
+                    text = "".join(parts).strip()
+                    n_new = int(usage.get("completion_tokens", 0))
+                    n_prompt = int(usage.get("prompt_tokens", 0))
+                    return Generation(text, n_prompt, n_new, ttft or ms, ms, finish_reason=reason)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
+                if parts:  # text was already shown: a retry would repeat it
+                    raise BenchError(f"openai backend: stream broke off: {error}") from exc
+        raise BenchError(f"openai backend: {error}")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": "openai",
+            "model": self.cfg.openai.model,
+            "base_url": self.cfg.openai.base_url,
+            "quantization": "unknown (remote)",
+            "adapter": None,
+            "decoding": "temperature 0",
+            "ttft": "not streamed: ttft_ms equals total_ms",
+            "versions": versions("httpx"),
+        }
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,1 @@
+"""Ingest: stream a MediaWiki dump, clean the wikitext, write articles JSONL."""

@@ -1,0 +1,154 @@
+"""Ingest stage: stream a MediaWiki XML dump (.xml, .xml.bz2, .xml.gz) into articles JSONL.
+
+Pages come from :func:`bench.ingest.dump.iter_pages` (hardened streaming ``iterparse``, constant memory).
+Cleaning (``bench.ingest.wikitext``) runs in-process or, with ``workers > 1``, in a process pool fed with
+bounded
+in-flight batches. Only namespace-0, non-redirect pages become articles.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import multiprocessing
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.config import BenchError
+from bench.ingest.articles import Article, IngestStats, Section, clean_batch, filter_pages, make_article
+from bench.ingest.dump import iter_pages
+
+__all__ = ["Article", "IngestStats", "Section", "ingest", "iter_articles", "iter_corpus", "make_article"]
+
+log = logging.getLogger(__name__)
+
+BATCH_PAGES = 64
+
+
+def _article_pages(path: Path, stats: IngestStats, prefetch: bool = False) -> Iterator[tuple[int, str, str]]:
+    return filter_pages(iter_pages(path, stats, prefetch), stats)
+
+
+def _batches(pages: Iterator[tuple[int, str, str]]) -> Iterator[list[tuple[int, str, str]]]:
+    batch: list[tuple[int, str, str]] = []
+    for page in pages:
+        batch.append(page)
+        if len(batch) >= BATCH_PAGES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _cleaned(path: Path, stats: IngestStats, workers: int) -> Iterator[list[tuple[str | None, int]]]:
+    """Cleaned batches in dump order; with workers > 1 at most 2×workers batches are in flight."""
+    if workers <= 1:
+        for batch in _batches(_article_pages(path, stats)):
+            yield clean_batch(batch)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending: collections.deque[Any] = collections.deque()
+        try:
+            for batch in _batches(_article_pages(path, stats, prefetch=True)):
+                pending.append(pool.apply_async(clean_batch, (batch,)))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().get()
+        except BenchError:  # a dump error: still write what was already read, then report it
+            while pending:
+                yield pending.popleft().get()
+            raise
+        while pending:
+            yield pending.popleft().get()
+
+
+def ingest(
+    dump: Path, out: Path, workers: int = 1, limit: int = 0, index: Path | None = None, use_index: bool = True
+) -> IngestStats:
+    """Write one JSON article per line to ``out``; lines are flushed whole: a failure leaves valid JSONL.
+
+    A multistream dump is read stream by stream in ``workers`` processes through its index (``index``, or
+    found beside the dump by Wikimedia's naming) unless ``use_index`` is false; the output is the same.
+    """
+    from bench.ingest import multistream
+
+    dump, out = Path(dump), Path(out)
+    stats = IngestStats(workers=max(1, workers))
+    index = (Path(index) if index else multistream.find_index(dump)) if use_index else None
+    start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if index is not None:
+        source = multistream.cleaned(dump, index, stats, stats.workers)
+    else:
+        source = _cleaned(dump, stats, stats.workers)
+    with out.open("w", encoding="utf-8") as fh:
+        for results in source:
+            for line, slow in results:
+                stats.parser_fragments += slow
+                if line is None:
+                    stats.empty += 1
+                    continue
+                fh.write(line)
+                fh.flush()
+                stats.articles += 1
+                if limit and stats.articles >= limit:
+                    stats.limited = True
+                    break
+            if stats.limited:
+                break
+    stats.elapsed_s = time.perf_counter() - start
+    log.info("ingest %s → %s: %s", dump, out, stats.summary())
+    return stats
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    if path.suffix in {".jsonl", ".json", ".ndjson"}:
+        return True
+    if path.suffix in {".xml", ".bz2", ".gz"}:
+        return False
+    with path.open("rb") as fh:
+        return fh.read(64).lstrip().startswith(b"{")
+
+
+def _iter_jsonl_articles(path: Path) -> Iterator[Article]:
+    with path.open("rb") as fh:
+        for lineno, raw_line in enumerate(fh, 1):
+            if not raw_line.strip():
+                continue
+            try:
+                obj = json.loads(raw_line.decode("utf-8"))
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                yield Article.from_dict(obj)
+            except UnicodeDecodeError as exc:
+                raise BenchError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from exc
+            except ValueError as exc:  # JSONDecodeError is a ValueError
+                raise BenchError(f"{path}:{lineno}: bad article line: {exc}") from exc
+
+
+def iter_articles(path: str | Path, limit: int = 0) -> Iterator[Article]:
+    """Articles from a dump (.xml/.xml.bz2/.xml.gz, cleaned on the fly) or an articles JSONL, streamed."""
+    path = Path(path)
+    if not path.exists():
+        raise BenchError(f"{path}: file not found")
+    if _looks_like_jsonl(path):
+        source: Iterator[Article] = _iter_jsonl_articles(path)
+    else:
+        source = (a for pid, t, w in _article_pages(path, IngestStats()) if (a := make_article(pid, t, w)[0]))
+    for n, article in enumerate(source, 1):
+        yield article
+        if limit and n >= limit:
+            return
+
+
+def iter_corpus(paths: Sequence[Path], limit: int = 0) -> Iterator[Article]:
+    """Chain several dumps/JSONL files (callers pass ``cfg.corpus_paths()``); ``limit`` counts over all."""
+    n = 0
+    for path in paths:
+        for article in iter_articles(path):
+            yield article
+            n += 1
+            if limit and n >= limit:
+                return

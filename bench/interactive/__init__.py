@@ -1,0 +1,1 @@
+"""Looking at answers: ``bench ask`` and ``bench chat``."""

@@ -1,0 +1,1 @@
+"""Question sets: the question-file loader, generated fact probes, the leakage guard."""

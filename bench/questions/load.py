@@ -1,0 +1,57 @@
+"""The question file (JSON Lines, questions/README.md): one loader, file:line errors, for every stage."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bench.config import BenchError, Config
+from bench.eval.metrics import usable_answers
+from bench.io import iter_jsonl_numbered
+
+log = logging.getLogger(__name__)
+
+
+def load_questions(
+    cfg: Config, require: tuple[str, ...] = (), stats: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """Questions of ``cfg.questions`` filtered by ``cfg.split`` and ``cfg.limit``; bad rows name file:line.
+
+    Every row needs ``id``, ``question`` and ``answers`` (unique ids); ``require`` names further fields that
+    must be non-empty on the kept rows (``retrieve-eval`` needs ``title``). Gold answers that normalise to
+    nothing (``"a"``, ``"—"``) can never be matched and would let an empty answer score: they are dropped
+    here, for every stage alike, and a question left with none is skipped; ``stats`` (if given) counts both.
+    """
+    counts = stats if stats is not None else {}
+    counts.update(empty_golds_dropped=0, questions_without_gold=0)
+    path = cfg.path(cfg.questions)
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for lineno, obj in iter_jsonl_numbered(path):
+        where = f"{path}:{lineno}"
+        qid, question, answers = obj.get("id"), obj.get("question"), obj.get("answers")
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
+            raise BenchError(f"{where}: question row needs an 'id' (string)")
+        if not isinstance(question, str) or not question.strip():
+            raise BenchError(f"{where}: question row needs a non-empty 'question'")
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+            raise BenchError(f"{where}: question row needs 'answers': a non-empty list of strings")
+        if str(qid) in seen:
+            raise BenchError(f"{where}: duplicate question id {qid!r} (first at line {seen[str(qid)]})")
+        seen[str(qid)] = lineno
+        if cfg.split and obj.get("split") != cfg.split:
+            continue
+        if missing := [key for key in require if not obj.get(key)]:
+            raise BenchError(f"{where}: question {qid!r} lacks {', '.join(missing)}")
+        golds = usable_answers(answers)
+        counts["empty_golds_dropped"] += len(answers) - len(golds)
+        if not golds:
+            counts["questions_without_gold"] += 1
+            log.warning("%s: question %r has no gold answer left after normalisation; skipped", where, qid)
+            continue
+        rows.append({**obj, "id": str(qid), "answers": golds})
+    if cfg.limit > 0:
+        rows = rows[: cfg.limit]
+    if not rows:
+        raise BenchError(f"{path}: no questions left after split={cfg.split!r} limit={cfg.limit}")
+    return rows

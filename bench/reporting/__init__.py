@@ -1,0 +1,1 @@
+"""Reporting: REPORT.md, tables, plots, learning curves, answer samples, the regression gate."""

@@ -1,0 +1,305 @@
+"""Render ``results/REPORT.md`` (+ one PNG plot per question set) from run ``scores.json`` files only.
+
+Output is deterministic: the same inputs give byte-identical Markdown and PNGs. ``check`` (the
+regression gate) lives in :mod:`bench.reporting.check` and is re-exported here for the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.config import REPO_ROOT, BenchError
+from bench.eval.costs import render_costs
+from bench.io import atomic_write_text
+from bench.reporting.check import check, dig, generator_field, load_scores, scores_path
+from bench.reporting.plots import plot
+from bench.reporting.tables import (
+    DASH,
+    render_baseline_checks,
+    render_comparisons,
+    render_groups,
+    render_ragas,
+    render_side_by_side,
+    render_table,
+    table,
+)
+
+__all__ = ["check", "render", "render_ragas", "render_table", "update_readme"]
+
+log = logging.getLogger(__name__)
+
+
+def quantization(scores: dict[str, Any]) -> str:
+    q = generator_field(scores, "quantization")
+    if q is None and (dig(scores, "env.backend") or dig(scores, "config.model.backend")) == "transformers":
+        q = dig(scores, "config.model.dtype")
+    return str(q) if q is not None else DASH
+
+
+def run_label(scores: dict[str, Any]) -> str:
+    """``cpu · llamacpp · Q4_K_M · qwen2.5`` (``· batch 4`` when batched) — never mix such runs silently."""
+    device = dig(scores, "env.device") or dig(scores, "config.device") or DASH
+    backend = dig(scores, "env.backend") or dig(scores, "config.model.backend") or DASH
+    model = dig(scores, "config.model.name") or generator_field(scores, "model") or DASH
+    parts = [device, backend, quantization(scores), model]
+    batch = dig(scores, "config.model.batch_size")
+    if isinstance(batch, int) and batch > 1:  # amortised per-question latencies: say so in the label
+        parts.append(f"batch {batch}")
+    reader = dig(scores, "prompt.reader") or dig(scores, "config.model.reader")
+    if reader and reader != "extractive":  # another reader answers differently: never read it as the same
+        parts.append(f"reader {reader}")
+    return " · ".join(str(x) for x in parts)
+
+
+def shown_path(value: Any) -> str:
+    """Paths inside the repository are shown relative to it, so reports do not depend on the checkout."""
+    if not value:
+        return DASH
+    try:
+        return Path(value).relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(value)
+
+
+def _short(x: Any, n: int = 12) -> str:
+    return DASH if not x else str(x)[:n]
+
+
+def finetune_label(scores: dict[str, Any]) -> str | None:
+    """``qa, 16 steps × 4, quantization none`` from the config; None when the run has no adapter variant."""
+    if not {"ft", "ft_rag"} & set(scores.get("variants") or {}):
+        return None
+    ft = dig(scores, "config.finetune") or {}
+    if not isinstance(ft, dict) or not ft:
+        return None
+    text = f"{ft.get('train_format', DASH)}, {ft.get('max_steps', DASH)} steps × {ft.get('batch_size', DASH)}"
+    return f"{text}, quantization {ft.get('quantization', DASH)}"
+
+
+def reader_label(scores: dict[str, Any]) -> str | None:
+    """``extractive, 3-shot, stop at newline, ≤ 64 new tokens (prompt 1a2b…)``."""
+    p = scores.get("prompt")
+    if not isinstance(p, dict):
+        return None
+    stop = ", stop at newline" if p.get("stop_at_newline") else ""
+    shots = f"{p.get('fewshot')}-shot" if p.get("fewshot") else "zero-shot"
+    cap = f"≤ {p.get('max_new_tokens')} new tokens"
+    return f"{p.get('reader')}, {shots}{stop}, {cap} (prompt {_short(p.get('prompt_id'))})"
+
+
+def _git_label(env: dict[str, Any]) -> str | None:
+    commit = env.get("git_commit")
+    if not commit:
+        return None
+    return f"{str(commit)[:12]}{' (uncommitted changes)' if env.get('git_dirty') else ''}"
+
+
+def render_metadata(scores: dict[str, Any], source: str) -> str:
+    corpora = dig(scores, "datasets.corpus") or []
+    corpus = ", ".join(
+        f"{shown_path(c.get('path'))} ({_short(c.get('sha256'))})" for c in corpora if isinstance(c, dict)
+    ) or str(dig(scores, "config.corpus") or DASH)
+    q = dig(scores, "datasets.questions") or {}
+    env = scores.get("env") or {}
+    hw = [env.get("device"), env.get("cpu_model"), env.get("cores") and f"{env['cores']} cores"]
+    hw += [env.get("ram_gb") and f"{env['ram_gb']} GB RAM", env.get("gpu_name")]
+    emb = [dig(scores, "config.index.embedder"), dig(scores, "config.index.embedder_model")]
+    items = [
+        ("run id", scores.get("run_id")),
+        ("scores", f"`{source}`"),
+        ("model", dig(scores, "config.model.name")),
+        ("generator", shown_path(generator_field(scores, "model"))),
+        ("backend", dig(scores, "env.backend") or dig(scores, "config.model.backend")),
+        ("quantisation", quantization(scores)),
+        ("embedder", " / ".join(str(e) for e in emb if e) or None),
+        ("retrieval", dig(scores, "config.index.retrieval")),
+        ("k", dig(scores, "config.index.k")),
+        ("fine-tune", finetune_label(scores)),
+        ("reader", reader_label(scores)),
+        ("corpus", corpus),
+        (
+            "question set",
+            f"{shown_path(q.get('path') or dig(scores, 'config.questions'))} ({_short(q.get('sha256'))})",
+        ),
+        ("questions", f"n={q.get('n', DASH)}, split={dig(scores, 'config.split') or 'all'}"),
+        ("config hash", scores.get("config_hash")),
+        ("hardware", ", ".join(str(h) for h in hw if h) or None),
+        ("python", env.get("python")),
+        ("git commit", _git_label(env)),
+        ("created", scores.get("created")),
+    ]
+    return table(["field", "value"], [[k, DASH if v is None else str(v)] for k, v in items], align="---")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "questions"
+
+
+def _find_runs(run_dirs: Iterable[Path]) -> list[Path]:
+    dirs = list(run_dirs)
+    if not dirs:
+        found = sorted((REPO_ROOT / "results" / "runs").glob("*/scores.json"))
+        if not found:
+            raise BenchError("no results/runs/*/scores.json found: run `python -m bench run` first")
+        return found
+    return [scores_path(Path(d)) for d in dirs]
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:
+        return str(path)
+
+
+def render(
+    run_dirs: list[Path], output: Path | None = None, samples: int = 8, sweeps: Iterable[Path] = ()
+) -> Path:
+    """Render the Markdown report (and plots beside it) from the runs' scores.json; return its path.
+
+    ``samples``: questions per run in "Answers side by side" (from the run's answers.jsonl, when present).
+    """
+    output = Path(output) if output else REPO_ROOT / "results" / "REPORT.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    loaded = [(p, load_scores(p)) for p in _find_runs(run_dirs)]
+    groups: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
+    for p, s in loaded:
+        # The same question file (by content) is one set wherever the run's checkout was; the configured
+        # (repository-relative) path names it.
+        qpath = str(dig(s, "config.questions") or shown_path(dig(s, "datasets.questions.path")) or "unknown")
+        groups.setdefault((qpath, str(dig(s, "datasets.questions.sha256") or "")), []).append((p, s))
+    out = ["# ptwiki-bench report", ""]
+    out.append(
+        "Generated from `scores.json` files only. Rates (EM, containment, truncation, language, recall) are "
+        "fractions of questions with 95 % Wilson intervals `[lo, hi]`; F1 scores are means with 95 % "
+        "bootstrap intervals. Headline: EM and question-stripped F1 (docs/harness.md). `echo`, "
+        "`picker_oracle` and `picker_rag` are no-model baselines: a model variant that does not beat its "
+        "baseline is flagged ⚠. Each run is labelled device · backend · quantisation · model; runs with "
+        "different labels are never merged."
+    )
+    for (qpath, sha), members in sorted(groups.items()):
+        members.sort(key=lambda m: (run_label(m[1]), str(m[1].get("run_id") or ""), str(m[0])))
+        out += ["", f"## Question set `{qpath}`" + (f" ({sha[:12]})" if sha else ""), ""]
+        png = output.with_name(f"{output.stem}-{_slug(Path(qpath).stem)}-{(sha or 'nosha')[:8]}.png")
+        runs = [(run_label(s), s) for _, s in members]
+        if plot(runs, png, f"{qpath}: accuracy vs latency"):
+            out += [f"![accuracy vs latency for {qpath}]({png.name})", ""]
+        if len(members) > 1:
+            out += ["Runs side by side (EM / question-stripped F1 / p50 ms):", "", render_side_by_side(runs)]
+        for i, (p, s) in enumerate(members):
+            out += [f"### Run {i + 1}: {run_label(s)} — `{s.get('run_id') or p.parent.name}`", ""]
+            out += [render_table(s)]
+            if (costs := render_costs(s)) is not None:
+                out += ["#### What each approach costs (one-off build, per question, accuracy)", "", costs]
+            if (ragas := render_ragas(s)) is not None:
+                out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
+            for field, body in render_groups(s):
+                out += [f"#### By {field} (EM [95 % Wilson] / containment)", "", body]
+            if (checks := render_baseline_checks(s)) is not None:
+                out += ["#### Does each model variant beat its no-model baseline?", "", checks]
+            out += [
+                "#### Paired comparisons (**✔** = significant: exact McNemar p < 0.05 for binary metrics, "
+                "95 % bootstrap interval excluding 0 for F1)",
+                "",
+            ]
+            meta = render_metadata(s, _rel(p, output.parent))
+            out += [render_comparisons(s), "#### Run metadata", "", meta]
+            # --- answer samples hook (bench/reporting/samples.py): only when answers.jsonl sits beside
+            # scores.json ---
+            if (p.parent / "answers.jsonl").exists():
+                from bench.io import iter_jsonl
+                from bench.reporting.samples import render_answer_samples
+
+                rows = list(iter_jsonl(p.parent / "answers.jsonl"))
+                out += ["#### Answers side by side", "", render_answer_samples(rows, samples, seed=0)]
+            # --- end of answer samples hook ---
+    for root in sweeps:
+        from bench.reporting.curves import render_section
+
+        png = output.with_name(f"{output.stem}-curve-{_slug(Path(root).name)}.png")
+        out += ["", render_section(Path(root), png)]
+    text = "\n".join(out).rstrip("\n") + "\n"
+    atomic_write_text(output, text)
+    log.info("wrote %s (%d run(s), %d question set(s))", output, len(loaded), len(groups))
+    return output
+
+
+def render_run_summary(scores: dict[str, Any]) -> str:
+    """A run's variant table, its per-group tables and its baseline check, for a README block."""
+    parts = [f"Run `{scores.get('run_id')}` ({run_label(scores)}):", "", render_table(scores)]
+    for field, body in render_groups(scores):
+        parts += [f"By {field} (EM [95 % Wilson] / containment):", "", body]
+    if (checks := render_baseline_checks(scores)) is not None:
+        parts += ["Does each model variant beat its no-model baseline?", "", checks]
+    return "\n".join(parts)
+
+
+def update_readme_blocks(
+    readme: Path, run: Path, reader_before: str | None, blocks: dict[str, str], sweeps: Iterable[Path] = ()
+) -> list[str]:
+    """Regenerate every generated block of ``readme`` from committed JSON: the results and baselines tables
+    of ``run``, its ``make_bench.json`` timing, the reader before → after table (``reader_before``: the
+    first reader's run), and ``blocks`` (name → run directory: that run's summary). Returns what changed."""
+    from bench.io import read_json
+    from bench.reporting.tables import render_reader_change, render_timing
+
+    after = read_json(run / "scores.json")
+    bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
+    if (run / "make_bench.json").exists():
+        bodies.append(("timing", run / "make_bench.json", render_timing(read_json(run / "make_bench.json"))))
+    if reader_before:
+        before = Path(reader_before) / "scores.json"
+        bodies.append(("reader", before, render_reader_change(read_json(before), after)))
+    for name, run_dir in blocks.items():
+        src = Path(run_dir) / "scores.json"
+        bodies.append((name, src, render_run_summary(read_json(src))))
+    has_costs = "<!-- costs:start -->" in Path(readme).read_text(encoding="utf-8")
+    if has_costs and (costs := render_costs(after)) is not None:
+        bodies.append(("costs", run / "scores.json", costs))
+    speed = REPO_ROOT / "results" / "perf" / "train-speed.json"
+    if speed.exists() and "<!-- train-speed:start -->" in Path(readme).read_text(encoding="utf-8"):
+        from bench.reporting.curves import render_train_speed
+
+        bodies.append(("train-speed", speed, render_train_speed(read_json(speed))))
+    if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
+        from bench.reporting.curves import render_section
+
+        roots = [Path(r) for r in sweeps]
+        curve = "\n".join(
+            render_section(r).replace("## Learning curve", "#### Learning curve") for r in roots
+        )
+        bodies.append(("learning-curve", roots[0] / "sweep.json", curve))
+    out = []
+    for name, src, body in bodies:
+        changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)
+        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
+    return out
+
+
+def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
+    """Replace the results block of ``readme`` with :func:`render_table`, and its baselines block (when the
+    README has one) with the no-model baseline check."""
+    changed = update_readme_block(readme, "results", render_table(scores))
+    if "<!-- baselines:start -->" in Path(readme).read_text(encoding="utf-8"):
+        body = render_baseline_checks(scores) or "_No no-model baselines in this run._\n"
+        changed = update_readme_block(readme, "baselines", body) or changed
+    return changed
+
+
+def update_readme_block(readme: Path, name: str, body: str) -> bool:
+    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``readme``."""
+    start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = Path(readme).read_text(encoding="utf-8")
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        raise BenchError(f"{readme}: markers {start_marker} ... {end_marker} not found")
+    new = text[: start + len(start_marker)] + "\n" + body + text[end:]
+    if new == text:
+        return False
+    atomic_write_text(readme, new)
+    return True

@@ -1,0 +1,255 @@
+"""Markdown tables rendered from ``scores.json`` dicts: variants, ragas metrics, paired comparisons, the
+no-model baseline check, the smallest detectable effects, runs side by side, and the reader before/after."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from bench.eval.scoring import BASELINE_OF, METRICS, RAGAS_METRICS
+from bench.reporting.check import dig, mean_of, ordered_variants
+from bench.reporting.plots import vlabel
+
+DASH = "–"
+COMPARISON_ORDER = (
+    "rag-base", "ft-base", "ft_rag-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag",
+    "base-echo", "ft-echo", "rag-picker_rag", "ft_rag-picker_rag", "oracle-picker_oracle",
+)  # fmt: skip
+SCORE_COLUMNS = (  # main table: (metric, with interval?)
+    ("exact_match", True),
+    ("f1_qstripped", True),
+    ("f1", True),
+    ("contains", True),
+    ("truncated", True),
+    ("lang_pt", False),
+    ("lang_en", False),
+    ("lang_other", False),
+    ("lang_und", False),
+    ("recall@k", True),
+    ("answer_in_context@k", True),
+)
+NUMBER_COLUMNS = (  # (key, header, digits)
+    ("latency_p50_ms", "p50 ms", 0),
+    ("latency_p95_ms", "p95 ms", 0),
+    ("tokens_per_s", "tok/s", 1),
+    ("peak_rss_mb", "RSS MB", 0),
+    ("peak_vram_mb", "VRAM MB", 0),
+)
+
+
+def fmt_num(x: Any, digits: int = 3) -> str:
+    v = mean_of(x)
+    return DASH if v is None else f"{v:.{digits}f}"
+
+
+def fmt_metric(value: Any, signed: bool = False, interval: bool = True) -> str:
+    """``{"mean": .412, "ci95": [.35, .47]}`` -> ``0.412 [0.35, 0.47]``; missing -> ``–``."""
+    key = "diff" if isinstance(value, dict) and "diff" in value else "mean"
+    m = mean_of(value.get(key) if isinstance(value, dict) else value)
+    if m is None:
+        return DASH
+    text = f"{m:+.3f}" if signed else f"{m:.3f}"
+    ci = value.get("ci95") if isinstance(value, dict) else None
+    if interval and isinstance(ci, list | tuple) and len(ci) == 2 and all(mean_of(c) is not None for c in ci):
+        text += f" [{float(ci[0]):.2f}, {float(ci[1]):.2f}]"
+    return text
+
+
+def _cell(text: Any) -> str:
+    s = DASH if text is None or text == "" else str(text)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "|".join([align] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _label(metric: str, k: Any) -> str:
+    return METRICS[metric].label.format(k=k) if metric in METRICS else metric
+
+
+def baseline_flag(scores: dict[str, Any], variant: str) -> str:
+    """``⚠ ≤ picker_rag`` when a model variant does not beat its no-model baseline on EM and q-stripped F1."""
+    check = dig(scores, f"baseline_checks.{variant}")
+    if not isinstance(check, dict):
+        return DASH if variant in BASELINE_OF else ""
+    if check.get("beats"):
+        return f"> {check.get('baseline')}" + (" ✔" if check.get("significant") else " (n.s.)")
+    return f"⚠ not > {check.get('baseline')}"
+
+
+def render_table(scores: dict[str, Any]) -> str:
+    """The main variant table of one run (rows = variants; rates with Wilson, means with bootstrap CIs)."""
+    k = dig(scores, "config.index.k") or "k"
+    header = ["variant", *(_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, h, _ in NUMBER_COLUMNS)]
+    rows = []
+    variants = scores.get("variants") or {}
+    for name in ordered_variants(variants):
+        v = variants[name] if isinstance(variants[name], dict) else {}
+        row = [vlabel(name), *(fmt_metric(v.get(m), interval=ci) for m, ci in SCORE_COLUMNS)]
+        row += [fmt_num(v.get(key), d) for key, _, d in NUMBER_COLUMNS]
+        row += [f"{v.get('n', DASH)} / {v.get('failed', DASH)}", baseline_flag(scores, name)]
+        rows.append(row)
+    return table([*header, "n / failed", "vs no-model baseline"], rows)
+
+
+def render_ragas(scores: dict[str, Any]) -> str | None:
+    """ragas non-LLM metrics per variant; None when the run did not compute them."""
+    variants = scores.get("variants") or {}
+    names = [n for n in ordered_variants(variants) if isinstance(variants[n], dict)]
+    if not any(variants[n].get(key) for n in names for key in RAGAS_METRICS):
+        return None
+    rows = [[vlabel(n), *(fmt_metric(variants[n].get(key)) for key in RAGAS_METRICS)] for n in names]
+    return table(["variant", *(_label(m, "k") for m in RAGAS_METRICS)], rows)
+
+
+def _comparison_label(name: str) -> str:
+    a, sep, b = name.partition("-")
+    return f"{vlabel(a)} − {vlabel(b)}" if sep else name
+
+
+def significant(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    if isinstance(value.get("significant"), bool):
+        return bool(value["significant"])
+    ci = value.get("ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(mean_of(c) is not None for c in ci):
+        return float(ci[0]) > 0 or float(ci[1]) < 0
+    return False
+
+
+def _comparison_names(comps: dict[str, Any]) -> list[str]:
+    return [c for c in COMPARISON_ORDER if c in comps] + sorted(set(comps) - set(COMPARISON_ORDER))
+
+
+def _compared_metrics(comps: dict[str, Any]) -> list[str]:
+    present = {m for c in comps.values() if isinstance(c, dict) for m in c}
+    return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
+
+
+def render_comparisons(scores: dict[str, Any]) -> str:
+    """Paired differences; **bold ✔** where significant (exact McNemar p for binary metrics, with p shown;
+    the bootstrap interval excluding 0 otherwise), then the smallest detectable effects."""
+    comps = scores.get("comparisons") or {}
+    if not isinstance(comps, dict) or not comps:
+        return "_No paired comparisons in this run._\n"
+    k = dig(scores, "config.index.k") or "k"
+    metrics = _compared_metrics(comps)
+    rows = []
+    for name in _comparison_names(comps):
+        comp = comps[name] if isinstance(comps[name], dict) else {}
+        cells = []
+        for key in metrics:
+            value = comp.get(key)
+            text = fmt_metric(value, signed=True)
+            if text != DASH and isinstance(value, dict) and value.get("p_value") is not None:
+                text += f" p={float(value['p_value']):.3f}"
+            cells.append(f"**{text} ✔**" if text != DASH and significant(value) else text)
+        rows.append([_comparison_label(name), *cells])
+    out = table(["comparison (a − b)", *(_label(m, k) for m in metrics)], rows)
+    return out + "\n" + render_detectable(scores, metrics)
+
+
+def render_detectable(scores: dict[str, Any], metrics: list[str]) -> str:
+    """One line: the median over comparisons of the smallest detectable difference at this n."""
+    comps = scores.get("comparisons") or {}
+    parts = []
+    n = None
+    for key in metrics:
+        mdes = [
+            c[key]["mde"] for c in comps.values() if isinstance(c, dict) and (c.get(key) or {}).get("mde")
+        ]
+        n = n or next((c[key].get("n") for c in comps.values() if isinstance(c, dict) and c.get(key)), None)
+        if mdes:
+            parts.append(f"{_label(key, 'k')} ±{statistics.median(mdes):.3f}")
+    if not parts:
+        return ""
+    return (
+        f"Smallest detectable difference at n = {n} (80 % power, two-sided α = 0.05; median over the "
+        f"comparisons above, from the spread of their paired differences): {', '.join(parts)}.\n"
+    )
+
+
+def render_baseline_checks(scores: dict[str, Any]) -> str | None:
+    """Does each model variant beat its no-model baseline on EM and question-stripped F1?"""
+    checks = scores.get("baseline_checks") or {}
+    if not isinstance(checks, dict) or not checks:
+        return None
+    rows = []
+    for name in ordered_variants(checks):
+        c = checks[name] if isinstance(checks[name], dict) else {}
+        verdict = (
+            ("yes ✔" if c.get("significant") else "yes, not significant") if c.get("beats") else "**no ⚠**"
+        )
+        rows.append(
+            [vlabel(name), vlabel(str(c.get("baseline"))), fmt_num(c.get("exact_match")),
+             fmt_num(c.get("f1_qstripped")), verdict]
+        )  # fmt: skip
+    return table(["model variant", "baseline", "Δ EM", "Δ F1 (q-stripped)", "beats it?"], rows)
+
+
+def render_groups(scores: dict[str, Any]) -> list[tuple[str, str]]:
+    """One (field, table) per question field the run broke scores down by: rows = field values, columns =
+    variants, cells = EM / containment (95 % Wilson intervals in the first column pair only)."""
+    out = []
+    groups = scores.get("groups") or {}
+    for field, values in groups.items() if isinstance(groups, dict) else ():
+        variants = ordered_variants({v for per in values.values() for v in per})
+        rows = []
+        for value, per in values.items():
+            n = next((c["exact_match"].get("n") for c in per.values() if c.get("exact_match")), None)
+            cells = [f"{fmt_metric(c.get('exact_match'))} / {fmt_num(c.get('contains'), 2)}"
+                     for c in (per.get(v) or {} for v in variants)]  # fmt: skip
+            rows.append([f"{value} (n={n})", *cells])
+        out.append((field, table([field, *(f"{vlabel(v)} EM / cont." for v in variants)], rows)))
+    return out
+
+
+def render_side_by_side(runs: list[tuple[str, dict[str, Any]]]) -> str:
+    """One column group per run (labelled run i = device · backend · quantisation · model)."""
+    header = ["variant"]
+    for i, (label, _) in enumerate(runs):
+        header += [f"EM (run {i + 1}: {label})", f"F1-q (run {i + 1})", f"p50 ms (run {i + 1})"]
+    rows = []
+    for name in ordered_variants({n for _, s in runs for n in s.get("variants") or {}}):
+        row = [vlabel(name)]
+        for _, s in runs:
+            v = (s.get("variants") or {}).get(name)
+            v = v if isinstance(v, dict) else {}
+            row += [
+                fmt_metric(v.get("exact_match")),
+                fmt_metric(v.get("f1_qstripped")),
+                fmt_num(v.get("latency_p50_ms"), 0),
+            ]
+        rows.append(row)
+    return table(header, rows)
+
+
+def render_reader_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The same questions and variants under two readers: EM, containment, F1 (q-stripped), truncation."""
+    metrics = ("exact_match", "contains", "f1_qstripped", "truncated")
+    names = [n for n in ordered_variants(before.get("variants") or {}) if n in (after.get("variants") or {})]
+    rows = []
+    for name in names:
+        b, a = before["variants"][name] or {}, after["variants"][name] or {}
+        rows.append([vlabel(name), *(f"{fmt_metric(b.get(m))} → {fmt_metric(a.get(m))}" for m in metrics)])
+    header = ["variant", *(f"{_label(m, 'k')} (before → after)" for m in metrics)]
+    return table(header, rows)
+
+
+def render_timing(timing: dict[str, Any]) -> str:
+    """``make bench`` wall time per stage, from the ``make_bench.json`` the Makefile writes."""
+    stages = timing.get("stages_s") or {}
+    total = mean_of(timing.get("total_s"))
+    rows = [[str(name), f"{float(sec):.0f}", f"{float(sec) / 60:.1f}"] for name, sec in stages.items()]
+    rows.append(
+        [
+            "**total**",
+            DASH if total is None else f"{total:.0f}",
+            DASH if total is None else f"{total / 60:.1f}",
+        ]
+    )
+    return table(["stage", "seconds", "minutes"], rows)

@@ -1,0 +1,1 @@
+"""Retrieval: chunk, embed, store in Qdrant, retrieve (and the langchain adapter)."""

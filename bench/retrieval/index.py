@@ -1,0 +1,272 @@
+"""Build the RAG index (chunk → embed → Qdrant) and retrieve from it; retrieval evaluation.
+
+The embedded index lives in ``results/index/<hash>/`` where ``<hash>`` covers the corpus files' sha256
+and the index-relevant config (embedder, embedder_model, chunk_tokens, chunk_overlap). Point ids are
+uuid5(article id, chunk number): a killed run resumes where it stopped and a rerun writes 0 new points.
+``manifest.json`` is written last; its presence means the index is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.config import BenchError, Config, stable_hash
+from bench.eval.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
+from bench.io import atomic_write_json, sha256_file
+from bench.questions.load import load_questions
+from bench.retrieval.chunking import ArticleLike, Chunk, Chunker
+from bench.retrieval.embedders import Embedder, make_embedder
+from bench.retrieval.store import MODES, Bm25Encoder, EdgeStore, VectorStore, point_id
+
+log = logging.getLogger(__name__)
+EVAL_DEPTH = 10  # MRR is computed over the top max(k, 10) hits
+
+
+@dataclass
+class Hit:
+    chunk_id: str
+    article_id: int
+    title: str
+    section: str
+    text: str
+    score: float
+
+
+@dataclass
+class IndexInfo:
+    path: Path
+    points_total: int
+    points_new: int
+    chunks: int
+    seconds: float
+    location: str = ""
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"index {self.path}: {self.points_total} points ({self.points_new} new points), "
+            f"{self.chunks} chunks, {self.seconds:.1f} s"
+            + (f", store {self.location}" if self.location and self.location != str(self.path) else "")
+        )
+
+
+def _iter_articles(paths: Sequence[Path]) -> Iterator[ArticleLike]:
+    """The corpus's articles; a repeated article id is an error (point ids are (article id, chunk n), so a
+    second page with the same id would silently overwrite the first one's chunks)."""
+    from bench.ingest import corpus as wiki
+
+    seen: set[int] = set()
+    for art in wiki.iter_corpus(paths):
+        if art.id in seen:
+            where = ", ".join(str(p) for p in paths)
+            raise BenchError(
+                f"{where}: page {art.title!r} has article id {art.id}, already used by an earlier page "
+                "(pages without <id> get -1); give every page a unique <id>"
+            )
+        seen.add(art.id)
+        yield art
+
+
+def index_identity(cfg: Config) -> tuple[Path, dict[str, Any], list[dict[str, str]]]:
+    """(index directory, collection signature, corpus files with sha256)."""
+    files = []
+    for p in cfg.corpus_paths():
+        if not p.exists():
+            raise BenchError(f"corpus file not found: {p}")
+        files.append({"path": str(p), "sha256": sha256_file(p)})
+    ic = cfg.index
+    signature = {
+        "embedder": ic.embedder,
+        "embedder_model": ic.embedder_model,
+        "chunk_tokens": ic.chunk_tokens,
+        "chunk_overlap": ic.chunk_overlap,
+    }
+    key = stable_hash({"corpus": [f["sha256"] for f in files], **signature})
+    return cfg.results_path / "index" / key, signature, files
+
+
+def _batches(it: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _payload(c: Chunk) -> dict[str, Any]:
+    p = c.to_payload()
+    p["metadata"] = {k: v for k, v in p.items() if k != "text"}  # where langchain-qdrant looks for it
+    return p
+
+
+def _build(
+    cfg: Config, store: VectorStore, path: Path, sig: dict[str, Any], files: list[dict[str, str]]
+) -> IndexInfo:
+    t0 = time.perf_counter()
+    emb = make_embedder(cfg)
+    chunker = Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap)
+    stats: dict[str, int] = {}
+    chunks = chunker.iter_chunks(_iter_articles([Path(f["path"]) for f in files]), stats)
+    first = next(chunks, None)
+    if first is None:
+        raise BenchError(f"corpus {cfg.corpus} has no article with text: nothing to index")
+    store.open({**sig, "embedder_name": emb.name, "dim": emb.dim}, emb.dim)
+    bm25 = Bm25Encoder()
+    new = 0
+    bar = tqdm(desc="index", unit="chunk", disable=None)
+    try:
+        for batch in _batches(chain([first], chunks), max(1, cfg.index.embed_batch_size) * 4):
+            ids = [point_id(c.article_id, c.n) for c in batch]
+            have = store.existing(ids)
+            todo = [(pid, c) for pid, c in zip(ids, batch, strict=True) if pid not in have]
+            if todo:
+                texts = [c.embed_text() for _, c in todo]
+                dense = emb.embed_passages(texts)
+                sparse = [bm25.document(t) for t in texts]
+                store.upsert([pid for pid, _ in todo], dense, sparse, [_payload(c) for _, c in todo])
+                new += len(todo)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        store.flush()
+    total = store.count()
+    manifest = {
+        "embedder": emb.name,
+        "dim": emb.dim,
+        "signature": sig,
+        "chunking": {"chunk_tokens": cfg.index.chunk_tokens, "chunk_overlap": cfg.index.chunk_overlap},
+        "corpus": files,
+        "store": store.location,
+        "counts": {**stats, "points": total},
+        # the cost of the build that completed the index (a resumed build counts only its own part)
+        "build": {"seconds": round(time.perf_counter() - t0, 1), "embedded_chunks": new},
+    }
+    atomic_write_json(path / "manifest.json", manifest)
+    info = IndexInfo(
+        path, total, new, stats.get("chunks", 0), time.perf_counter() - t0, store.location, stats
+    )
+    log.info("%s", info.summary())
+    return info
+
+
+def _manifest_ok(path: Path, store: VectorStore, sig: dict[str, Any]) -> dict[str, Any] | None:
+    mf = path / "manifest.json"
+    if not mf.exists():
+        return None
+    manifest: dict[str, Any] = json.loads(mf.read_text("utf-8"))
+    if manifest.get("signature") != sig or manifest.get("store") != store.location:
+        return None
+    return manifest
+
+
+def build_index(cfg: Config, client: Any = None) -> IndexInfo:
+    """Chunk, embed and upsert the corpus; only missing points are embedded (resumable, idempotent)."""
+    path, sig, files = index_identity(cfg)
+    store = open_store(cfg, path, client)
+    try:
+        return _build(cfg, store, path, sig, files)
+    finally:
+        store.close()
+
+
+class Retriever:
+    """An open index: load once, then :meth:`search` many questions."""
+
+    def __init__(self, cfg: Config, store: VectorStore, embedder: Embedder, path: Path) -> None:
+        self.cfg, self.store, self.embedder, self.path = cfg, store, embedder, path
+        self.bm25 = Bm25Encoder()
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
+        mode = mode or self.cfg.index.retrieval
+        if mode not in MODES:
+            raise BenchError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        k = k or self.cfg.index.k
+        dense = self.embedder.embed_query(query) if mode != "sparse" else None
+        sparse = self.bm25.query(query) if mode != "dense" else None
+        return [
+            Hit(
+                str(p["chunk_id"]),
+                int(p["article_id"]),
+                str(p["title"]),
+                str(p["section"]),
+                str(p["text"]),
+                score,
+            )
+            for score, p in self.store.query(dense, sparse, mode, k)
+        ]
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Retriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_retriever(cfg: Config, client: Any = None) -> Retriever:
+    """Open the index for ``cfg``, building it first (with a log line) when it is missing or incomplete."""
+    path, sig, files = index_identity(cfg)
+    store = open_store(cfg, path, client)
+    emb = make_embedder(cfg)
+    full_sig = {**sig, "embedder_name": emb.name, "dim": emb.dim}
+    manifest = _manifest_ok(path, store, sig)
+    if manifest is not None:
+        store.open(full_sig, emb.dim)
+    if manifest is None or store.count() != manifest["counts"]["points"]:
+        log.info("index %s missing or incomplete: building it now", path)
+        _build(cfg, store, path, sig, files)
+    return Retriever(cfg, store, emb, path)
+
+
+def retrieve(cfg: Config, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
+    with open_retriever(cfg) as r:
+        return r.search(query, k, mode)
+
+
+def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
+    """recall@k (gold title in top k), answer_in_context@k and MRR@max(k,10) for dense, sparse, hybrid."""
+    rows = load_questions(cfg, require=("title",))
+    k = cfg.index.k
+    depth = max(k, EVAL_DEPTH)
+    out: dict[str, Any] = {}
+    with open_retriever(cfg, client) as r:
+        sums = {m: [0.0, 0.0, 0.0] for m in MODES}
+        for row in tqdm(rows, desc="retrieve-eval", unit="q", disable=None):
+            q = str(row["question"])
+            dense, sparse = r.embedder.embed_query(q), r.bm25.query(q)
+            for mode in MODES:
+                res = r.store.query(
+                    dense if mode != "sparse" else None, sparse if mode != "dense" else None, mode, depth
+                )
+                titles = [str(p["title"]) for _, p in res]
+                texts = [str(p["text"]) for _, p in res]
+                s = sums[mode]
+                s[0] += recall_at_k(titles, str(row["title"]), k)
+                s[1] += answer_in_context_at_k(texts, list(row["answers"]), k)
+                s[2] += reciprocal_rank(titles, str(row["title"]))
+        n = len(rows)
+        for mode in MODES:
+            s = sums[mode]
+            out[mode] = {f"recall@{k}": s[0] / n, f"answer_in_context@{k}": s[1] / n, "mrr": s[2] / n}
+        out["n"] = n
+        out["embedder"] = r.embedder.name
+        out["mrr_depth"] = depth
+    return out
+
+
+def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:
+    """Server store when ``index.qdrant_url`` is set or a client is injected, else embedded under path."""
+    if client is not None or cfg.index.qdrant_url:
+        from bench.retrieval.store_server import ServerStore
+
+        return ServerStore(cfg, client, key=path.name)
+    ic = cfg.index
+    return EdgeStore(path, ic.exact, ic.hnsw_ef, ic.dense_int8, ic.dense_on_disk)
