@@ -71,7 +71,7 @@ perf: install
 
 bench: install
 	@set -e; t0=$$(date +%s); \
-	$(PY) -m bench ingest --profile $(PROFILE) $$($(PY) -c "from bench.config import load_config as l; print(l('$(PROFILE)').corpus.split(',')[0])") -o results/articles/$(PROFILE).jsonl; \
+	$(PY) -m bench ingest --profile $(PROFILE) $(SET); \
 	t1=$$(date +%s); $(PY) -m bench index --profile $(PROFILE) $(SET); \
 	t2=$$(date +%s); $(PY) -m bench finetune --profile $(PROFILE) $(SET); \
 	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR); \

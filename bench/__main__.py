@@ -62,9 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    p = add("ingest", cmd_ingest, "stream a MediaWiki XML dump (.xml, .xml.bz2, .xml.gz) into articles JSONL")
-    p.add_argument("dump", help="dump file")
-    p.add_argument("-o", "--output", required=True, help="articles JSONL to write")
+    p = add(
+        "ingest",
+        cmd_ingest,
+        "stream a MediaWiki XML dump (.xml, .xml.bz2, .xml.gz) into articles JSONL; without DUMP, build the "
+        "profile's articles artifact (every corpus file, ingest.limit) that index and fine-tune read",
+    )
+    p.add_argument("dump", nargs="?", default=None, help="dump file (default: the profile's corpus)")
+    p.add_argument("-o", "--output", default=None, help="articles JSONL to write (required with DUMP)")
     p.add_argument("--workers", type=int, default=None, help="parallel cleaning processes")
     p.add_argument("--limit", type=int, default=None, help="stop after N articles")
     p.add_argument(

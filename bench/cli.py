@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.config import Config, load_config
+from bench.config import BenchError, Config, load_config
 
 log = logging.getLogger("bench")
 
@@ -19,13 +19,22 @@ def _cfg(args: argparse.Namespace) -> Config:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from bench.ingest import corpus as wiki
+    from bench.ingest import corpus
 
     cfg = _cfg(args)
+    if args.dump is None:  # the profile's articles artifact (bench.artifacts.articles)
+        if args.output or args.limit is not None or args.index or args.no_index:
+            raise BenchError("ingest without DUMP builds the profile's articles (use --set ingest.limit=N)")
+        if args.workers is not None:
+            cfg = load_config(args.config, [*args.overrides, f"ingest.workers={args.workers}"])
+        print(f"articles: {corpus.ensure_articles(cfg)}")
+        return 0
+    if not args.output:
+        raise BenchError("ingest DUMP needs -o OUT.jsonl")
     workers = args.workers if args.workers is not None else cfg.ingest.workers
     limit = args.limit if args.limit is not None else cfg.ingest.limit
     index = Path(args.index) if args.index else None
-    stats = wiki.ingest(
+    stats = corpus.ingest(
         Path(args.dump),
         Path(args.output),
         workers=workers,

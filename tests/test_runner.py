@@ -131,6 +131,7 @@ class FakeStages:
             adapter_dir=lambda cfg: self.adapter,
             make_generators=make_generators,
             training_question_ids=lambda cfg: self.leaked,
+            artifact_key=lambda cfg, stage: f"{stage}-of-{cfg.corpus}",
         )
 
 
@@ -206,7 +207,10 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "datasets",
         "created",
         "costs",
+        "artifacts",
     }
+    corpus = scores["config"]["corpus"]  # the upstream artifact keys the answers were keyed by
+    assert scores["artifacts"] == {"index": f"index-of-{corpus}", "finetune": f"finetune-of-{corpus}"}
     assert scores["costs"] == {}  # no manifest for the fake index, no adapter metadata for the fake adapter
     v = scores["variants"]
     assert set(v) == set(ALL)

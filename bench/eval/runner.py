@@ -25,6 +25,7 @@ from bench.eval.costs import build_costs
 from bench.eval.runstate import (
     AnswerCache,
     RunLock,
+    artifact_key,
     datasets_info,
     environment,
     keep_created,
@@ -55,6 +56,8 @@ class Stages:
     adapter_dir: Callable[[Config], Path]
     make_generators: Callable[[Config, Path | None], dict[str, Any]]
     training_question_ids: Callable[[Config], set[str]]
+    # "index" | "finetune" → the artifact key the answers depend on (bench.artifacts)
+    artifact_key: Callable[[Config, str], str] = artifact_key
 
 
 def default_stages() -> Stages:
@@ -212,7 +215,7 @@ def _run(
             f"variant {gold[0]} needs 'context' on every question; {len(missing)} lack it: {missing[0]}"
         )
 
-    keys = {name: variant_key(cfg, spec) for name, spec in specs.items()}
+    keys = {name: variant_key(cfg, spec, stages.artifact_key) for name, spec in specs.items()}
     caches = {name: AnswerCache(cache_dir / f"{name}.jsonl") for name in specs}
     pending = {
         name: [q for q in questions if caches[name].get(keys[name], q["id"], question_hash(spec, q)) is None]
@@ -244,6 +247,7 @@ def _run(
         cfg, rows_by_variant, {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
     )
     scores["costs"] = _costs(cfg, stages, specs)
+    scores["artifacts"] = _upstream(cfg, stages, specs)
     probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
     if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
         scores["variants"]["ft"].update({k: v for k, v in probe.items() if k.startswith("ppl_")})
@@ -256,6 +260,16 @@ def _run(
     atomic_write_json(run_dir / "scores.json", scores)
     log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
     return run_dir
+
+
+def _upstream(cfg: Config, stages: Stages, specs: dict[str, VariantSpec]) -> dict[str, str]:
+    """The artifact keys this run's answers depend on (scores.json["artifacts"])."""
+    out = {}
+    if any(s.uses_retrieval for s in specs.values()):
+        out["index"] = stages.artifact_key(cfg, "index")
+    if any(s.uses_adapter for s in specs.values()):
+        out["finetune"] = stages.artifact_key(cfg, "finetune")
+    return out
 
 
 def _costs(cfg: Config, stages: Stages, specs: dict[str, VariantSpec]) -> dict[str, Any]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import json
 import logging
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +26,25 @@ LIBRARIES = (
 )  # fmt: skip
 
 
-def _source_hash(*modules: Any) -> str:
-    return stable_hash([inspect.getsource(m) for m in modules])
+def artifact_key(cfg: Config, stage: str) -> str:
+    """The key of the ``index`` or ``finetune`` artifact ``cfg`` names (:mod:`bench.artifacts`)."""
+    from bench import artifacts
+
+    nodes = {"index": artifacts.index, "finetune": artifacts.adapter}
+    return nodes[stage](cfg).key
 
 
-def _corpus_identity(cfg: Config) -> list[str]:
-    """Content hashes of the corpus files (not their paths): an edited file re-runs what read it."""
-    from bench.weights import cached_sha256
-
-    return [cached_sha256(cfg, p) if p.is_file() else str(p) for p in cfg.corpus_paths()]
-
-
-def variant_key(cfg: Config, spec: VariantSpec) -> str:
+def variant_key(cfg: Config, spec: VariantSpec, upstream: Callable[[Config, str], str] = artifact_key) -> str:
     """Hash of everything that changes this variant's answers (not the metrics: they are recomputed).
 
     Model variants: the prompt (content hash of the reader's texts and builder code), the model config,
-    device and seed; retrieval adds the index config and the corpus content; the adapter adds the fine-tune
-    config and the corpus content. No-model baselines: their code, and the retrieval inputs if they retrieve.
+    device and seed. Retrieval variants add the index's artifact key (articles → chunking → embedder, and
+    how it is searched); adapter variants add the adapter's artifact key (articles or question files,
+    [finetune], device, model weights, training code) — see :mod:`bench.artifacts`. No-model baselines: their
+    code, and the retrieval inputs if they retrieve.
     """
+    from bench import artifacts
+
     parts: dict[str, Any] = {"variant": spec.name, "seed": cfg.seed}
     if spec.uses_model:
         model = config_to_dict(cfg.model)
@@ -52,18 +53,15 @@ def variant_key(cfg: Config, spec: VariantSpec) -> str:
         if cfg.model.backend == "openai":
             parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
     else:
-        from bench.eval import baselines, metrics, numbers_pt
-
-        parts["baseline_code"] = _source_hash(baselines, metrics, numbers_pt)
-    if spec.uses_retrieval or spec.uses_adapter:
-        parts.update(corpus=_corpus_identity(cfg), ingest_limit=cfg.ingest.limit)
+        parts["baseline_code"] = artifacts.code_version(
+            "eval/baselines.py", "eval/metrics.py", "eval/numbers_pt.py"
+        )
     if spec.uses_retrieval:
-        index = config_to_dict(cfg.index)
-        for name in ("timeout_s", "qdrant_api_key_env", "embed_batch_size", "embed_device"):
-            index.pop(name, None)
-        parts["index"] = index
+        ic = cfg.index
+        search = {"retrieval": ic.retrieval, "k": ic.k, "exact": ic.exact, "hnsw_ef": ic.hnsw_ef}
+        parts.update(index=upstream(cfg, "index"), search=search)
     if spec.uses_adapter:
-        parts["finetune"] = config_to_dict(cfg.finetune)
+        parts["adapter"] = upstream(cfg, "finetune")
     return stable_hash(parts)
 
 

