@@ -9,6 +9,7 @@ import pytest
 
 from bench.config import BenchError, Config, load_config
 from bench.eval import runner
+from bench.eval.stages import Stages
 from bench.questions.load import load_questions
 
 
@@ -111,7 +112,7 @@ class FakeStages:
         self.adapter = tmp / "adapter"
         self.fail_at, self.exc, self.leaked = fail_at, exc, set(leaked)
 
-    def stages(self) -> runner.Stages:
+    def stages(self) -> Stages:
         def ensure_adapter(cfg: Config) -> Path:
             self.adapter.mkdir(exist_ok=True)
             return self.adapter
@@ -125,7 +126,7 @@ class FakeStages:
                 gens["ft"] = FakeGenerator("ft", self.calls, self.fail_at, self.exc)
             return gens
 
-        return runner.Stages(
+        return Stages(
             open_retriever=lambda cfg: self.retriever,
             ensure_adapter=ensure_adapter,
             adapter_dir=lambda cfg: self.adapter,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,22 @@ from tqdm import tqdm
 
 from bench.config import BenchError, Config, config_hash
 from bench.eval.answers import answer_row, build_scores
-from bench.eval.costs import build_costs
 from bench.eval.runstate import (
     AnswerCache,
     RunLock,
-    artifact_key,
     datasets_info,
     environment,
     keep_created,
     question_hash,
     variant_key,
+)
+from bench.eval.stages import (
+    Stages,
+    build_costs_record,
+    check_leakage,
+    default_stages,
+    load_adapter,
+    upstream_keys,
 )
 from bench.eval.variants import VariantSpec, build_variants, get_spec, record_of
 from bench.io import (
@@ -39,7 +43,6 @@ from bench.io import (
     read_json,
     write_jsonl,
 )
-from bench.questions import leakage
 from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
@@ -47,75 +50,8 @@ log = logging.getLogger(__name__)
 MAX_LEADING_FAILURES = 5
 
 
-@dataclass
-class Stages:
-    """The other stages the runner calls; tests inject fakes."""
-
-    open_retriever: Callable[[Config], Any]
-    ensure_adapter: Callable[[Config], Path]
-    adapter_dir: Callable[[Config], Path]
-    make_generators: Callable[[Config, Path | None], dict[str, Any]]
-    training_question_ids: Callable[[Config], set[str]]
-    # "index" | "finetune" → the artifact key the answers depend on (bench.artifacts)
-    artifact_key: Callable[[Config, str], str] = artifact_key
-
-
-def default_stages() -> Stages:
-    def open_retriever(cfg: Config) -> Any:
-        from bench.retrieval.index import open_retriever as f
-
-        return f(cfg)
-
-    def ensure_adapter(cfg: Config) -> Path:
-        from bench.training.finetune import ensure_adapter as f
-
-        return Path(f(cfg))
-
-    def adapter_dir(cfg: Config) -> Path:
-        from bench.training.finetune import adapter_dir as f
-
-        return Path(f(cfg))
-
-    def make_generators(cfg: Config, adapter: Path | None) -> dict[str, Any]:
-        from bench.generation.registry import make_generators as f
-
-        return dict(f(cfg, adapter))
-
-    def training_question_ids(cfg: Config) -> set[str]:
-        from bench.training.sft_data import training_question_ids as f
-
-        return {str(q) for q in f(cfg)}
-
-    return Stages(open_retriever, ensure_adapter, adapter_dir, make_generators, training_question_ids)
-
-
 def run_id(cfg: Config) -> str:
     return cfg.run.run_name or f"{cfg.profile}-{config_hash(cfg)}"
-
-
-def _check_leakage(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> None:
-    leaked = stages.training_question_ids(cfg) & {q["id"] for q in questions}
-    if leaked:
-        sample = ", ".join(sorted(leaked)[:3])
-        raise BenchError(
-            f"leakage: {len(leaked)} evaluation question(s) were used to train the adapter (e.g. {sample}); "
-            "evaluate another split (--set split=dev) or change finetune.train_questions"
-        )
-
-
-def _adapter(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> Path:
-    """The adapter the FT variants load (trained now if missing), re-checked for leakage against what it
-    recorded about its training questions (texts, answers, context hashes), not only the config's ids."""
-    target = stages.adapter_dir(cfg)
-    if not target.exists():
-        log.info("no adapter at %s: fine-tuning one now (bench finetune)", target)
-    adapter = stages.ensure_adapter(cfg)
-    meta_path = Path(adapter) / "train_metadata.json"
-    if meta_path.exists():
-        meta = read_json(meta_path)
-        recorded = (meta.get("data") or {}).get("training_questions") or [] if isinstance(meta, dict) else []
-        leakage.check_adapter(recorded, questions, cfg.finetune)
-    return adapter
 
 
 def _cuda_peak(cfg: Config, reset: bool) -> float | None:
@@ -208,7 +144,7 @@ def _run(
     cache_dir = run_dir / "cache"
     log.info("run %s: %d questions × %s → %s", run_id(cfg), len(questions), ",".join(specs), run_dir)
     if any(s.uses_adapter for s in specs.values()):
-        _check_leakage(cfg, stages, questions)
+        check_leakage(cfg, stages, questions)
     gold = [n for n, s in specs.items() if s.context == "gold"]
     if gold and (missing := [q["id"] for q in questions if not q.get("context")]):
         raise BenchError(
@@ -226,7 +162,7 @@ def _run(
     resources: dict[str, Any] = read_json(stats_path) if stats_path.exists() else {}
     generator_info: dict[str, Any] = read_json(info_path) if info_path.exists() else {}
     if todo:
-        adapter = _adapter(cfg, stages, questions) if any(specs[n].uses_adapter for n in todo) else None
+        adapter = load_adapter(cfg, stages, questions) if any(specs[n].uses_adapter for n in todo) else None
         fresh = _generate(cfg, stages, adapter, specs, todo, keys, caches, pending, len(questions), resources)
         generator_info = {**generator_info, **fresh}  # a partial rerun keeps what the other variants used
         atomic_write_json(info_path, generator_info)
@@ -246,8 +182,8 @@ def _run(
     scores = build_scores(
         cfg, rows_by_variant, {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
     )
-    scores["costs"] = _costs(cfg, stages, specs)
-    scores["artifacts"] = _upstream(cfg, stages, specs)
+    scores["costs"] = build_costs_record(cfg, stages, specs)
+    scores["artifacts"] = upstream_keys(cfg, stages, specs)
     probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
     if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
         scores["variants"]["ft"].update({k: v for k, v in probe.items() if k.startswith("ppl_")})
@@ -260,29 +196,6 @@ def _run(
     atomic_write_json(run_dir / "scores.json", scores)
     log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
     return run_dir
-
-
-def _upstream(cfg: Config, stages: Stages, specs: dict[str, VariantSpec]) -> dict[str, str]:
-    """The artifact keys this run's answers depend on (scores.json["artifacts"])."""
-    out = {}
-    if any(s.uses_retrieval for s in specs.values()):
-        out["index"] = stages.artifact_key(cfg, "index")
-    if any(s.uses_adapter for s in specs.values()):
-        out["finetune"] = stages.artifact_key(cfg, "finetune")
-    return out
-
-
-def _costs(cfg: Config, stages: Stages, specs: dict[str, VariantSpec]) -> dict[str, Any]:
-    """Build costs of the index and adapter this run's variants used (``bench.eval.costs``)."""
-    adapter = None
-    if any(s.uses_adapter for s in specs.values()):
-        target = Path(stages.adapter_dir(cfg))
-        adapter = target if (target / "train_metadata.json").exists() else None
-    try:
-        return build_costs(cfg, any(s.uses_retrieval for s in specs.values()), adapter)
-    except BenchError as exc:
-        log.warning("build costs not recorded: %s", exc)
-        return {}
 
 
 def _generate(
