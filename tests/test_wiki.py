@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bench.__main__ import main
 from bench.config import BenchError
-from bench.ingest import wikitext
+from bench.ingest import wikitext, wikitext_fast
 from bench.ingest.corpus import Article, Section, ingest, iter_articles, iter_corpus
 from bench.ingest.dump import iter_pages
 
@@ -115,20 +115,20 @@ def test_fast_path_matches_parser(corpus: Path) -> None:
         if page.ns != 0 or page.redirect:
             continue
         for _, body in wikitext.split_fragments(page.text):
-            if not wikitext.fast_eligible(body):
+            if not wikitext_fast.fast_eligible(body):
                 continue
             eligible += 1
-            fast = wikitext.normalise(wikitext.clean_fast(body))
+            fast = wikitext.normalise(wikitext_fast.clean_fast(body))
             assert fast == wikitext.normalise(wikitext.clean_slow(body)), page.title
     assert eligible > 150
 
 
 def test_fast_path_rejects_nesting() -> None:
-    assert wikitext.fast_eligible("a [[b|c]] {{Referências}} <ref>x</ref>")
-    assert not wikitext.fast_eligible("a {{b|{{c}}}}")
-    assert not wikitext.fast_eligible("a <div>b</div>")
-    assert not wikitext.fast_eligible("a &nbsp; b")
-    assert not wikitext.fast_eligible("'''a'' b")
+    assert wikitext_fast.fast_eligible("a [[b|c]] {{Referências}} <ref>x</ref>")
+    assert not wikitext_fast.fast_eligible("a {{b|{{c}}}}")
+    assert not wikitext_fast.fast_eligible("a <div>b</div>")
+    assert not wikitext_fast.fast_eligible("a &nbsp; b")
+    assert not wikitext_fast.fast_eligible("'''a'' b")
 
 
 # ---- dump formats and selection ----
@@ -335,7 +335,7 @@ def test_cli_ingest(tiny_dump: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     ],
 )
 def test_fast_path_inline_tags_and_quote_edges(fragment: str, eligible: bool, expected: str) -> None:
-    assert wikitext.fast_eligible(fragment) is eligible
+    assert wikitext_fast.fast_eligible(fragment) is eligible
     assert wikitext.clean_fragment(fragment)[0] == expected
     assert wikitext.normalise(wikitext.clean_slow(fragment)) == expected
 
@@ -356,7 +356,11 @@ def test_fast_inline_tag_path_matches_parser_on_ptwiki_sample() -> None:
         if page.ns != 0 or page.redirect:
             continue
         for _, body in wikitext.split_fragments(page.text):
-            if "<" not in body or not wikitext._INLINE_TAG.search(body) or not wikitext.fast_eligible(body):
+            if (
+                "<" not in body
+                or not wikitext_fast._INLINE_TAG.search(body)
+                or not wikitext_fast.fast_eligible(body)
+            ):
                 continue
             text, used_parser = wikitext.clean_fragment(body)
             if not used_parser:

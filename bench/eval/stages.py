@@ -55,7 +55,7 @@ def default_stages() -> Stages:
         return dict(f(cfg, adapter))
 
     def training_question_ids(cfg: Config) -> set[str]:
-        from bench.training.sft_data import training_question_ids as f
+        from bench.training.sft_qa import training_question_ids as f
 
         return {str(q) for q in f(cfg)}
 

@@ -43,6 +43,20 @@ class _NewlineStop:
         return torch.tensor([ends_answer(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
+class _EventStop:
+    """transformers stopping criterion: stop every sequence once ``event`` is set (the stream was closed)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
 class _FirstTokenTimer:
     """A transformers streamer that records when the first generated token arrives (prefill + 1 step)."""
 
@@ -158,33 +172,16 @@ class TransformersGenerator:
         text, n_new, reason = self._decode(out[0, n_prompt:].tolist(), max_new_tokens)
         return Generation(text, n_prompt, n_new, ttft, total, finish_reason=reason)
 
-    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
-        """Greedy decoding that yields text pieces as they are generated (``bench chat``); returns the
-        :class:`Generation` as the iterator's return value.
-
-        ``model.generate`` runs in a thread feeding a ``TextIteratorStreamer``. Closing the iterator early,
-        or Ctrl-C while it waits for a token, stops the generation at the next decoding step.
-        """
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    def _generate_thread(
+        self, enc: Any, max_new_tokens: int, streamer: Any, stops: list[Any]
+    ) -> tuple[threading.Thread, list[Any], list[BaseException]]:
+        """A daemon thread (not started) that runs greedy ``model.generate`` feeding ``streamer``; it appends
+        the output ids to ``outputs``, or an exception to ``errors`` (and ends the streamer)."""
+        from transformers import StoppingCriteriaList
 
         torch = self._torch
-        enc = self.tokenizer(
-            [self.render(messages)], return_tensors="pt", add_special_tokens=not self.chat_template
-        ).to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        stop = threading.Event()
         outputs: list[Any] = []
         errors: list[BaseException] = []
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full(
-                    (input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device
-                )
-
-        stops: list[Any] = [_Stop()]
-        if self.cfg.model.stop_at_newline:
-            stops.append(_NewlineStop(self.tokenizer, int(enc["input_ids"].shape[1])))
 
         def work() -> None:
             try:
@@ -202,9 +199,28 @@ class TransformersGenerator:
                 errors.append(exc)
                 streamer.end()
 
+        return threading.Thread(target=work, name="bench-stream", daemon=True), outputs, errors
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
+        """Greedy decoding that yields text pieces as they are generated (``bench chat``); returns the
+        :class:`Generation` as the iterator's return value.
+
+        ``model.generate`` runs in a thread feeding a ``TextIteratorStreamer``. Closing the iterator early,
+        or Ctrl-C while it waits for a token, stops the generation at the next decoding step.
+        """
+        from transformers import TextIteratorStreamer
+
+        enc = self.tokenizer(
+            [self.render(messages)], return_tensors="pt", add_special_tokens=not self.chat_template
+        ).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+        stops: list[Any] = [_EventStop(stop)]
+        if self.cfg.model.stop_at_newline:
+            stops.append(_NewlineStop(self.tokenizer, int(enc["input_ids"].shape[1])))
+        thread, outputs, errors = self._generate_thread(enc, max_new_tokens, streamer, stops)
         t0 = time.perf_counter()
         ttft = 0.0
-        thread = threading.Thread(target=work, name="bench-stream", daemon=True)
         thread.start()
         try:
             for piece in streamer:

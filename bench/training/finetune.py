@@ -19,7 +19,7 @@ from bench import artifacts
 from bench.config import BenchError, Config, config_to_dict
 from bench.generation import models
 from bench.io import atomic_write_json, peak_rss_mb
-from bench.training import injection, sft_data
+from bench.training import injection, sft_data, sft_qa
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def ensure_adapter(cfg: Config) -> Path:
 def run_finetune(cfg: Config) -> Path:
     """Train (or reuse) the LoRA adapter for ``cfg``; returns the adapter folder."""
     if cfg.finetune.train_format in ("qa", "raft"):
-        sft_data.check_leakage(sft_data.training_question_ids(cfg), sft_data.eval_question_ids(cfg))
+        sft_qa.check_leakage(sft_qa.training_question_ids(cfg), sft_qa.eval_question_ids(cfg))
     out = adapter_dir(cfg)
     if (out / METADATA).exists():
         log.info("reusing adapter %s", out)

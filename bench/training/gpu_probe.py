@@ -82,30 +82,24 @@ def llama_7b_config() -> Any:
     )
 
 
-def qlora_probe(
-    cfg: Config, shape: str = "default", steps: int = 5, model_config: Any = None
-) -> dict[str, Any]:
-    """QLoRA training throughput: tokens/s and peak VRAM for the configured model ("default") or a random
-    7B-shaped Llama ("7b"; ``model_config`` overrides the shape). Batch and length from ``cfg.finetune``."""
+def _probe_model(cfg: Config, shape: str, model_config: Any) -> Any:
+    """The 4-bit base model: the configured one ("default") or a random Llama of ``model_config``'s shape."""
     import dataclasses
 
+    if shape == "default":
+        model, _ = models.load_model(
+            dataclasses.replace(cfg, device=cfg.device), for_training=True, quantization="nf4"
+        )
+        return model
+    return random_4bit_llama(model_config or llama_7b_config(), cfg.device)
+
+
+def _with_lora(model: Any, cfg: Config) -> tuple[Any, Any]:
+    """(peft model, optimizer): LoRA on ``finetune.target_modules``; paged 8-bit AdamW on CUDA."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    ft, device = cfg.finetune, cfg.device
-    on_cuda = device == "cuda"
-    if on_cuda and not torch.cuda.is_available():
-        raise BenchError("the QLoRA probe needs CUDA (or --set device=cpu for a slow check)")
-    if on_cuda:
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    if shape == "default":
-        model, _ = models.load_model(
-            dataclasses.replace(cfg, device=device), for_training=True, quantization="nf4"
-        )
-    else:
-        model = random_4bit_llama(model_config or llama_7b_config(), device)
-    load_s = time.perf_counter() - t0
+    ft, on_cuda = cfg.finetune, cfg.device == "cuda"
     model = prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=ft.gradient_checkpointing or on_cuda
     )
@@ -127,7 +121,13 @@ def qlora_probe(
         opt: Any = bnb.optim.PagedAdamW8bit(params, lr=ft.learning_rate)
     else:
         opt = torch.optim.AdamW(params, lr=ft.learning_rate)
-    ids = torch.randint(0, model.config.vocab_size, (ft.batch_size, ft.max_length), device=device)
+    return model, opt
+
+
+def _timed_steps(model: Any, opt: Any, ids: Any, steps: int, on_cuda: bool) -> tuple[float, Any]:
+    """(mean seconds per step after one warm-up step, the last loss)."""
+    import torch
+
     times = []
     for _ in range(steps + 1):  # the first step is warm-up
         t = time.perf_counter()
@@ -138,7 +138,28 @@ def qlora_probe(
         if on_cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
-    step_s = sum(times[1:]) / max(len(times) - 1, 1)
+    return sum(times[1:]) / max(len(times) - 1, 1), loss
+
+
+def qlora_probe(
+    cfg: Config, shape: str = "default", steps: int = 5, model_config: Any = None
+) -> dict[str, Any]:
+    """QLoRA training throughput: tokens/s and peak VRAM for the configured model ("default") or a random
+    7B-shaped Llama ("7b"; ``model_config`` overrides the shape). Batch and length from ``cfg.finetune``."""
+    import torch
+
+    ft, device = cfg.finetune, cfg.device
+    on_cuda = device == "cuda"
+    if on_cuda and not torch.cuda.is_available():
+        raise BenchError("the QLoRA probe needs CUDA (or --set device=cpu for a slow check)")
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    model = _probe_model(cfg, shape, model_config)
+    load_s = time.perf_counter() - t0
+    model, opt = _with_lora(model, cfg)
+    ids = torch.randint(0, model.config.vocab_size, (ft.batch_size, ft.max_length), device=device)
+    step_s, loss = _timed_steps(model, opt, ids, steps, on_cuda)
     result = {
         "shape": shape,
         "device": device,

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,19 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     }
 
 
-def convert_lora(adapter_dir: Path, base_gguf: Path, out: Path | None = None) -> Path:
-    """peft LoRA adapter folder → llama.cpp GGUF LoRA, cached by sha256 of adapter + base arch."""
-    import gguf
-    from safetensors.numpy import load_file
-
-    adapter_dir = Path(adapter_dir)
+def _read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
+    """``adapter_config.json`` of a peft adapter folder (BenchError when the folder is not one)."""
     cfg_path, st_path = adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors"
     if not cfg_path.exists() or not st_path.exists():
         raise BenchError(
             f"{adapter_dir}: not a peft LoRA adapter (adapter_config.json/adapter_model.safetensors)"
         )
-    acfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    meta = gguf_metadata(base_gguf)
-    arch = meta["arch"]
+    acfg: dict[str, Any] = json.loads(cfg_path.read_text(encoding="utf-8"))
+    return acfg
+
+
+def _rank_and_alpha(acfg: dict[str, Any], arch: str, adapter_dir: Path) -> tuple[int, float]:
+    """Rank and llama.cpp alpha; BenchError for what a GGUF LoRA cannot express."""
     if arch not in SUPPORTED_ARCHS:
         raise BenchError(f"LoRA → GGUF supports {', '.join(SUPPORTED_ARCHS)}; base model is {arch!r}")
     if acfg.get("peft_type", "LORA") != "LORA" or acfg.get("use_dora"):
@@ -86,6 +86,42 @@ def convert_lora(adapter_dir: Path, base_gguf: Path, out: Path | None = None) ->
     r, alpha = int(acfg["r"]), float(acfg["lora_alpha"])
     if acfg.get("use_rslora"):
         alpha = alpha * math.sqrt(r)  # llama.cpp scales by alpha / r; rsLoRA by alpha / sqrt(r)
+    return r, alpha
+
+
+def _lora_tensors(
+    tensors: dict[str, np.ndarray], tmap: Any, meta: dict[str, Any], adapter_dir: Path
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(llama.cpp name, lora_a, lora_b) per target weight, in name order; llama's q/k rows permuted."""
+    for name in sorted(tensors):
+        if ".lora_A." not in name:
+            if ".lora_B." not in name:
+                raise BenchError(f"{adapter_dir}: unexpected tensor {name} (only lora_A/lora_B supported)")
+            continue
+        b_name = name.replace(".lora_A.", ".lora_B.")
+        hf = name.replace("base_model.model.", "", 1).replace(".lora_A.weight", ".weight")
+        new = tmap.get_name(hf, try_suffixes=(".weight",))
+        if new is None:
+            raise BenchError(f"{adapter_dir}: cannot map {hf} to a llama.cpp tensor name")
+        a = tensors[name].astype(np.float32)
+        b = tensors[b_name].astype(np.float32)
+        if meta["arch"] == "llama" and new.endswith(("attn_q.weight", "attn_k.weight")):
+            heads = meta["n_head"] if new.endswith("attn_q.weight") else meta["n_head_kv"]
+            b = permute_rows(b, int(heads))
+        yield new, a, b
+
+
+def convert_lora(adapter_dir: Path, base_gguf: Path, out: Path | None = None) -> Path:
+    """peft LoRA adapter folder → llama.cpp GGUF LoRA, cached by sha256 of adapter + base arch."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    adapter_dir = Path(adapter_dir)
+    st_path = adapter_dir / "adapter_model.safetensors"
+    acfg = _read_adapter_config(adapter_dir)
+    meta = gguf_metadata(base_gguf)
+    arch = meta["arch"]
+    r, alpha = _rank_and_alpha(acfg, arch, adapter_dir)
     key = stable_hash({"adapter": sha256_file(st_path), "config": acfg, "arch": arch, "v": 1})
     out = out or adapter_dir / f"adapter-{key}.gguf"
     if out.exists():
@@ -100,21 +136,7 @@ def convert_lora(adapter_dir: Path, base_gguf: Path, out: Path | None = None) ->
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", alpha)
     n = 0
-    for name in sorted(tensors):
-        if ".lora_A." not in name:
-            if ".lora_B." not in name:
-                raise BenchError(f"{adapter_dir}: unexpected tensor {name} (only lora_A/lora_B supported)")
-            continue
-        b_name = name.replace(".lora_A.", ".lora_B.")
-        hf = name.replace("base_model.model.", "", 1).replace(".lora_A.weight", ".weight")
-        new = tmap.get_name(hf, try_suffixes=(".weight",))
-        if new is None:
-            raise BenchError(f"{adapter_dir}: cannot map {hf} to a llama.cpp tensor name")
-        a = tensors[name].astype(np.float32)
-        b = tensors[b_name].astype(np.float32)
-        if arch == "llama" and new.endswith(("attn_q.weight", "attn_k.weight")):
-            heads = meta["n_head"] if new.endswith("attn_q.weight") else meta["n_head_kv"]
-            b = permute_rows(b, int(heads))
+    for new, a, b in _lora_tensors(tensors, tmap, meta, adapter_dir):
         writer.add_tensor(f"{new}.lora_a", np.ascontiguousarray(a))
         writer.add_tensor(f"{new}.lora_b", np.ascontiguousarray(b))
         n += 1

@@ -1,0 +1,138 @@
+"""Question-based training records (``finetune.train_format`` ``qa`` and ``raft``) and the leakage guard.
+
+* ``qa``: question → answer span, from ``finetune.train_questions`` (its ``train`` split only), in the
+  closed-book prompt the FT variant sends;
+* ``raft``: the same with the gold paragraph and deterministic distractor paragraphs in the prompt (FT+RAG's).
+
+The leakage guard refuses to train on any question that the evaluation (``questions`` filtered by ``split``)
+would ask: the same id, the same question text under another id, and (:mod:`bench.questions.leakage`)
+reworded twins and near-copies of the evaluation's gold pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.config import BenchError, Config
+from bench.eval.prompts import build_messages, format_passage
+from bench.io import iter_jsonl, nfc
+from bench.questions import leakage
+
+N_DISTRACTORS = 2
+
+# --------------------------------------------------------------------------- questions and leakage
+
+
+def _questions(path: Path, split: str) -> list[dict[str, Any]]:
+    return [r for r in iter_jsonl(path) if not split or r.get("split") == split]
+
+
+def eval_question_ids(cfg: Config) -> set[str]:
+    """Ids of the questions the evaluation asks: ``questions`` filtered by ``split``."""
+    return {str(r.get("id")) for r in _questions(cfg.path(cfg.questions), cfg.split)}
+
+
+def training_question_ids(cfg: Config) -> set[str]:
+    """Ids of questions the fine-tuning trains on (empty for text/instruct formats)."""
+    if cfg.finetune.train_format not in ("qa", "raft"):
+        return set()
+    return {str(r.get("id")) for r in _questions(_train_questions_path(cfg), "train")}
+
+
+def check_leakage(train_ids: Iterable[str], eval_ids: Iterable[str]) -> None:
+    """BenchError when a question used for training would also be evaluated."""
+    overlap = set(train_ids) & set(eval_ids)
+    if overlap:
+        sample = ", ".join(sorted(overlap)[:3])
+        raise BenchError(
+            f"leakage: {len(overlap)} evaluation question(s) are in the fine-tuning data (e.g. {sample}); "
+            "evaluate on another split (--set split=dev) or train on other questions"
+        )
+
+
+def _qkey(row: dict[str, Any]) -> str:
+    return " ".join(nfc(str(row.get("question") or "")).lower().split())
+
+
+def _train_questions_path(cfg: Config) -> Path:
+    if not cfg.finetune.train_questions:
+        raise BenchError(
+            f"train_format={cfg.finetune.train_format} needs --set finetune.train_questions=FILE"
+        )
+    return cfg.path(cfg.finetune.train_questions)
+
+
+def train_rows(cfg: Config, drops: Counter[str]) -> list[dict[str, Any]]:
+    """The train split of ``finetune.train_questions`` minus every question the evaluation would ask
+    (counted in ``drops``); BenchError on an id in both sets, or on a duplicate text when
+    ``drop_eval_duplicates`` is false."""
+    ft = cfg.finetune
+    rows = _questions(_train_questions_path(cfg), "train")
+    if not rows:
+        raise BenchError(f"{ft.train_questions}: no rows with split=train")
+    eval_rows = _questions(cfg.path(cfg.questions), cfg.split)
+    check_leakage({str(r.get("id")) for r in rows}, {str(r.get("id")) for r in eval_rows})
+    eval_keys = {_qkey(r) for r in eval_rows}
+    if ft.drop_eval_duplicates:  # same question text under another id: leave it out of training
+        kept_rows = [r for r in rows if _qkey(r) not in eval_keys]
+        drops["eval_duplicate"] += len(rows) - len(kept_rows)
+        rows = kept_rows
+    try:
+        check_leakage({_qkey(r) for r in rows}, eval_keys)  # same question, other id
+    except BenchError as exc:
+        raise BenchError(f"{exc}; or --set finetune.drop_eval_duplicates=true to skip them") from None
+    rows, twin_drops = leakage.filter_training(rows, eval_rows, ft)  # reworded twins, near-copy pages
+    drops.update(twin_drops)
+    return rows
+
+
+# --------------------------------------------------------------------------- records
+
+
+def eval_prompt(tok: Any, use_chat: bool, question: str, passages: Sequence[str], reader: str) -> str:
+    """The prompt the evaluation sends for this question (``bench.eval.prompts``; no worked examples)."""
+    from bench.generation.base import plain_prompt
+
+    messages = build_messages(question, passages, reader=reader, fewshot=0)
+    if use_chat:
+        return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return plain_prompt(messages)
+
+
+def qa_records(
+    rows: Sequence[dict[str, Any]],
+    tok: Any,
+    use_chat: bool,
+    raft: bool,
+    seed: int,
+    reader: str = "extractive",
+    no_gold: float = 0.0,
+) -> list[dict[str, str]]:
+    """Question → short gold span, in the evaluation's prompt: closed-book for ``qa`` (the FT variant's
+    prompt), with passages for ``raft`` (FT+RAG's): the gold paragraph among distractors, or, for a share
+    ``no_gold`` of the records, only distractors (RAFT, Zhang et al. 2024)."""
+    contexts = [(str(r.get("title") or ""), str(r.get("context") or "")) for r in rows]
+    distinct = sorted({c for c in contexts if c[1]}, key=lambda c: hashlib.sha256(c[1].encode()).hexdigest())
+    out = []
+    for row in rows:
+        answers = [a for a in row.get("answers") or [] if a]
+        question, context = str(row.get("question") or ""), str(row.get("context") or "")
+        if not answers or not question.strip() or not context.strip():
+            continue
+        passages: list[str] = []
+        if raft:
+            rng = random.Random(f"{seed}:{row.get('id')}")
+            pool = [c for c in distinct if c[1] != context]
+            gold = [] if rng.random() < no_gold else [(str(row.get("title") or ""), context)]
+            docs = [*rng.sample(pool, min(N_DISTRACTORS + 1 - len(gold), len(pool))), *gold]
+            rng.shuffle(docs)
+            passages = [format_passage(c, t) for t, c in docs]
+        prompt = eval_prompt(tok, use_chat, question, passages, reader)
+        rec = {"prompt": prompt, "completion": str(answers[0]), "question_id": str(row.get("id"))}
+        out.append(rec)
+    return out
