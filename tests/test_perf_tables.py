@@ -142,7 +142,10 @@ def test_render_batched() -> None:
     assert rows[1] == "| 1 | 31.8 | 41.5 | 85.3 | – | 0.180 / 0.377 |"
     assert rows[2] == "| 4 | 14.9 | 23.8 | 50.7 | 13/16 / 16/16 | 0.180 / 0.377 |"
     assert rows[3].startswith("| 8 | 9.8 | 22.4 |")
-    assert "Generation time over batch 1: batch 4: base 2.1×, rag 1.7×; batch 8: base 3.2×, rag 1.9×." in text
+    assert (
+        "over each batch size (> 1 = faster): batch 4: base 2.1×, RAG 1.7×; batch 8: base 3.2×, RAG 1.9×."
+        in text
+    )
 
 
 def test_perf_blocks_render_only_when_their_json_exists(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from bench.reporting.machine import machine_line
 from bench.reporting.tables import DASH, fmt_num, table
 
 BACKENDS = ("llamacpp", "transformers")
+VARIANT_LABELS = {"base": "base", "rag": "RAG"}
 RETRIEVAL_GLOB = "retrieval-faquad-*.json"
 MODE_LABELS = {"dense": "dense", "sparse": "sparse (BM25)", "hybrid": "hybrid (RRF)"}
 INGEST_RUNS = (
@@ -120,7 +121,7 @@ def render_backends(doc: dict[str, Any]) -> str:
         f"{doc.get('n_questions', DASH)} questions, greedy, ≤ {doc.get('max_new_tokens', DASH)} new tokens, "
         f"both backends in one process, back to back; {machine_line(doc.get('machine'))}."
     )
-    header = ["mode", "backend", "s/question", "tokens/s", "identical answers"]
+    header = ["mode", "backend", "s/question", "tokens/s", "answers identical to transformers'"]
     tail = []
     for mode, label in (("closed_book", "closed book"), ("with_context", "with gold context")):
         ratio = (doc.get(mode) or {}).get("speedup_llamacpp")
@@ -156,8 +157,14 @@ def render_batched(doc: dict[str, Any]) -> str:
     speed = []
     for size in sizes[1:]:
         gen = runs[size].get("generation_s") or {}
-        parts = [f"{v} {one[v] / gen[v]:.1f}×" for v in ("base", "rag") if one.get(v) and gen.get(v)]
+        parts = [
+            f"{VARIANT_LABELS[v]} {one[v] / gen[v]:.1f}×" for v in VARIANT_LABELS if one.get(v) and gen.get(v)
+        ]
         speed.append(f"batch {size}: " + ", ".join(parts))
     if speed:
-        out += f"\nGeneration time over batch {sizes[0]}: " + "; ".join(speed) + ".\n"
+        out += (
+            f"\nΣ generation s of batch {sizes[0]} over each batch size (> 1 = faster): "
+            + "; ".join(speed)
+            + ".\n"
+        )
     return out
