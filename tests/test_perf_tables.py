@@ -172,3 +172,21 @@ def test_every_readme_block_has_a_renderer() -> None:
 @pytest.mark.parametrize("name", ["ingest", "retrieval", "backends", "batched"])
 def test_readme_has_the_perf_blocks(name: str) -> None:
     assert name in readme.block_names((REPO / "README.md").read_text(encoding="utf-8"))
+
+
+def test_update_readme_blocks_fills_perf_blocks_whose_json_exists(tmp_path: Path) -> None:
+    from test_report import fake_scores, write_run
+
+    run = write_run(tmp_path, fake_scores("after"))
+    perf = tmp_path / "perf"
+    perf.mkdir()
+    doc = retrieval_doc("e", 0.8, True)
+    (perf / "retrieval-faquad-e.json").write_text(json.dumps(doc), encoding="utf-8")
+    names = ("results", "retrieval", "ingest")
+    readme_path = tmp_path / "README.md"
+    readme_path.write_text("".join(f"<!-- {n}:start -->\nold\n<!-- {n}:end -->\n" for n in names), "utf-8")
+    lines = readme.update_readme_blocks(readme_path, run, None, {}, perf_dir=perf)
+    assert [line.split()[0] for line in lines] == ["results", "retrieval"]  # no ingest.json: not rendered
+    text = readme_path.read_text(encoding="utf-8")
+    assert "| e (default) | hybrid (RRF) | 0.820 | 0.850 | 0.500 |" in text
+    assert "<!-- ingest:start -->\nold\n<!-- ingest:end -->" in text
