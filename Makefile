@@ -25,7 +25,7 @@ help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
 	@echo "make test     - offline CPU test suite"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
-	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends)"
+	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
@@ -82,6 +82,8 @@ bench: install
 	$(MAKE) --no-print-directory report-readme
 
 # REPORT.md from every committed run and sweep; README blocks only for the default/facts profiles' plain runs.
+# With --readme, every perf block in README (ingest, retrieval, backends, batched, train-speed) is rendered too,
+# from its results/perf/*.json when that exists (bench/reporting/readme.py PERF_BLOCKS).
 report-readme:
 	$(PY) -m bench report $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s))) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
 	@echo "report: results/REPORT.md"

@@ -68,6 +68,30 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrieval_record(cfg: Config) -> dict[str, object]:
+    """retrieval_eval plus what README's retrieval block states: corpus, questions, k, the index's article
+    and chunk counts, whether this is the default embedder, and the machine record of the eval."""
+    from bench.reporting.machine import MachineProbe
+    from bench.retrieval import index
+
+    info = index.build_index(cfg)  # idempotent: only missing chunks are embedded; gives the counts
+    with MachineProbe() as probe:
+        result = index.retrieval_eval(cfg)
+    ic, default = cfg.index, load_config(None).index
+    result.update(
+        corpus=cfg.corpus,
+        questions=cfg.questions,
+        split=cfg.split,
+        k=ic.k,
+        articles=info.stats.get("articles"),
+        chunks=info.chunks,
+        embedder_config=f"{ic.embedder}/{ic.embedder_model}",
+        default_embedder=(ic.embedder, ic.embedder_model) == (default.embedder, default.embedder_model),
+        machine=probe.record(),
+    )
+    return result
+
+
 def cmd_retrieve_eval(args: argparse.Namespace) -> int:
     import json
 
@@ -77,7 +101,7 @@ def cmd_retrieve_eval(args: argparse.Namespace) -> int:
     extra = [f"corpus={args.corpus}"] if args.corpus else []
     extra += [f"questions={args.questions}"] if args.questions else []
     cfg = load_config(args.config, [*args.overrides, *extra])
-    result = index.retrieval_eval(cfg)
+    result = _retrieval_record(cfg) if args.output else index.retrieval_eval(cfg)
     if args.output:
         atomic_write_json(args.output, result)
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -138,7 +162,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.reporting import report
+    from bench.reporting import readme, report
 
     out = report.render(
         [Path(p) for p in args.run_dirs],
@@ -150,7 +174,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.readme:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
         sweeps = sorted((Path(p) for p in args.sweep), key=lambda p: p.name)
-        for line in report.update_readme_blocks(
+        for line in readme.update_readme_blocks(
             Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps
         ):
             print(f"{args.readme}: {line}")

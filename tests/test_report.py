@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError
+from bench.reporting import readme as readme_mod
 from bench.reporting import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -226,19 +227,19 @@ def test_update_readme_replaces_only_between_markers(tmp_path: Path) -> None:
     before = "# Title\n\nintro\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nfooter\n"
     readme.write_text(before, encoding="utf-8")
     scores = fake_scores()
-    assert report.update_readme(readme, scores) is True
+    assert readme_mod.update_readme(readme, scores) is True
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# Title\n\nintro\n<!-- results:start -->\n| variant |")
     assert text.endswith("|\n<!-- results:end -->\n\nfooter\n")
     assert "old table" not in text
     assert report.render_table(scores) in text
-    assert report.update_readme(readme, scores) is False  # idempotent
+    assert readme_mod.update_readme(readme, scores) is False  # idempotent
     changed = copy.deepcopy(scores)
     changed["variants"]["rag"]["f1"]["mean"] = 0.5
-    assert report.update_readme(readme, changed) is True
+    assert readme_mod.update_readme(readme, changed) is True
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(BenchError, match="markers"):
-        report.update_readme(readme, scores)
+        readme_mod.update_readme(readme, scores)
 
 
 def test_flat_generator_info_and_mixed_quantisation() -> None:
@@ -295,7 +296,7 @@ def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> N
     readme.write_text(
         "".join(f"<!-- {n}:start -->\nold\n<!-- {n}:end -->\n" for n in names), encoding="utf-8"
     )
-    lines = report.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
+    lines = readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
     assert [line.split()[0] for line in lines] == ["results", "timing", "reader", "facts"]
     text = readme.read_text(encoding="utf-8")
     assert "old" not in text.replace("_No no-model baselines", "")
@@ -304,5 +305,5 @@ def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> N
     assert "Run `after`" in text
     assert all(
         "unchanged" in line
-        for line in report.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
+        for line in readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
     )

