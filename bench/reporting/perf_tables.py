@@ -72,14 +72,23 @@ def _metric(scores: dict[str, Any], prefix: str) -> Any:
     return next((v for k, v in scores.items() if k.startswith(prefix)), None)
 
 
+def _is_default(doc: dict[str, Any]) -> bool:
+    """Whether this JSON's embedder is the default profile's *now* (not when it was measured)."""
+    from bench.config import load_config
+
+    ic = load_config(None).index
+    name = str(doc.get("embedder") or "").split("/")
+    return bool(name) and name[0] == ic.embedder and name[1:2] == [ic.embedder_model.partition(":")[0]]
+
+
 def _embedder(doc: dict[str, Any]) -> str:
     name = str(doc.get("embedder") or DASH)
-    return f"{name} (default)" if doc.get("default_embedder") else name
+    return f"{name} (default)" if _is_default(doc) else name
 
 
 def render_retrieval(docs: list[dict[str, Any]]) -> str:
     """One ``results/perf/retrieval-faquad-*.json`` per embedder (``python -m bench retrieve-eval -o``)."""
-    docs = sorted(docs, key=lambda d: (not d.get("default_embedder"), str(d.get("embedder"))))
+    docs = sorted(docs, key=lambda d: (not _is_default(d), str(d.get("embedder"))))
     k = next((d.get("k") for d in docs if d.get("k")), "k")
     rows = []
     for d in docs:

