@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
+from bench.eval.schema import dig, generator_field, load_scores, mean_of, ordered_variants
 from bench.eval.scoring import METRICS, NOISY_METRICS
 from bench.io import read_json
 
 log = logging.getLogger(__name__)
 
-VARIANT_ORDER = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_rag", "picker_oracle")
 # Stable (deterministic on CPU) metrics fail on a regression; EM and question-stripped F1 lead them.
 STABLE_METRICS = tuple(name for name, m in METRICS.items() if m.stable)
 LOWER_IS_BETTER = {name for name, m in METRICS.items() if not m.higher_is_better}
@@ -103,56 +103,6 @@ class CheckResult:
         summary = f"**{'FAIL' if n_fail else 'OK'}**: {n_fail} regression(s), {n_warn} warning(s)"
         notes = [f"- {WARN} {w}" for w in self.warnings]
         return "\n".join([*lines, "", summary, *(["", *notes] if notes else [])]) + "\n"
-
-
-def scores_path(path: Path) -> Path:
-    return path / "scores.json" if path.is_dir() else path
-
-
-def load_scores(path: Path) -> dict[str, Any]:
-    """Load a ``scores.json`` (or a run directory holding one) and check its basic shape."""
-    p = scores_path(Path(path))
-    data = read_json(p)
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), dict):
-        raise BenchError(f"{p}: not a scores.json (no 'variants' object)")
-    return data
-
-
-def dig(obj: Any, dotted: str) -> Any:
-    """``dig(d, "a.b")`` is ``d["a"]["b"]``, or None where any step is missing."""
-    for part in dotted.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def mean_of(value: Any) -> float | None:
-    """A metric is either ``{"mean": x, "ci95": [..]}`` or a bare number; anything else is missing."""
-    if isinstance(value, dict):
-        value = value.get("mean")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def ordered_variants(names: Any) -> list[str]:
-    names = list(names)
-    return [v for v in VARIANT_ORDER if v in names] + sorted(v for v in names if v not in VARIANT_ORDER)
-
-
-def generator_field(scores: dict[str, Any], name: str) -> str | None:
-    """A field of ``env.generator``: flat ``{"quantization": ..}`` or per variant ``{"base": {..}, ..}``.
-
-    Distinct per-variant values are joined with `` / `` (sorted), so the result is stable.
-    """
-    gen = dig(scores, "env.generator")
-    if not isinstance(gen, dict):
-        return None
-    flat = any(not isinstance(v, dict) for v in gen.values())
-    infos = [gen] if flat else [gen[v] for v in ordered_variants(gen)]
-    values = sorted({str(i[name]) for i in infos if i.get(name) is not None})
-    return " / ".join(values) or None
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.eval.schema import mean_of
+from bench.eval.scoring import METRICS as REGISTRY
 from bench.eval.sweep import REFERENCE, load_sweep
-from bench.reporting.check import mean_of
 from bench.reporting.plots import VARIANT_COLORS, VARIANT_LABELS, save_figure
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 
-METRICS = (("exact_match", "EM"), ("f1_qstripped", "F1 (question words removed)"))
+# the registry's headline metrics (EM, question-stripped F1), in registry order
+METRICS = tuple((m.name, m.label) for m in REGISTRY.values() if m.headline)
 REFERENCE_LINES = ("base", "rag", "picker_oracle", "picker_rag")
 LINESTYLES = ("-", "--", ":", "-.")
 

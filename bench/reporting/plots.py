@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bench.reporting.check import mean_of, ordered_variants
+from bench.eval.schema import mean_of, ordered_variants
 
 VARIANT_LABELS = {
     "base": "base",

@@ -16,8 +16,9 @@ from typing import Any
 
 from bench.config import REPO_ROOT, BenchError
 from bench.eval.costs import render_costs
+from bench.eval.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
-from bench.reporting.check import check, dig, generator_field, load_scores, scores_path
+from bench.reporting.check import check
 from bench.reporting.plots import plot
 from bench.reporting.tables import (
     DASH,

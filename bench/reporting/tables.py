@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.eval.schema import dig, mean_of, ordered_variants
 from bench.eval.scoring import BASELINE_OF, METRICS, RAGAS_METRICS
-from bench.reporting.check import dig, mean_of, ordered_variants
 from bench.reporting.plots import vlabel
 
 DASH = "–"
