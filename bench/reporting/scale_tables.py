@@ -54,6 +54,9 @@ STAGES = (
 )
 
 
+GPU_NOTE = " (GPU: not measured yet)"  # in early JSON, inside the command string
+
+
 def render_full_profile(doc: dict[str, Any]) -> str:
     """``results/perf/full-profile.json`` (tests/perf/test_perf_full_profile.py)."""
     st, pr = doc.get("stages") or {}, doc.get("projection") or {}
@@ -80,7 +83,8 @@ def render_full_profile(doc: dict[str, Any]) -> str:
         f"{fmt_num((pr.get('dense_s_all_sample_chunks') or 0) / 3600, 1)} h on this CPU; all of ptwiki "
         f"(≈ {_int(pr.get('ptwiki_articles'))} articles × {fmt_num(pr.get('chunks_per_article'), 2)} chunks "
         f"per article ≈ {_int(pr.get('ptwiki_chunks'))} chunks) ≈ "
-        f"{fmt_num(pr.get('dense_days_all_ptwiki'), 1)} days. On a GPU: `{pr.get('gpu', DASH)}`.",
+        f"{fmt_num(pr.get('dense_days_all_ptwiki'), 1)} days. On a GPU (not measured yet): "
+        f"`{str(pr.get('gpu', DASH)).replace(GPU_NOTE, '')}`.",
     ]
     return "\n".join(lines) + "\n"
 

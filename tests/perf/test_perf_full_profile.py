@@ -107,7 +107,7 @@ def test_full_profile_ingest_and_index(tmp_path: Path) -> None:
             "ptwiki_chunks": PTWIKI_ARTICLES * per_article,
             "dense_days_all_ptwiki": PTWIKI_ARTICLES * per_article / rate / 86400,
             "gpu": "python -m bench index --profile full --set index.embedder=e5-torch "
-            "--set index.embed_device=cuda (GPU: not measured yet)",
+            "--set index.embed_device=cuda",
         },
         "machine": probe.record(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
