@@ -191,3 +191,11 @@ def test_update_readme_blocks_fills_perf_blocks_whose_json_exists(tmp_path: Path
     text = readme_path.read_text(encoding="utf-8")
     assert "| e | hybrid (RRF) | 0.820 | 0.850 | 0.500 |" in text
     assert "<!-- ingest:start -->\nold\n<!-- ingest:end -->" in text
+
+
+def test_render_install_rows_per_pip_cache() -> None:
+    run = {"pip_cache": "cold", "command": "make install", "seconds": 201.4, "commit": "abcdef123"}
+    doc = {"runs": [run], "machine": quiet_machine()}
+    text = perf_tables.render_install(doc)
+    assert "| pip cache cold | `make install` | 201 | abcdef1 |" in text
+    assert "quiet — Test CPU" in text

@@ -177,3 +177,19 @@ def render_batched(doc: dict[str, Any]) -> str:
             + ".\n"
         )
     return out
+
+
+def render_install(doc: dict[str, Any]) -> str:
+    """``results/perf/install.json``: ``git clone`` + ``make install`` in a fresh directory, per pip cache."""
+    rows = [
+        [f"pip cache {r.get('pip_cache', DASH)}", f"`{r.get('command', 'make install')}`",
+         fmt_num(r.get("seconds"), 0), str(r.get("commit", DASH))[:7]]
+        for r in doc.get("runs") or []
+    ]  # fmt: skip
+    lines = [
+        f"A fresh clone and a new `.venv`; torch from the local CPU wheel, everything else from PyPI; "
+        f"{machine_line(doc.get('machine'))}.",
+        "",
+        table(["run", "command", "seconds", "commit"], rows),
+    ]
+    return "\n".join(lines) + "\n"

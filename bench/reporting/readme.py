@@ -47,6 +47,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "backends": _one("backends.json", perf_tables.render_backends),
     "batched": _one("batched-generation.json", perf_tables.render_batched),
     "train-speed": _one("train-speed.json", render_train_speed),
+    "install": _one("install.json", perf_tables.render_install),
     "embed-speed": _one("e5-torch-speed.json", scale_tables.render_embed_speed),
     "full-profile": _one("full-profile.json", scale_tables.render_full_profile),
     "multistream": _one("multistream.json", scale_tables.render_multistream),
