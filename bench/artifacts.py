@@ -12,30 +12,31 @@ module sits below every stage without an import cycle) — nothing is bumped by 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.config import Config, stable_hash
+from bench.io import code_version
 
 log = logging.getLogger(__name__)
 
-PKG = Path(__file__).resolve().parent
-
 # Source files whose text shapes each artifact (paths under bench/).
-CLEANER_CODE = ("ingest/dump.py", "ingest/articles.py", "ingest/wikitext.py", "ingest/corpus.py")
-CHUNKER_CODE = ("retrieval/chunking.py", "retrieval/store.py")  # chunk boundaries, BM25 term weights
-TRAINING_CODE = ("training/sft_data.py", "training/sft_views.py", "training/finetune.py", "eval/prompts.py")
-
-
-def code_version(*relpaths: str) -> str:
-    """Hash of the given bench/ source files' text (16 hex digits)."""
-    h = hashlib.sha256()
-    for rel in sorted(relpaths):
-        h.update(rel.encode("utf-8") + b"\0" + (PKG / rel).read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+CLEANER_CODE = (
+    "ingest/dump.py", "ingest/articles.py", "ingest/wikitext.py", "ingest/wikitext_fast.py",
+    "ingest/corpus.py", "ingest/multistream.py",
+)  # fmt: skip
+CHUNKER_CODE = ("retrieval/chunking.py", "retrieval/bm25.py")  # chunk boundaries, BM25 term weights
+EMBEDDER_CODE = (  # what turns a chunk into its dense vector (and converts e5's weights)
+    "retrieval/embedders.py", "retrieval/e5_torch.py", "retrieval/e5_convert.py", "retrieval/e5_tokenizer.py",
+    "retrieval/spm_charsmap.py",
+)  # fmt: skip
+SEARCH_CODE = ("retrieval/index.py", "retrieval/store.py", "retrieval/store_server.py")  # query time only
+TRAINING_CODE = (
+    "training/sft_data.py", "training/sft_qa.py", "training/sft_views.py", "training/finetune.py",
+    "questions/leakage.py", "eval/prompts.py", "generation/base.py",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ def node(cfg: Config, stage: str, inputs: dict[str, Any], suffix: str = "") -> A
     """The only way to name a cache location: ``results/<stage>/<hash(stage, inputs)><suffix>``."""
     key = stable_hash({"stage": stage, **inputs})
     return Artifact(stage, key, inputs, cfg.results_path / stage / f"{key}{suffix}")
+
+
+def file_sha256(cfg: Config, path: Path, what: str) -> str:
+    """Content hash of an input file (cached by size + mtime); a missing one is a clear error."""
+    from bench.config import BenchError
+    from bench.weights import cached_sha256
+
+    if not path.is_file():
+        raise BenchError(f"{what} file not found: {path}")
+    return cached_sha256(cfg, path)
 
 
 def corpus_identity(cfg: Config) -> list[dict[str, str]]:
@@ -85,7 +96,9 @@ def index(cfg: Config) -> Artifact:
     inputs = {
         "articles": articles(cfg).key,
         "chunking": {"chunk_tokens": ic.chunk_tokens, "chunk_overlap": ic.chunk_overlap},
-        "embedder": embedder_identity(cfg) if dense_enabled(cfg) else None,
+        "embedder": {**embedder_identity(cfg), "code": code_version(*EMBEDDER_CODE)}
+        if dense_enabled(cfg)
+        else None,
         "storage": {"int8": ic.dense_int8, "on_disk": ic.dense_on_disk},
         "code": code_version(*CHUNKER_CODE),
     }
@@ -100,21 +113,19 @@ def dense_enabled(cfg: Config) -> bool:
 
 def model_identity(cfg: Config) -> dict[str, Any]:
     """The generator weights: file hashes for local weights, the id for a hub model."""
-    from bench import weights
     from bench.generation import models
 
     spec = models.resolve_model(cfg)
     if spec.gguf_path is not None:
-        return {"gguf_sha256": weights.cached_sha256(cfg, spec.gguf_path)}
+        return {"gguf_sha256": file_sha256(cfg, spec.gguf_path, "model weights")}
     if spec.hf_dir is not None:
         files = [*sorted(spec.hf_dir.glob("*.safetensors")), spec.hf_dir / "config.json"]
-        return {f.name: weights.cached_sha256(cfg, f) for f in files}
+        return {f.name: file_sha256(cfg, f, "model weights") for f in files}
     return {"hf_id": spec.name}
 
 
 def finetune_inputs(cfg: Config) -> dict[str, Any]:
     """The adapter's own inputs and upstream keys (:func:`adapter` adds the training code)."""
-    from bench import weights
     from bench.config import config_to_dict
 
     bookkeeping = ("logging_steps", "save_steps")  # same weights either way
@@ -123,15 +134,21 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
     data: dict[str, Any]
     if cfg.finetune.train_format in ("qa", "raft"):
         data = {
-            "train_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.finetune.train_questions)),
+            "train_questions_sha256": file_sha256(
+                cfg, cfg.path(cfg.finetune.train_questions), "train questions"
+            ),
             # the leakage guard drops train questions by the evaluation set: it shapes the training data
-            "eval_questions_sha256": weights.cached_sha256(cfg, cfg.path(cfg.questions)),
+            "eval_questions_sha256": file_sha256(cfg, cfg.path(cfg.questions), "questions"),
             "eval_split": cfg.split,
+            "reader": cfg.model.reader,  # qa/raft records are the reader's evaluation prompt
         }
     else:
         data = {"articles": articles(cfg).key}
-        if cfg.finetune.scope == "question_pages":  # which pages are trained on comes from the questions
-            data.update(questions_sha256=weights.cached_sha256(cfg, cfg.path(cfg.questions)), split=cfg.split)
+        # the questions pick the trained pages (scope = question_pages) or the probe's held-out pages
+        if cfg.finetune.scope == "question_pages" or cfg.finetune.probe:
+            data.update(
+                questions_sha256=file_sha256(cfg, cfg.path(cfg.questions), "questions"), split=cfg.split
+            )
     # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
     return {
         "model": model_identity(cfg),

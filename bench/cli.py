@@ -182,9 +182,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bench.reporting import report
+    from bench.reporting.check import check
 
-    return report.check(Path(args.baseline), Path(args.run_dir))
+    return check(Path(args.baseline), Path(args.run_dir))
 
 
 def cmd_questions(args: argparse.Namespace) -> int:

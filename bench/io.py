@@ -120,3 +120,12 @@ def current_rss_mb() -> float:
         return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
     except OSError:
         return peak_rss_mb()
+
+
+def code_version(*relpaths: str) -> str:
+    """Hash of the given ``bench/`` source files' text (16 hex digits): never bumped by hand."""
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for rel in sorted(relpaths):
+        h.update(rel.encode("utf-8") + b"\0" + (pkg / rel).read_bytes() + b"\0")
+    return h.hexdigest()[:16]

@@ -13,7 +13,6 @@ from test_report import fake_scores
 from bench.__main__ import main
 from bench.config import BenchError
 from bench.reporting import check as chk
-from bench.reporting import report
 
 
 def save(path: Path, scores: dict[str, Any]) -> Path:
@@ -38,14 +37,14 @@ def rows_with(out: str, status: str) -> list[str]:
 
 def test_identical_passes(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = run_with(tmp_path, fake_scores())
-    assert report.check(baseline, run) == 0
+    assert chk.check(baseline, run) == 0
     out = capsys.readouterr().out
     assert out.startswith("| metric | variant | baseline | run | delta | status |")
     assert "| f1 | rag | 0.412 | 0.412 | +0.000 | ✅ |" in out
     assert not rows_with(out, "❌") and not rows_with(out, "⚠️")
     assert "**OK**: 0 regression(s), 0 warning(s)" in out
     # a scores.json path works as well as its directory
-    assert report.check(baseline, run / "scores.json") == 0
+    assert chk.check(baseline, run / "scores.json") == 0
 
 
 def test_retrieval_disabled_fails(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,7 +52,7 @@ def test_retrieval_disabled_fails(baseline: Path, tmp_path: Path, capsys: pytest
     rag, base = scores["variants"]["rag"], scores["variants"]["base"]
     rag["f1"] = copy.deepcopy(base["f1"])
     rag["recall@k"] = {"mean": 0.0, "ci95": [0.0, 0.0]}
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
     out = capsys.readouterr().out
     failed = rows_with(out, "❌")
     assert any(r.startswith("| f1 | rag | 0.412 | 0.200 | -0.212 | ❌") for r in failed)
@@ -66,21 +65,21 @@ def test_within_tolerance_and_improvement_pass(baseline: Path, tmp_path: Path) -
     scores = fake_scores()
     scores["variants"]["rag"]["f1"]["mean"] = 0.412 - 0.015  # within 0.02
     scores["variants"]["ft"]["f1"]["mean"] = 0.9  # better
-    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 0
     scores["variants"]["rag"]["f1"]["mean"] = 0.412 - 0.03
-    assert report.check(baseline, run_with(tmp_path / "x", scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path / "x", scores)) == 1
 
 
 def test_english_rate_up_is_a_regression(baseline: Path, tmp_path: Path) -> None:
     scores = fake_scores()
     scores["variants"]["ft"]["lang_en"]["mean"] = 0.5
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
 
 
 def test_latency_slower_warns(baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scores = fake_scores()
     scores["variants"]["rag"]["latency_p50_ms"] *= 1.5
-    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 0
     out = capsys.readouterr().out
     warned = rows_with(out, "⚠️")
     assert warned == ["| latency_p50_ms | rag | 600.0 | 900.0 | ×1.50 | ⚠️ (noisy) |"]
@@ -90,7 +89,7 @@ def test_latency_far_slower_fails(baseline: Path, tmp_path: Path, capsys: pytest
     scores = fake_scores()
     scores["variants"]["base"]["latency_p95_ms"] *= 5
     scores["variants"]["ft"]["tokens_per_s"] /= 4  # throughput: lower is worse
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
     failed = rows_with(capsys.readouterr().out, "❌")
     assert [r.split("|")[1:3] for r in failed] == [[" latency_p95_ms ", " base "], [" tokens_per_s ", " ft "]]
 
@@ -100,47 +99,47 @@ def test_missing_variant_or_metric_fails(
 ) -> None:
     scores = fake_scores()
     del scores["variants"]["ft_rag"]
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
     assert "| (variant) | ft_rag | present | missing | – | ❌ (variant missing) |" in capsys.readouterr().out
     scores = fake_scores()
     scores["variants"]["rag"]["answer_in_context@k"] = None
-    assert report.check(baseline, run_with(tmp_path / "m", scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path / "m", scores)) == 1
     assert "| answer_in_context@k | rag | 0.720 | – | missing | ❌ |" in capsys.readouterr().out
 
 
 def test_more_failed_questions_fail(baseline: Path, tmp_path: Path) -> None:
     scores = fake_scores()
     scores["variants"]["oracle"]["failed"] = 2
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
 
 
 def test_incomparable_runs_are_refused(baseline: Path, tmp_path: Path) -> None:
     other_questions = fake_scores(sha="f" * 64)
     with pytest.raises(BenchError, match=r"datasets\.questions\.sha256"):
-        report.check(baseline, run_with(tmp_path, other_questions))
+        chk.check(baseline, run_with(tmp_path, other_questions))
     gpu = fake_scores(device="cuda", backend="transformers", quant="bf16")
     with pytest.raises(BenchError, match="not comparable") as info:
-        report.check(baseline, run_with(tmp_path / "g", gpu))
+        chk.check(baseline, run_with(tmp_path / "g", gpu))
     assert "config.model.backend" in str(info.value) and "\n" not in str(info.value)
     moved = fake_scores(questions="/elsewhere/smoke.jsonl")  # same file (same sha) elsewhere: fine
-    assert report.check(baseline, run_with(tmp_path / "p", moved)) == 0
+    assert chk.check(baseline, run_with(tmp_path / "p", moved)) == 0
     del moved["datasets"]
     with pytest.raises(BenchError, match=r"config\.questions"):
-        report.check(baseline, run_with(tmp_path / "d", moved))
+        chk.check(baseline, run_with(tmp_path / "d", moved))
     other_quant = fake_scores(quant="Q8_0")
     with pytest.raises(BenchError, match="quantization: 'Q4_K_M' != 'Q8_0'"):
-        report.check(baseline, run_with(tmp_path / "q", other_quant))
+        chk.check(baseline, run_with(tmp_path / "q", other_quant))
     batched = fake_scores()
     batched["config"]["model"]["batch_size"] = 4
     with pytest.raises(BenchError, match=r"config\.model\.batch_size"):
-        report.check(baseline, run_with(tmp_path / "b", batched))
+        chk.check(baseline, run_with(tmp_path / "b", batched))
 
 
 def test_other_config_change_warns(baseline: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     scores = fake_scores()
     scores["config_hash"] = "fedcba9876543210"
     scores["config"]["run"]["bootstrap_samples"] = 500
-    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 0
     assert "config.run.bootstrap_samples: 1000 -> 500" in caplog.text
 
 
@@ -148,12 +147,12 @@ def test_tolerances_sidecar(baseline: Path, tmp_path: Path) -> None:
     scores = fake_scores()
     scores["variants"]["rag"]["f1"]["mean"] = 0.412 - 0.04
     run = run_with(tmp_path, scores)
-    assert report.check(baseline, run) == 1
+    assert chk.check(baseline, run) == 1
     save(baseline.with_name("smoke.tolerances.json"), {"per_metric": {"f1": 0.05}})
-    assert report.check(baseline, run) == 0
+    assert chk.check(baseline, run) == 0
     save(baseline.with_name("smoke.tolerances.json"), {"bogus": 1})
     with pytest.raises(BenchError, match="expected an object"):
-        report.check(baseline, run)
+        chk.check(baseline, run)
 
 
 def test_compare_pure_function() -> None:
@@ -180,11 +179,11 @@ def test_other_hardware_never_fails_on_timings(
     scores = fake_scores()
     scores["env"]["cpu_model"] = "Slower CPU"
     scores["variants"]["rag"]["latency_p50_ms"] *= 5
-    assert report.check(baseline, run_with(tmp_path, scores)) == 0
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 0
     assert rows_with(capsys.readouterr().out, "⚠️")[0].startswith("| latency_p50_ms | rag |")
     assert "hardware differs from the baseline (env.cpu_model)" in caplog.text
     scores["variants"]["rag"]["f1"]["mean"] = 0.1  # stable metrics still fail
-    assert report.check(baseline, run_with(tmp_path / "s", scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path / "s", scores)) == 1
 
 
 @pytest.mark.parametrize("metric", ["exact_match", "f1_qstripped"])
@@ -193,14 +192,14 @@ def test_headline_metrics_are_gated(
 ) -> None:
     scores = fake_scores()
     scores["variants"]["rag"][metric]["mean"] -= 0.1
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
     assert any(f"| {metric} | rag |" in line for line in rows_with(capsys.readouterr().out, "❌"))
 
 
 def test_more_truncation_is_a_regression(baseline: Path, tmp_path: Path) -> None:
     scores = fake_scores()
     scores["variants"]["oracle"]["truncated"]["mean"] += 0.1
-    assert report.check(baseline, run_with(tmp_path, scores)) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores)) == 1
 
 
 def test_baseline_latencies_below_the_floor_never_fail(baseline: Path, tmp_path: Path) -> None:
@@ -208,7 +207,7 @@ def test_baseline_latencies_below_the_floor_never_fail(baseline: Path, tmp_path:
     base, run = fake_scores(), fake_scores()
     base["variants"]["echo"] = {**base["variants"]["base"], "latency_p50_ms": 0.02, "latency_p95_ms": 0.03}
     run["variants"]["echo"] = {**run["variants"]["base"], "latency_p50_ms": 0.08, "latency_p95_ms": 0.2}
-    assert report.check(save(tmp_path / "b.json", base), run_with(tmp_path, run)) == 0
+    assert chk.check(save(tmp_path / "b.json", base), run_with(tmp_path, run)) == 0
 
 
 def test_per_variant_tolerance_loosens_only_that_variant(baseline: Path, tmp_path: Path) -> None:
@@ -216,6 +215,6 @@ def test_per_variant_tolerance_loosens_only_that_variant(baseline: Path, tmp_pat
     assert tol.for_metric("exact_match", "ft") == 0.15 and tol.for_metric("exact_match", "rag") == 0.02
     scores = fake_scores()
     scores["variants"]["ft"]["exact_match"]["mean"] -= 0.1
-    assert report.check(baseline, run_with(tmp_path, scores), tol) == 0
+    assert chk.check(baseline, run_with(tmp_path, scores), tol) == 0
     scores["variants"]["rag"]["exact_match"]["mean"] -= 0.1
-    assert report.check(baseline, run_with(tmp_path, scores), tol) == 1
+    assert chk.check(baseline, run_with(tmp_path, scores), tol) == 1

@@ -9,7 +9,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bench.config import BenchError, load_config
-from bench.retrieval.store import Bm25Encoder, EdgeStore, point_id
+from bench.retrieval.bm25 import Bm25Encoder
+from bench.retrieval.store import EdgeStore, point_id
 from bench.retrieval.store_server import ServerStore
 
 SIG = {"embedder": "hashing", "embedder_model": "", "chunk_tokens": 50, "chunk_overlap": 10, "dim": 4}

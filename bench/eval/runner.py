@@ -1,9 +1,10 @@
 """The ``run`` stage: every question through every variant → ``answers.jsonl`` + ``scores.json``.
 
 Resumable: each finished (variant, question) is appended to ``cache/<variant>.jsonl`` (flushed per row) under
-a key made of the config sections that affect that variant's answers, so a killed run continues where it
-stopped and an unchanged rerun loads no model at all. ``answers.jsonl`` is then rewritten from the cache in
-config variant order × question file order, and ``scores.json`` is written last, atomically.
+the variant key (prompt, model, and the index/adapter artifact keys: bench.eval.runstate), so a killed
+run continues where it stopped and an unchanged rerun loads no model at all. ``answers.jsonl`` is then
+rewritten from the cache in config variant order × question file order, and ``scores.json`` is written last,
+atomically.
 See docs/harness.md for the file contracts and metric definitions.
 """
 

@@ -58,7 +58,10 @@ def variant_key(cfg: Config, spec: VariantSpec, upstream: Callable[[Config, str]
         )
     if spec.uses_retrieval:
         ic = cfg.index
-        search = {"retrieval": ic.retrieval, "k": ic.k, "exact": ic.exact, "hnsw_ef": ic.hnsw_ef}
+        search = {
+            "retrieval": ic.retrieval, "k": ic.k, "exact": ic.exact, "hnsw_ef": ic.hnsw_ef,
+            "code": artifacts.code_version(*artifacts.SEARCH_CODE),
+        }  # fmt: skip
         parts.update(index=upstream(cfg, "index"), search=search)
     if spec.uses_adapter:
         parts["adapter"] = upstream(cfg, "finetune")

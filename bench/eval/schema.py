@@ -39,7 +39,10 @@ class Estimate:
         ci = value.get("ci95")
         if ci is not None and not (isinstance(ci, list | tuple) and len(ci) == 2):
             raise BenchError(f"{where}: ci95 must be [low, high], got {ci!r}")
-        bounds = (float(ci[0]), float(ci[1])) if ci else None
+        try:
+            bounds = (float(ci[0]), float(ci[1])) if ci else None
+        except (TypeError, ValueError) as exc:
+            raise BenchError(f"{where}: ci95 bounds must be numbers, got {ci!r}") from exc
         return cls(mean_of(value), bounds, value.get("interval"), value.get("n"))
 
 

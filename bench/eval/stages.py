@@ -63,13 +63,10 @@ def default_stages() -> Stages:
 
 
 def check_leakage(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> None:
-    leaked = stages.training_question_ids(cfg) & {q["id"] for q in questions}
-    if leaked:
-        sample = ", ".join(sorted(leaked)[:3])
-        raise BenchError(
-            f"leakage: {len(leaked)} evaluation question(s) were used to train the adapter (e.g. {sample}); "
-            "evaluate another split (--set split=dev) or change finetune.train_questions"
-        )
+    """BenchError when an evaluation question's id is among the adapter's training questions."""
+    from bench.training.sft_qa import check_leakage as check
+
+    check(stages.training_question_ids(cfg), (q["id"] for q in questions))
 
 
 def load_adapter(cfg: Config, stages: Stages, questions: list[dict[str, Any]]) -> Path:

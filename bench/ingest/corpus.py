@@ -12,6 +12,7 @@ import collections
 import json
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -179,16 +180,18 @@ def ensure_articles(cfg: Config) -> Path:
         log.info("articles %s: cached (%s)", art.path, ", ".join(str(p) for p in cfg.corpus_paths()))
         return art.path
     art.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = art.path.with_suffix(".partial")
+    tmp = art.path.with_name(f"{art.path.stem}.{os.getpid()}.partial")  # two builders never share a temp file
     limit, written, summaries = cfg.ingest.limit, 0, []
     with tmp.open("w", encoding="utf-8") as out:
         for path in cfg.corpus_paths():
             left = limit - written if limit else 0
             if _looks_like_jsonl(path):
+                n = 0
                 for article in iter_articles(path, limit=left):
                     out.write(json.dumps(article.to_dict(), ensure_ascii=False) + "\n")
-                    written += 1
-                summaries.append({"path": str(path), "articles": written})
+                    n += 1
+                written += n
+                summaries.append({"path": str(path), "articles": n})
             else:
                 part = tmp.with_suffix(".part")
                 stats = ingest(path, part, workers=cfg.ingest.workers, limit=left)
@@ -197,7 +200,14 @@ def ensure_articles(cfg: Config) -> Path:
                         out.write(line)
                 part.unlink()
                 written += stats.articles
-                summaries.append({"path": str(path), "summary": stats.summary(), "seconds": stats.elapsed_s})
+                summaries.append(
+                    {
+                        "path": str(path),
+                        "articles": stats.articles,
+                        "summary": stats.summary(),
+                        "seconds": stats.elapsed_s,
+                    }
+                )
             if limit and written >= limit:
                 break
     if written == 0:

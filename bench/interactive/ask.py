@@ -37,8 +37,7 @@ def command_hint(profile: str | None, overrides: list[str]) -> str:
 
 def open_cached_index(cfg: Config, hint: str = "") -> Any:
     """The retriever over the profile's index, only if it was built and is complete (never builds it)."""
-    from bench.retrieval.embedders import make_embedder
-    from bench.retrieval.index import Retriever, index_identity, open_store
+    from bench.retrieval.index import Retriever, index_embedder, index_identity, open_store
 
     path, sig, _files = index_identity(cfg)
     manifest_path = path / "manifest.json"
@@ -47,11 +46,11 @@ def open_cached_index(cfg: Config, hint: str = "") -> Any:
         raise BenchError(f"no index for corpus {cfg.corpus} at {path} (manifest.json missing): {build}")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     store = open_store(cfg, path)
-    emb = make_embedder(cfg)
+    emb, full_sig, dim = index_embedder(cfg, sig)
     if manifest.get("signature") != sig or manifest.get("store") != store.location:
         store.close()
         raise BenchError(f"index {manifest_path} was built with other settings: {build}")
-    store.open({**sig, "embedder_name": emb.name, "dim": emb.dim}, emb.dim)
+    store.open(full_sig, dim)
     points = (manifest.get("counts") or {}).get("points")
     if store.count() != points:
         store.close()

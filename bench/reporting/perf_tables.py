@@ -24,7 +24,7 @@ INGEST_RUNS = (
 )
 
 
-def _int(x: Any) -> str:
+def fmt_int(x: Any) -> str:
     return f"{int(x):,}" if isinstance(x, int | float) else DASH
 
 
@@ -43,7 +43,7 @@ def render_ingest(doc: dict[str, Any]) -> str:
             rows.append([label, fmt_num(r.get("seconds"), 2), fmt_num(r.get("peak_rss_mb"), 1)])
     ratios, goals = doc.get("ratios") or {}, doc.get("goals") or {}
     head = (
-        f"`{doc.get('corpus', DASH)}`: {_int(acc.get('pages_seen'))} pages, "
+        f"`{doc.get('corpus', DASH)}`: {fmt_int(acc.get('pages_seen'))} pages, "
         f"{fmt_num(doc.get('xml_mb'), 1)} MB of XML; one pytest run, back to back; "
         f"{machine_line(doc.get('machine'))}."
     )
@@ -55,10 +55,11 @@ def render_ingest(doc: dict[str, Any]) -> str:
     )
     if acc:
         lines.append(
-            f"Of the {_int(acc.get('ns0_non_redirect'))} main-namespace non-redirect pages, "
-            f"{_int(acc.get('articles'))} were written and {_int(acc.get('empty'))} counted as empty; "
-            f"{_int(acc.get('redirects'))} redirects and {_int(acc.get('other_namespace'))} other-namespace "
-            f"pages skipped; wiki markup left in the output: {_int(acc.get('residue'))}."
+            f"Of the {fmt_int(acc.get('ns0_non_redirect'))} main-namespace non-redirect pages, "
+            f"{fmt_int(acc.get('articles'))} were written and {fmt_int(acc.get('empty'))} counted as empty; "
+            f"{fmt_int(acc.get('redirects'))} redirects and "
+            f"{fmt_int(acc.get('other_namespace'))} other-namespace pages skipped; wiki markup left in the "
+            f"output: {fmt_int(acc.get('residue'))}."
         )
     if rss := runs.get("rss"):
         lines.append(
@@ -98,10 +99,10 @@ def render_retrieval(docs: list[dict[str, Any]]) -> str:
             rows.append([_embedder(d), label, fmt_num(recall), fmt_num(in_context), fmt_num(s.get("mrr"))])
     first = docs[0] if docs else {}
     what = (
-        f"{_int(first.get('n'))} questions of `{first.get('questions', DASH)}` (split "
+        f"{fmt_int(first.get('n'))} questions of `{first.get('questions', DASH)}` (split "
         f"{first.get('split') or 'all'}) over `{first.get('corpus', DASH)}`: "
-        f"{_int(first.get('articles'))} articles, {_int(first.get('chunks'))} chunks; k = {k}, MRR over the "
-        f"top {first.get('mrr_depth', DASH)}."
+        f"{fmt_int(first.get('articles'))} articles, {fmt_int(first.get('chunks'))} chunks; "
+        f"k = {k}, MRR over the top {first.get('mrr_depth', DASH)}."
     )
     header = ["embedder", "mode", f"recall@{k}", f"answer-in-context@{k}", "MRR"]
     lines = [what, "", table(header, rows, align="---:").replace("|---|---:|", "|---|---|", 1)]

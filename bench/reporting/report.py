@@ -18,7 +18,6 @@ from bench.config import REPO_ROOT, BenchError
 from bench.eval.costs import render_costs
 from bench.eval.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
-from bench.reporting.check import check
 from bench.reporting.plots import plot
 from bench.reporting.tables import (
     DASH,
@@ -31,7 +30,7 @@ from bench.reporting.tables import (
     table,
 )
 
-__all__ = ["check", "render", "render_ragas", "render_table"]
+__all__ = ["render", "render_ragas", "render_table"]
 
 log = logging.getLogger(__name__)
 

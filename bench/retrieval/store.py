@@ -38,30 +38,6 @@ def point_id(article_id: int, n: int) -> str:
     return str(uuid.uuid5(POINT_NS, f"{article_id}:{n}"))
 
 
-class Bm25Encoder:
-    """BM25 term weights (sparse vectors) for Portuguese, computed offline by ``qdrant_edge.Bm25``."""
-
-    def __init__(self) -> None:
-        import qdrant_edge as qe
-
-        self._bm25 = qe.Bm25(
-            qe.Bm25Config(
-                language="portuguese",
-                stopwords=qe.StopwordsSet(languages={qe.Language.Portuguese}),
-                stemmer=qe.SnowballParams(qe.SnowballLanguage.Portuguese),
-                ascii_folding=True,
-            )
-        )
-
-    def document(self, text: str) -> Sparse:
-        v = self._bm25.embed_document(text)
-        return list(v.indices), list(v.values)
-
-    def query(self, text: str) -> Sparse:
-        v = self._bm25.embed_query(text)
-        return list(v.indices), list(v.values)
-
-
 def check_signature(found: dict[str, Any] | None, wanted: dict[str, Any], where: str) -> None:
     if found and found != wanted:
         diff = ", ".join(
