@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Generator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,12 +49,15 @@ def test_transformers_stream_matches_generate(tiny_model_dir: Path) -> None:
     assert not stream_threads()
 
 
-def counting_forward(gen: Any) -> list[int]:
+def counting_forward(gen: Any, step_s: float = 0.0) -> list[int]:
+    """Count decoding steps; ``step_s`` makes each one last at least that long (the tiny model decodes 150
+    tokens in ~0.2 s, which on a loaded machine can end before a Ctrl-C is handled)."""
     calls: list[int] = []
     real = gen.model.forward
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
+        time.sleep(step_s)
         return real(*args, **kwargs)
 
     gen.model.forward = forward
@@ -99,7 +103,7 @@ def test_ctrl_c_in_chat_stops_a_real_generation(tiny_model_dir: Path) -> None:
     )  # the tiny model's 512 positions hold no worked examples; its random text has line breaks
     cfg = Config(model=model)
     gen: Any = make_generator(cfg)
-    calls = counting_forward(gen)
+    calls = counting_forward(gen, step_s=0.01)  # 150 steps ≥ 1.5 s: the interrupt lands mid-answer
     loaders = interactive.Loaders(make_generators=lambda c, a: {"base": gen})
     out = InterruptingOut()
     c = chat.Chat(interactive.Workbench(cfg, loaders=loaders), "base", out, max_new_tokens=150)

@@ -187,9 +187,10 @@ def render_install(doc: dict[str, Any]) -> str:
          fmt_num(r.get("seconds"), 0), str(r.get("commit", DASH))[:7]]
         for r in doc.get("runs") or []
     ]  # fmt: skip
+    where = machine_line(doc["machine"]) if doc.get("machine") else "no machine record"
     lines = [
         f"A fresh clone and a new `.venv`; torch from the local CPU wheel, everything else from PyPI; "
-        f"{machine_line(doc.get('machine'))}.",
+        f"{where}. {doc.get('note') or ''}",
         "",
         table(["run", "command", "seconds", "commit"], rows),
     ]
