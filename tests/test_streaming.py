@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import threading
 import time
@@ -90,7 +89,9 @@ class InterruptingOut(io.StringIO):
         n = super().write(text)
         if "> " in self.getvalue() and not text.endswith("> ") and not self.fired:
             self.fired = True
-            os.kill(os.getpid(), signal.SIGINT)
+            # raise(3) in this (main) thread: os.kill(getpid()) lets the kernel hand the signal to any thread
+            # (torch's workers, the generation thread), and the interrupt then came too late, now and then
+            signal.raise_signal(signal.SIGINT)
         return n
 
 
@@ -104,11 +105,15 @@ def test_ctrl_c_in_chat_stops_a_real_generation(tiny_model_dir: Path) -> None:
     cfg = Config(model=model)
     gen: Any = make_generator(cfg)
     calls = counting_forward(gen, step_s=0.01)  # 150 steps ≥ 1.5 s: the interrupt lands mid-answer
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C = KeyboardInterrupt
     loaders = interactive.Loaders(make_generators=lambda c, a: {"base": gen})
     out = InterruptingOut()
     c = chat.Chat(interactive.Workbench(cfg, loaders=loaders), "base", out, max_new_tokens=150)
     lines = iter(["Qual é a capital?", "/quit"])
-    assert chat.repl(c, lambda prompt: next(lines)) == 0
+    try:
+        assert chat.repl(c, lambda prompt: next(lines)) == 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
     text = out.getvalue()
     assert out.fired and "[interrupted after" in text and not stream_threads(), text
     assert len(calls) < 150 and len(c.history) == 1, text  # stopped early; the partial answer is kept
