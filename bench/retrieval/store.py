@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +36,19 @@ Sparse = tuple[list[int], list[float]]
 def point_id(article_id: int, n: int) -> str:
     """Deterministic point id of chunk ``n`` of an article (uuid5), so reruns overwrite nothing new."""
     return str(uuid.uuid5(POINT_NS, f"{article_id}:{n}"))
+
+
+def named_vectors(
+    dense: np.ndarray | None,
+    sparse: Sequence[Sparse],
+    i: int,
+    sparse_vector: Callable[[list[int], list[float]], Any],
+) -> dict[str, Any]:
+    """Point ``i``'s named vectors for either client: BM25, and dense unless the index is sparse-only."""
+    out = {SPARSE: sparse_vector(list(sparse[i][0]), list(sparse[i][1]))}
+    if dense is not None:
+        out[DENSE] = dense[i].tolist()
+    return out
 
 
 def check_signature(found: dict[str, Any] | None, wanted: dict[str, Any], where: str) -> None:
@@ -154,10 +167,7 @@ class EdgeStore:
         points = [
             qe.Point(
                 pid,
-                {
-                    **({DENSE: dense[i].tolist()} if dense is not None else {}),
-                    SPARSE: qe.SparseVector(list(sparse[i][0]), list(sparse[i][1])),
-                },
+                named_vectors(dense, sparse, i, qe.SparseVector),
                 payloads[i],
             )
             for i, pid in enumerate(ids)

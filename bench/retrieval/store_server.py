@@ -23,6 +23,7 @@ from bench.retrieval.store import (
     TIE_MARGIN,
     Sparse,
     check_signature,
+    named_vectors,
     prefetch_limit,
     top_k,
 )
@@ -101,10 +102,7 @@ class ServerStore:
         points = [
             m.PointStruct(
                 id=pid,
-                vector={
-                    **({DENSE: dense[i].tolist()} if dense is not None else {}),
-                    SPARSE: m.SparseVector(indices=list(sparse[i][0]), values=list(sparse[i][1])),
-                },
+                vector=named_vectors(dense, sparse, i, lambda ix, vs: m.SparseVector(indices=ix, values=vs)),
                 payload=payloads[i],
             )
             for i, pid in enumerate(ids)
