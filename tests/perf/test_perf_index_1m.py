@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import time
@@ -40,6 +39,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.io import atomic_write_json, current_rss_mb  # noqa: E402
+from bench.reporting.machine import MachineProbe  # noqa: E402
 from bench.retrieval.store import INT8_OVERSAMPLING, EdgeStore, point_id  # noqa: E402
 
 DIM, CLUSTERS, NOISE, SEED = 384, 1000, 0.6, 1234
@@ -206,17 +206,15 @@ def run_bench(n_points: int, path: Path, search_only: bool = False) -> dict[str,
         "config": "EdgeStore(int8=True, on_disk=True): int8 scalar (quantile 0.99, always_ram), originals "
         "on disk (mmap), HNSW m=16 ef_construct=100 (defaults), 200-byte text payload, empty BM25 vector",
     }
-    if search_only:
-        gold = truth(n_points, queries)
-    else:
-        figures, gold = build(n_points, path, queries)
-        result["build"] = figures
-    result["search"] = search(path, queries, gold, warm)
+    with MachineProbe() as probe:  # what else ran meanwhile decides quiet/contended in the README
+        if search_only:
+            gold = truth(n_points, queries)
+        else:
+            figures, gold = build(n_points, path, queries)
+            result["build"] = figures
+        result["search"] = search(path, queries, gold, warm)
     result["versions"] = {p: version(p) for p in ("qdrant-edge-py", "numpy")}
-    result["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} CPUs; load average "
-        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
-    )
+    result["machine"] = probe.record()
     return result
 
 
