@@ -82,10 +82,11 @@ bench: install
 	$(MAKE) --no-print-directory report-readme
 
 # REPORT.md from every committed run and sweep; README blocks only for the default/facts profiles' plain runs.
-# With --readme, every perf block in README (ingest, retrieval, backends, batched, train-speed) is rendered too,
-# from its results/perf/*.json when that exists (bench/reporting/readme.py PERF_BLOCKS).
+# With --readme, every perf block in README (ingest, retrieval, backends, batched, train-speed, ...) is rendered
+# too, from its results/perf/*.json when that exists (bench/reporting/readme.py PERF_BLOCKS); the perf blocks of
+# docs/*.md always are (--docs).
 report-readme:
-	$(PY) -m bench report $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s))) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
+	$(PY) -m bench report $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s))) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
 	@echo "report: results/REPORT.md"
 
 # The learning curve: FT and FT+RAG at several training budgets and formats (bench/eval/sweep.py). Reuses the

@@ -154,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a run with the previous reader: --readme also gets its before → after table (reader markers)",
     )
+    p.add_argument(
+        "--docs",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a docs page whose <!-- NAME:start/end --> perf blocks are rendered from results/perf "
+        "(repeatable)",
+    )
     p.add_argument("--samples", type=int, default=8, help="questions per run in 'Answers side by side'")
     p.add_argument("--sweep", action="append", default=[], help="a sweep directory: its learning curve")
 

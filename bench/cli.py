@@ -178,6 +178,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps
         ):
             print(f"{args.readme}: {line}")
+    for doc in args.docs:
+        for line in readme.update_doc_blocks(Path(doc)):
+            print(f"{doc}: {line}")
     return 0
 
 

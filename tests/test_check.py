@@ -218,3 +218,16 @@ def test_per_variant_tolerance_loosens_only_that_variant(baseline: Path, tmp_pat
     assert chk.check(baseline, run_with(tmp_path, scores), tol) == 0
     scores["variants"]["rag"]["exact_match"]["mean"] -= 0.1
     assert chk.check(baseline, run_with(tmp_path, scores), tol) == 1
+
+
+def test_sparse_only_runs_compare_whatever_embedder_they_name(tmp_path: Path) -> None:
+    """A BM25-only index embeds nothing: two sparse runs naming different embedders are comparable; a dense
+    or hybrid pair is not."""
+    sparse = fake_scores()
+    sparse["config"]["index"]["retrieval"] = "sparse"
+    other = copy.deepcopy(sparse)
+    other["config"]["index"]["embedder"] = "e5-torch"
+    assert chk.compare(sparse, other).exit_code == 0
+    sparse["config"]["index"]["retrieval"] = other["config"]["index"]["retrieval"] = "hybrid"
+    with pytest.raises(BenchError, match=r"config\.index\.embedder"):
+        chk.compare(sparse, other)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from bench.reporting import machine, perf_tables, readme
+from bench.config import BenchError
+from bench.reporting import machine, perf_tables, readme, scale_tables
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,15 @@ def test_machine_line_quiet_and_contended() -> None:
     assert machine.machine_line(old).startswith("*contended*")
     assert machine.machine_line({**old, "load_average_start": [0.2, 0, 0]}).startswith("quiet")
     assert machine.machine_line(None).startswith("*contended?*")
+
+
+def test_own_niced_threads_are_not_other_processes() -> None:
+    """qdrant-edge runs its optimiser threads niced: a record whose own CPU sat in the nice column counts
+    others from busy + nice minus own (``others_counts_niced``), so it is not called contended for that."""
+    own_niced = quiet_machine(own_cpu_s=180.0, others_cpu_s=3.0, niced_cpu_s=120.0, others_counts_niced=True)
+    assert machine.machine_line(own_niced).endswith("other processes 2% of the CPU")
+    # an early record (others from busy only) still adds the niced CPU
+    assert machine.machine_line(quiet_machine(niced_cpu_s=120.0)).startswith("*contended*")
 
 
 def test_machine_probe_records_the_window() -> None:
@@ -199,3 +209,45 @@ def test_render_install_rows_per_pip_cache() -> None:
     text = perf_tables.render_install(doc)
     assert "| pip cache cold | `make install` | 201 | abcdef1 |" in text
     assert "quiet — Test CPU" in text
+
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_perf_blocks_in_docs_are_rendered_from_committed_json(page: Path) -> None:
+    """Each perf block of README/docs equals what its committed results/perf JSON renders to now: a hand edit
+    inside a block, or a JSON re-measured without `make report-readme`, fails here."""
+    text = page.read_text(encoding="utf-8")
+    for name, src, body in readme.perf_bodies(readme.block_names(text)):
+        inside = text.split(f"<!-- {name}:start -->", 1)[1].split(f"<!-- {name}:end -->", 1)[0]
+        assert inside == "\n" + str(body), f"{page.name}: block {name} is stale against {src}"
+
+
+def test_update_doc_blocks_renders_perf_blocks_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    perf = tmp_path / "perf"
+    perf.mkdir()
+    (perf / "retrieval-faquad-e.json").write_text(json.dumps(retrieval_doc("e", 0.8, True)), encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text("a\n<!-- retrieval:start -->\n| 9.99 |\n<!-- retrieval:end -->\nb\n", encoding="utf-8")
+    assert readme.update_doc_blocks(page, perf)[0].startswith("retrieval updated")
+    assert "9.99" not in page.read_text(encoding="utf-8")
+    assert readme.update_doc_blocks(page, perf)[0].startswith("retrieval unchanged")
+    page.write_text("<!-- hand-typed:start -->\n1 ms\n<!-- hand-typed:end -->\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="hand-typed"):
+        readme.update_doc_blocks(page, perf)
+
+
+def test_index_projection_scales_from_the_measured_run() -> None:
+    doc = {
+        "points": 1_000_000,
+        "machine": quiet_machine(),
+        "build": {"upsert_s": 60.0, "hnsw_build_s": 600.0, "build_rss": {"VmHWM": 8192.0}},
+        "search": {"disk_mb": 2048.0, "rss_after_queries_mb": {"RssAnon": 512.0}},
+    }
+    text = scale_tables.render_index_projection(doc)
+    assert "| on disk, GiB (float32 originals + int8 + graph + 200-byte payloads) | 2.0 | 20.0 |" in text
+    assert "| peak RSS building one appendable segment, GiB | 8.0 | 80.0 |" in text
+    assert "| upsert, minutes | 1.0 | 10.0 |" in text
+    assert "| 10.0 | 116.7 |" in text  # 10 x log(1e7)/log(1e6) = 11.67 x the measured HNSW build
+    assert "not measured at 10,000,000" in text

@@ -44,8 +44,14 @@ def test_full_profile_projection_is_computed_from_the_json() -> None:
     text = scale_tables.render_full_profile(doc)
     assert "| index, dense + BM25, the first 1,000 articles | 360.0 | 2500 | 12,600 | 35.0 |" in text
     assert "| ingest: the articles artifact of every corpus file | 17.0 | 250 | 27,000 | – |" in text
-    assert "take 2.0 h on this CPU" in text and "≈ 1.5 days" in text
+    assert "would take 2.0 h at that rate on this CPU" in text and "≈ 1.5 days" in text
     assert "quiet — Test CPU" in text
+    # the dense index of every article (PERF_FULL_DENSE_ARTICLES=all): a measured time, not a projection
+    dense = doc["stages"]["index_dense_slice"]  # type: ignore[index]
+    dense.update(whole_sample=True, articles=27000, chunks=125000, build_s=5400.0)
+    text = scale_tables.render_full_profile(doc)
+    assert "| index, dense + BM25, every chunk | 360.0 | 2500 | 125,000 | 35.0 |" in text
+    assert "chunks of the sample took 1.50 h (measured) on this CPU" in text
 
 
 def test_multistream_and_index_1m() -> None:

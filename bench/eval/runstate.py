@@ -16,7 +16,7 @@ from typing import Any
 from bench.config import REPO_ROOT, BenchError, Config, config_to_dict, stable_hash
 from bench.eval.prompts import prompt_id
 from bench.eval.variants import VariantSpec
-from bench.io import append_jsonl, read_json, sha256_file
+from bench.io import append_jsonl, read_json
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +192,14 @@ def _in_repo(path: Path) -> str:
 
 def datasets_info(cfg: Config, n: int, question_stats: dict[str, int] | None = None) -> dict[str, Any]:
     qpath = cfg.path(cfg.questions)
+    from bench.weights import cached_sha256  # by size + mtime: the full sample is not re-read per run
+
     corpus = [
-        {"path": _in_repo(p), "sha256": sha256_file(p) if p.is_file() else None} for p in cfg.corpus_paths()
+        {"path": _in_repo(p), "sha256": cached_sha256(cfg, p) if p.is_file() else None}
+        for p in cfg.corpus_paths()
     ]
-    questions = {"path": _in_repo(qpath), "sha256": sha256_file(qpath), "n": n, **(question_stats or {})}
+    sha = cached_sha256(cfg, qpath)
+    questions = {"path": _in_repo(qpath), "sha256": sha, "n": n, **(question_stats or {})}
     return {"questions": questions, "corpus": corpus}
 
 

@@ -97,14 +97,24 @@ class Scores:
         )
 
 
+def as_scores(obj: Scores | dict[str, Any], where: str = "<scores>") -> Scores:
+    """The typed view of a scores dict (validated), or the view itself."""
+    return obj if isinstance(obj, Scores) else Scores.parse(obj, Path(where))
+
+
 def scores_path(path: Path) -> Path:
     return path / "scores.json" if path.is_dir() else path
 
 
-def load_scores(path: Path) -> dict[str, Any]:
-    """Load a ``scores.json`` (or a run directory holding one), validated against :class:`Scores`."""
+def read_scores(path: Path) -> Scores:
+    """The typed view of a ``scores.json`` (or of a run directory holding one); errors name the file."""
     p = scores_path(Path(path))
-    return Scores.parse(read_json(p), p).raw
+    return Scores.parse(read_json(p), p)
+
+
+def load_scores(path: Path) -> dict[str, Any]:
+    """A ``scores.json`` (or a run directory holding one) as a dict, validated against :class:`Scores`."""
+    return read_scores(path).raw
 
 
 def dig(obj: Any, dotted: str) -> Any:

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
-from bench.eval.schema import dig, generator_field, load_scores, mean_of, ordered_variants
+from bench.eval.schema import (
+    Scores,
+    VariantScores,
+    as_scores,
+    dig,
+    generator_field,
+    ordered_variants,
+    read_scores,
+)
 from bench.eval.scoring import METRICS, NOISY_METRICS
 from bench.io import read_json
 
@@ -39,6 +47,7 @@ IDENTITY_KEYS = (
     "config.index.embedder",
     "config.index.embedder_model",
 )
+EMBEDDER_KEYS = ("config.index.embedder", "config.index.embedder_model")
 HARDWARE_KEYS = ("env.cpu_model", "env.cores", "env.gpu_name")
 OK, WARN, FAIL = "✅", "⚠️", "❌"
 
@@ -117,7 +126,10 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 def compatibility(baseline: dict[str, Any], run: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Return (blocking differences, other config differences) between two scores dicts."""
     blocking = []
+    sparse = dig(baseline, "config.index.retrieval") == dig(run, "config.index.retrieval") == "sparse"
     for key in IDENTITY_KEYS:
+        if sparse and key in EMBEDDER_KEYS:  # a BM25-only index embeds nothing: the embedder is moot
+            continue
         a, b = dig(baseline, key), dig(run, key)
         if a is not None and b is not None and a != b:
             blocking.append(f"{key}: {a!r} != {b!r}")
@@ -176,24 +188,51 @@ def _noisy_row(metric: str, variant: str, b: float | None, r: float | None, tol:
     return Row(metric, variant, _fmt(b, 1), _fmt(r, 1), ratio, status, note)
 
 
-def _count_rows(variant: str, bv: dict[str, Any], rv: dict[str, Any], tol: Tolerances) -> list[Row]:
+def _count_rows(variant: str, bv: VariantScores, rv: VariantScores, tol: Tolerances) -> list[Row]:
     rows = []
-    bn, rn = bv.get("n"), rv.get("n")
-    if isinstance(bn, int) and bn != rn:
-        rows.append(Row("n", variant, str(bn), str(rn), "–", FAIL, "(different number of questions)"))
-    bf, rf = bv.get("failed"), rv.get("failed")
-    if isinstance(bf, int):
-        if not isinstance(rf, int):
-            rows.append(Row("failed", variant, str(bf), "–", "missing", FAIL))
+    if isinstance(bv.n, int) and bv.n != rv.n:
+        rows.append(Row("n", variant, str(bv.n), str(rv.n), "–", FAIL, "(different number of questions)"))
+    bf, rf = bv.mean("failed"), rv.mean("failed")
+    if bf is not None:
+        if rf is None:
+            rows.append(Row("failed", variant, str(int(bf)), "–", "missing", FAIL))
         else:
             status = FAIL if rf - bf > tol.failed_abs else OK
-            rows.append(Row("failed", variant, str(bf), str(rf), f"{rf - bf:+d}", status))
+            rows.append(Row("failed", variant, str(int(bf)), str(int(rf)), f"{int(rf - bf):+d}", status))
     return rows
 
 
-def compare(baseline: dict[str, Any], run: dict[str, Any], tol: Tolerances | None = None) -> CheckResult:
-    """Compare two scores dicts. Raises BenchError when they are not comparable."""
+def compare(
+    baseline: Scores | dict[str, Any], run: Scores | dict[str, Any], tol: Tolerances | None = None
+) -> CheckResult:
+    """Compare two runs' scores (typed views, or dicts validated into them). Raises BenchError when they are
+    not comparable."""
+    base_s, run_s = as_scores(baseline, "<baseline>"), as_scores(run, "<run>")
     tol = tol or Tolerances()
+    warnings, tol = _preflight(base_s.raw, run_s.raw, tol)
+    rows: list[Row] = []
+    for variant in ordered_variants(base_s.variants):
+        bv, rv = base_s.variants[variant], run_s.variants.get(variant)
+        if rv is None:
+            rows.append(Row("(variant)", variant, "present", "missing", "–", FAIL, "(variant missing)"))
+            continue
+        for metric in STABLE_METRICS:
+            if row := _stable_row(metric, variant, bv.mean(metric), rv.mean(metric), tol):
+                rows.append(row)
+        rows.extend(_count_rows(variant, bv, rv, tol))
+        for metric in NOISY_METRICS:
+            if row := _noisy_row(metric, variant, bv.mean(metric), rv.mean(metric), tol):
+                rows.append(row)
+    for variant in ordered_variants(v for v in run_s.variants if v not in base_s.variants):
+        warnings.append(f"variant {variant!r} is not in the baseline (not checked)")
+    return CheckResult(rows, warnings)
+
+
+def _preflight(
+    baseline: dict[str, Any], run: dict[str, Any], tol: Tolerances
+) -> tuple[list[str], Tolerances]:
+    """Refuse incomparable runs; the warnings about config and hardware differences, and the tolerances
+    that apply (noisy metrics only warn across hardware)."""
     blocking, other = compatibility(baseline, run)
     if blocking:
         raise BenchError("run is not comparable with the baseline (" + "; ".join(blocking) + ")")
@@ -205,26 +244,7 @@ def compare(baseline: dict[str, Any], run: dict[str, Any], tol: Tolerances | Non
         warnings.append("hardware differs from the baseline (" + ", ".join(hw) + "): noisy metrics only warn")
     if baseline.get("config_hash") != run.get("config_hash") and not other:
         warnings.append(f"config hash differs: {baseline.get('config_hash')} != {run.get('config_hash')}")
-    rows: list[Row] = []
-    bvars, rvars = baseline["variants"], run["variants"]
-    for variant in ordered_variants(bvars):
-        bv = bvars[variant] or {}
-        rv = rvars.get(variant)
-        if not isinstance(rv, dict):
-            rows.append(Row("(variant)", variant, "present", "missing", "–", FAIL, "(variant missing)"))
-            continue
-        for metric in STABLE_METRICS:
-            row = _stable_row(metric, variant, mean_of(bv.get(metric)), mean_of(rv.get(metric)), tol)
-            if row:
-                rows.append(row)
-        rows.extend(_count_rows(variant, bv, rv, tol))
-        for metric in NOISY_METRICS:
-            row = _noisy_row(metric, variant, mean_of(bv.get(metric)), mean_of(rv.get(metric)), tol)
-            if row:
-                rows.append(row)
-    for variant in ordered_variants(v for v in rvars if v not in bvars):
-        warnings.append(f"variant {variant!r} is not in the baseline (not checked)")
-    return CheckResult(rows, warnings)
+    return warnings, tol
 
 
 def check(baseline: Path, run_dir: Path, tolerances: Tolerances | None = None) -> int:
@@ -238,7 +258,7 @@ def check(baseline: Path, run_dir: Path, tolerances: Tolerances | None = None) -
         sidecar = baseline.with_name(f"{baseline.stem}.tolerances.json")
         tolerances = Tolerances.load(sidecar) if sidecar.exists() else Tolerances()
         log.debug("tolerances: %s", json.dumps(dataclasses.asdict(tolerances), sort_keys=True))
-    result = compare(load_scores(baseline), load_scores(Path(run_dir)), tolerances)
+    result = compare(read_scores(baseline), read_scores(Path(run_dir)), tolerances)
     for w in result.warnings:
         log.warning("%s", w)
     print(result.markdown(), end="")

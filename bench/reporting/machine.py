@@ -98,9 +98,13 @@ class MachineProbe:
         a, b = self.start_stat, self.end["stat"]
         if a is not None and b is not None:
             own = self.end["own"] - self.start_own
+            # Own threads may run niced (qdrant-edge lowers its optimiser threads' priority), so this
+            # process's CPU is taken from busy + nice together, not from busy alone.
+            niced = b["nice"] - a["nice"]
             out["own_cpu_s"] = round(own, 1)
-            out["others_cpu_s"] = round(max(0.0, b["busy"] - a["busy"] - own), 1)
-            out["niced_cpu_s"] = round(b["nice"] - a["nice"], 1)
+            out["others_cpu_s"] = round(max(0.0, b["busy"] - a["busy"] + niced - own), 1)
+            out["niced_cpu_s"] = round(niced, 1)
+            out["others_counts_niced"] = True
             out["steal_s"] = round(b["steal"] - a["steal"], 1)
         return out
 
@@ -118,7 +122,8 @@ def others_share(m: dict[str, Any]) -> float | None:
     wall, cores = m.get("wall_s"), m.get("cores")
     if not wall or not cores or "others_cpu_s" not in m:
         return None
-    taken = float(m["others_cpu_s"]) + float(m.get("niced_cpu_s") or 0.0) + float(m.get("steal_s") or 0.0)
+    niced = 0.0 if m.get("others_counts_niced") else float(m.get("niced_cpu_s") or 0.0)  # early records
+    taken = float(m["others_cpu_s"]) + niced + float(m.get("steal_s") or 0.0)
     return taken / (float(wall) * int(cores))
 
 
@@ -147,7 +152,7 @@ def machine_line(m: dict[str, Any] | None) -> str:
     share = others_share(m)
     if share is not None:
         text += f"; other processes {share:.0%} of the CPU"
-        if m.get("niced_cpu_s") and m.get("wall_s"):
+        if m.get("niced_cpu_s") and m.get("wall_s") and not m.get("others_counts_niced"):  # early records
             niced = float(m["niced_cpu_s"]) / (float(m["wall_s"]) * int(m.get("cores") or 1))
             text += f" ({niced:.0%} niced)" if niced >= 0.01 else ""
     return text

@@ -40,6 +40,14 @@ def _retrieval(perf_dir: Path) -> tuple[Path, str] | None:
     return perf_dir / perf_tables.RETRIEVAL_GLOB, perf_tables.render_retrieval([read_json(f) for f in files])
 
 
+def _fidelity(perf_dir: Path) -> tuple[Path, str] | None:
+    files = sorted(perf_dir.glob("e5-torch-fidelity-*.json"))
+    if not files:
+        return None
+    docs = {f.stem.removeprefix("e5-torch-fidelity-"): read_json(f) for f in files}
+    return perf_dir / "e5-torch-fidelity-*.json", scale_tables.render_fidelity(docs)
+
+
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
 PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
@@ -51,7 +59,9 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "embed-speed": _one("e5-torch-speed.json", scale_tables.render_embed_speed),
     "full-profile": _one("full-profile.json", scale_tables.render_full_profile),
     "multistream": _one("multistream.json", scale_tables.render_multistream),
+    "e5-fidelity": _fidelity,
     "index-1m": _one("index-1m.json", scale_tables.render_index_1m),
+    "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
 }
 
 
@@ -100,9 +110,7 @@ def update_readme_blocks(
     present = set(block_names(Path(readme).read_text(encoding="utf-8")))
     if "costs" in present and (costs := render_costs(after)) is not None:
         bodies.append(("costs", run / "scores.json", costs))
-    for name, load in PERF_BLOCKS.items():
-        if name in present and (found := load(Path(perf_dir))) is not None:
-            bodies.append((name, found[0], found[1]))
+    bodies += perf_bodies(present, perf_dir)
     if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
         from bench.reporting.curves import render_section
 
@@ -114,6 +122,30 @@ def update_readme_blocks(
     out = []
     for name, src, body in bodies:
         changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)
+        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
+    return out
+
+
+def perf_bodies(present: Iterable[str], perf_dir: Path = PERF_DIR) -> list[tuple[str, Path, str | None]]:
+    """(name, source JSON, rendered body) of every perf block named in ``present`` whose JSON exists."""
+    out: list[tuple[str, Path, str | None]] = []
+    for name, load in PERF_BLOCKS.items():
+        if name in set(present) and (found := load(Path(perf_dir))) is not None:
+            out.append((name, found[0], found[1]))
+    return out
+
+
+def update_doc_blocks(doc: Path, perf_dir: Path = PERF_DIR) -> list[str]:
+    """Render every perf block of a docs page (``docs/*.md``) from ``perf_dir``; a marker no renderer knows is
+    an error (it would keep hand-typed figures). Returns what changed."""
+    names = block_names(Path(doc).read_text(encoding="utf-8"))
+    unknown = [n for n in names if n not in PERF_BLOCKS]
+    if unknown:
+        raise BenchError(f"{doc}: blocks {unknown} have no renderer (known: {sorted(PERF_BLOCKS)})")
+    out = []
+    for name, src, body in perf_bodies(names, perf_dir):
+        assert body is not None
+        changed = update_readme_block(doc, name, body)
         out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
     return out
 

