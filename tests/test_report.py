@@ -136,11 +136,13 @@ def test_render_table_numbers_cis_and_order() -> None:
     assert "| – |" in lines[2]  # base: no recall@k, no VRAM
 
 
-def test_render_table_tolerates_missing_keys() -> None:
-    table = report.render_table({"variants": {"base": {"f1": 0.5}, "weird": None}})
+def test_render_table_tolerates_missing_keys_but_not_a_broken_schema() -> None:
+    table = report.render_table({"variants": {"base": {"f1": 0.5}, "bare": {}}})
     assert "| base | – | – | 0.500 |" in table
-    assert "| weird | – |" in table
+    assert "| bare | – |" in table
     assert "recall@k" in table  # no config: generic header
+    with pytest.raises(BenchError, match="variant 'weird' is not an object"):  # the typed view validates
+        report.render_table({"variants": {"base": {"f1": 0.5}, "weird": None}})
 
 
 def test_render_report(tmp_path: Path) -> None:
