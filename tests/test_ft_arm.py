@@ -285,6 +285,9 @@ def test_train_speed_and_curve_summary_are_rendered_from_data() -> None:
     text = curves.render_train_speed(result)
     assert "**3.00×** tokens/s (goal 2.5×: met); of which bf16 alone 2.20×" in text
     assert "| bf16 | `(default profile)` | lora: bfloat16 | 3.80 | 120.0 |" in text
+    assert "Machine:" not in text  # an early JSON has no machine record
+    busy = {"cpu_model": "AMD EPYC", "cores": 2, "wall_s": 100.0, "others_cpu_s": 40.0, "own_cpu_s": 150.0}
+    assert "Machine: *contended* — AMD EPYC" in curves.render_train_speed({**result, "machine": busy})
     em = {"exact_match": {"mean": 0.0}}
     rows = [
         {

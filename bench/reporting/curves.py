@@ -14,6 +14,7 @@ from typing import Any
 from bench.eval.schema import mean_of
 from bench.eval.scoring import METRICS as REGISTRY
 from bench.eval.sweep import REFERENCE, load_sweep
+from bench.reporting.machine import machine_line
 from bench.reporting.plots import VARIANT_COLORS, VARIANT_LABELS, save_figure
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 
@@ -243,5 +244,6 @@ def render_train_speed(result: dict[str, Any]) -> str:
         f"{fmt_num(result.get('ratio_fp32_over_previous'), 2)}×. Final losses of bf16 and the previous path "
         f"differ by {fmt_num(100 * float(result.get('final_loss_rel_gap') or 0), 2)} %. "
         f"{result.get('batch')}, {result.get('threads')} threads, {result.get('cpu') or 'CPU not recorded'}; "
-        f"{result.get('order')}.\n"
+        f"{result.get('order')}."
+        + (f" Machine: {machine_line(m)}.\n" if isinstance(m := result.get("machine"), dict) else "\n")
     )

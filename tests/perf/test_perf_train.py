@@ -26,6 +26,7 @@ import pytest
 
 from bench.config import load_config
 from bench.io import atomic_write_json
+from bench.reporting.machine import MachineProbe, cpu_model
 from bench.training import finetune
 
 pytestmark = pytest.mark.perf
@@ -71,8 +72,9 @@ def _train(name: str) -> dict[str, Any]:
 
 def test_bf16_training_speed_vs_fp32() -> None:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGS}
-    for name in ("previous", "fp32", "bf16", "bf16", "fp32", "previous"):
-        runs[name].append(_train(name))
+    with MachineProbe() as probe:
+        for name in ("previous", "fp32", "bf16", "bf16", "fp32", "previous"):
+            runs[name].append(_train(name))
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items()}
     tps = {k: r["tokens_per_s"] for k, r in best.items()}
     ratio = tps["bf16"] / tps["previous"]
@@ -96,7 +98,8 @@ def test_bf16_training_speed_vs_fp32() -> None:
         "final_loss_rel_gap": round(loss_gap, 4),
         "precision": {k: r["precision"] for k, r in best.items()},
         "threads": best["bf16"]["threads"],
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
+        "machine": probe.record(),
         "note": "one process, interleaved; a shared machine moves absolute figures, the ratios much less",
     }
     atomic_write_json(REPO / "results" / "perf" / "train-speed.json", result)
@@ -105,10 +108,3 @@ def test_bf16_training_speed_vs_fp32() -> None:
     assert ratio >= FLOOR, result
     assert tps["bf16"] > tps["fp32"] * 1.3, result  # bf16 itself must still pay on this CPU
 
-
-def _cpu_model() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return ""
-    return next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
