@@ -107,4 +107,3 @@ def test_bf16_training_speed_vs_fp32() -> None:
     assert loss_gap < 0.05, result
     assert ratio >= FLOOR, result
     assert tps["bf16"] > tps["fp32"] * 1.3, result  # bf16 itself must still pay on this CPU
-
