@@ -251,3 +251,7 @@ def test_index_projection_scales_from_the_measured_run() -> None:
     assert "| upsert, minutes | 1.0 | 10.0 |" in text
     assert "| 10.0 | 116.7 |" in text  # 10 x log(1e7)/log(1e6) = 11.67 x the measured HNSW build
     assert "not measured at 10,000,000" in text
+    assert "HNSW build, minutes on 2 cores" in text and "≈ 3.9 core-hours" in text
+    # an early JSON with a free-text machine line: no core count is guessed
+    text = scale_tables.render_index_projection({**doc, "machine": "x86_64, 2 CPUs"})
+    assert "HNSW build, minutes on – cores" in text and "≈ – core-hours" in text

@@ -126,11 +126,12 @@ def update_readme_blocks(
     return out
 
 
-def perf_bodies(present: Iterable[str], perf_dir: Path = PERF_DIR) -> list[tuple[str, Path, str | None]]:
+def perf_bodies(present: Iterable[str], perf_dir: Path = PERF_DIR) -> list[tuple[str, Path, str]]:
     """(name, source JSON, rendered body) of every perf block named in ``present`` whose JSON exists."""
-    out: list[tuple[str, Path, str | None]] = []
+    wanted = set(present)
+    out: list[tuple[str, Path, str]] = []
     for name, load in PERF_BLOCKS.items():
-        if name in set(present) and (found := load(Path(perf_dir))) is not None:
+        if name in wanted and (found := load(Path(perf_dir))) is not None:
             out.append((name, found[0], found[1]))
     return out
 
@@ -144,7 +145,6 @@ def update_doc_blocks(doc: Path, perf_dir: Path = PERF_DIR) -> list[str]:
         raise BenchError(f"{doc}: blocks {unknown} have no renderer (known: {sorted(PERF_BLOCKS)})")
     out = []
     for name, src, body in perf_bodies(names, perf_dir):
-        assert body is not None
         changed = update_readme_block(doc, name, body)
         out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
     return out

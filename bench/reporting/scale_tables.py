@@ -178,12 +178,12 @@ def render_index_projection(doc: dict[str, Any]) -> str:
         ["anonymous RSS serving, GiB (int8 copy, graph, ids)", *scaled(anon, f, gib)],
         ["peak RSS building one appendable segment, GiB", *scaled(peak, f, gib)],
         ["upsert, minutes", *scaled(upsert, f, 1 / 60)],
-        [f"HNSW build (`optimize()`), minutes on {cores} cores (× N log N)", *scaled(hnsw, grow, 1 / 60)],
+        [f"HNSW build, minutes on {cores or DASH} cores (× N log N)", *scaled(hnsw, grow, 1 / 60)],
     ]
-    per_node = f * 2 / 2  # 10M points, replication 2, 2 nodes: each node holds 10M point copies
-    node_ram = anon * gib * per_node if isinstance(anon, int | float) else None
-    node_disk = disk * gib * per_node if isinstance(disk, int | float) else None
-    core_h = hnsw * cores * grow / 3600 if isinstance(hnsw, int | float) else None
+    # 10M points × replication 2 over 2 nodes: each node holds 10M point copies, i.e. f × the measured run
+    node_ram = anon * gib * f if isinstance(anon, int | float) else None
+    node_disk = disk * gib * f if isinstance(disk, int | float) else None
+    core_h = hnsw * cores * grow / 3600 if isinstance(hnsw, int | float) and cores else None
     lines = [
         f"Projected from the measured {_int(n)}-point run above ({_machine(doc)}); **not measured at "
         f"{_int(PROJECT_TO)}**.",
@@ -203,9 +203,10 @@ def render_index_projection(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cores(doc: dict[str, Any]) -> int:
+def _cores(doc: dict[str, Any]) -> int | None:
+    """The measuring machine's cores, from its machine record (an early free-text record has none)."""
     m = doc.get("machine")
-    return int(m.get("cores") or 1) if isinstance(m, dict) else 2
+    return int(m["cores"]) if isinstance(m, dict) and m.get("cores") else None
 
 
 def render_fidelity(docs: dict[str, dict[str, Any]]) -> str:
