@@ -20,6 +20,7 @@ from bench.cli import (
     cmd_ingest,
     cmd_questions,
     cmd_report,
+    cmd_rescore,
     cmd_retrieve,
     cmd_retrieve_eval,
     cmd_run,
@@ -164,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--samples", type=int, default=8, help="questions per run in 'Answers side by side'")
     p.add_argument("--sweep", action="append", default=[], help="a sweep directory: its learning curve")
+
+    p = add("rescore", cmd_rescore, "recompute scores.json (and answers.jsonl metrics) from cached answers")
+    p.add_argument("run_dirs", nargs="+", help="run directories, or folders holding them (results/sweeps/X)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print before/after headline metrics, write nothing"
+    )
 
     p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
     p.add_argument("--baseline", required=True, help="baseline scores.json")

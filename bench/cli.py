@@ -184,6 +184,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from bench.eval import rescore
+
+    for run_dir in rescore.run_dirs_under([Path(d) for d in args.run_dirs]):
+        out = rescore.rescore(run_dir, write=not args.dry_run)
+        print(f"{run_dir}: added {', '.join(out['added']) or 'nothing'}")
+        for variant, after in out["after"].items():
+            before = out["before"].get(variant) or {}
+            cells = [f"{m} {_fmt(before.get(m))} -> {_fmt(v)}" for m, v in after.items()]
+            print(f"  {variant:14s} " + "; ".join(cells))
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bench.reporting.check import check
 

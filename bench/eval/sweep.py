@@ -28,7 +28,7 @@ from bench.io import atomic_write_json, read_json
 log = logging.getLogger(__name__)
 
 POINT_VARIANTS = ("ft", "ft_rag")
-REFERENCE_VARIANTS = ("base", "rag", "echo", "picker_oracle", "picker_rag")
+REFERENCE_VARIANTS = ("base", "rag", "echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 REFERENCE = "reference"
 
 

@@ -26,6 +26,8 @@ VARIANT_LABELS = {
     "echo": "echo (question)",
     "picker_oracle": "picker (gold paragraph)",
     "picker_rag": "picker (retrieved)",
+    "span_oracle": "typed span (gold paragraph)",
+    "span_rag": "typed span (retrieved)",
 }
 VARIANT_COLORS = {
     "base": "tab:blue",
@@ -36,11 +38,13 @@ VARIANT_COLORS = {
     "echo": "tab:gray",
     "picker_oracle": "tab:brown",
     "picker_rag": "tab:olive",
+    "span_oracle": "tab:pink",
+    "span_rag": "tab:cyan",
 }
-COLORS = ["tab:cyan", "tab:pink", "black", "gold", "navy", "teal"]  # variants not named above, in order
+COLORS = ["black", "lime", "gold", "navy", "teal"]  # variants not named above, in order
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]  # one per run
 LINESTYLES: list[Any] = ["--", ":", "-.", (0, (5, 1))]  # one per run, for the reference lines
-BASELINES = ("echo", "picker_oracle", "picker_rag")
+BASELINES = ("echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 PANELS = (  # (candidate metric keys in order of preference, axis label)
     (("exact_match",), "exact match"),
     (("f1_qstripped", "f1", "contains"), "{key}"),
