@@ -65,6 +65,7 @@ _CAPS = re.compile(rf"{_WORD}(?:\s+(?:(?:de|do|da|dos|das|del|von|van)\s+)?{_WOR
 _DASH = re.compile(r"\s*[—–]\s*|\s+-\s+")
 MIN_YEAR, MAX_YEAR = 100, 2030
 _SENTENCE_START = re.compile(r"[.!?]\s+(?=[A-ZÀ-Ý])|\n")  # "Jr. (" does not start a sentence
+_LEAD_TAIL = re.compile(r"\s*,?\s*(?:é|foi|era)\b")
 LEAD_WINDOW = 120  # characters before "(" searched for the subject's words
 
 
@@ -152,25 +153,29 @@ def _closing(text: str, open_at: int) -> int:
 
 
 def lead_parenthesis(kind: str, death: bool, subject: set[str], passages: Sequence[str]) -> str | None:
-    """The answer from a ``Nome (Local, data — Local, data)`` parenthesis after the subject's words."""
+    """The answer from a ``Nome (Local, data — Local, data)`` parenthesis after the subject's words; "" for a
+    death question about a subject whose life span has no death side (a living person); None: no such
+    parenthesis."""
     best: tuple[int, str] | None = None
     for text in passages:
         for m in re.finditer(r"\(", text):
             before = text[max(0, m.start() - LEAD_WINDOW) : m.start()]
             before = _SENTENCE_START.split(before)[-1]
-            hits = len(subject & set(normalize_pt(before).split()))
             close = _closing(text, m.start())
-            if not hits or close < 0 or (best and hits <= best[0]):
+            lead = close >= 0 and bool(_LEAD_TAIL.match(text, close + 1))
+            # subject words before it, then a lead sentence's "(…) foi" over a citation's "(O Globo, 2007)"
+            hits = 2 * len(subject & set(normalize_pt(before).split())) + lead
+            if hits < 2 or close < 0 or (best and hits <= best[0]):
                 continue
             sides = _DASH.split(text[m.start() + 1 : close], maxsplit=1)
             if not any(True for _ in years(sides[0])):
                 continue  # not a life span
-            side = sides[1] if death and len(sides) > 1 else sides[0] if not death else None
-            if side is None:
-                continue
+            side = sides[1] if death and len(sides) > 1 else "" if death else sides[0]
+            if not side and not lead:
+                continue  # only a lead sentence's "(…) é/foi …" says that the subject is alive
             spans = list(years(side))[-1:] if kind == "year" else list(capitalised(side))[:1]
-            if spans:
-                best = (hits, spans[0].text)
+            if spans or not side:
+                best = (hits, spans[0].text if spans else "")
     return best[1] if best else None
 
 
@@ -205,6 +210,6 @@ def pick_span(row: Mapping[str, Any], passages: Sequence[str]) -> str:
     death = relation.startswith("death") or (not relation and bool(DEATH_WORDS.search(fold(question))))
     if kind in ("year", "place"):
         found = lead_parenthesis(kind, death, subject, passages)
-        if found:
+        if found is not None:
             return found
     return nearest_span(kind, subject, passages)
