@@ -1,4 +1,4 @@
-"""Typed no-model span baselines on invented Portuguese lead sentences (not taken from the repository's data)."""
+"""Typed span baselines on invented Portuguese lead sentences (none taken from the repository's data)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from bench.eval.baselines import BASELINES
 from bench.eval.spans import answer_kind, pick_span
 
 LEAD = (
-    "Teodora Vilanova Prates (Vila Serena do Norte, 3 de abril de 1871 — Porto Azul, 19 de junho de 1938) foi "
-    "uma cartógrafa e botânica fictícia. Estudou em Lagoa Funda de 1890 a 1895."
+    "Teodora Vilanova Prates (Vila Serena do Norte, 3 de abril de 1871 — Porto Azul, 19 de junho de 1938) "
+    "foi uma cartógrafa e botânica fictícia. Estudou em Lagoa Funda de 1890 a 1895."
 )
 OTHER = (
     "Bernardo Quintela (Campos Altos, 1902 — Serra Nova, 1977) foi um pintor inventado. Em 1950 expôs em "
     "Porto Azul."
 )
 MUNICIPALITY = (
-    "Águas do Poente é um município brasileiro do estado de Mato Grosso do Sul, na Microrregião de Terra Alta. "
-    "Sua população estimada em 2020 era de 7 412 habitantes, numa área de 1 980 km²."
+    "Águas do Poente é um município brasileiro do estado de Mato Grosso do Sul, na Microrregião de Terra "
+    "Alta. Sua população estimada em 2020 era de 7 412 habitantes, numa área de 1 980 km²."
 )
 
 
