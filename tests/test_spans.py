@@ -74,12 +74,11 @@ def test_span_state_number_and_fallbacks() -> None:
     number_q = {"question": "Quantos habitantes tem Águas do Poente?"}
     assert pick_span(number_q, [MUNICIPALITY]) == "7 412 habitantes"
     # no life-span parenthesis: the year nearest the subject's name
-    plain = "Em 1950 Lúcio Barbacena mudou-se. Lúcio Barbacena nasceu em 1911 numa aldeia."
-    assert pick_span({"question": "Em que ano nasceu Lúcio Barbacena?"}, [plain]) == "1950"
+    plain = "A vila foi fundada em 1820 por colonos. Muito depois, Lúcio Barbacena chegou em 1911."
+    assert pick_span({"question": "Em que ano chegou Lúcio Barbacena?"}, [plain]) == "1911"
     # a place question never answers with the subject's own name
-    assert pick_span(
-        {"question": "Onde vive Lúcio Barbacena?"}, ["Lúcio Barbacena vive em Monte Claro."]
-    ) == ("Monte Claro")
+    lives = ["Lúcio Barbacena vive em Monte Claro."]
+    assert pick_span({"question": "Onde vive Lúcio Barbacena?"}, lives) == "Monte Claro"
     # nothing of the asked type: empty answer (scores 0), no exception
     assert pick_span({"question": "Em que ano nasceu Ana?"}, ["Ana gosta de flores."]) == ""
     assert pick_span({"question": "Onde nasceu Ana?"}, []) == ""
