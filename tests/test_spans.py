@@ -95,3 +95,10 @@ def test_span_prefers_the_lead_over_a_citation_naming_the_subject() -> None:
     lead = "Iolanda Sarzedo (Fontelinda, 1931 — Campo Raso, 2 de março de 2011) foi uma pianista inventada."
     row = {"question": "Onde nasceu Iolanda Sarzedo?", "relation": "birth_place"}
     assert pick_span(row, [citation, lead]) == "Fontelinda"
+
+
+def test_span_names_stop_at_a_full_stop_and_skip_the_subjects_full_name() -> None:
+    text = "A vida de Rosa Quental Lima. Morreu em Campo Raso, longe da família."
+    assert pick_span({"question": "Onde morreu Rosa Lima?"}, [text]) == "Campo Raso"
+    abbreviated = "O poeta Joaquim Lemos Jr. viveu em Lagoa Funda."
+    assert pick_span({"question": "Onde viveu Lemos?"}, [abbreviated]) == "Lagoa Funda"

@@ -62,6 +62,7 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[ .\u00a0]\d{3})+(?:,\d+)?(?!\d)|(?<
 _UNIT = re.compile(r"\s*(%|km²|km2|km|m²|m|kg|t|ha|habitantes|metros|quilômetros|anos|pessoas|votos)\b")
 _WORD = r"[A-ZÀ-Ý][^\W\d_]*(?:[-'’][^\W\d_]+)*\.?"
 _CAPS = re.compile(rf"{_WORD}(?:\s+(?:(?:de|do|da|dos|das|del|von|van)\s+)?{_WORD})*")
+_FULL_STOP = re.compile(r"(?<=[^\W\d_]{4})\.\s+")
 _DASH = re.compile(r"\s*[—–]\s*|\s+-\s+")
 MIN_YEAR, MAX_YEAR = 100, 2030
 _SENTENCE_START = re.compile(r"[.!?]\s+(?=[A-ZÀ-Ý])|\n")  # "Jr. (" does not start a sentence
@@ -113,7 +114,9 @@ def numbers(text: str) -> Iterator[Span]:
 def capitalised(text: str) -> Iterator[Span]:
     """Capitalised word sequences (with de/do/da/dos/das inside), leading sentence words dropped."""
     for m in _CAPS.finditer(text):
-        words, start = m.group(0).split(), m.start()
+        # "Smith. Obteve": a full stop after a word longer than an abbreviation ends the sequence
+        head = _FULL_STOP.split(m.group(0), maxsplit=1)[0]
+        words, start = head.split(), m.start()
         while words and fold(words[0]).rstrip(".") in _LOWER_STARTS:
             start = text.index(words[1], start + len(words[0])) if len(words) > 1 else start
             words = words[1:]
@@ -192,9 +195,11 @@ def nearest_span(kind: str | None, subject: set[str], passages: Sequence[str]) -
         anchors = _word_positions(text, subject)
         for span in _typed(kind, text):
             words = set(normalize_pt(span.text).split()) - PT_FUNCTION_WORDS
-            if kind not in ("year", "number") and words and words <= subject:
-                continue  # the subject's own name
-            dist = min((abs(span.start - a) for a in anchors), default=float("inf"))
+            if kind not in ("year", "number") and words and (words <= subject or len(words & subject) > 1):
+                continue  # the subject's own name ("August Georg Gailit"), or a title naming the subject
+            end = span.start + len(span.text) if kind not in ("year", "number") else span.start
+            outside = [a for a in anchors if not span.start <= a < end]  # a name is not near its own words
+            dist = min((abs(span.start - a) for a in outside), default=float("inf"))
             key = (dist, p_index, span.start)
             if best is None or key < best:
                 best, answer = key, span.text
