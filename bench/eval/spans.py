@@ -55,7 +55,7 @@ _QUESTION_WORDS = _wordset(
 )  # fmt: skip
 _LOWER_STARTS = PT_FUNCTION_WORDS | _wordset(  # not "sao": São Paulo
     "o a os as um uma ele ela eles elas foi e era este esta esse essa entre apos durante segundo "
-    "como mas quando onde seu sua tambem nao"
+    "como mas quando onde seu sua tambem nao ha"
 )  # fmt: skip
 _YEAR = re.compile(r"(?<![\d.,])(\d{3,4})(?![\d.,]?\d)")
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[ .\u00a0]\d{3})+(?:,\d+)?(?!\d)|(?<![\w.,])\d+(?:,\d+)?(?!\d)")
@@ -122,7 +122,7 @@ def capitalised(text: str) -> Iterator[Span]:
             words = words[1:]
         while words and fold(words[-1]) in PT_FUNCTION_WORDS:
             words = words[:-1]
-        if words:
+        if words and len(" ".join(words).rstrip(".")) > 1:  # not an initial on its own
             yield Span(" ".join(words).rstrip("."), start)
 
 
@@ -197,9 +197,7 @@ def nearest_span(kind: str | None, subject: set[str], passages: Sequence[str]) -
             words = set(normalize_pt(span.text).split()) - PT_FUNCTION_WORDS
             if kind not in ("year", "number") and words and (words <= subject or len(words & subject) > 1):
                 continue  # the subject's own name ("August Georg Gailit"), or a title naming the subject
-            end = span.start + len(span.text) if kind not in ("year", "number") else span.start
-            outside = [a for a in anchors if not span.start <= a < end]  # a name is not near its own words
-            dist = min((abs(span.start - a) for a in outside), default=float("inf"))
+            dist = min((abs(span.start - a) for a in anchors), default=float("inf"))
             key = (dist, p_index, span.start)
             if best is None or key < best:
                 best, answer = key, span.text
