@@ -25,6 +25,9 @@ def _score(answer: str, gold: list[str], question: str, relation: str | None = N
         # another place never counts, whatever follows it
         ("Porto Azul, Paraná", ["Vila Serena"], "Onde nasceu Teodora Prates?", "birth_place", 0.0),
         ("Paraná, Vila Serena", ["Vila Serena"], "Onde nasceu Teodora Prates?", "birth_place", 0.0),
+        # a place with a date is not the place alone; a long lower-case gold is not a place name
+        ("Vila Serena, 3 de abril de 1871", ["Vila Serena"], "Onde nasceu Teodora Prates?", None, 0.0),
+        ("no balcão, até sexta", ["no balcão"], "Onde entrego o formulário?", None, 0.0),
         # not a place question: the rule does not apply
         ("1871, 1938", ["1871"], "Em que ano nasceu Teodora Prates?", "birth_year", 0.0),
         ("Vila Serena, Paraná", ["Vila Serena"], "Qual é o apelido de Teodora?", None, 0.0),

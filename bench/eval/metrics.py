@@ -86,15 +86,25 @@ def usable_answers(answers: Sequence[str]) -> list[str]:
 _PLACE_PARTS = re.compile(r"\s*[,(;]\s*")
 
 
+MAX_PLACE_WORDS = 6
+
+
+def _is_place_name(gold: str) -> bool:
+    """A gold answer that reads as a place name: capitalised, a few words (not "na secretaria acadêmica")."""
+    return gold.strip()[:1].isupper() and len(gold.split()) <= MAX_PLACE_WORDS
+
+
 def place_head(prediction: str, answers: Sequence[str]) -> str:
     """For a place question: the prediction's first comma- or parenthesis-separated part when that part is
-    a gold place ("Olinda, Pernambuco" → "Olinda" for gold "Olinda"); otherwise the prediction unchanged,
-    so another place ("Recife, Pernambuco") stays wrong."""
-    head = _PLACE_PARTS.split(prediction.strip(), maxsplit=1)[0].strip()
-    if head and head != prediction.strip():
-        norm = normalize_pt(head)
-        if norm and any(norm == normalize_pt(a) for a in answers):
-            return head
+    a gold place name and the rest names no date or number ("Olinda, Pernambuco" → "Olinda" for gold
+    "Olinda"); otherwise the prediction unchanged, so another place ("Recife, Pernambuco") or a place with a
+    date ("Olinda, 31 de outubro de 1952") stays wrong."""
+    parts = _PLACE_PARTS.split(prediction.strip(), maxsplit=1)
+    if len(parts) < 2 or not parts[0] or any(ch.isdigit() for ch in parts[1]):
+        return prediction
+    norm = normalize_pt(parts[0])
+    if norm and any(norm == normalize_pt(a) for a in answers if _is_place_name(a)):
+        return parts[0]
     return prediction
 
 
