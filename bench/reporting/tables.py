@@ -185,8 +185,14 @@ def render_detectable(scores: dict[str, Any], metrics: list[str]) -> str:
 def _verdict(c: dict[str, Any]) -> str:
     if c.get("beats"):
         return "yes ✔" if c.get("significant") else "yes, not significant"
-    if c.get("loses_to"):
-        return f"**no ⚠ — the LLM reader loses to {', '.join(vlabel(b) for b in c['loses_to'])}**"
+    strongest = c["strongest"] if isinstance(c.get("strongest"), dict) else {}
+    lost = [
+        f"{vlabel(str(strongest.get(m) or c.get('baseline')))} on {_label(m, 'k')}"
+        for m in ("exact_match", "f1_qstripped")
+        if (d := mean_of(c.get(m))) is not None and d < 0
+    ]
+    if lost:
+        return f"**no ⚠ — the LLM reader loses to {'; '.join(lost)}**"
     return "**no ⚠ (ties)**"
 
 
