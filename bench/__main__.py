@@ -119,9 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dump", required=True, help="the dump the questions were generated from")
     c.add_argument("-o", "--output", required=True, help="XML dump to write (.xml or .xml.bz2)")
     c.add_argument("--split", default="dev", help="evaluated split (as the profile's split)")
-    c.add_argument("--limit", type=int, default=0, help="first N questions of the split (profile's limit)")
+    c.add_argument("--limit", type=int, default=0, help="N questions of the split (profile's limit)")
+    c.add_argument(
+        "--sample", choices=["first", "stratified"], default="first", help="which N (profile's sample key)"
+    )
     c.add_argument("--distractors", type=int, default=0, help="pages of train facts added as distractors")
-    c.add_argument("--seed", type=int, default=0, help="distractor choice")
+    c.add_argument("--seed", type=int, default=0, help="distractor choice and the stratified order")
 
     p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")
     p.add_argument("question", nargs="?", default=None, help="question text (optional with --qid)")

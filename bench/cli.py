@@ -207,7 +207,9 @@ def cmd_questions(args: argparse.Namespace) -> int:
         return 0
     from bench.questions import factcorpus
 
-    sel = factcorpus.select(Path(args.questions), args.split, args.limit, args.distractors, args.seed)
+    sel = factcorpus.select(
+        Path(args.questions), args.split, args.limit, args.distractors, args.seed, args.sample
+    )
     n = factcorpus.write_subset(Path(args.dump), {*sel.gold, *sel.distractors}, Path(args.output))
     print(
         f"{args.output}: {n} pages ({len(sel.gold)} pages of {sel.questions} {args.split} questions, "

@@ -43,6 +43,9 @@ class Config:
     questions: str = "questions/faquad.jsonl"
     split: str = "dev"  # "" = all rows; "dev"/"train" = only that split
     limit: int = 0  # 0 = all questions
+    # "first": the file's first ``limit`` questions of the split; "stratified": a deterministic sample whose
+    # every prefix keeps each (relation, stratum) cell's share of the split (bench/questions/load.py).
+    sample: str = "first"
     device: str = "cpu"  # "cpu" | "cuda"
     seed: int = 0
     results_dir: str = "results"
