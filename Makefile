@@ -77,7 +77,8 @@ bench: install
 	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR); \
 	t4=$$(date +%s); \
 	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
-		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json; \
+		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json.tmp; \
+	mv -f $(RUN_DIR)/make_bench.json.tmp $(RUN_DIR)/make_bench.json; \
 	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
 	$(MAKE) --no-print-directory report-readme
 

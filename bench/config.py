@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -28,8 +29,19 @@ from bench.config_sections import (  # the section dataclasses, importable from 
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-CONFIG_DIR = PACKAGE_DIR / "configs"
+CONFIG_DIR = PACKAGE_DIR / "configs"  # the bundled profiles: package data, found in a wheel too
+# The source checkout (git state in run manifests only). Inputs and outputs never resolve against it: an
+# installed package lives in site-packages.
 REPO_ROOT = PACKAGE_DIR.parent
+# Relative input paths (corpus, questions, finetune.train_questions, a local model directory) resolve against
+# this directory when set, else against the current directory; outputs (results_dir) always against the cwd.
+DATA_ENV = "PTWIKI_BENCH_DATA"
+
+
+def data_root() -> Path:
+    """Where relative input paths resolve: ``$PTWIKI_BENCH_DATA`` when set, else the current directory."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else Path.cwd()
 
 
 class BenchError(Exception):
@@ -45,7 +57,7 @@ class Config:
     limit: int = 0  # 0 = all questions
     device: str = "cpu"  # "cpu" | "cuda"
     seed: int = 0
-    results_dir: str = "results"
+    results_dir: str = "results"  # relative: against the current directory
     ingest: IngestConfig = field(default_factory=IngestConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -54,13 +66,15 @@ class Config:
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
 
     def path(self, value: str) -> Path:
-        """Resolve a configured path: absolute as is, relative to the repository root otherwise."""
+        """Resolve a configured input path: absolute as is, relative to :func:`data_root` otherwise."""
         p = Path(value).expanduser()
-        return p if p.is_absolute() else REPO_ROOT / p
+        return p if p.is_absolute() else data_root() / p
 
     @property
     def results_path(self) -> Path:
-        return self.path(self.results_dir)
+        """The output directory: ``results_dir``, relative to the current directory."""
+        p = Path(self.results_dir).expanduser()
+        return p if p.is_absolute() else Path.cwd() / p
 
     def corpus_paths(self) -> list[Path]:
         """``corpus`` may list several dumps/JSONL files separated by commas; they are read in order."""
@@ -162,8 +176,14 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     return Config(**kwargs)
 
 
+def profiles() -> list[str]:
+    """The bundled profile names (``bench/configs/*.toml``, package data)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
 def profile_path(name_or_path: str) -> Path:
-    p = Path(name_or_path)
+    """A profile name (bundled) or a TOML file (relative to the current directory)."""
+    p = Path(name_or_path).expanduser()
     if p.suffix == ".toml" or p.exists():
         return p
     return CONFIG_DIR / f"{name_or_path}.toml"
@@ -173,6 +193,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load a profile (name such as ``smoke`` or a TOML path) and apply ``key=value`` overrides."""
     p = profile_path(str(path)) if path else CONFIG_DIR / "default.toml"
     if not p.exists():
+        if p.parent == CONFIG_DIR:
+            raise BenchError(
+                f"unknown profile {str(path)!r}; profiles: {', '.join(profiles())} (or a .toml file)"
+            )
         raise BenchError(f"config file not found: {p}")
     try:
         raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))

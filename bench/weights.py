@@ -11,15 +11,13 @@ import base64
 import importlib.metadata as md
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.io import atomic_write_json, sha256_file
+from bench.io import atomic_open, atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +98,10 @@ def assemble(cfg: Config, parts: list[Path], out: Path, expected: str | None) ->
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     log.info("assembling %s from %d parts", out, len(parts))
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as dst:
-            for part in parts:
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 22)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out, "wb") as dst:
+        for part in parts:
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 22)
     if expected:
         try:
             verify_file(cfg, out, expected, out.parent.name)

@@ -209,7 +209,7 @@ def test_render_errors(tmp_path: Path) -> None:
 
 
 def test_render_default_uses_all_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # results/ and shown paths resolve against the current directory
     with pytest.raises(BenchError, match="no results/runs"):
         report.render([])
     absolute = fake_scores("a")  # the runner records absolute paths: shown relative to the repository

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO_ROOT, BenchError
+from bench.config import BenchError
 from bench.eval.costs import render_costs
 from bench.io import atomic_write_text, read_json
 from bench.reporting import perf_tables, scale_tables
@@ -22,7 +22,7 @@ from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_groups, render_table
 
 RUN_BLOCKS = ("results", "baselines", "timing", "reader", "costs", "learning-curve")
-PERF_DIR = REPO_ROOT / "results" / "perf"
+PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
 def _one(name: str, render: Callable[[dict[str, Any]], str]) -> Callable[[Path], tuple[Path, str] | None]:
