@@ -14,8 +14,9 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # llama-cpp-python builds from source: portable AVX2 kernels. A native build (-DGGML_NATIVE=ON) picks up
 # AMX/AVX-512 paths that crashed on the first decode of every quantised GGUF on this project's VMs.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-export HF_HUB_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
+# No HF_HUB_OFFLINE here: the CLI sets it itself for the bundled models (bench/offline.py), so a Hugging Face
+# id (--set model.name=org/name) can still be downloaded. Tests and probes run offline:
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -50,10 +51,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
-	$(PY) -m pytest -m "not slow and not gpu and not perf" -q
+	$(OFFLINE) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
 
 test-all: install
-	$(PY) -m pytest -m "not gpu and not perf" -q
+	$(OFFLINE) $(PY) -m pytest -m "not gpu and not perf" -q
 
 lint: install
 	$(PY) -m ruff check bench tests
@@ -66,7 +67,7 @@ typecheck: install
 # results/benchmarks, on any benchmark whose mean is more than 50 % slower than the last saved run.
 PERF_COMPARE := $(if $(wildcard results/benchmarks/*/*.json),--benchmark-compare --benchmark-compare-fail=mean:50%,)
 perf: install
-	$(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
+	$(OFFLINE) $(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
 		$(PERF_COMPARE) -q
 
 bench: install
@@ -74,7 +75,7 @@ bench: install
 	$(PY) -m bench ingest --profile $(PROFILE) $(SET); \
 	t1=$$(date +%s); $(PY) -m bench index --profile $(PROFILE) $(SET); \
 	t2=$$(date +%s); $(PY) -m bench finetune --profile $(PROFILE) $(SET); \
-	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR); \
+	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --output $(RUN_DIR); \
 	t4=$$(date +%s); \
 	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
 		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json.tmp; \
@@ -112,16 +113,16 @@ smoke:
 reader-before: install
 	$(PY) -m bench run --profile default --set model.reader=sentence-v1 --set model.fewshot=0 \
 		--set model.stop_at_newline=false --set model.max_new_tokens=24 --set run.variants=rag,oracle \
-		--out $(READER_BEFORE)
+		--output $(READER_BEFORE)
 
 # On a CUDA machine: GPU tests, the two QLoRA probes (JSON under results/gpu/), then the default bench on the GPU
 # into results/runs/default-gpu, which the report shows beside the CPU run.
 gpu: install
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make gpu: no CUDA device')"
-	$(PY) -m pytest -m gpu -q
+	$(OFFLINE) $(PY) -m pytest -m gpu -q
 	mkdir -p results/gpu
 	for p in default 7b; do \
-		$(PY) -m bench.training.gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
+		$(OFFLINE) $(PY) -m bench.training.gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
 		mv results/gpu/.probe-$$p.json results/gpu/probe-$$p.json || exit 1; done
 	$(MAKE) bench PROFILE=default RUN_DIR=results/runs/default-gpu \
 		SET="--set device=cuda --set index.embed_device=cuda"

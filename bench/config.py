@@ -141,7 +141,11 @@ def _resolve_key(key: str) -> tuple[str | None, str]:
     if len(owners) > 1:
         choices = ", ".join(f"{o}.{key}" for o in owners)
         raise BenchError(f"config key {key!r} is ambiguous; use one of {choices}")
-    raise BenchError(f"unknown config key {key!r}")
+    top_keys = [k for k in top if k not in sections]
+    raise BenchError(
+        f"unknown config key {key!r}; top-level keys: {', '.join(top_keys)}; sections: "
+        f"{', '.join(sections)} (e.g. index.k; `python -m bench config` prints them all)"
+    )
 
 
 def _apply(raw: dict[str, dict[str, Any] | Any], key: str, value: Any) -> None:
@@ -208,11 +212,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise BenchError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         _apply(raw, key.strip(), value.strip())
-    return _build(raw, str(p))
+    from bench.config_checks import validate  # enums and ranges, before any stage loads anything
+
+    source = f"profile {p.stem!r}" if p.parent == CONFIG_DIR else str(p)
+    return validate(_build(raw, str(p)), f"{source} with --set" if overrides else source)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def config_to_toml(cfg: Config) -> str:
+    """The effective config as a TOML profile (``tomllib`` reads it back to the same Config)."""
+    d = dataclasses.asdict(cfg)
+    sections = _section_types()
+    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if k not in sections]
+    for sec in sections:
+        lines += ["", f"[{sec}]", *(f"{k} = {_toml_value(v)}" for k, v in d[sec].items())]
+    return "\n".join(lines) + "\n"
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -101,7 +101,7 @@ def test_failed_profile_ingest_leaves_no_partial(tmp_path: Path, monkeypatch: py
     bad = tmp_path / "bad.xml"
     bad.write_text("<mediawiki><page>", encoding="utf-8")
     cfg = load_config("smoke", [f"corpus={good},{bad}", f"results_dir={tmp_path / 'res'}"])
-    with pytest.raises(BenchError, match="bad.xml"):
+    with pytest.raises(BenchError, match=r"bad\.xml"):
         ensure_articles(cfg)
     left = [p.name for p in (tmp_path / "res").rglob("*") if p.is_file()]
     assert left == ["sha256-cache.json"]  # the input digests; no articles, .partial, .part or .tmp file

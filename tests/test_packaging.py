@@ -1,5 +1,6 @@
-"""The wheel holds every module and bundled profile; installed (unpacked, not editable) and run from an
-unrelated directory, a run reads its inputs from there (or $PTWIKI_BENCH_DATA) and writes its results there."""
+"""The wheel holds every module and bundled profile; installed (unpacked, not editable) and run from
+an unrelated directory, a run reads its inputs from there (or $PTWIKI_BENCH_DATA) and writes its
+results there."""
 
 from __future__ import annotations
 
