@@ -225,8 +225,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.readme:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
         sweeps = sorted((Path(p) for p in args.sweep), key=lambda p: p.name)
+        pages = [Path(d) for d in args.docs]  # docs pages get the run blocks they have markers for
         for line in readme.update_readme_blocks(
-            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps
+            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps, pages=pages
         ):
             print(f"{args.readme}: {line}")
     for doc in args.docs:
