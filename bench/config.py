@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.config_checks import data_root, validate  # relative inputs: $PTWIKI_BENCH_DATA or the cwd
 from bench.config_sections import (  # the section dataclasses, importable from here
     FinetuneConfig,
     IndexConfig,
@@ -27,25 +27,13 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     OpenAIConfig,
     RunConfig,
 )
+from bench.errors import BenchError  # re-exported: callers import it from here
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = PACKAGE_DIR / "configs"  # the bundled profiles: package data, found in a wheel too
 # The source checkout (git state in run manifests only). Inputs and outputs never resolve against it: an
 # installed package lives in site-packages.
 REPO_ROOT = PACKAGE_DIR.parent
-# Relative input paths (corpus, questions, finetune.train_questions, a local model directory) resolve against
-# this directory when set, else against the current directory; outputs (results_dir) always against the cwd.
-DATA_ENV = "PTWIKI_BENCH_DATA"
-
-
-def data_root() -> Path:
-    """Where relative input paths resolve: ``$PTWIKI_BENCH_DATA`` when set, else the current directory."""
-    env = os.environ.get(DATA_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else Path.cwd()
-
-
-class BenchError(Exception):
-    """An error the user can act on; the CLI prints it as one line, without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -212,8 +200,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise BenchError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         _apply(raw, key.strip(), value.strip())
-    from bench.config_checks import validate  # enums and ranges, before any stage loads anything
-
     source = f"profile {p.stem!r}" if p.parent == CONFIG_DIR else str(p)
     return validate(_build(raw, str(p)), f"{source} with --set" if overrides else source)
 

@@ -16,7 +16,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import DATA_ENV, BenchError, Config, data_root
+from bench.errors import BenchError
+
+Config = Any  # bench.config.Config: not imported, bench.config imports this module
+# Relative input paths (corpus, questions, finetune.train_questions, a local model directory) resolve against
+# this directory when set, else against the current directory; outputs (results_dir) always against the cwd.
+DATA_ENV = "PTWIKI_BENCH_DATA"
+
+
+def data_root() -> Path:
+    """Where relative input paths resolve: ``$PTWIKI_BENCH_DATA`` when set, else the current directory."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else Path.cwd()
+
 
 # key -> valid values (fixed sets; registries below)
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -101,7 +113,8 @@ def _one_of(key: str, value: str, valid: Iterable[str]) -> str | None:
     valid = tuple(valid)
     if value in valid:
         return None
-    return f"{key}={value!r} is not valid; use one of: {', '.join(valid)}"
+    what = f"variant {value!r} in {key}" if key == "run.variants" else f"{key} {value!r}"
+    return f"unknown {what}; use one of: {', '.join(valid)}"
 
 
 def _enum_errors(cfg: Config) -> list[str]:
@@ -115,7 +128,7 @@ def _enum_errors(cfg: Config) -> list[str]:
             errors.append(_one_of(key, v, names))
     for key in ("device", "index.embed_device"):
         if not DEVICE.fullmatch(get(cfg, key)):
-            errors.append(f"{key}={get(cfg, key)!r} is not valid; use one of: {DEVICES}")
+            errors.append(f"unknown {key} {get(cfg, key)!r}; use one of: {DEVICES}")
     return [e for e in errors if e]
 
 
