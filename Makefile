@@ -30,6 +30,7 @@ help:
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
+	@echo "make lock     - regenerate requirements/lock.txt from .venv (after make install EXTRAS=llamacpp)"
 
 # Optional parts, e.g. EXTRAS=llamacpp (the llama.cpp backend: a source build of several minutes).
 EXTRAS ?=
