@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("bfloat16", "float32", "float16"),
     "finetune.quantization": ("none", "nf4"),
     "finetune.scope": ("corpus", "question_pages"),
+    "sample": ("first", "stratified"),
 }
 # key -> (module, attribute): the registry whose names are the valid values
 REGISTRIES: dict[str, tuple[str, str]] = {
