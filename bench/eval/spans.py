@@ -55,7 +55,7 @@ _QUESTION_WORDS = _wordset(
 )  # fmt: skip
 _LOWER_STARTS = PT_FUNCTION_WORDS | _wordset(  # not "sao": São Paulo
     "o a os as um uma ele ela eles elas foi e era este esta esse essa entre apos durante segundo "
-    "como mas quando onde seu sua tambem nao ha"
+    "como mas quando onde seu sua tambem nao ha ja ainda depois entao assim hoje aqui la apesar"
 )  # fmt: skip
 _YEAR = re.compile(r"(?<![\d.,])(\d{3,4})(?![\d.,]?\d)")
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[ .\u00a0]\d{3})+(?:,\d+)?(?!\d)|(?<![\w.,])\d+(?:,\d+)?(?!\d)")
