@@ -53,9 +53,9 @@ _QUESTION_WORDS = _wordset(
     "quando onde quem qual quais quanto quanta quantos quantas ano cidade local localidade estado pais "
     "municipio nasceu nascimento morreu morte faleceu e foi era pertence fica brasil numero"
 )  # fmt: skip
-_LOWER_STARTS = PT_FUNCTION_WORDS | _wordset(  # not "sao": São Paulo
+_LOWER_STARTS = PT_FUNCTION_WORDS | _wordset(  # not "sao" (São Paulo) nor "la" (La Paz)
     "o a os as um uma ele ela eles elas foi e era este esta esse essa entre apos durante segundo "
-    "como mas quando onde seu sua tambem nao ha ja ainda depois entao assim hoje aqui la apesar"
+    "como mas quando onde seu sua tambem nao ha ja ainda depois entao assim hoje aqui apesar"
 )  # fmt: skip
 _YEAR = re.compile(r"(?<![\d.,])(\d{3,4})(?![\d.,]?\d)")
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[ .\u00a0]\d{3})+(?:,\d+)?(?!\d)|(?<![\w.,])\d+(?:,\d+)?(?!\d)")
