@@ -175,3 +175,35 @@ def test_fused_ties_are_broken_by_chunk_id_whatever_the_engine_order() -> None:
     want = [("a", 0.5), ("b", 0.5), ("c", 0.4)]
     assert [(h[1]["chunk_id"], h[0]) for h in top_k(hits, 3)] == want
     assert [(h[1]["chunk_id"], h[0]) for h in top_k(list(reversed(hits)), 3)] == want
+
+
+def test_one_query_plan_per_mode_translated_by_both_stores(tmp_path: Path) -> None:
+    """query_plan decides the three request shapes once; each store only translates them."""
+    from bench.retrieval.store import DENSE, RRF_K, SPARSE, TIE_MARGIN, query_plan
+
+    q, sq = np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32), Bm25Encoder().query("rio Tejo")
+    dense, sparse, hybrid = (query_plan(q, sq, mode, 3) for mode in ("dense", "sparse", "hybrid"))
+    assert [(leg.using, leg.limit) for leg in dense.legs] == [(DENSE, 3)] and dense.fusion is None
+    assert dense.legs[0].dense == (0.0, 1.0, 0.0, 0.0) and dense.limit == 3
+    assert [(leg.using, leg.limit) for leg in sparse.legs] == [(SPARSE, 3)]
+    assert list(sparse.legs[0].sparse or ()) == [tuple(sq[0]), tuple(sq[1])]
+    assert [(leg.using, leg.limit) for leg in hybrid.legs] == [(DENSE, 20), (SPARSE, 20)]
+    assert hybrid.fusion == "rrf" and hybrid.rrf_k == RRF_K and hybrid.limit == 3 + TIE_MARGIN
+    with pytest.raises(BenchError, match="unknown retrieval mode"):
+        query_plan(q, sq, "fuzzy", 3)
+    with pytest.raises(BenchError, match="needs a dense query vector"):
+        query_plan(None, sq, "hybrid", 3)
+
+    server = ServerStore(load_config(None, ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
+    req = server.request(hybrid)
+    assert [(p.using, p.limit, p.params is not None) for p in req["prefetch"]] == [
+        (DENSE, 20, True),
+        (SPARSE, 20, False),
+    ]
+    assert req["query"].rrf.k == RRF_K and req["limit"] == 3 + TIE_MARGIN
+    one = server.request(dense)
+    assert (one["using"], one["limit"], one["query"]) == (DENSE, 3, [0.0, 1.0, 0.0, 0.0])
+    assert one["search_params"] is not None and "search_params" not in server.request(sparse)
+    edge = EdgeStore(tmp_path / "idx")
+    for plan in (dense, sparse, hybrid):  # the embedded client accepts every shape
+        assert edge.request(plan) is not None

@@ -18,13 +18,13 @@ import numpy as np
 from bench.config import BenchError, Config
 from bench.retrieval.store import (
     DENSE,
-    RRF_K,
     SPARSE,
-    TIE_MARGIN,
+    Leg,
+    QueryPlan,
     Sparse,
     check_signature,
     named_vectors,
-    prefetch_limit,
+    query_plan,
     top_k,
 )
 
@@ -116,37 +116,43 @@ class ServerStore:
     def query(
         self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
     ) -> list[tuple[float, dict[str, Any]]]:
+        plan = query_plan(dense, sparse, mode, k)
+        with warnings.catch_warnings():  # local mode is always exact and says so on every query
+            warnings.filterwarnings("ignore", message="Local mode performs exact")
+            res = self.client.query_points(self.collection, **self.request(plan))
+        return top_k([(float(p.score), dict(p.payload or {})) for p in res.points], plan.k)
+
+    def request(self, plan: QueryPlan) -> dict[str, Any]:
+        """The plan as ``QdrantClient.query_points`` keyword arguments (after the collection name)."""
         m = self._m
-        dq = np.asarray(dense).tolist() if dense is not None else None
-        sq = m.SparseVector(indices=list(sparse[0]), values=list(sparse[1])) if sparse is not None else None
-        if mode == "dense":
-            with warnings.catch_warnings():  # local mode is always exact and says so on every query
-                warnings.filterwarnings("ignore", message="Local mode performs exact")
-                res = self.client.query_points(
-                    self.collection,
-                    query=dq,
-                    using=DENSE,
-                    limit=k,
-                    search_params=self._params,
-                    with_payload=True,
-                )
-        elif mode == "sparse":
-            res = self.client.query_points(
-                self.collection, query=sq, using=SPARSE, limit=k, with_payload=True
-            )
-        else:
-            lim = prefetch_limit(k)
-            res = self.client.query_points(
-                self.collection,
-                prefetch=[
-                    m.Prefetch(query=dq, using=DENSE, limit=lim, params=self._params),
-                    m.Prefetch(query=sq, using=SPARSE, limit=lim),
-                ],
-                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-                limit=k + TIE_MARGIN,
-                with_payload=True,
-            )
-        return top_k([(float(p.score), dict(p.payload or {})) for p in res.points], k)
+
+        def vector(leg: Leg) -> Any:
+            if leg.sparse is not None:
+                return m.SparseVector(indices=list(leg.sparse[0]), values=list(leg.sparse[1]))
+            return list(leg.dense)
+
+        def params(leg: Leg) -> dict[str, Any]:
+            return {"params": self._params} if leg.using == DENSE else {}
+
+        if plan.fusion is None:
+            (leg,) = plan.legs
+            single = {"search_params": self._params} if leg.using == DENSE else {}
+            return {
+                "query": vector(leg),
+                "using": leg.using,
+                "limit": plan.limit,
+                "with_payload": True,
+                **single,
+            }
+        return {
+            "prefetch": [
+                m.Prefetch(query=vector(leg), using=leg.using, limit=leg.limit, **params(leg))
+                for leg in plan.legs
+            ],
+            "query": m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k)),
+            "limit": plan.limit,
+            "with_payload": True,
+        }
 
     def flush(self) -> None:
         return None
