@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ from qdrant_client import QdrantClient
 from bench.config import BenchError, load_config
 from bench.retrieval.bm25 import Bm25Encoder
 from bench.retrieval.store import EdgeStore, point_id
-from bench.retrieval.store_server import ServerStore
+from bench.retrieval.store_server import QdrantApiError, QdrantSchemaError, QdrantUnreachable, ServerStore
 
 SIG = {"embedder": "hashing", "embedder_model": "", "chunk_tokens": 50, "chunk_overlap": 10, "dim": 4}
 
@@ -105,9 +108,82 @@ def test_server_store_refuses_other_signature() -> None:
 def test_unreachable_server_fails_fast() -> None:
     cfg = load_config(None, ["qdrant_url=http://127.0.0.1:9", "index.timeout_s=2"])
     t0 = time.perf_counter()
-    with pytest.raises(BenchError, match="unreachable"):
+    with pytest.raises(QdrantUnreachable, match=r"Qdrant at http://127.0.0.1:9 is unreachable while opening"):
         ServerStore(cfg).open(SIG, 4)
     assert time.perf_counter() - t0 < 10
+
+
+class _Answer(BaseHTTPRequestHandler):
+    """Answers every request with the server's ``answer``: (HTTP status, JSON body)."""
+
+    def _reply(self) -> None:
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = _reply
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def http_qdrant() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_server_http_errors_carry_status_and_message(http_qdrant: ThreadingHTTPServer) -> None:
+    url = f"http://127.0.0.1:{http_qdrant.server_address[1]}"
+    store = ServerStore(load_config(None, [f"qdrant_url={url}", "index.timeout_s=2"]))
+    http_qdrant.answer = (500, {"status": {"error": "Service internal error: disk full"}})  # type: ignore[attr-defined]
+    with pytest.raises(
+        QdrantApiError, match=r"HTTP 500 .* while opening .*: Service internal error: disk full"
+    ):
+        store.open(SIG, 4)
+    http_qdrant.answer = (404, {"status": {"error": "Not found: Collection `ptwiki` doesn't exist!"}})  # type: ignore[attr-defined]
+    with pytest.raises(
+        QdrantSchemaError, match=r"while counting points: Not found: Collection .* rebuild it"
+    ):
+        store.count()
+    dim_error = "Wrong input: Vector dimension error: expected dim: 4, got 3"
+    http_qdrant.answer = (400, {"status": {"error": dim_error}})  # type: ignore[attr-defined]
+    with pytest.raises(QdrantSchemaError, match="while a dense query: Wrong input: Vector dimension error"):
+        store.query(np.zeros(3, dtype=np.float32), None, "dense", 2)
+    http_qdrant.answer = (400, {"status": {"error": "Bad request: limit must be positive"}})  # type: ignore[attr-defined]
+    with pytest.raises(QdrantApiError, match=r"HTTP 400 .*limit must be positive"):
+        store.query(np.zeros(4, dtype=np.float32), None, "dense", 2)
+
+
+def test_schema_errors_of_the_in_process_client_are_named() -> None:
+    store = ServerStore(load_config(None, ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
+    with pytest.raises(QdrantSchemaError, match=r"collection :memory:/ptwiki does not fit while counting"):
+        store.count()
+    store.open(SIG, 4)
+    with pytest.raises(QdrantSchemaError, match="Vector dimension error"):
+        store.upsert([point_id(0, 0)], np.zeros((1, 3), dtype=np.float32), [([1], [1.0])], [_payload(0)])
+    with pytest.raises(QdrantSchemaError, match="dense size 4, the embedder gives 8"):
+        ServerStore(load_config(None, ["qdrant_url=:memory:"]), store.client).open(SIG, 8)
+
+
+def test_bugs_are_not_reported_as_server_errors() -> None:
+    """A programming error inside a client call propagates as itself, not as a BenchError."""
+
+    class Broken:
+        def count(self, *args: object, **kwargs: object) -> None:
+            raise TypeError("count() got an unexpected keyword argument")
+
+    store = ServerStore(load_config(None, ["qdrant_url=:memory:"]), Broken())
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        store.count()
 
 
 def test_second_open_of_embedded_index_is_a_clear_error(tmp_path: Path) -> None:
