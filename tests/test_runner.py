@@ -87,7 +87,7 @@ class BatchingFakeGenerator(FakeGenerator):
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
         if self.poison and self.poison in messages[-1]["content"]:
-            raise ValueError("poisoned question")
+            raise BenchError("poisoned question")
         return super().generate(messages, max_new_tokens)
 
     def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[FakeGeneration]:
@@ -335,27 +335,76 @@ def test_failed_question_is_recorded_then_retried(tmp_path: Path, tiny_questions
     assert all(r["error"] is None for r in read_answers(run_dir))
 
 
-def test_every_question_failing_aborts(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _numbered_questions(tmp_path: Path, n: int) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     qs = tmp_path / "q.jsonl"
     qs.write_text(
         "".join(
-            json.dumps({"id": f"q{i}", "question": "Pergunta?", "answers": ["x"]}) + "\n" for i in range(8)
+            json.dumps({"id": f"q{i}", "question": f"Pergunta {i}?", "answers": ["x"]}) + "\n"
+            for i in range(n)
         ),
         encoding="utf-8",
     )
-    fake = FakeStages(tmp_path)
-    stages = fake.stages()
-    stages.make_generators = lambda cfg, adapter: {"base": _Broken()}
-    with pytest.raises(BenchError, match="first 5 questions failed"):
-        runner.run(make_cfg(tmp_path, qs, "run.variants=base"), stages=stages)
+    return qs
 
 
-class _Broken(FakeGenerator):
-    def __init__(self) -> None:
+class _Flaky(FakeGenerator):
+    """Raises ``errors[i]`` on the i-th call (None: answers)."""
+
+    def __init__(self, errors: list[BaseException | None]) -> None:
         super().__init__("base", [])
+        self.errors = errors
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
-        raise ConnectionError("server down")
+        i = len(self.log)
+        self.log.append("base")
+        exc = self.errors[i] if i < len(self.errors) else None
+        if exc is not None:
+            raise exc
+        return FakeGeneration("Não sei.", 20, 3, 5.0, 40.0)
+
+
+def _run_flaky(tmp_path: Path, n: int, errors: list[BaseException | None], *extra: str) -> Path:
+    stages = FakeStages(tmp_path).stages()
+    stages.make_generators = lambda cfg, adapter: {"base": _Flaky(errors)}
+    cfg = make_cfg(tmp_path, _numbered_questions(tmp_path, n), "run.variants=base", *extra)
+    return runner.run(cfg, out_dir=tmp_path / "run", stages=stages)
+
+
+def test_consecutive_failures_stop_the_run_with_the_first_error(tmp_path: Path) -> None:
+    errors: list[BaseException | None] = [
+        TimeoutError("slow"),  # a streak of 1, broken by the answer after it
+        None,
+        ConnectionError("server down"),
+        BenchError("HTTP 503 from server"),
+        RuntimeError("CUDA out of memory"),
+    ]
+    with pytest.raises(
+        BenchError, match=r"3 questions in a row failed; the first \(q2\): ConnectionError: server down"
+    ):
+        _run_flaky(tmp_path, 8, errors, "run.max_consecutive_errors=3")
+    cached = (tmp_path / "run" / "cache" / "base.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(cached) == 5  # what was answered or failed before the stop is kept for the rerun
+
+
+def test_scattered_failures_and_cap_zero_never_stop(tmp_path: Path) -> None:
+    errors: list[BaseException | None] = [BenchError("x"), None] * 4
+    rows = read_answers(_run_flaky(tmp_path, 8, errors, "run.max_consecutive_errors=2"))
+    assert [r["error"] is not None for r in rows] == [True, False] * 4
+    rows = read_answers(_run_flaky(tmp_path / "b", 6, [OSError("disk")] * 6, "run.max_consecutive_errors=0"))
+    assert all("OSError: disk" in r["error"] for r in rows)
+
+
+@pytest.mark.parametrize("bug", [TypeError("bad argument"), KeyError("text"), NotImplementedError("todo")])
+def test_programming_errors_propagate_instead_of_error_rows(tmp_path: Path, bug: Exception) -> None:
+    with pytest.raises(type(bug)):
+        _run_flaky(tmp_path, 3, [None, bug])
+    assert runner.is_question_error(RuntimeError("engine")) and not runner.is_question_error(bug)
+
+
+def test_every_question_failing_aborts(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=r"5 questions in a row failed; the first \(q0\): ConnectionError"):
+        _run_flaky(tmp_path, 8, [ConnectionError("server down")] * 8)
 
 
 def test_leakage_guard(tmp_path: Path, tiny_questions: Path) -> None:
