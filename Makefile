@@ -19,11 +19,12 @@ export TRANSFORMERS_OFFLINE ?= 1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
+.PHONY: install test test-slow test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
 	@echo "make test     - offline CPU test suite"
+	@echo "make test-slow - the slow tests (real weights, the ptwiki sample); CI runs them too"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
 	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
@@ -51,6 +52,10 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(PY) -m pytest -m "not slow and not gpu and not perf" -q
+
+# The slow tests (real e5/SmolLM2 weights, the ptwiki sample; a few minutes on 2 cores). CI runs them after `make test`.
+test-slow: install
+	$(PY) -m pytest -m "slow and not gpu and not perf" -q
 
 test-all: install
 	$(PY) -m pytest -m "not gpu and not perf" -q
