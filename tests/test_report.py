@@ -209,7 +209,7 @@ def test_render_errors(tmp_path: Path) -> None:
 
 
 def test_render_default_uses_all_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # results/ and shown paths resolve against the current directory
     with pytest.raises(BenchError, match="no results/runs"):
         report.render([])
     absolute = fake_scores("a")  # the runner records absolute paths: shown relative to the repository
@@ -309,3 +309,21 @@ def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> N
         "unchanged" in line
         for line in readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
     )
+
+
+def test_update_readme_blocks_fills_run_blocks_of_other_pages(tmp_path: Path) -> None:
+    run, old = write_run(tmp_path, fake_scores("after")), write_run(tmp_path, fake_scores("before"))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\nold\n<!-- results:end -->\n", encoding="utf-8")
+    page = tmp_path / "results.md"
+    page.write_text(
+        "<!-- reader:start -->\nold\n<!-- reader:end -->\n<!-- facts:start -->\n<!-- facts:end -->\n"
+    )
+    lines = readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)}, pages=[page])
+    assert [line.split()[0] for line in lines] == ["results", "reader", "facts"]
+    assert lines[1].endswith(f"({page})") and "old" not in page.read_text(encoding="utf-8")
+    assert "Run `after`" in page.read_text(encoding="utf-8")
+    assert readme_mod.update_doc_blocks(page) == []  # run blocks are not refused as unknown on a docs page
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="markers"):
+        readme_mod.update_readme_blocks(readme, run, None, {}, pages=[page])

@@ -9,13 +9,12 @@ baselines (``echo``, ``picker_oracle``, ``picker_rag``) are drawn as horizontal 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from bench.eval.schema import mean_of, ordered_variants
+from bench.io import atomic_write_bytes
 
 VARIANT_LABELS = {
     "base": "base",
@@ -50,17 +49,6 @@ METRIC_LABELS = {"f1_qstripped": "F1 (question words removed)", "f1": "token F1"
 
 def vlabel(name: str) -> str:
     return VARIANT_LABELS.get(name, name)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _variants(scores: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -180,4 +168,4 @@ def save_figure(fig: Any, handles: list[Any], labels: list[str], title: str, pat
     fig.suptitle(title, fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())

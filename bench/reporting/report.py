@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO_ROOT, BenchError
+from bench.config import BenchError
 from bench.eval.costs import render_costs
 from bench.eval.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
@@ -58,11 +58,11 @@ def run_label(scores: dict[str, Any]) -> str:
 
 
 def shown_path(value: Any) -> str:
-    """Paths inside the repository are shown relative to it, so reports do not depend on the checkout."""
+    """Paths under the current directory are shown relative to it: reports do not depend on the checkout."""
     if not value:
         return DASH
     try:
-        return Path(value).relative_to(REPO_ROOT).as_posix()
+        return Path(value).relative_to(Path.cwd()).as_posix()
     except ValueError:
         return str(value)
 
@@ -144,7 +144,7 @@ def _slug(text: str) -> str:
 def _find_runs(run_dirs: Iterable[Path]) -> list[Path]:
     dirs = list(run_dirs)
     if not dirs:
-        found = sorted((REPO_ROOT / "results" / "runs").glob("*/scores.json"))
+        found = sorted((Path.cwd() / "results" / "runs").glob("*/scores.json"))
         if not found:
             raise BenchError("no results/runs/*/scores.json found: run `python -m bench run` first")
         return found
@@ -165,7 +165,7 @@ def render(
 
     ``samples``: questions per run in "Answers side by side" (from the run's answers.jsonl, when present).
     """
-    output = Path(output) if output else REPO_ROOT / "results" / "REPORT.md"
+    output = Path(output) if output else Path.cwd() / "results" / "REPORT.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     loaded = [(p, load_scores(p)) for p in _find_runs(run_dirs)]
     groups: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
