@@ -179,8 +179,8 @@ def test_two_way_finder_finds_a_planted_pair() -> None:
 
 
 MAX_FUNCTION_LINES = 80
-# Functions over MAX_FUNCTION_LINES today (issue 27; both being split by other work): shrink, never grow.
-LONG_FUNCTIONS = {"__main__.py:build_parser", "training/finetune.py:_train"}
+# Functions over MAX_FUNCTION_LINES today (issue 27; being split by other work): shrink, never grow.
+LONG_FUNCTIONS = {"training/finetune.py:_train"}
 
 
 def long_functions(limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
