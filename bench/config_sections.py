@@ -124,6 +124,7 @@ class RunConfig:
     bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
+    max_consecutive_errors: int = 5  # stop a variant after this many failed questions in a row (0 = never)
 
 
 @dataclass(frozen=True)
