@@ -92,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", default=None)
     p.add_argument("-o", "--output", default=None, help="write the JSON here too")
 
-    add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
+    p = add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write the training records (-o FILE), train nothing"
+    )
+    p.add_argument("-o", "--output", default=None, help="--dry-run: JSONL of the exact training records")
 
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
     p.add_argument("--out", default=None, help="run directory (default: results/runs/<run-id>)")

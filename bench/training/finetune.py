@@ -20,7 +20,7 @@ from bench import artifacts
 from bench.config import BenchError, Config
 from bench.generation import models
 from bench.io import atomic_write_json
-from bench.training import injection, sft_data, sft_qa, train_meta
+from bench.training import injection, recipes, repro, sft_qa, sft_recipes, train_meta
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def ensure_adapter(cfg: Config) -> Path:
 
 def run_finetune(cfg: Config) -> Path:
     """Train (or reuse) the LoRA adapter for ``cfg``; returns the adapter folder."""
-    if cfg.finetune.train_format in ("qa", "raft"):
+    if recipes.uses_questions(recipes.recipe_of(cfg.finetune)):
         sft_qa.check_leakage(sft_qa.training_question_ids(cfg), sft_qa.eval_question_ids(cfg))
     out = adapter_dir(cfg)
     if (out / METADATA).exists():
@@ -115,6 +115,8 @@ class _Run:
     resume: bool = False
     train_s: float = 0.0
     eval_loss: float | None = None
+    answer_items: list[dict[str, Any]] = field(default_factory=list)
+    repro: dict[str, Any] = field(default_factory=dict)
 
 
 def _load_and_build_data(run: _Run) -> None:
@@ -125,17 +127,22 @@ def _load_and_build_data(run: _Run) -> None:
     run.spec = models.resolve_model(cfg)
     run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
     use_chat = run.spec.chat_template and run.tok.chat_template is not None
-    run.data = sft_data.build_sft_data(cfg, run.tok, use_chat=use_chat)
-    cols = ["text"] if run.data.fmt == "text" else ["prompt", "completion"]
+    run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=use_chat)
+    cols = ["text"] if "text" in run.data.train[0] else ["prompt", "completion"]
     run.train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.train])
     if run.data.val:
         run.val_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.val[:MAX_EVAL_RECORDS]])
-    run.steps = planned_steps(ft.epochs, ft.max_steps, len(run.train_ds), ft.batch_size * ft.grad_accum)
+    per_step = ft.batch_size * ft.grad_accum
+    if run.data.scheduled:  # the records are the whole schedule, epochs and max_steps applied: one pass
+        run.steps = planned_steps(1.0, 0, len(run.train_ds), per_step)
+    else:
+        run.steps = planned_steps(ft.epochs, ft.max_steps, len(run.train_ds), per_step)
     run.use_bf16 = ft.bf16 or (cfg.device == "cuda" and ft.quantization == "nf4")
 
 
 def _attach_lora(run: _Run) -> None:
     """Wrap the base model in LoRA adapters (after k-bit preparation for nf4)."""
+    import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     ft = run.cfg.finetune
@@ -151,6 +158,7 @@ def _attach_lora(run: _Run) -> None:
         bias="none",
         task_type="CAUSAL_LM",
     )
+    torch.manual_seed(run.cfg.seed)  # LoRA's A matrices are drawn from the global generator
     run.model = get_peft_model(run.model, lora)
     run.trainable, run.total = run.model.get_nb_trainable_parameters()
 
@@ -184,6 +192,7 @@ def _sft_config(run: _Run) -> Any:
         optim="paged_adamw_8bit" if on_cuda and ft.quantization == "nf4" else "adamw_torch",
         seed=cfg.seed,
         data_seed=cfg.seed,
+        train_sampling_strategy="sequential" if run.data.scheduled else "random",
         report_to="none",
         dataloader_num_workers=0,
         dataset_num_proc=None,
@@ -221,20 +230,28 @@ def _fit(run: _Run) -> None:
 
 
 def _probe(run: _Run) -> dict[str, Any]:
-    return injection.probe(
-        run.model, run.tok, run.data.probe_texts, run.cfg.finetune.max_length, run.use_bf16
-    )
+    """Page perplexities (trained / held-out) and the answer NLLs of the evaluated questions."""
+    cfg = run.cfg
+    out = injection.probe(run.model, run.tok, run.data.probe_texts, cfg.finetune.max_length, run.use_bf16)
+    if cfg.finetune.probe:
+        if not run.answer_items:
+            use_chat = run.spec.chat_template and run.tok.chat_template is not None
+            run.answer_items = sft_qa.answer_probe_items(cfg, run.tok, use_chat)
+        out["answers"] = injection.answer_probe(run.model, run.tok, run.answer_items, run.use_bf16)
+    return out
 
 
 def _train(cfg: Config, out: Path) -> Path:
-    """Load, probe, attach LoRA, fit, probe again, save the adapter and (last) its metadata."""
+    """Load, probe, attach LoRA, fit, probe again, save the adapter and (last) its metadata; seeded, on a
+    fixed thread count, with deterministic kernels (:mod:`bench.training.repro`)."""
     t_start = time.perf_counter()
     run = _Run(cfg, out)
-    _load_and_build_data(run)
-    run.probe_before = _probe(run)
-    _attach_lora(run)
-    _fit(run)
-    run.probe_after = _probe(run)
+    with repro.deterministic(cfg) as run.repro:
+        _load_and_build_data(run)
+        run.probe_before = _probe(run)
+        _attach_lora(run)
+        _fit(run)
+        run.probe_after = _probe(run)
     run.model.save_pretrained(str(out), safe_serialization=True)
     run.tok.save_pretrained(str(out))
     meta = train_meta.metadata(run, time.perf_counter() - t_start)
