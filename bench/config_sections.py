@@ -60,7 +60,7 @@ class FinetuneConfig:
     # empty = train_format's (deprecated alias: text, instruct, qa, raft).
     recipe: str = ""
     train_format: str = "text"  # deprecated: use recipe
-    page_part: str = "lead"  # cpt/mixed/pit: "lead" (lead + first section) | "page" (whole page)
+    page_part: str = "lead_section"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
     qa_pairs: int = 0  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
     pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
     train_questions: str = "questions/faquad.jsonl"  # question file for qa/raft (its train split is used)

@@ -139,6 +139,9 @@ def test_pit_puts_qa_first_and_cpt_has_no_qa(tmp_path: Path, tiny_model_dir: Pat
     cpt = _dry_run(tmp_path, tiny_model_dir, "finetune.recipe=cpt", "finetune.page_part=page")
     assert {r["part"] for r in cpt} == {"page"} and all("text" in r for r in cpt)
     assert "festa do milho" in "\n".join(r["text"] for r in cpt)  # the whole page
+    lead = _dry_run(tmp_path, tiny_model_dir, "finetune.recipe=cpt", "finetune.page_part=lead")
+    text = "\n".join(r["text"] for r in lead)
+    assert "fundada em 1787" in text and "1822" not in text  # the lead only
 
 
 def test_schedule_budget_and_order_are_seeded() -> None:

@@ -2,7 +2,8 @@
 
 * ``cpt``: continued pre-training on the pages of ``finetune.scope`` (the evaluation questions' pages by
   default), each in the views of ``finetune.views`` (plain, titled, permuted, windows); ``finetune.page_part``
-  ``lead`` trains on the lead and the first section only (CPU tokens are the budget), ``page`` on the whole;
+  ``lead_section`` (default) trains on the lead and the first section (CPU tokens are the budget), ``lead``
+  on the lead only, ``page`` on the whole page;
 * ``mixed``: ``cpt`` plus question → answer pairs about *train-split* entities, in the evaluation's prompt,
   shuffled together every epoch (Allen-Zhu & Li, Physics of LMs 3.1: stored facts become extractable when the
   model also sees QA about other entities);
@@ -30,7 +31,7 @@ from bench.config import BenchError, FinetuneConfig, config_to_dict
 SCHEDULED = ("cpt", "mixed", "pit")
 LEGACY = ("text", "instruct", "qa", "raft")
 RECIPES = (*SCHEDULED, *LEGACY)
-PAGE_PARTS = ("lead", "page")
+PAGE_PARTS = ("lead_section", "lead", "page")
 NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs")  # not in a legacy recipe's adapter key
 BOOKKEEPING = ("logging_steps", "save_steps", "train_questions")  # same weights either way
 
@@ -72,9 +73,11 @@ def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
     return out
 
 
-def lead_part(article: Any) -> Any:
-    """The article cut to its lead and first section (``page_part = "lead"``)."""
-    sections = tuple(article.sections[:2])
+def page_part(article: Any, part: str) -> Any:
+    """The article cut to ``part``: ``lead_section`` (lead + first section), ``lead`` or ``page`` (whole)."""
+    if part == "page":
+        return article
+    sections = tuple(article.sections[: 2 if part == "lead_section" else 1])
     text = "\n\n".join(str(s.text or "") for s in sections if str(s.text or "").strip())
     return type(article)(article.id, article.title, text, sections)
 

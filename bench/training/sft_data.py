@@ -189,14 +189,14 @@ def _article_source(
     articles: Iterable[Any],
     drops: Counter[str],
     fmt: str,
-    lead: bool = False,
+    part: str = "page",
 ) -> _Source:
     """``text`` (packed views of each page) or ``instruct`` records of the pages in ``finetune.scope``;
-    ``lead``: each page cut to its lead and first section (trained and held-out pages alike)."""
+    ``part``: each page cut to it (recipes.page_part; trained and held-out pages alike)."""
     ft = cfg.finetune
     arts, held, page_stats = sft_views.split_pages(cfg, _usable_articles(articles, cfg, drops))
-    if lead:
-        arts, held = [recipes.lead_part(a) for a in arts], [recipes.lead_part(a) for a in held]
+    if part != "page":
+        arts, held = [recipes.page_part(a, part) for a in arts], [recipes.page_part(a, part) for a in held]
     src = _Source([], TEXT_NOTE, extra=dict(page_stats))
 
     def tokenize(text: str) -> list[int]:

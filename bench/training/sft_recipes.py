@@ -58,7 +58,7 @@ def _scheduled(
     page_drops: Counter[str] = Counter()
     qa_drops: Counter[str] = Counter()
     pages = articles if articles is not None else sft_data.load_articles(cfg)
-    page_src = sft_data._article_source(cfg, tok, use_chat, pages, page_drops, "text", ft.page_part == "lead")
+    page_src = sft_data._article_source(cfg, tok, use_chat, pages, page_drops, "text", ft.page_part)
     page_recs = [{**r, "part": "page"} for r in sft_data.curate(page_src.records, cfg, tok, page_drops)]
     qa_recs: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
