@@ -148,7 +148,10 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
         # the questions pick the trained pages (scope = question_pages) or the probe's held-out pages
         if cfg.finetune.scope == "question_pages" or cfg.finetune.probe:
             data.update(
-                questions_sha256=file_sha256(cfg, cfg.path(cfg.questions), "questions"), split=cfg.split
+                questions_sha256=file_sha256(cfg, cfg.path(cfg.questions), "questions"),
+                split=cfg.split,
+                limit=cfg.limit,
+                sample=cfg.sample,
             )
     # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
     return {

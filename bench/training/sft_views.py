@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.io import iter_jsonl
 
 VIEWS = ("plain", "titled", "windows", "permuted")
 SCOPES = ("corpus", "question_pages")
@@ -44,9 +43,17 @@ def title_key(title: str) -> str:
 
 
 def question_titles(cfg: Config, required: bool = True) -> set[str]:
-    """Title keys of the pages the evaluation questions (``questions`` filtered by ``split``) are about."""
+    """Title keys of the pages the evaluation questions are about: the questions a run asks (``questions``
+    filtered by ``split``, ``limit`` and ``sample``, as :func:`bench.questions.load.load_questions` does)."""
+    from bench.questions.load import load_questions
+
     path = cfg.path(cfg.questions)
-    rows = [r for r in iter_jsonl(path) if not cfg.split or r.get("split") == cfg.split]
+    try:
+        rows = load_questions(cfg)
+    except BenchError:
+        if required:
+            raise
+        return set()
     titles = {title_key(r.get("title") or r.get("source_title") or "") for r in rows}
     titles.discard("")
     if not titles and required:
