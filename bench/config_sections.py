@@ -132,3 +132,7 @@ class OpenAIConfig:
     timeout_s: float = 60.0
     max_retries: int = 3
     backoff_s: float = 1.0
+    # Requests in flight in a batch (generate_batch) and replicas served round-robin (empty: base_url alone).
+    # Here, not in [model], because they never change an answer: [model] is part of every answer's cache key.
+    concurrency: int = 16
+    base_urls: tuple[str, ...] = ()
