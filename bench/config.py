@@ -25,6 +25,7 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     ModelConfig,
     OpenAIConfig,
     RunConfig,
+    VllmConfig,
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -52,6 +53,7 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     run: RunConfig = field(default_factory=RunConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    vllm: VllmConfig = field(default_factory=VllmConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured path: absolute as is, relative to the repository root otherwise."""
