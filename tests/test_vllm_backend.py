@@ -180,3 +180,20 @@ def test_vllm_engine_end_to_end_matches_transformers(tiny_model_dir: Path, tmp_p
     assert [g.new_tokens for g in together] == [8, 8, 8]
     assert "".join(pieces).strip() == alone[0].text
     assert info["backend"] == "vllm" and info["engine_start_s"] > 0 and info["prefix_caching"]
+
+
+def test_vllm_block_renders_both_backends_and_a_gpu_row_until_measured() -> None:
+    from bench.reporting.vllm_tables import render_vllm
+
+    def backend(wall: float, em: float, same: float | None = None) -> dict[str, object]:
+        mode = {"wall_s": wall, "new_tokens_per_s": 10.0, "em": em, **({"identical": same} if same else {})}
+        return {"engine_start_s": 75.0, "peak_rss_mb": 7200.0, "closed_book": mode, "with_context": mode}
+
+    doc = {"n_questions": 63, "max_new_tokens": 64, "transformers": backend(143.8, 0.5),
+           "vllm": backend(38.3, 0.5, 0.95)}  # fmt: skip
+    text = render_vllm(doc)
+    assert "| CPU | gold context | vllm | 38.3 | 10.0 | 75.0 | 7200 | 0.500 | 0.95 |" in text
+    assert "| GPU | both | vllm | not measured yet |" in text
+    assert "gold context: vllm 3.75× the transformers backend's speed" in text
+    gpu = render_vllm({**doc, "gpu": {**doc, "machine": None}})
+    assert "not measured yet" not in gpu and "| GPU | closed book | vllm | 38.3 |" in gpu
