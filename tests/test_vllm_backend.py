@@ -157,13 +157,33 @@ def test_registry_knows_vllm_and_the_runner_gives_it_the_whole_list() -> None:
 VLLM_PYTHON = Config().path(".venv-vllm/bin/python")
 
 
+@pytest.fixture(scope="module")
+def vllm_tiny_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's tokenizer on a random Llama with heads vLLM's CPU attention supports (head_dim 64)."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("vllm-tiny")
+    for f in tiny_model_dir.iterdir():
+        if f.name not in ("model.safetensors", "config.json"):
+            shutil.copy2(f, out / f.name)
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.update({"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2,
+                   "num_key_value_heads": 1, "head_dim": 64})  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"{VLLM_PYTHON} missing: make install EXTRAS=vllm")
-def test_vllm_engine_end_to_end_matches_transformers(tiny_model_dir: Path, tmp_path: Path) -> None:
-    """vLLM's real OpenAI server on the tiny model: all prompts at once equal one at a time and stream."""
+def test_vllm_engine_end_to_end(vllm_tiny_dir: Path, tmp_path: Path) -> None:
+    """vLLM's real OpenAI server on a tiny model: all prompts at once equal one at a time, and it streams."""
     from bench.generation.registry import make_generators
 
-    cfg = Config(model=ModelConfig(name=str(tiny_model_dir), backend="vllm", dtype="float32",
+    cfg = Config(model=ModelConfig(name=str(vllm_tiny_dir), backend="vllm", dtype="float32",
                                    stop_at_newline=False), results_dir=str(tmp_path))  # fmt: skip
     cfg = replace(cfg, vllm=replace(cfg.vllm, max_model_len=512, kv_cache_gib=1))
     batch = [[{"role": "user", "content": q}] for q in ("Onde fica Lisboa?", "O que é o Tejo?", "Quem?")]
@@ -177,9 +197,48 @@ def test_vllm_engine_end_to_end_matches_transformers(tiny_model_dir: Path, tmp_p
         gen.close()
     assert [g.error for g in together] == [None] * 3
     assert [g.text for g in together] == [g.text for g in alone]
-    assert [g.new_tokens for g in together] == [8, 8, 8]
+    assert [g.prompt_tokens for g in together] == [g.prompt_tokens for g in alone]
+    assert len({g.prompt_tokens for g in together}) == 3 and all(g.new_tokens > 0 for g in together)
     assert "".join(pieces).strip() == alone[0].text
     assert info["backend"] == "vllm" and info["engine_start_s"] > 0 and info["prefix_caching"]
+    assert gen.engine.server.proc is None  # type: ignore[attr-defined]  # closed: the server was stopped
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"{VLLM_PYTHON} missing: make install EXTRAS=vllm")
+def test_vllm_on_cpu_serves_the_adapter_merged_from_a_second_engine(
+    vllm_tiny_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from bench.generation.registry import make_generators
+
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(vllm_tiny_dir),
+                                LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))  # fmt: skip
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    cfg = Config(model=ModelConfig(name=str(vllm_tiny_dir), backend="vllm", dtype="float32",
+                                   stop_at_newline=False), results_dir=str(tmp_path / "results"))  # fmt: skip
+    cfg = replace(cfg, vllm=replace(cfg.vllm, max_model_len=512, kv_cache_gib=1))
+    gens = make_generators(cfg, tmp_path / "adapter")
+    msgs = [{"role": "user", "content": "Onde fica Lisboa?"}]
+    try:
+        base, ft = gens["base"].generate(msgs, 6), gens["ft"].generate(msgs, 6)
+        infos = {k: g.info() for k, g in gens.items()}
+    finally:
+        for g in gens.values():
+            g.close()
+    assert base.error is None and ft.error is None
+    assert infos["ft"]["adapter_mode"] == "merged" and infos["base"]["adapter_mode"] == "none"
+    merged = Path(infos["ft"]["weights"])
+    assert merged.parent == tmp_path / "results" / "models" / "merged" and (merged / MERGED_MARKER).exists()
+    assert infos["base"]["weights"] == str(vllm_tiny_dir)
+    assert infos["ft"]["kv_cache_gib"] == 1 and infos["ft"]["engine_start_s"] > 0
 
 
 def test_vllm_block_renders_both_backends_and_a_gpu_row_until_measured() -> None:

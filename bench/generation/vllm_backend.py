@@ -123,14 +123,23 @@ class VllmGenerator:
             self.client = OpenAIGenerator(client_cfg, concurrency=vc.max_in_flight, backend="vllm")
         return self.client
 
+    def _checked(self, gens: list[Generation]) -> list[Generation]:
+        if any(g.error for g in gens):
+            self.engine.server.check_alive()
+        return gens
+
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
-        return self._client().generate(messages, max_new_tokens)
+        return self._checked([self._client().generate(messages, max_new_tokens)])[0]
 
     def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
-        return self._client().generate_batch(batch, max_new_tokens)
+        return self._checked(self._client().generate_batch(batch, max_new_tokens))
 
     def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
-        return (yield from self._client().stream(messages, max_new_tokens))
+        try:
+            return (yield from self._client().stream(messages, max_new_tokens))
+        except BenchError:
+            self.engine.server.check_alive()
+            raise
 
     def info(self) -> dict[str, Any]:
         server = self.engine.server

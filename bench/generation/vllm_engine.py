@@ -176,6 +176,13 @@ class VllmServer:
         raise BenchError(f"vLLM did not answer within vllm.start_timeout_s={limit:g}s; {self.log_path}:\n"
                          + self._log_tail())  # fmt: skip
 
+    def check_alive(self) -> None:
+        """BenchError quoting the log when the engine process has died (a failed request then says why)."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(
+                f"vLLM exited with code {self.proc.returncode}; {self.log_path}:\n" + self._log_tail()
+            )
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
