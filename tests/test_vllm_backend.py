@@ -215,8 +215,8 @@ def test_vllm_on_cpu_serves_the_adapter_merged_from_a_second_engine(
 
     from bench.generation.registry import make_generators
 
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(vllm_tiny_dir),
-                                LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))  # fmt: skip
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(vllm_tiny_dir), lora)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
