@@ -1,9 +1,9 @@
 """The OpenAI-compatible HTTP backend (vLLM, llama.cpp server, TGI, any ``/v1/chat/completions``).
 
 ``generate_batch`` sends up to ``openai.concurrency`` requests at once from a thread pool (one shared httpx
-client), spread round-robin over ``openai.base_urls`` (replicas; ``openai.base_url`` when empty); a retry goes
-to the next replica. Answers come back in input order and equal one-at-a-time answers (each request is
-independent and greedy).
+client), spread round-robin over ``openai.base_urls`` (replicas; ``openai.base_url`` when empty); each
+retry of a question goes to the next replica after the one that failed. Answers come back in input order
+and equal one-at-a-time answers (each request is independent and greedy).
 """
 
 from __future__ import annotations
@@ -58,11 +58,17 @@ class OpenAIGenerator:
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s), limits=limits)
         self.requests = 0
 
-    def _pick(self) -> str:
-        """The next replica's URL (round-robin) and one more request counted."""
+    def _start(self) -> int:
+        """The replica a new question starts at (round-robin over questions)."""
+        with self._lock:
+            return next(self._next)
+
+    def _pick(self, start: int, attempt: int) -> str:
+        """Attempt ``attempt`` of a question that started at replica ``start``: each retry moves to the next
+        replica, so ``max_retries >= len(replicas) - 1`` tries every replica once."""
         with self._lock:
             self.requests += 1
-            return self.urls[next(self._next) % len(self.urls)]
+        return self.urls[(start + attempt) % len(self.urls)]
 
     def _parse(self, body: bytes) -> tuple[str, int, int, str]:
         data = json.loads(body)
@@ -90,10 +96,11 @@ class OpenAIGenerator:
         }
         t0 = time.perf_counter()
         error = "no attempt made"
+        start = self._start()
         for attempt in range(oc.max_retries + 1):
             if attempt:
                 time.sleep(oc.backoff_s * 2 ** (attempt - 1))
-            url = self._pick()
+            url = self._pick(start, attempt)
             try:
                 resp = self.client.post(url, json=payload)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -162,11 +169,12 @@ class OpenAIGenerator:
         }  # fmt: skip
         t0 = time.perf_counter()
         error = "no attempt made"
+        start = self._start()
         parts: list[str] = []
         for attempt in range(oc.max_retries + 1):
             if attempt:
                 time.sleep(oc.backoff_s * 2 ** (attempt - 1))
-            url = self._pick()
+            url = self._pick(start, attempt)
             try:
                 with self.client.stream("POST", url, json=payload) as resp:
                     if resp.status_code == 429 or resp.status_code >= 500:
