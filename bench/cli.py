@@ -14,23 +14,78 @@ from bench.config import BenchError, Config, load_config
 log = logging.getLogger("bench")
 
 
-def _cfg(args: argparse.Namespace) -> Config:
-    return load_config(args.config, args.overrides)
+def _overrides(args: argparse.Namespace, extra: list[str] | None = None) -> list[str]:
+    """--set items, then the shorthands (--model, --device, --batch-size, --limit) as their keys."""
+    sets = [*args.overrides, *(extra or [])]
+    if getattr(args, "model", None):
+        sets.append(f"model.name={args.model}")
+    if getattr(args, "device", None):
+        sets += [f"device={args.device}", f"index.embed_device={args.device}"]
+    if getattr(args, "batch_size", None) is not None:
+        sets.append(f"model.batch_size={args.batch_size}")
+    if args.command != "ingest" and getattr(args, "limit", None) is not None:
+        sets.append(f"limit={args.limit}")
+    return sets
+
+
+def _inputs(cfg: Config, command: str) -> list[str]:
+    """The config keys naming files this command reads (checked before anything loads)."""
+    keys = {
+        "ingest": ["corpus"],
+        "index": ["corpus"],
+        "retrieve": ["corpus"],
+        "retrieve-eval": ["corpus", "questions"],
+        "finetune": ["corpus"],
+        "run": ["corpus", "questions"],
+        "ask": ["corpus", "questions"],
+        "chat": ["corpus"],
+    }.get(command, [])
+    trains = command == "finetune" or (command == "run" and {"ft", "ft_rag"} & set(cfg.run.variants))
+    if trains and cfg.finetune.scope == "question_pages":
+        keys.append("questions")
+    if trains and cfg.finetune.train_format in ("qa", "raft"):
+        keys.append("finetune.train_questions")
+    return keys
+
+
+def _cfg(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
+    """Load, validate (bench.config_checks) and check the inputs, before any stage imports a model."""
+    from bench.config_checks import check_inputs, resolve_device
+    from bench.offline import set_offline
+
+    cfg = resolve_device(load_config(args.config, _overrides(args, extra)))
+    check_inputs(cfg, _inputs(cfg, args.command))
+    set_offline(cfg)
+    return cfg
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from bench.config import config_to_toml
+
+    cfg = load_config(args.config, _overrides(args))
+    print(config_to_toml(cfg), end="")
+    return 0
+
+
+def _hint(args: argparse.Namespace) -> str:
+    from bench.interactive.ask import command_hint
+
+    return command_hint(args.config, _overrides(args))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from bench.ingest import corpus
 
-    cfg = _cfg(args)
     if args.dump is None:  # the profile's articles artifact (bench.artifacts.articles)
-        if args.output or args.limit is not None or args.index or args.no_index:
-            raise BenchError("ingest without DUMP builds the profile's articles (use --set ingest.limit=N)")
-        if args.workers is not None:
-            cfg = load_config(args.config, [*args.overrides, f"ingest.workers={args.workers}"])
-        print(f"articles: {corpus.ensure_articles(cfg)}")
+        if args.output or args.index or args.no_index:
+            raise BenchError("ingest without DUMP builds the profile's articles (no -o/--index; see --help)")
+        extra = [f"ingest.workers={args.workers}"] if args.workers is not None else []
+        extra += [f"ingest.limit={args.limit}"] if args.limit is not None else []
+        print(f"articles: {corpus.ensure_articles(_cfg(args, extra))}")
         return 0
     if not args.output:
         raise BenchError("ingest DUMP needs -o OUT.jsonl")
+    cfg = load_config(args.config, _overrides(args))
     workers = args.workers if args.workers is not None else cfg.ingest.workers
     limit = args.limit if args.limit is not None else cfg.ingest.limit
     index = Path(args.index) if args.index else None
@@ -49,9 +104,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from bench.retrieval import index
 
-    cfg = _cfg(args)
-    if args.corpus:
-        cfg = load_config(args.config, [*args.overrides, f"corpus={args.corpus}"])
+    cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
     info = index.build_index(cfg)
     print(info.summary())
     return 0
@@ -100,7 +153,7 @@ def cmd_retrieve_eval(args: argparse.Namespace) -> int:
 
     extra = [f"corpus={args.corpus}"] if args.corpus else []
     extra += [f"questions={args.questions}"] if args.questions else []
-    cfg = load_config(args.config, [*args.overrides, *extra])
+    cfg = _cfg(args, extra)
     result = _retrieval_record(cfg) if args.output else index.retrieval_eval(cfg)
     if args.output:
         atomic_write_json(args.output, result)
@@ -119,7 +172,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.eval import runner
 
-    run_dir = runner.run(_cfg(args), out_dir=Path(args.out) if args.out else None)
+    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None)
     print(f"results: {run_dir}")
     return 0
 
@@ -128,7 +181,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.eval import sweep
 
     ref = Path(args.reference) if args.reference else None
-    root = sweep.run_sweep(args.config, args.overrides, args.name, reference=ref)
+    root = sweep.run_sweep(args.config, _overrides(args), args.name, reference=ref)
     print(f"sweep: {root} (render: python -m bench report --sweep {root})")
     return 0
 
@@ -141,7 +194,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     row = interactive.question_row(cfg, args.question, args.qid)
     names = args.variants.split(",") if args.variants else interactive.default_variants(cfg, bool(args.qid))
-    bench = interactive.Workbench(cfg, interactive.command_hint(args.config, args.overrides))
+    bench = interactive.Workbench(cfg, _hint(args))
     try:
         result = interactive.ask(bench, row, [n.strip() for n in names if n.strip()])
     finally:
@@ -154,11 +207,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bench.interactive import ask as interactive
     from bench.interactive import chat
 
-    hint = interactive.command_hint(args.config, args.overrides)
-    return chat.run_chat(_cfg(args), args.variant, hint=hint, max_new_tokens=args.max_new_tokens)
+    return chat.run_chat(_cfg(args), args.variant, hint=_hint(args), max_new_tokens=args.max_new_tokens)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -174,14 +225,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.readme:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
         sweeps = sorted((Path(p) for p in args.sweep), key=lambda p: p.name)
+        pages = [Path(d) for d in args.docs]  # docs pages get the run blocks they have markers for
         for line in readme.update_readme_blocks(
-            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps
+            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps, pages=pages
         ):
             print(f"{args.readme}: {line}")
     for doc in args.docs:
         for line in readme.update_doc_blocks(Path(doc)):
             print(f"{doc}: {line}")
     return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from bench.eval import rescore
+
+    for run_dir in rescore.run_dirs_under([Path(d) for d in args.run_dirs]):
+        out = rescore.rescore(run_dir, write=not args.dry_run)
+        print(f"{run_dir}: added {', '.join(out['added']) or 'nothing'}")
+        for variant, after in out["after"].items():
+            before = out["before"].get(variant) or {}
+            cells = [f"{m} {_fmt(before.get(m))} -> {_fmt(v)}" for m, v in after.items()]
+            print(f"  {variant:14s} " + "; ".join(cells))
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -207,7 +276,9 @@ def cmd_questions(args: argparse.Namespace) -> int:
         return 0
     from bench.questions import factcorpus
 
-    sel = factcorpus.select(Path(args.questions), args.split, args.limit, args.distractors, args.seed)
+    sel = factcorpus.select(
+        Path(args.questions), args.split, args.limit, args.distractors, args.seed, args.sample
+    )
     n = factcorpus.write_subset(Path(args.dump), {*sel.gold, *sel.distractors}, Path(args.output))
     print(
         f"{args.output}: {n} pages ({len(sel.gold)} pages of {sel.questions} {args.split} questions, "

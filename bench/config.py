@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.config_checks import data_root, validate  # relative inputs: $PTWIKI_BENCH_DATA or the cwd
 from bench.config_sections import (  # the section dataclasses, importable from here
     FinetuneConfig,
     IndexConfig,
@@ -27,14 +28,13 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     RunConfig,
     VllmConfig,
 )
+from bench.errors import BenchError  # re-exported: callers import it from here
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-CONFIG_DIR = PACKAGE_DIR / "configs"
+CONFIG_DIR = PACKAGE_DIR / "configs"  # the bundled profiles: package data, found in a wheel too
+# The source checkout (git state in run manifests only). Inputs and outputs never resolve against it: an
+# installed package lives in site-packages.
 REPO_ROOT = PACKAGE_DIR.parent
-
-
-class BenchError(Exception):
-    """An error the user can act on; the CLI prints it as one line, without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,12 @@ class Config:
     questions: str = "questions/faquad.jsonl"
     split: str = "dev"  # "" = all rows; "dev"/"train" = only that split
     limit: int = 0  # 0 = all questions
+    # "first": the file's first ``limit`` questions of the split; "stratified": a deterministic sample whose
+    # every prefix keeps each (relation, stratum) cell's share of the split (bench/questions/load.py).
+    sample: str = "first"
     device: str = "cpu"  # "cpu" | "cuda"
     seed: int = 0
-    results_dir: str = "results"
+    results_dir: str = "results"  # relative: against the current directory
     ingest: IngestConfig = field(default_factory=IngestConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -56,13 +59,15 @@ class Config:
     vllm: VllmConfig = field(default_factory=VllmConfig)
 
     def path(self, value: str) -> Path:
-        """Resolve a configured path: absolute as is, relative to the repository root otherwise."""
+        """Resolve a configured input path: absolute as is, relative to :func:`data_root` otherwise."""
         p = Path(value).expanduser()
-        return p if p.is_absolute() else REPO_ROOT / p
+        return p if p.is_absolute() else data_root() / p
 
     @property
     def results_path(self) -> Path:
-        return self.path(self.results_dir)
+        """The output directory: ``results_dir``, relative to the current directory."""
+        p = Path(self.results_dir).expanduser()
+        return p if p.is_absolute() else Path.cwd() / p
 
     def corpus_paths(self) -> list[Path]:
         """``corpus`` may list several dumps/JSONL files separated by commas; they are read in order."""
@@ -129,7 +134,11 @@ def _resolve_key(key: str) -> tuple[str | None, str]:
     if len(owners) > 1:
         choices = ", ".join(f"{o}.{key}" for o in owners)
         raise BenchError(f"config key {key!r} is ambiguous; use one of {choices}")
-    raise BenchError(f"unknown config key {key!r}")
+    top_keys = [k for k in top if k not in sections]
+    raise BenchError(
+        f"unknown config key {key!r}; top-level keys: {', '.join(top_keys)}; sections: "
+        f"{', '.join(sections)} (e.g. index.k; `python -m bench config` prints them all)"
+    )
 
 
 def _apply(raw: dict[str, dict[str, Any] | Any], key: str, value: Any) -> None:
@@ -164,8 +173,14 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     return Config(**kwargs)
 
 
+def profiles() -> list[str]:
+    """The bundled profile names (``bench/configs/*.toml``, package data)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
 def profile_path(name_or_path: str) -> Path:
-    p = Path(name_or_path)
+    """A profile name (bundled) or a TOML file (relative to the current directory)."""
+    p = Path(name_or_path).expanduser()
     if p.suffix == ".toml" or p.exists():
         return p
     return CONFIG_DIR / f"{name_or_path}.toml"
@@ -175,6 +190,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load a profile (name such as ``smoke`` or a TOML path) and apply ``key=value`` overrides."""
     p = profile_path(str(path)) if path else CONFIG_DIR / "default.toml"
     if not p.exists():
+        if p.parent == CONFIG_DIR:
+            raise BenchError(
+                f"unknown profile {str(path)!r}; profiles: {', '.join(profiles())} (or a .toml file)"
+            )
         raise BenchError(f"config file not found: {p}")
     try:
         raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -186,11 +205,32 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise BenchError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         _apply(raw, key.strip(), value.strip())
-    return _build(raw, str(p))
+    source = f"profile {p.stem!r}" if p.parent == CONFIG_DIR else str(p)
+    return validate(_build(raw, str(p)), f"{source} with --set" if overrides else source)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def config_to_toml(cfg: Config) -> str:
+    """The effective config as a TOML profile (``tomllib`` reads it back to the same Config)."""
+    d = dataclasses.asdict(cfg)
+    sections = _section_types()
+    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if k not in sections]
+    for sec in sections:
+        lines += ["", f"[{sec}]", *(f"{k} = {_toml_value(v)}" for k, v in d[sec].items())]
+    return "\n".join(lines) + "\n"
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

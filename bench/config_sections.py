@@ -118,6 +118,8 @@ class RunConfig:
         "echo",
         "picker_oracle",
         "picker_rag",
+        "span_oracle",
+        "span_rag",
     )
     bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash

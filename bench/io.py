@@ -1,35 +1,84 @@
-"""Small shared I/O helpers: atomic writes, JSONL with line-numbered errors, hashing, memory."""
+"""Small shared I/O helpers: atomic writes (files, directories), JSONL with line-numbered errors, hashing."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import resource
+import secrets
+import shutil
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench.config import BenchError
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+def _temp_beside(path: Path, kind: str) -> Path:
+    """A fresh hidden name in ``path``'s directory (same file system: the final rename is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temp file beside ``path`` for writing; on a clean exit flush, fsync and rename it to ``path``.
+
+    The one atomic-write helper: on any error (or KeyboardInterrupt) the temp file is removed and ``path``
+    keeps its previous content. The file gets the umask's mode (0644 under the usual 022), not mkstemp's 0600.
+    ``mode`` is "w" (UTF-8 text) or "wb".
+    """
+    if mode not in {"w", "wb"}:
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temp_beside(path, "tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 & ~umask
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        encoding = "utf-8" if mode == "w" else None
+        with os.fdopen(fd, mode, encoding=encoding) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)  # a no-op after the rename
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, complete: str) -> Iterator[Path]:
+    """A temp directory beside ``path`` to fill; renamed to ``path`` on a clean exit, removed on any error.
+
+    When another process renamed its own ``path`` first (it holds the file ``complete``), that one is kept.
+    The directory gets the umask's mode (mkdtemp would give 0700).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path, "tmpdir")
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not (path / complete).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

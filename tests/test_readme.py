@@ -37,3 +37,30 @@ def test_profiles_paragraph_and_reader_match_the_default_profile() -> None:
     assert f"`smoke` (20 questions over `{Path(smoke.corpus).name}`, CI)" in FLAT
     facts = load_config("facts")
     assert f"`facts`: {facts.limit} {facts.split} fact probes" in FLAT
+
+
+def test_readme_is_short_and_has_the_sections_a_new_user_needs() -> None:
+    assert len(README.splitlines()) <= 200
+    for heading in (
+        "## Requirements",
+        "## Quick start",
+        "### Install without make",
+        "## Current results",
+        "### How to read the table",
+        "## Bring your own",
+        "## Where the rest lives",
+    ):
+        assert f"\n{heading}" in README, heading
+    for needle in (
+        "Python 3.11",
+        "make bench",
+        "make test",
+        "ptwiki-latest-pages-articles.xml.bz2",
+        "PTWIKI_BENCH_DATA",
+        "qdrant_url",
+        "langchain_retriever",
+        "--device cuda",
+    ):
+        assert needle in README, needle
+    for page in re.findall(r"\]\((docs/[\w.-]+\.md)\)", README):  # every linked page exists
+        assert (Path(__file__).resolve().parent.parent / page).exists(), page

@@ -209,7 +209,7 @@ def test_render_errors(tmp_path: Path) -> None:
 
 
 def test_render_default_uses_all_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # results/ and shown paths resolve against the current directory
     with pytest.raises(BenchError, match="no results/runs"):
         report.render([])
     absolute = fake_scores("a")  # the runner records absolute paths: shown relative to the repository
@@ -281,7 +281,18 @@ def test_metadata_names_the_fine_tune() -> None:
     scores = fake_scores()
     ft = {"train_format": "qa", "max_steps": 16, "batch_size": 4, "quantization": "nf4"}
     scores["config"]["finetune"] = ft
-    assert "| fine-tune | qa, 16 steps × 4, quantization nf4 |" in report.render_metadata(scores, "s.json")
+    configured = "qa, ≤ 16 steps × 4 (configured max_steps; steps trained not recorded), quantization nf4"
+    assert f"| fine-tune | {configured} |" in report.render_metadata(scores, "s.json")
+    # the training record's steps, not max_steps (0 when epochs set the budget)
+    ft.update(max_steps=0, epochs=5.0)
+    scores["costs"] = {"finetune": {"steps": 95, "epochs": 5.0}}
+    text = report.render_metadata(scores, "s.json")
+    assert "| fine-tune | qa, 95 steps trained × 4 (5 epochs), quantization nf4 |" in text
+    assert "0 steps" not in text
+    del scores["costs"]
+    assert "| fine-tune | qa, batch 4 (5 epochs) (steps trained not recorded), quantization nf4 |" in (
+        report.render_metadata(scores, "s.json")
+    )
     del scores["variants"]["ft"], scores["variants"]["ft_rag"]
     assert "| fine-tune | – |" in report.render_metadata(scores, "s.json")
 
@@ -309,3 +320,34 @@ def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> N
         "unchanged" in line
         for line in readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
     )
+
+
+def test_dirty_results_are_flagged(tmp_path: Path) -> None:
+    scores = fake_scores()
+    scores["env"] = {**(scores.get("env") or {}), "git_commit": "abcdef1234567890", "git_dirty": False}
+    assert report.dirty_warning(scores) is None
+    text = report.render([write_run(tmp_path, scores)], tmp_path / "R.md").read_text(encoding="utf-8")
+    assert "uncommitted changes" not in text
+    scores["env"]["git_dirty"] = True
+    warning = report.dirty_warning(scores)
+    assert warning is not None and "abcdef123456" in warning
+    text = report.render([write_run(tmp_path / "d", scores)], tmp_path / "R.md").read_text(encoding="utf-8")
+    assert warning in text
+
+
+def test_update_readme_blocks_fills_run_blocks_of_other_pages(tmp_path: Path) -> None:
+    run, old = write_run(tmp_path, fake_scores("after")), write_run(tmp_path, fake_scores("before"))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\nold\n<!-- results:end -->\n", encoding="utf-8")
+    page = tmp_path / "results.md"
+    page.write_text(
+        "<!-- reader:start -->\nold\n<!-- reader:end -->\n<!-- facts:start -->\n<!-- facts:end -->\n"
+    )
+    lines = readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)}, pages=[page])
+    assert [line.split()[0] for line in lines] == ["results", "reader", "facts"]
+    assert lines[1].endswith(f"({page})") and "old" not in page.read_text(encoding="utf-8")
+    assert "Run `after`" in page.read_text(encoding="utf-8")
+    assert readme_mod.update_doc_blocks(page) == []  # run blocks are not refused as unknown on a docs page
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="markers"):
+        readme_mod.update_readme_blocks(readme, run, None, {}, pages=[page])

@@ -98,7 +98,18 @@ class BatchingFakeGenerator(FakeGenerator):
         return [FakeGeneration(g.text, g.prompt_tokens, g.new_tokens, 5.0, 40.0 / len(batch)) for g in gens]
 
 
-ALL = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag")
+ALL = (
+    "base",
+    "rag",
+    "ft",
+    "ft_rag",
+    "oracle",
+    "echo",
+    "picker_oracle",
+    "picker_rag",
+    "span_oracle",
+    "span_rag",
+)
 
 
 class FakeStages:
@@ -165,7 +176,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     assert [(r["variant"], r["question_id"]) for r in rows] == [
         (v, q) for v in ALL for q in ("q1", "q2", "q3")
     ]
-    assert fake.retriever.calls == 9 and len(fake.calls) == 15  # rag, ft_rag, picker_rag retrieve
+    assert fake.retriever.calls == 12 and len(fake.calls) == 15  # rag, ft_rag, picker_rag, span_rag retrieve
     rag_q1 = rows[3]
     assert rag_q1["answers"] == ["Berlim"] and rag_q1["retrieved"][0]["chunk_id"] == "c1"
     assert rag_q1["metrics"]["contains"] == 1.0 and rag_q1["metrics"]["recall@k"] == 1.0
@@ -229,10 +240,11 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         for metric in ("f1", "f1_qstripped"):
             assert s[metric]["interval"] == "bootstrap"
         assert s["n"] == 3 and s["failed"] == 0 and s["peak_vram_mb"] is None
-        assert (s["recall@k"] is not None) == (name in ("rag", "ft_rag", "picker_rag"))
-        assert (s["ragas_context_recall"] is not None) == (name in ("rag", "ft_rag", "picker_rag"))
+        retrieving = ("rag", "ft_rag", "picker_rag", "span_rag")
+        assert (s["recall@k"] is not None) == (name in retrieving)
+        assert (s["ragas_context_recall"] is not None) == (name in retrieving)
         assert set(s["chrf"]) >= {"mean", "ci95"} and 0.0 <= s["chrf"]["mean"] <= 1.0
-        if name in ("echo", "picker_oracle", "picker_rag"):
+        if name in ("echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag"):
             assert s["tokens_per_s"] is None and s["peak_rss_mb"] is not None
         else:
             assert s["latency_p50_ms"] >= 40.0 and s["tokens_per_s"] == pytest.approx(200.0)
@@ -243,6 +255,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     assert set(scores["comparisons"]) == {
         "rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag",
         "base-echo", "ft-echo", "rag-picker_rag", "ft_rag-picker_rag", "oracle-picker_oracle",
+        "rag-span_rag", "ft_rag-span_rag", "oracle-span_oracle",
     }  # fmt: skip
     assert set(scores["comparisons"]["rag-base"]["f1"]) == {"diff", "ci95", "significant", "n", "test", "mde"}
     assert "p_value" in scores["comparisons"]["rag-base"]["exact_match"]

@@ -15,11 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_registry_covers_the_model_variants_and_the_baselines() -> None:
-    assert list(VARIANTS) == ["base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_oracle", "picker_rag"]
-    assert [n for n, s in VARIANTS.items() if s.uses_retrieval] == ["rag", "ft_rag", "picker_rag"]
+    baselines = ["echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag"]
+    assert list(VARIANTS) == ["base", "rag", "ft", "ft_rag", "oracle", *baselines]
+    assert [n for n, s in VARIANTS.items() if s.uses_retrieval] == ["rag", "ft_rag", "picker_rag", "span_rag"]
     assert [n for n, s in VARIANTS.items() if s.uses_adapter] == ["ft", "ft_rag"]
-    assert [n for n, s in VARIANTS.items() if not s.uses_model] == ["echo", "picker_oracle", "picker_rag"]
+    assert [n for n, s in VARIANTS.items() if not s.uses_model] == baselines
     assert VARIANTS["oracle"].context == VARIANTS["picker_oracle"].context == "gold"
+    assert VARIANTS["span_oracle"].context == "gold"
 
 
 def test_prompts_are_portuguese_with_context_block() -> None:

@@ -23,6 +23,7 @@ def answer_row(
         c["answer"],
         q["answers"],
         q["question"],
+        question_row=q,
         failed=bool(c.get("error")),
         truncated=finish == "length",
         passages=passages if spec.context != "none" else None,

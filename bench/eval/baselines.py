@@ -2,15 +2,22 @@
 
 * ``echo``: the question itself (what F1 gives for free when an answer restates the question);
 * ``picker_oracle`` / ``picker_rag``: the sentence of the passages (gold paragraph / retrieved chunks, in
-  order) that shares the most content words with the question; ties go to the earlier sentence.
+  order) that shares the most content words with the question; ties go to the earlier sentence;
+* ``span_oracle`` / ``span_rag``: the best span of the type the question asks for (year, place, state,
+  number, person: :mod:`bench.eval.spans`) in the same passages, nearest the question's words.
+
+Each takes the question row (``question``, and ``relation`` when the question file has one) and the passage
+texts the reader would see.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bench.eval.metrics import PT_FUNCTION_WORDS, normalize_pt
+from bench.eval.spans import pick_span
 
 # A sentence ends at . ! ? ; or a line break followed by white space (abbreviations are rare in answers).
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
@@ -36,12 +43,19 @@ def pick_sentence(question: str, passages: Sequence[str]) -> str:
     return best
 
 
-def echo(question: str, passages: Sequence[str]) -> str:
-    return question.strip()
+def echo(row: Mapping[str, Any], passages: Sequence[str]) -> str:
+    return str(row["question"]).strip()
 
 
-BASELINES: dict[str, Callable[[str, Sequence[str]], str]] = {
+def picker(row: Mapping[str, Any], passages: Sequence[str]) -> str:
+    return pick_sentence(str(row["question"]), passages)
+
+
+Baseline = Callable[[Mapping[str, Any], Sequence[str]], str]  # (question row, passage texts) -> answer
+BASELINES: dict[str, Baseline] = {
     "echo": echo,
-    "picker_oracle": pick_sentence,
-    "picker_rag": pick_sentence,
+    "picker_oracle": picker,
+    "picker_rag": picker,
+    "span_oracle": pick_span,
+    "span_rag": pick_span,
 }

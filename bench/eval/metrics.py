@@ -22,6 +22,12 @@ PT_FUNCTION_WORDS = frozenset(
 )  # fmt: skip
 _PUNCT = (set(string.punctuation) | set("«»“”‘’–—…¿¡·")) - {"."}
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:\.\d{3})+)(?![\d.,]?\d)")
+# "7 517" (a space, no-break or thin space between groups of three) is 7517 like "7.517"; a year after a
+# day ("12 1912") never matches: the groups after the first have exactly three digits.
+_THOUSANDS_SPACE = re.compile(r"(?<![\d.,])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d.,]?\d)")
+# "75%", "75 %" and "setenta e cinco por cento" are one token "75%" (so "cento" is not 100 here).
+_PERCENT = re.compile(r"\s*%|\bpor\s+cento\b")
+PERCENT_WORD = "porcento"
 _DECIMAL_COMMA = re.compile(r"(?<=\d),(?=\d)")
 _LONE_DOT = re.compile(r"(?<!\d)\.|\.(?!\d)")
 
@@ -34,20 +40,38 @@ def _fold(text: str) -> str:
 def normalize_pt(text: str) -> str:
     """Lower-case, fold accents, unify numbers, drop punctuation and articles, collapse white space.
 
-    Numbers: ``1.000`` → ``1000`` (Portuguese thousands), ``3,5`` → ``3.5``, number words up to the
+    Numbers: ``1.000`` and ``1 000`` → ``1000`` (Portuguese thousands), ``3,5`` → ``3.5``, ``75 %`` and
+    ``setenta e cinco por cento`` → ``75%``, number words up to the
     hundreds of thousands → digits (``três`` → ``3``, ``vinte e cinco`` → ``25``, ``mil e quinhentos``
     → ``1500``). Articles (``o``, ``a``, ``um``, ``uma``, …) are dropped, except that an answer that is
     only ``um``/``uma`` is the number ``1`` rather than empty.
     """
+    return " ".join(normalized_tokens(text))
+
+
+def normalized_tokens(text: str, keep_articles: bool = False) -> list[str]:
+    """The tokens of :func:`normalize_pt`; ``keep_articles`` keeps ``o``/``a``/``um``/``uma``/… as words."""
     text = _fold(text)
     text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(".", ""), text)
+    text = _THOUSANDS_SPACE.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
+    text = _PERCENT.sub(f" {PERCENT_WORD} ", text)
     text = _DECIMAL_COMMA.sub(".", text)
     text = "".join(" " if ch in _PUNCT else ch for ch in text)
     tokens = _LONE_DOT.sub(" ", text).split()
-    if len(tokens) == 1 and tokens[0] in ("um", "uma"):
-        return "1"
-    tokens = [t for t in words_to_digits(tokens) if t not in PT_ARTICLES]
-    return " ".join(tokens)
+    if len(tokens) == 1 and tokens[0] in ("um", "uma") and not keep_articles:
+        return ["1"]
+    return _join_percent([t for t in words_to_digits(tokens) if keep_articles or t not in PT_ARTICLES])
+
+
+def _join_percent(tokens: list[str]) -> list[str]:
+    """``75 porcento`` → ``75%``; a lone ``por cento`` stays the word ``porcento``."""
+    out: list[str] = []
+    for tok in tokens:
+        if tok == PERCENT_WORD and out and out[-1].replace(".", "", 1).isdigit():
+            out[-1] += "%"
+        else:
+            out.append(tok)
+    return out
 
 
 def _tokens(text: str) -> list[str]:
@@ -57,6 +81,31 @@ def _tokens(text: str) -> list[str]:
 def usable_answers(answers: Sequence[str]) -> list[str]:
     """Gold answers that survive normalisation (an answer that normalises to empty can never be matched)."""
     return [a for a in answers if normalize_pt(a)]
+
+
+_PLACE_PARTS = re.compile(r"\s*[,(;]\s*")
+
+
+MAX_PLACE_WORDS = 6
+
+
+def _is_place_name(gold: str) -> bool:
+    """A gold answer that reads as a place name: capitalised, a few words (not "na secretaria acadêmica")."""
+    return gold.strip()[:1].isupper() and len(gold.split()) <= MAX_PLACE_WORDS
+
+
+def place_head(prediction: str, answers: Sequence[str]) -> str:
+    """For a place question: the prediction's first comma- or parenthesis-separated part when that part is
+    a gold place name and the rest names no date or number ("Olinda, Pernambuco" → "Olinda" for gold
+    "Olinda"); otherwise the prediction unchanged, so another place ("Recife, Pernambuco") or a place with a
+    date ("Olinda, 31 de outubro de 1952") stays wrong."""
+    parts = _PLACE_PARTS.split(prediction.strip(), maxsplit=1)
+    if len(parts) < 2 or not parts[0] or any(ch.isdigit() for ch in parts[1]):
+        return prediction
+    norm = normalize_pt(parts[0])
+    if norm and any(norm == normalize_pt(a) for a in answers if _is_place_name(a)):
+        return parts[0]
+    return prediction
 
 
 def exact_match(prediction: str, answers: Sequence[str]) -> float:
@@ -82,24 +131,45 @@ def f1_qstripped(prediction: str, answers: Sequence[str], question: str) -> floa
     """Token F1 with the question's words and function words removed from answer and gold alike.
 
     Repeating the question earns nothing: "O semestre é contado em 2021." for gold "ingresso na UFMS"
-    keeps only ``semestre contado 2021`` vs ``ingresso ufms`` (F1 0). When a gold answer consists only of
-    question words or function words, that gold is scored by exact match instead.
+    keeps only ``semestre contado 2021`` vs ``ingresso ufms`` (F1 0). A question word that is also a word
+    of the gold answer (a subject named like its birthplace: "Ribeiro Gonçalves" for "João Ribeiro Dias")
+    is kept on both sides, but only counts once the prediction shares a gold word that is not in the
+    question, so restating the question still earns 0. A gold answer made only of question or function
+    words is scored by exact match.
     """
-    drop = set(_tokens(question)) | PT_FUNCTION_WORDS
+    question_words = set(_tokens(question))
     pred_all = _tokens(prediction)
-    pred = [t for t in pred_all if t not in drop]
+    strict = question_words | PT_FUNCTION_WORDS
+    pred_new = {t for t in pred_all if t not in strict}
     best = 0.0
     for answer in usable_answers(answers):
         gold_all = _tokens(answer)
-        gold = [t for t in gold_all if t not in drop]
-        best = max(best, _f1(pred, gold) if gold else float(pred_all == gold_all))
+        gold_new = {t for t in gold_all if t not in strict}
+        if not gold_new:
+            best = max(best, float(pred_all == gold_all))
+        elif pred_new & gold_new:
+            drop = (question_words - set(gold_all)) | PT_FUNCTION_WORDS
+            pred = [t for t in pred_all if t not in drop]
+            best = max(best, _f1(pred, [t for t in gold_all if t not in drop]))
     return best
 
 
+_ONE = frozenset({"1", "um", "uma"})
+
+
 def contains(prediction: str, answers: Sequence[str]) -> float:
-    """1.0 when a normalised gold answer appears in the normalised prediction (word-aligned)."""
+    """1.0 when a normalised gold answer appears in the normalised prediction (word-aligned).
+
+    A gold that is only "um"/"uma" (the number 1) is found in "apenas uma": the article rule that drops
+    "uma" from the prediction does not drop a gold answer that is that word.
+    """
     pred = f" {normalize_pt(prediction)} "
-    return float(any(f" {normalize_pt(a)} " in pred for a in usable_answers(answers)))
+    pred_words = set(normalized_tokens(prediction, keep_articles=True))
+    for answer in usable_answers(answers):
+        gold = normalize_pt(answer)
+        if f" {gold} " in pred or (gold == "1" and pred_words & _ONE):
+            return 1.0
+    return 0.0
 
 
 def recall_at_k(retrieved_titles: Sequence[str], gold_title: str, k: int) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO_ROOT, BenchError, Config, config_to_dict, stable_hash
+from bench.config import REPO_ROOT, BenchError, Config, config_to_dict, data_root, stable_hash
 from bench.eval.prompts import prompt_id
 from bench.eval.variants import VariantSpec
 from bench.io import append_jsonl, read_json
@@ -183,9 +183,10 @@ def environment(cfg: Config, generator_info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _in_repo(path: Path) -> str:
-    """Paths inside the checkout are recorded relative to it, so results do not depend on where it lives."""
+    """Paths under the data root (the cwd or $PTWIKI_BENCH_DATA) are recorded relative to it, so results do
+    not depend on where the checkout lives."""
     try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
+        return path.resolve().relative_to(data_root().resolve()).as_posix()
     except ValueError:
         return str(path)
 

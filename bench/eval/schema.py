@@ -16,7 +16,9 @@ from typing import Any
 from bench.config import BenchError
 from bench.io import read_json
 
-VARIANT_ORDER = ("base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_rag", "picker_oracle")
+VARIANT_ORDER = (
+    "base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_rag", "picker_oracle", "span_rag", "span_oracle",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

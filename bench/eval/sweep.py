@@ -28,7 +28,7 @@ from bench.io import atomic_write_json, read_json
 log = logging.getLogger(__name__)
 
 POINT_VARIANTS = ("ft", "ft_rag")
-REFERENCE_VARIANTS = ("base", "rag", "echo", "picker_oracle", "picker_rag")
+REFERENCE_VARIANTS = ("base", "rag", "echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 REFERENCE = "reference"
 
 
@@ -162,3 +162,34 @@ def load_sweep(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
             raise BenchError(f"{path}: point {point['name']!r} has no {sp}")
         scores[point["name"]] = read_json(sp)
     return manifest, scores
+
+
+def provenance(scores: dict[str, Any]) -> dict[str, str | None]:
+    """What a point's answers depend on besides its own training: the index it retrieved from (artifact key,
+    else embedder/retrieval) and the question file (sha256). Points of one curve must share it."""
+    index = (scores.get("costs") or {}).get("index") or {}
+    artifacts = scores.get("artifacts") or {}
+    cfg_index = (scores.get("config") or {}).get("index") or {}
+    key = artifacts.get("index") or index.get("key")
+    return {
+        "index": str(key) if key else None,
+        "retriever": "/".join(str(cfg_index.get(f)) for f in ("embedder", "embedder_model", "retrieval")),
+        "questions": ((scores.get("datasets") or {}).get("questions") or {}).get("sha256"),
+    }
+
+
+def check_points(scores: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """(points consistent with the reference, {point: why not}) — a point whose index or question file
+    differs from the reference point's is not on the same curve; the curve refuses it."""
+    ref = provenance(scores.get(REFERENCE) or {})
+    same, refused = [], {}
+    for name, sc in scores.items():
+        if name == REFERENCE:
+            continue
+        mine = provenance(sc)
+        diff = [f for f in ("index", "retriever", "questions") if mine[f] and ref[f] and mine[f] != ref[f]]
+        if diff:
+            refused[name] = ", ".join(f"{f} {mine[f]} ≠ reference {ref[f]}" for f in diff)
+        else:
+            same.append(name)
+    return same, refused

@@ -11,9 +11,11 @@ oracle         base       the question's gold ``context``, whole (a reading ceil
 echo           none       none: the answer is the question itself
 picker_oracle  none       gold context: the sentence sharing most content words with the question
 picker_rag     none       top-k chunks: the same rule over the retrieved passages
+span_oracle    none       gold context: the best span of the type the question asks for
+span_rag       none       top-k chunks: the same typed span over the retrieved passages
 =============  =========  ====================================================================
 
-The last three are no-model reference baselines (milliseconds each): a model variant that does not beat its
+The last five are no-model reference baselines (milliseconds each): a model variant that does not beat its
 baseline (``scoring.BASELINE_OF``) is flagged in the report. Retrieval variants share one retriever;
 model variants share the generators of ``make_generators``.
 """
@@ -90,6 +92,8 @@ VARIANTS: dict[str, VariantSpec] = {
         VariantSpec(
             "picker_rag", "none", "retrieval", "no model: retrieved sentence with most question words"
         ),
+        VariantSpec("span_oracle", "none", "gold", "no model: best-typed span of the gold paragraph"),
+        VariantSpec("span_rag", "none", "retrieval", "no model: best-typed span of the retrieved chunks"),
     )
 }
 
@@ -152,7 +156,7 @@ class PromptVariant:
         hits, retrieval_ms, passages = self._context(question_row)
         question = str(question_row["question"])
         if self.generator is None:
-            answer = BASELINES[self.name](question, [p["text"] for p in passages])
+            answer = BASELINES[self.name](question_row, [p["text"] for p in passages])
             return VariantResult(answer, hits, None, retrieval_ms, passages=passages)
         generation = self.generator.generate(self._messages(question, passages), self.max_new_tokens)
         return VariantResult(self._text(generation), hits, generation, retrieval_ms, passages=passages)

@@ -12,11 +12,10 @@ import collections
 import json
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench.config import BenchError, Config
 from bench.ingest.articles import Article, IngestStats, Section, clean_batch, filter_pages, make_article
@@ -29,6 +28,7 @@ __all__ = [
     "corpus_articles",
     "ensure_articles",
     "ingest",
+    "ingest_into",
     "iter_articles",
     "iter_corpus",
     "make_article",
@@ -78,39 +78,56 @@ def _cleaned(path: Path, stats: IngestStats, workers: int) -> Iterator[list[tupl
 def ingest(
     dump: Path, out: Path, workers: int = 1, limit: int = 0, index: Path | None = None, use_index: bool = True
 ) -> IngestStats:
-    """Write one JSON article per line to ``out``; lines are flushed whole: a failure leaves valid JSONL.
+    """Write one JSON article per line to ``out``, atomically: ``out`` is replaced only when the whole dump
+    was read; on any error (missing, empty, non-XML or truncated dump) its previous content stays and no
+    temp file is left.
 
     A multistream dump is read stream by stream in ``workers`` processes through its index (``index``, or
     found beside the dump by Wikimedia's naming) unless ``use_index`` is false; the output is the same.
     """
-    from bench.ingest import multistream
+    from bench.io import atomic_open
 
     dump, out = Path(dump), Path(out)
+    if not dump.is_file():
+        raise BenchError(f"{dump}: file not found")
+    with atomic_open(out, "w") as fh:
+        stats = ingest_into(fh, dump, workers, limit, index, use_index)
+    log.info("ingest %s → %s: %s", dump, out, stats.summary())
+    return stats
+
+
+def ingest_into(
+    fh: IO[str],
+    dump: Path,
+    workers: int = 1,
+    limit: int = 0,
+    index: Path | None = None,
+    use_index: bool = True,
+) -> IngestStats:
+    """Append ``dump``'s articles to the open text file ``fh`` (see :func:`ingest`); returns the counters."""
+    from bench.ingest import multistream
+
     stats = IngestStats(workers=max(1, workers))
     index = (Path(index) if index else multistream.find_index(dump)) if use_index else None
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
     if index is not None:
         source = multistream.cleaned(dump, index, stats, stats.workers)
     else:
         source = _cleaned(dump, stats, stats.workers)
-    with out.open("w", encoding="utf-8") as fh:
-        for results in source:
-            for line, slow in results:
-                stats.parser_fragments += slow
-                if line is None:
-                    stats.empty += 1
-                    continue
-                fh.write(line)
-                fh.flush()
-                stats.articles += 1
-                if limit and stats.articles >= limit:
-                    stats.limited = True
-                    break
-            if stats.limited:
+    for results in source:
+        for line, slow in results:
+            stats.parser_fragments += slow
+            if line is None:
+                stats.empty += 1
+                continue
+            fh.write(line)
+            stats.articles += 1
+            if limit and stats.articles >= limit:
+                stats.limited = True
                 break
+        if stats.limited:
+            break
     stats.elapsed_s = time.perf_counter() - start
-    log.info("ingest %s → %s: %s", dump, out, stats.summary())
     return stats
 
 
@@ -170,19 +187,18 @@ def ensure_articles(cfg: Config) -> Path:
 
     Index and fine-tune both read this file, so they see the same articles; its name is the artifact key
     (corpus contents, limit, cleaner code: :func:`bench.artifacts.articles`), beside a ``.json`` recording
-    the inputs and the ingest counters. Written to a temporary name and renamed: a killed ingest leaves none.
+    the inputs and the ingest counters. Written to a temporary name and renamed: a failed or killed ingest
+    leaves no file behind.
     """
     from bench import artifacts
-    from bench.io import atomic_write_json
+    from bench.io import atomic_open, atomic_write_json
 
     art = artifacts.articles(cfg)
     if art.path.exists():
         log.info("articles %s: cached (%s)", art.path, ", ".join(str(p) for p in cfg.corpus_paths()))
         return art.path
-    art.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = art.path.with_name(f"{art.path.stem}.{os.getpid()}.partial")  # two builders never share a temp file
     limit, written, summaries = cfg.ingest.limit, 0, []
-    with tmp.open("w", encoding="utf-8") as out:
+    with atomic_open(art.path, "w") as out:  # two builders never share a temp file; none is left on error
         for path in cfg.corpus_paths():
             left = limit - written if limit else 0
             if _looks_like_jsonl(path):
@@ -193,12 +209,9 @@ def ensure_articles(cfg: Config) -> Path:
                 written += n
                 summaries.append({"path": str(path), "articles": n})
             else:
-                part = tmp.with_suffix(".part")
-                stats = ingest(path, part, workers=cfg.ingest.workers, limit=left)
-                with part.open("r", encoding="utf-8") as fh:
-                    for line in fh:
-                        out.write(line)
-                part.unlink()
+                if not path.is_file():
+                    raise BenchError(f"{path}: file not found")
+                stats = ingest_into(out, path, workers=cfg.ingest.workers, limit=left)
                 written += stats.articles
                 summaries.append(
                     {
@@ -210,11 +223,11 @@ def ensure_articles(cfg: Config) -> Path:
                 )
             if limit and written >= limit:
                 break
-    if written == 0:
-        tmp.unlink()
-        raise BenchError(f"corpus {cfg.corpus}: no article with text (nothing to index or train on)")
-    atomic_write_json(art.path.with_suffix(".json"), {**art.inputs, "articles": written, "files": summaries})
-    tmp.replace(art.path)
+        if written == 0:
+            raise BenchError(f"corpus {cfg.corpus}: no article with text (nothing to index or train on)")
+        atomic_write_json(
+            art.path.with_suffix(".json"), {**art.inputs, "articles": written, "files": summaries}
+        )
     log.info("articles %s: %d articles from %s", art.path, written, cfg.corpus)
     return art.path
 

@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 from bench.config import BenchError
 from bench.ingest.dump import iter_pages
 from bench.io import iter_jsonl
+from bench.questions.load import sample_rows
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,12 @@ def _rank(seed: int, title: str) -> str:
     return hashlib.sha1(f"{seed}\0distractor\0{title}".encode()).hexdigest()
 
 
-def select(questions: Path, split: str, limit: int, distractors: int, seed: int) -> Selection:
-    """Titles of the first ``limit`` ``split`` questions (as ``load_questions`` picks them) + distractors."""
+def select(
+    questions: Path, split: str, limit: int, distractors: int, seed: int, sample: str = "first"
+) -> Selection:
+    """Titles of the ``limit`` ``split`` questions (as ``load_questions`` picks them) + distractors."""
     rows = list(iter_jsonl(questions))
-    evaluated = [r for r in rows if r.get("split") == split]
-    if limit > 0:
-        evaluated = evaluated[:limit]
+    evaluated = sample_rows([r for r in rows if r.get("split") == split], limit, sample, seed, str(questions))
     gold = tuple(dict.fromkeys(str(r["title"]) for r in evaluated if r.get("title")))
     if not gold:
         raise BenchError(f"{questions}: no question with a title in split {split!r}")

@@ -244,6 +244,37 @@ def municipality_facts(lead: str) -> list[Fact | Drop]:
     return [Drop("municipality_state", "unknown_state", raw)]
 
 
+# A piped wiki link: [[Belém (Pará)|Belém]] (target, shown text); files/categories (a ':') are not places.
+_PIPED_LINK = re.compile(r"\[\[\s*([^\[\]|#:]+?)\s*(?:#[^\[\]|]*)?\|\s*([^\[\]|]+?)\s*\]\]")
+LEAD_WIKITEXT_CHARS = (
+    12000  # the links of the lead (after an infobox): the facts come from its first sentence
+)
+
+
+def link_aliases(wikitext: str) -> dict[str, tuple[str, ...]]:
+    """Shown text → the other names of its link target in the page's lead wikitext:
+    ``[[Belém (Pará)|Belém]]`` → ``{"Belém": ("Belém (Pará)",)}``; a target that differs only by a
+    disambiguation in brackets is kept whole (the answer a reader may copy from a link or a title)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for m in _PIPED_LINK.finditer(wikitext[:LEAD_WIKITEXT_CHARS]):
+        target, shown = m[1].strip(), m[2].strip()
+        if target and fold(target) != fold(shown) and not _RESIDUE.search(target):
+            out.setdefault(shown, tuple(dict.fromkeys((*out.get(shown, ()), target))))
+    return out
+
+
+PLACE_RELATIONS = ("birth_place", "death_place", "municipality_state")
+
+
+def add_aliases(fact: Fact, links: dict[str, tuple[str, ...]]) -> Fact:
+    """A place fact with its link targets as further gold answers (after the canonical and short forms)."""
+    if fact.relation not in PLACE_RELATIONS or not links:
+        return fact
+    extra = [alias for answer in fact.answers for alias in links.get(answer, ())]
+    answers = tuple(dict.fromkeys((*fact.answers, *extra)))
+    return replace(fact, answers=answers) if answers != fact.answers else fact
+
+
 def extract(text: str) -> list[Fact | Drop]:
     """Every fact and drop the patterns find in an article's lead paragraph."""
     lead = lead_paragraph(text)

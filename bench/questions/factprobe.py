@@ -34,7 +34,16 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.io import atomic_write_json, atomic_write_text, sha256_file
-from bench.questions.factpatterns import RELATIONS, TEMPLATES, Drop, Fact, extract, fold
+from bench.questions.factpatterns import (
+    RELATIONS,
+    TEMPLATES,
+    Drop,
+    Fact,
+    add_aliases,
+    extract,
+    fold,
+    link_aliases,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +129,14 @@ def _verbatim(fact: Fact, text: str) -> Fact | None:
 
 
 def collect(articles: Iterable[Any], kinds: Sequence[str]) -> tuple[Generation, Counter[str]]:
-    """Stream the articles once: pattern facts per article, plus every title's folded name (for ambiguity)."""
+    """Stream the articles once: pattern facts per article, plus every title's folded name (for ambiguity).
+
+    An item may be an article or an ``(article, links)`` pair, ``links`` being the lead's piped links
+    (:func:`bench.questions.factpatterns.link_aliases`): a place's link target becomes another gold answer.
+    """
     gen, names = Generation(), Counter[str]()
-    for art in articles:
+    for item_or_pair in articles:
+        art, links = item_or_pair if isinstance(item_or_pair, tuple) else (item_or_pair, {})
         gen.articles += 1
         names[subject_key(art.title)] += 1
         facts: list[Fact] = []
@@ -137,7 +151,7 @@ def collect(articles: Iterable[Any], kinds: Sequence[str]) -> tuple[Generation, 
             elif (kept := _verbatim(item, art.text)) is None:
                 gen.drop(item.relation, "answer_not_in_article")
             else:
-                facts.append(kept)
+                facts.append(add_aliases(kept, links))
         if facts:
             gen.candidates.append(Candidate(art.id, art.title, len(art.text), facts))
     return gen, names
@@ -232,6 +246,20 @@ def report_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".jsonl") + ".report.json")
 
 
+def _with_links(corpus: Path) -> Iterable[Any]:
+    """(article, lead links) from a dump, whose wikitext still has the links; plain articles from JSONL."""
+    from bench.ingest.articles import make_article
+    from bench.ingest.corpus import IngestStats, _article_pages, _looks_like_jsonl, iter_articles
+
+    if _looks_like_jsonl(corpus):
+        yield from iter_articles(corpus)
+        return
+    for pid, title, wikitext in _article_pages(corpus, IngestStats()):
+        art = make_article(pid, title, wikitext)[0]
+        if art is not None:
+            yield art, link_aliases(wikitext)
+
+
 def generate(
     corpus: Path,
     out: Path,
@@ -241,14 +269,12 @@ def generate(
     train_templates: str = "one",
 ) -> dict[str, Any]:
     """Write the question file and its ``.report.json``; returns the report."""
-    from bench.ingest.corpus import iter_articles
-
     unknown = [k for k in kinds if k not in RELATIONS]
     if unknown:
         raise BenchError(f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(RELATIONS)}")
     if train_templates not in ("one", "all"):
         raise BenchError(f"train_templates must be 'one' or 'all', got {train_templates!r}")
-    gen, names = collect(iter_articles(corpus), kinds)
+    gen, names = collect(_with_links(corpus), kinds)
     cands = validate(gen, names, max_per_kind)
     cuts = tercile_cuts([c.chars for c in cands])
     rows = render(cands, cuts, seed, train_templates)

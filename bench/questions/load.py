@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from bench.config import BenchError, Config
@@ -50,8 +53,42 @@ def load_questions(
             log.warning("%s: question %r has no gold answer left after normalisation; skipped", where, qid)
             continue
         rows.append({**obj, "id": str(qid), "answers": golds})
-    if cfg.limit > 0:
-        rows = rows[: cfg.limit]
+    rows = sample_rows(rows, cfg.limit, cfg.sample, cfg.seed, where=str(path))
     if not rows:
         raise BenchError(f"{path}: no questions left after split={cfg.split!r} limit={cfg.limit}")
     return rows
+
+
+SAMPLES = ("first", "stratified")
+STRATA = ("relation", "stratum")  # the cells of a stratified sample, where the rows have these fields
+
+
+def _cell_order(rows: Sequence[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Rows in systematic-sampling order: within each (relation, stratum) cell a seeded hash order, and the
+    cells interleaved by each row's relative position in its cell, so any prefix keeps the cells' shares."""
+    cells: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        cells[tuple(str(row.get(f, "")) for f in STRATA)].append(row)
+
+    def rank(row: dict[str, Any]) -> str:
+        return hashlib.sha1(f"{seed}\0sample\0{row['id']}".encode()).hexdigest()
+
+    keyed: list[tuple[float, str, dict[str, Any]]] = []
+    for members in cells.values():
+        for i, row in enumerate(sorted(members, key=rank)):
+            keyed.append(((i + 0.5) / len(members), rank(row), row))
+    return [row for _, _, row in sorted(keyed, key=lambda t: (t[0], t[1]))]
+
+
+def sample_rows(
+    rows: list[dict[str, Any]], limit: int, how: str, seed: int, where: str = ""
+) -> list[dict[str, Any]]:
+    """The questions a run asks: ``limit`` (0 = all) rows, the file's first ones or a stratified sample.
+
+    The stratified order is a pure function of the rows' ids and fields and ``seed``: the corpus builder
+    (``bench questions corpus``) and every stage pick the same questions.
+    """
+    if how not in SAMPLES:
+        raise BenchError(f"{where}: config key 'sample' must be one of {', '.join(SAMPLES)}, got {how!r}")
+    ordered = _cell_order(rows, seed) if how == "stratified" else rows
+    return ordered[:limit] if limit > 0 else list(ordered)

@@ -13,14 +13,14 @@ from typing import Any
 
 from bench.eval.schema import mean_of
 from bench.eval.scoring import METRICS as REGISTRY
-from bench.eval.sweep import REFERENCE, load_sweep
+from bench.eval.sweep import REFERENCE, check_points, load_sweep, provenance
 from bench.reporting.machine import machine_line
 from bench.reporting.plots import VARIANT_COLORS, VARIANT_LABELS, save_figure
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 
 # the registry's headline metrics (EM, question-stripped F1), in registry order
 METRICS = tuple((m.name, m.label) for m in REGISTRY.values() if m.headline)
-REFERENCE_LINES = ("base", "rag", "picker_oracle", "picker_rag")
+REFERENCE_LINES = ("base", "rag", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -167,11 +167,14 @@ def plot_curve(rows: list[dict[str, Any]], reference: dict[str, Any], path: Path
 def render_section(root: Path, png: Path | None = None) -> str:
     """The "Learning curve" section (Markdown) for the sweep in ``root``; the PNG is written to ``png``."""
     manifest, scores = load_sweep(root)
-    rows = curve_rows(manifest, scores)
+    same, refused = check_points(scores)
+    kept = {**manifest, "points": [p for p in manifest["points"] if p["name"] not in refused]}
+    rows = curve_rows(kept, scores)
     ref = scores.get(REFERENCE) or {}
     out = [f"## Learning curve — sweep `{manifest['name']}` (profile {manifest['profile']})", ""]
     axes = ", ".join(f"`{k}` ∈ {{{', '.join(v)}}}" for k, v in (manifest.get("axes") or {}).items())
     out += [f"Grid: {axes or 'none'}; fixed: {', '.join(f'`{o}`' for o in _fixed(manifest)) or 'none'}.", ""]
+    out += [provenance_caption(ref, same, refused, scores), ""]
     if png is not None and plot_curve(rows, ref, png, f"sweep {manifest['name']}: FT and FT+RAG vs training"):
         out += [f"![learning curve]({png.name})", ""]
     out += [render_curve_table(rows), render_reference(ref)]
@@ -181,6 +184,25 @@ def render_section(root: Path, png: Path | None = None) -> str:
         *(f"- {line}" for line in summarize_curve(rows)),
     ]
     return "\n".join(out) + "\n"
+
+
+def provenance_caption(
+    ref: dict[str, Any], same: list[str], refused: dict[str, str], scores: dict[str, dict[str, Any]]
+) -> str:
+    """Where the reference lines and the 0 point come from, and what the curve refused or flags."""
+    p = provenance(ref)
+    text = (
+        f"Reference (0-token point and horizontal lines): point `{REFERENCE}` of this sweep, run "
+        f"`{ref.get('run_id') or DASH}` — index {p['index'] or DASH} ({p['retriever']}), question file "
+        f"{str(p['questions'] or DASH)[:12]}; the same index and questions as "
+        f"{', '.join(f'`{n}`' for n in same) or 'no other point'}."
+    )
+    for name, why in refused.items():
+        text += f" ⚠ Point `{name}` is left off the curve: {why}."
+    dirty = [n for n, s in scores.items() if (s.get("env") or {}).get("git_dirty")]
+    if dirty:
+        text += f" ⚠ Produced from a tree with uncommitted changes: {', '.join(f'`{n}`' for n in dirty)}."
+    return text
 
 
 def _fixed(manifest: dict[str, Any]) -> list[str]:

@@ -9,13 +9,12 @@ baselines (``echo``, ``picker_oracle``, ``picker_rag``) are drawn as horizontal 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from bench.eval.schema import mean_of, ordered_variants
+from bench.io import atomic_write_bytes
 
 VARIANT_LABELS = {
     "base": "base",
@@ -26,6 +25,8 @@ VARIANT_LABELS = {
     "echo": "echo (question)",
     "picker_oracle": "picker (gold paragraph)",
     "picker_rag": "picker (retrieved)",
+    "span_oracle": "typed span (gold paragraph)",
+    "span_rag": "typed span (retrieved)",
 }
 VARIANT_COLORS = {
     "base": "tab:blue",
@@ -36,11 +37,13 @@ VARIANT_COLORS = {
     "echo": "tab:gray",
     "picker_oracle": "tab:brown",
     "picker_rag": "tab:olive",
+    "span_oracle": "tab:pink",
+    "span_rag": "tab:cyan",
 }
-COLORS = ["tab:cyan", "tab:pink", "black", "gold", "navy", "teal"]  # variants not named above, in order
+COLORS = ["black", "lime", "gold", "navy", "teal"]  # variants not named above, in order
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]  # one per run
 LINESTYLES: list[Any] = ["--", ":", "-.", (0, (5, 1))]  # one per run, for the reference lines
-BASELINES = ("echo", "picker_oracle", "picker_rag")
+BASELINES = ("echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 PANELS = (  # (candidate metric keys in order of preference, axis label)
     (("exact_match",), "exact match"),
     (("f1_qstripped", "f1", "contains"), "{key}"),
@@ -50,17 +53,6 @@ METRIC_LABELS = {"f1_qstripped": "F1 (question words removed)", "f1": "token F1"
 
 def vlabel(name: str) -> str:
     return VARIANT_LABELS.get(name, name)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _variants(scores: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -180,4 +172,4 @@ def save_figure(fig: Any, handles: list[Any], labels: list[str], title: str, pat
     fig.suptitle(title, fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO_ROOT, BenchError
+from bench.config import BenchError
 from bench.eval.costs import render_costs
 from bench.io import atomic_write_text, read_json
 from bench.reporting import perf_tables, scale_tables
@@ -23,7 +23,10 @@ from bench.reporting.tables import render_baseline_checks, render_groups, render
 from bench.reporting.vllm_tables import render_vllm
 
 RUN_BLOCKS = ("results", "baselines", "timing", "reader", "costs", "learning-curve")
-PERF_DIR = REPO_ROOT / "results" / "perf"
+# Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
+# may hold them without being refused as a block no renderer knows.
+NAMED_RUN_BLOCKS = ("facts",)
+PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
 def _one(name: str, render: Callable[[dict[str, Any]], str]) -> Callable[[Path], tuple[Path, str] | None]:
@@ -91,12 +94,36 @@ def update_readme_blocks(
     blocks: dict[str, str],
     sweeps: Iterable[Path] = (),
     perf_dir: Path = PERF_DIR,
+    pages: Iterable[Path] = (),
 ) -> list[str]:
-    """Regenerate every generated block of ``readme`` from committed JSON: the results and baselines tables
-    of ``run``, its ``make_bench.json`` timing, the reader before → after table (``reader_before``: the
-    first reader's run), ``blocks`` (name → run directory: that run's summary), the learning curves of
-    ``sweeps`` and every perf block whose marker is in ``readme`` and whose JSON is in ``perf_dir``.
+    """Regenerate every generated block of ``readme`` and of the other ``pages`` (docs/*.md) from committed
+    JSON: the results and baselines tables of ``run``, its ``make_bench.json`` timing, the reader before →
+    after table (``reader_before``: the first reader's run), ``blocks`` (name → run directory: that run's
+    summary), the learning curves of ``sweeps``, and every perf block whose marker is in ``readme`` and whose
+    JSON is in ``perf_dir``. Each run block goes to every page that has its markers (at least one must).
     Returns what changed."""
+    readme = Path(readme)
+    texts = {p: p.read_text(encoding="utf-8") for p in [readme, *map(Path, pages)]}
+    present = {p: set(block_names(t)) for p, t in texts.items()}
+    bodies = _run_bodies(run, reader_before, blocks, sweeps, set().union(*present.values()))
+    out = []
+    for name, src, body in bodies:
+        targets = [p for p in texts if name in present[p]] or [readme]  # none: the README's error
+        for page in targets:
+            after = read_json(run / "scores.json")
+            changed = update_readme(page, after) if body is None else update_readme_block(page, name, body)
+            where = "" if page == readme else f" ({page})"
+            out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}{where}")
+    for name, src, body in perf_bodies(present[readme], perf_dir):
+        changed = update_readme_block(readme, name, body)
+        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
+    return out
+
+
+def _run_bodies(
+    run: Path, reader_before: str | None, blocks: dict[str, str], sweeps: Iterable[Path], present: set[str]
+) -> list[tuple[str, Path, str | None]]:
+    """(name, source, body) of every run block; body None = the results (+ baselines) table."""
     from bench.reporting.tables import render_reader_change, render_timing
 
     after = read_json(run / "scores.json")
@@ -109,10 +136,8 @@ def update_readme_blocks(
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
         bodies.append((name, src, render_run_summary(read_json(src))))
-    present = set(block_names(Path(readme).read_text(encoding="utf-8")))
     if "costs" in present and (costs := render_costs(after)) is not None:
         bodies.append(("costs", run / "scores.json", costs))
-    bodies += perf_bodies(present, perf_dir)
     if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
         from bench.reporting.curves import render_section
 
@@ -121,11 +146,7 @@ def update_readme_blocks(
             render_section(r).replace("## Learning curve", "#### Learning curve") for r in roots
         )
         bodies.append(("learning-curve", roots[0] / "sweep.json", curve))
-    out = []
-    for name, src, body in bodies:
-        changed = update_readme(readme, after) if body is None else update_readme_block(readme, name, body)
-        out.append(f"{name} {'updated' if changed else 'unchanged'} from {src}")
-    return out
+    return bodies
 
 
 def perf_bodies(present: Iterable[str], perf_dir: Path = PERF_DIR) -> list[tuple[str, Path, str]]:
@@ -140,9 +161,11 @@ def perf_bodies(present: Iterable[str], perf_dir: Path = PERF_DIR) -> list[tuple
 
 def update_doc_blocks(doc: Path, perf_dir: Path = PERF_DIR) -> list[str]:
     """Render every perf block of a docs page (``docs/*.md``) from ``perf_dir``; a marker no renderer knows is
-    an error (it would keep hand-typed figures). Returns what changed."""
+    an error (it would keep hand-typed figures). Run blocks are left to :func:`update_readme_blocks`.
+    Returns what changed."""
     names = block_names(Path(doc).read_text(encoding="utf-8"))
-    unknown = [n for n in names if n not in PERF_BLOCKS]
+    runs = {*RUN_BLOCKS, *NAMED_RUN_BLOCKS}  # rendered from runs by update_readme_blocks (--readme)
+    unknown = [n for n in names if n not in PERF_BLOCKS and n not in runs]
     if unknown:
         raise BenchError(f"{doc}: blocks {unknown} have no renderer (known: {sorted(PERF_BLOCKS)})")
     out = []

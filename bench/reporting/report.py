@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO_ROOT, BenchError
+from bench.config import BenchError
 from bench.eval.costs import render_costs
 from bench.eval.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
@@ -58,11 +58,11 @@ def run_label(scores: dict[str, Any]) -> str:
 
 
 def shown_path(value: Any) -> str:
-    """Paths inside the repository are shown relative to it, so reports do not depend on the checkout."""
+    """Paths under the current directory are shown relative to it: reports do not depend on the checkout."""
     if not value:
         return DASH
     try:
-        return Path(value).relative_to(REPO_ROOT).as_posix()
+        return Path(value).relative_to(Path.cwd()).as_posix()
     except ValueError:
         return str(value)
 
@@ -72,14 +72,24 @@ def _short(x: Any, n: int = 12) -> str:
 
 
 def finetune_label(scores: dict[str, Any]) -> str | None:
-    """``qa, 16 steps × 4, quantization none`` from the config; None when the run has no adapter variant."""
+    """``text, 95 steps trained × 4 (5 epochs), quantization none``: the steps the training record says were
+    done (``costs.finetune.steps``), not the configured ``max_steps`` (0 when epochs set the budget); without
+    a record, the configured budget, labelled as such. None when the run has no adapter variant."""
     if not {"ft", "ft_rag"} & set(scores.get("variants") or {}):
         return None
     ft = dig(scores, "config.finetune") or {}
     if not isinstance(ft, dict) or not ft:
         return None
-    text = f"{ft.get('train_format', DASH)}, {ft.get('max_steps', DASH)} steps × {ft.get('batch_size', DASH)}"
-    return f"{text}, quantization {ft.get('quantization', DASH)}"
+    batch, steps = ft.get("batch_size", DASH), dig(scores, "costs.finetune.steps")
+    epochs = dig(scores, "costs.finetune.epochs") or ft.get("epochs")
+    per = f" ({epochs:g} epochs)" if isinstance(epochs, int | float) and epochs else ""
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        budget = f"{steps} steps trained × {batch}{per}"
+    elif ft.get("max_steps"):
+        budget = f"≤ {ft['max_steps']} steps × {batch} (configured max_steps; steps trained not recorded)"
+    else:
+        budget = f"batch {batch}{per} (steps trained not recorded)"
+    return f"{ft.get('train_format', DASH)}, {budget}, quantization {ft.get('quantization', DASH)}"
 
 
 def reader_label(scores: dict[str, Any]) -> str | None:
@@ -98,6 +108,18 @@ def _git_label(env: dict[str, Any]) -> str | None:
     if not commit:
         return None
     return f"{str(commit)[:12]}{' (uncommitted changes)' if env.get('git_dirty') else ''}"
+
+
+def dirty_warning(scores: dict[str, Any]) -> str | None:
+    """A visible flag for results produced from a working tree with uncommitted changes."""
+    env = scores.get("env") or {}
+    if not env.get("git_dirty"):
+        return None
+    commit = str(env.get("git_commit") or "")[:12] or DASH
+    return (
+        f"> ⚠ Produced from a working tree with uncommitted changes (git_dirty, on top of {commit}): the "
+        "committed code may not reproduce these numbers."
+    )
 
 
 def render_metadata(scores: dict[str, Any], source: str) -> str:
@@ -144,7 +166,7 @@ def _slug(text: str) -> str:
 def _find_runs(run_dirs: Iterable[Path]) -> list[Path]:
     dirs = list(run_dirs)
     if not dirs:
-        found = sorted((REPO_ROOT / "results" / "runs").glob("*/scores.json"))
+        found = sorted((Path.cwd() / "results" / "runs").glob("*/scores.json"))
         if not found:
             raise BenchError("no results/runs/*/scores.json found: run `python -m bench run` first")
         return found
@@ -165,7 +187,7 @@ def render(
 
     ``samples``: questions per run in "Answers side by side" (from the run's answers.jsonl, when present).
     """
-    output = Path(output) if output else REPO_ROOT / "results" / "REPORT.md"
+    output = Path(output) if output else Path.cwd() / "results" / "REPORT.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     loaded = [(p, load_scores(p)) for p in _find_runs(run_dirs)]
     groups: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
@@ -194,6 +216,8 @@ def render(
             out += ["Runs side by side (EM / question-stripped F1 / p50 ms):", "", render_side_by_side(runs)]
         for i, (p, s) in enumerate(members):
             out += [f"### Run {i + 1}: {run_label(s)} — `{s.get('run_id') or p.parent.name}`", ""]
+            if (warning := dirty_warning(s)) is not None:
+                out += [warning, ""]
             out += [render_table(s)]
             if (costs := render_costs(s)) is not None:
                 out += ["#### What each approach costs (one-off build, per question, accuracy)", "", costs]

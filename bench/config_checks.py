@@ -1,0 +1,213 @@
+"""Refuse impossible settings before anything loads: enums, ranges and the input files a command reads.
+
+:func:`validate` runs inside :func:`bench.config.load_config` (every profile, ``--set`` and sweep point);
+:func:`check_inputs` runs in the CLI right after it, for the files the command will read. Each message names
+the key and lists the valid values. The registries (backends, embedders, readers, training formats, views,
+variants) are imported lazily from their modules (pure Python, well under a second), so a name added there
+is valid here at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+Config = Any  # bench.config.Config: not imported, bench.config imports this module
+# Relative input paths (corpus, questions, finetune.train_questions, a local model directory) resolve against
+# this directory when set, else against the current directory; outputs (results_dir) always against the cwd.
+DATA_ENV = "PTWIKI_BENCH_DATA"
+
+
+def data_root() -> Path:
+    """Where relative input paths resolve: ``$PTWIKI_BENCH_DATA`` when set, else the current directory."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else Path.cwd()
+
+
+# key -> valid values (fixed sets; registries below)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "index.retrieval": ("dense", "sparse", "hybrid"),
+    "model.dtype": ("bfloat16", "float32", "float16"),
+    "finetune.quantization": ("none", "nf4"),
+    "finetune.scope": ("corpus", "question_pages"),
+    "sample": ("first", "stratified"),
+}
+# key -> (module, attribute): the registry whose names are the valid values
+REGISTRIES: dict[str, tuple[str, str]] = {
+    "model.backend": ("bench.generation.registry", "BACKENDS"),
+    "index.embedder": ("bench.retrieval.embedders", "EMBEDDERS"),
+    "model.reader": ("bench.eval.prompts", "READERS"),
+    "finetune.train_format": ("bench.training.sft_data", "FORMATS"),
+    "finetune.views": ("bench.training.sft_views", "VIEWS"),
+    "run.variants": ("bench.eval.variants", "VARIANTS"),
+}
+DEVICE = re.compile(r"cpu|cuda|cuda:\d+|auto")
+DEVICES = "cpu, cuda, cuda:N, auto"
+AT_LEAST_1 = (
+    "index.k",
+    "index.embed_batch_size",
+    "index.chunk_tokens",
+    "index.hnsw_ef",
+    "index.shard_number",
+    "index.replication_factor",
+    "model.batch_size",
+    "model.max_new_tokens",
+    "model.n_ctx",
+    "ingest.workers",
+    "finetune.batch_size",
+    "finetune.grad_accum",
+    "finetune.max_length",
+    "finetune.lora_r",
+    "finetune.lora_alpha",
+    "finetune.logging_steps",
+    "finetune.save_steps",
+    "finetune.probe_tokens",
+    "finetune.leak_doc_ngram",
+    "run.bootstrap_samples",
+)
+AT_LEAST_0 = (
+    "limit",
+    "seed",
+    "ingest.limit",
+    "index.chunk_overlap",
+    "model.threads",
+    "model.fewshot",
+    "finetune.epochs",
+    "finetune.max_steps",
+    "finetune.warmup_steps",
+    "finetune.min_text_chars",
+    "finetune.min_title_chars",
+    "finetune.max_records",
+    "openai.max_retries",
+    "openai.backoff_s",
+)
+FRACTIONS = (
+    "finetune.lora_dropout",
+    "finetune.raft_no_gold",
+    "finetune.val_fraction",
+    "finetune.leak_question_overlap",
+    "finetune.leak_answer_f1",
+    "finetune.leak_doc_overlap",
+)
+POSITIVE = ("finetune.learning_rate", "index.timeout_s", "openai.timeout_s")
+
+
+def get(cfg: Config, key: str) -> Any:
+    obj: Any = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def registry_names(key: str) -> tuple[str, ...]:
+    module, attr = REGISTRIES[key]
+    return tuple(getattr(importlib.import_module(module), attr))
+
+
+def _one_of(key: str, value: str, valid: Iterable[str]) -> str | None:
+    valid = tuple(valid)
+    if value in valid:
+        return None
+    what = f"variant {value!r} in {key}" if key == "run.variants" else f"{key} {value!r}"
+    return f"unknown {what}; use one of: {', '.join(valid)}"
+
+
+def _enum_errors(cfg: Config) -> list[str]:
+    errors = []
+    for key, valid in CHOICES.items():
+        errors.append(_one_of(key, get(cfg, key), valid))
+    for key in REGISTRIES:
+        value = get(cfg, key)
+        names = registry_names(key)
+        for v in value if isinstance(value, tuple) else (value,):
+            errors.append(_one_of(key, v, names))
+    for key in ("device", "index.embed_device"):
+        if not DEVICE.fullmatch(get(cfg, key)):
+            errors.append(f"unknown {key} {get(cfg, key)!r}; use one of: {DEVICES}")
+    return [e for e in errors if e]
+
+
+def _range_errors(cfg: Config) -> list[str]:
+    errors = []
+    for key in AT_LEAST_1:
+        if get(cfg, key) < 1:
+            errors.append(f"{key}={get(cfg, key)!r} is out of range; it must be >= 1")
+    for key in AT_LEAST_0:
+        if get(cfg, key) < 0:
+            errors.append(f"{key}={get(cfg, key)!r} is out of range; it must be >= 0")
+    for key in FRACTIONS:
+        if not 0.0 <= get(cfg, key) <= 1.0:
+            errors.append(f"{key}={get(cfg, key)!r} is out of range; it must be a fraction in [0, 1]")
+    for key in POSITIVE:
+        if not get(cfg, key) > 0:
+            errors.append(f"{key}={get(cfg, key)!r} is out of range; it must be > 0")
+    ic = cfg.index
+    if ic.chunk_tokens >= 1 and ic.chunk_overlap >= ic.chunk_tokens:
+        errors.append(
+            f"index.chunk_overlap={ic.chunk_overlap} must be < index.chunk_tokens={ic.chunk_tokens}"
+        )
+    return errors
+
+
+def validate(cfg: Config, source: str = "config") -> Config:
+    """Raise one BenchError listing every impossible setting (with the valid values); return ``cfg``."""
+    errors = _enum_errors(cfg) + _range_errors(cfg)
+    if errors:
+        raise BenchError(f"{source}: " + "; ".join(errors))
+    return cfg
+
+
+def resolve_device(cfg: Config) -> Config:
+    """``auto`` → cuda when torch sees a GPU, else cpu; ``cuda:N`` → cuda with CUDA_VISIBLE_DEVICES=N (the
+    stages compare ``device == "cuda"``), refused when CUDA_VISIBLE_DEVICES already names other GPUs."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    index_changes: dict[str, Any] = {}
+    for key, value in (("device", cfg.device), ("index.embed_device", cfg.index.embed_device)):
+        new = value
+        if value == "auto":
+            import torch
+
+            new = "cuda" if torch.cuda.is_available() else "cpu"
+        elif value.startswith("cuda:"):
+            gpu = value.split(":", 1)[1]
+            visible = os.environ.setdefault("CUDA_VISIBLE_DEVICES", gpu)
+            if visible != gpu:
+                raise BenchError(f"{key}={value!r} but CUDA_VISIBLE_DEVICES={visible!r}; use one of them")
+            new = "cuda"
+        if new != value:
+            (changes if key == "device" else index_changes)[key.rpartition(".")[2]] = new
+    if index_changes:
+        changes["index"] = dataclasses.replace(cfg.index, **index_changes)
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def input_file(cfg: Config, value: str, key: str) -> Path:
+    """The file a relative/absolute input setting names; a clear error when it is absent."""
+    path = cfg.path(value)
+    if path.exists():
+        return path
+    if Path(value).expanduser().is_absolute():
+        raise BenchError(f"{key}: {path} not found")
+    where = f"${DATA_ENV}={os.environ[DATA_ENV]}" if os.environ.get(DATA_ENV) else "the current directory"
+    raise BenchError(
+        f"{key}: {value} not found under {data_root()} ({where}); relative input paths resolve against "
+        f"${DATA_ENV} when set, else the current directory: cd to a checkout, set {DATA_ENV} to a directory "
+        f"holding {Path(value).parts[0]}/, or give an absolute path"
+    )
+
+
+def check_inputs(cfg: Config, keys: Iterable[str]) -> None:
+    """Every file named by ``keys`` (``corpus`` may list several, comma-separated) exists."""
+    for key in keys:
+        value = get(cfg, key)
+        for item in value.split(",") if key == "corpus" else [value]:
+            if item.strip():
+                input_file(cfg, item.strip(), key)

@@ -1,0 +1,129 @@
+"""Impossible settings are refused in the CLI before anything loads, each with the valid values; the
+CLI's flags (--version, -o/--output, shorthands, config); commands without a profile refuse
+--profile/--set."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import build_parser, main
+from bench.config import _build, config_to_toml, load_config, profiles
+from bench.config_checks import REGISTRIES, registry_names
+
+
+@pytest.fixture
+def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any model, generator or embedder construction fails the test."""
+    from bench.generation import models, registry
+    from bench.retrieval import embedders
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise AssertionError("a model was loaded before the settings were checked")
+
+    monkeypatch.setattr(registry, "make_generators", boom)
+    monkeypatch.setattr(models, "load_model", boom, raising=False)
+    monkeypatch.setattr(models, "resolve_model", boom)
+    for name in list(embedders.EMBEDDERS):
+        monkeypatch.setitem(embedders.EMBEDDERS, name, boom)
+
+
+@pytest.mark.parametrize(
+    ("command", "setting", "valid"),
+    [
+        ("index", "index.retrieval=bm25", "dense, sparse, hybrid"),
+        ("run", "device=gpu", "cpu, cuda, cuda:N, auto"),
+        ("run", "index.k=-1", ">= 1"),
+        ("run", "model.batch_size=0", ">= 1"),
+        ("finetune", "finetune.epochs=-1", ">= 0"),
+        ("run", "model.backend=vllm", "transformers, llamacpp, openai"),
+        ("finetune", "finetune.train_format=chat", "text, instruct, qa, raft"),
+        ("run", "model.reader=free", "extractive"),
+        ("run", "finetune.val_fraction=1.5", "[0, 1]"),
+        ("run", "model.dtype=int3", "bfloat16, float32, float16"),
+        ("run", "run.variants=base,nope", "rag, ft"),
+    ],
+)
+def test_impossible_setting_is_refused_fast(
+    command: str, setting: str, valid: str, no_loading: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t0 = time.perf_counter()
+    assert main([command, "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert setting.split("=")[0] in err and valid in err, err
+    assert time.perf_counter() - t0 < 5
+
+
+def test_every_profile_is_valid_and_the_registries_have_names() -> None:
+    for name in profiles():
+        load_config(name)
+    for key in REGISTRIES:
+        assert registry_names(key), key
+
+
+def test_unknown_key_and_profile_list_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "--set", "index.nope=1"]) == 2
+    assert "index has: embedder, embedder_model" in capsys.readouterr().err
+    assert main(["config", "--set", "nope=1"]) == 2
+    assert "top-level keys: profile, corpus" in capsys.readouterr().err
+    assert main(["config", "--profile", "nope"]) == 2
+    assert "profiles: default, facts, full, open, smoke" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["report", "--profile", "smoke"], ["check", "--set", "k=1"]])
+def test_commands_without_a_profile_refuse_profile_flags(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([*argv, "--baseline", "b", "r"] if argv[0] == "check" else argv)
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["questions", "--profile", "x", "generate", "--corpus", "c", "-o", "o"])
+
+
+def test_missing_input_names_the_key_and_the_data_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_loading: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PTWIKI_BENCH_DATA", raising=False)
+    assert main(["index", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "corpus: corpora/faquad.xml not found under" in err and "PTWIKI_BENCH_DATA" in err
+    monkeypatch.setenv("PTWIKI_BENCH_DATA", str(tmp_path / "data"))
+    assert main(["run", "--profile", "smoke", "--set", f"corpus={tmp_path}"]) == 2
+    assert f"questions: questions/smoke.jsonl not found under {tmp_path / 'data'}" in capsys.readouterr().err
+
+
+def test_version_help_examples_and_output_aliases(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("ptwiki-bench ")
+    for stage in ("ingest", "run", "report", "check", "config"):
+        with pytest.raises(SystemExit):
+            main([stage, "--help"])
+        assert "examples:\n  python -m bench" in capsys.readouterr().out
+    parser = build_parser()
+    for flag in ("-o", "--output", "--out", "--output_path"):
+        assert parser.parse_args(["run", flag, "x"]).output == "x"
+
+
+def test_config_prints_the_effective_toml(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["config", "--profile", "smoke", "--model", "m/x", "--device", "cuda", "--batch-size", "8"]
+    assert main([*argv, "--limit", "5", "--set", "index.k=7"]) == 0
+    raw = tomllib.loads(capsys.readouterr().out)
+    assert raw["model"]["name"] == "m/x" and raw["model"]["batch_size"] == 8 and raw["limit"] == 5
+    assert raw["device"] == "cuda" and raw["index"]["embed_device"] == "cuda" and raw["index"]["k"] == 7
+    for name in profiles():  # the TOML reads back to the same Config
+        cfg = load_config(name)
+        assert _build(tomllib.loads(config_to_toml(cfg)), name) == cfg
+
+
+def test_hub_id_offline_and_uncached_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, no_loading: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
+    assert main(["run", "--profile", "smoke", "--model", "no-such-org/no-such-model-xyz"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-org/no-such-model-xyz: a Hugging Face hub id" in err and "unset HF_HUB_OFFLINE" in err
