@@ -52,5 +52,5 @@ def render_vllm(doc: dict[str, Any]) -> str:
     else:
         rows.append(["GPU", "both", "vllm", "not measured yet", "", "", "", "", ""])
     tail = _speedups(doc)
-    body = head + "\n\n" + table(HEADER, rows)
+    body = head + "\n\n" + table(HEADER, rows).replace("|---|---:|---:|", "|---|---|---|", 1)
     return body + ("\n" + "; ".join(tail) + ".\n" if tail else "")
