@@ -20,11 +20,13 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install lock test test-all lint typecheck perf bench report-readme smoke sweep reader-before gpu report baseline clean help
+.PHONY: install lock test test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
+	@echo "make report-readme - render README/docs blocks from the committed JSON (make check-readme: are they fresh?)"
 	@echo "make test     - offline CPU test suite"
+	@echo "make test-slow - the slow tests (real weights, the ptwiki sample); CI runs them too"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
 	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
@@ -81,6 +83,10 @@ lock: install
 test: install
 	$(OFFLINE) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
 
+# The slow tests (real e5/SmolLM2 weights, the ptwiki sample; a few minutes on 2 cores). CI runs them after `make test`.
+test-slow: install
+	$(OFFLINE) $(PY) -m pytest -m "slow and not gpu and not perf" -q
+
 test-all: install
 	$(OFFLINE) $(PY) -m pytest -m "not gpu and not perf" -q
 
@@ -109,15 +115,23 @@ bench: install
 		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json.tmp; \
 	mv -f $(RUN_DIR)/make_bench.json.tmp $(RUN_DIR)/make_bench.json; \
 	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
-	$(MAKE) --no-print-directory report-readme
+	$(MAKE) --no-print-directory report
 
+SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s)))
+
+# README/docs are rendered only on request (`make bench` and `make sweep` write under results/ only).
 # REPORT.md from every committed run and sweep; README blocks only for the default/facts profiles' plain runs.
 # With --readme, every perf block in README (ingest, retrieval, backends, batched, train-speed, ...) is rendered
 # too, from its results/perf/*.json when that exists (bench/reporting/readme.py PERF_BLOCKS); the perf blocks of
 # docs/*.md always are (--docs).
 report-readme:
-	$(PY) -m bench report $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s))) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
+	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
 	@echo "report: results/REPORT.md"
+
+# CI: every README/docs block equals what the committed JSON renders to now (`make report-readme` fixes it).
+check-readme: report-readme
+	@git diff --quiet -- README.md docs/ || { git --no-pager diff --stat -- README.md docs/; \
+		echo "README/docs blocks are stale: run make report-readme and commit"; exit 1; }
 
 # The learning curve: FT and FT+RAG at several training budgets and formats (bench/eval/sweep.py). Reuses the
 # default run's base/RAG answers when they are there; every adapter and answer is cached, so a rerun is free.
@@ -128,7 +142,7 @@ SWEEPS ?= ft-curve ft-curve-qa
 SWEEP_SET_ft-curve ?= --set finetune.epochs=0,1,3,5,10
 SWEEP_SET_ft-curve-qa ?= --set finetune.train_format=qa --set finetune.max_records=100 --set finetune.epochs=0,1,3
 sweep: install $(addprefix sweep-,$(SWEEPS))
-	$(MAKE) --no-print-directory report-readme
+	$(MAKE) --no-print-directory report
 
 sweep-%: install
 	$(PY) -m bench sweep --profile $(PROFILE) --name $* $(SWEEP_SET_$*) $(SET) \
@@ -158,8 +172,9 @@ gpu: install
 		RUN_DIR=results/runs/default-gpu \
 		SET="--set device=cuda --set index.embed_device=cuda --set finetune.quantization=nf4"
 
+# results/REPORT.md (+ PNGs) from every committed run and sweep; touches nothing outside results/.
 report: install
-	$(PY) -m bench report
+	$(PY) -m bench report $(SWEEP_ARGS)
 
 baseline: install
 	$(MAKE) smoke

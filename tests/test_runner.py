@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,33 +9,16 @@ import pytest
 from bench.config import BenchError, Config, load_config
 from bench.eval import runner
 from bench.eval.stages import Stages
+from bench.generation.base import Generation
 from bench.questions.load import load_questions
+from bench.retrieval.index import Hit
 
-
-@dataclass
-class FakeHit:
-    chunk_id: str
-    article_id: int
-    title: str
-    section: str
-    text: str
-    score: float
-
-
-@dataclass
-class FakeGeneration:
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    ttft_ms: float
-    total_ms: float
-    error: str | None = None
-
-
+# Passages and generations are the real records (Hit, Generation), not look-alikes: a field added to them
+# (finish_reason, ...) reaches these tests too.
 PASSAGES = {
-    "Alemanha": FakeHit("c1", 1, "Berlim", "", "Berlim é a capital da Alemanha.", 0.9),
-    "Lisboa": FakeHit("c2", 4, "Lisboa", "Geografia", "Lisboa fica na foz do Tejo.", 0.8),
-    "rio": FakeHit("c3", 4, "Lisboa", "", "Lisboa é a capital de Portugal, junto ao rio Tejo.", 0.7),
+    "Alemanha": Hit("c1", 1, "Berlim", "", "Berlim é a capital da Alemanha.", 0.9),
+    "Lisboa": Hit("c2", 4, "Lisboa", "Geografia", "Lisboa fica na foz do Tejo.", 0.8),
+    "rio": Hit("c3", 4, "Lisboa", "", "Lisboa é a capital de Portugal, junto ao rio Tejo.", 0.7),
 }
 
 
@@ -44,7 +26,7 @@ class FakeRetriever:
     def __init__(self) -> None:
         self.calls = 0
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[FakeHit]:
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         self.calls += 1
         hits = [h for word, h in PASSAGES.items() if word in query]
         return [*hits, PASSAGES["Lisboa"]][: k or 3]
@@ -56,7 +38,7 @@ class FakeGenerator:
     def __init__(self, name: str, log: list[str], fail_at: int = 0, exc: BaseException | None = None) -> None:
         self.name, self.log, self.fail_at, self.exc = name, log, fail_at, exc
 
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         assert messages[0]["role"] == "system" and "português" in messages[0]["content"]
         user = messages[-1]["content"]
         assert "Pergunta:" in user
@@ -69,7 +51,7 @@ class FakeGenerator:
             text = "I am not sure about the answer to this question."
         else:
             text = "Não tenho a certeza da resposta a esta pergunta."
-        return FakeGeneration(text, 20, 8, 5.0, 40.0)
+        return Generation(text, 20, 8, 5.0, 40.0)
 
     def info(self) -> dict[str, Any]:
         return {"backend": "fake", "name": self.name}
@@ -85,17 +67,17 @@ class BatchingFakeGenerator(FakeGenerator):
         super().__init__(name, log)
         self.batches, self.poison = batches, poison
 
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         if self.poison and self.poison in messages[-1]["content"]:
-            raise ValueError("poisoned question")
+            raise BenchError("poisoned question")
         return super().generate(messages, max_new_tokens)
 
-    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[FakeGeneration]:
+    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
         self.batches.append(len(batch))
         if self.poison and any(self.poison in m[-1]["content"] for m in batch):
             raise RuntimeError("batch exploded")
         gens = [super(BatchingFakeGenerator, self).generate(m, max_new_tokens) for m in batch]
-        return [FakeGeneration(g.text, g.prompt_tokens, g.new_tokens, 5.0, 40.0 / len(batch)) for g in gens]
+        return [Generation(g.text, g.prompt_tokens, g.new_tokens, 5.0, 40.0 / len(batch)) for g in gens]
 
 
 ALL = (
@@ -348,27 +330,88 @@ def test_failed_question_is_recorded_then_retried(tmp_path: Path, tiny_questions
     assert all(r["error"] is None for r in read_answers(run_dir))
 
 
-def test_every_question_failing_aborts(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _numbered_questions(tmp_path: Path, n: int) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     qs = tmp_path / "q.jsonl"
     qs.write_text(
         "".join(
-            json.dumps({"id": f"q{i}", "question": "Pergunta?", "answers": ["x"]}) + "\n" for i in range(8)
+            json.dumps({"id": f"q{i}", "question": f"Pergunta {i}?", "answers": ["x"]}) + "\n"
+            for i in range(n)
         ),
         encoding="utf-8",
     )
-    fake = FakeStages(tmp_path)
-    stages = fake.stages()
-    stages.make_generators = lambda cfg, adapter: {"base": _Broken()}
-    with pytest.raises(BenchError, match="first 5 questions failed"):
-        runner.run(make_cfg(tmp_path, qs, "run.variants=base"), stages=stages)
+    return qs
 
 
-class _Broken(FakeGenerator):
-    def __init__(self) -> None:
+class _Flaky(FakeGenerator):
+    """Raises ``errors[i]`` on the i-th call (None: answers)."""
+
+    def __init__(self, errors: list[BaseException | None]) -> None:
         super().__init__("base", [])
+        self.errors = errors
 
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> FakeGeneration:
-        raise ConnectionError("server down")
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
+        i = len(self.log)
+        self.log.append("base")
+        exc = self.errors[i] if i < len(self.errors) else None
+        if exc is not None:
+            raise exc
+        return Generation("Não sei.", 20, 3, 5.0, 40.0)
+
+
+def _run_flaky(tmp_path: Path, n: int, errors: list[BaseException | None], *extra: str) -> Path:
+    stages = FakeStages(tmp_path).stages()
+    stages.make_generators = lambda cfg, adapter: {"base": _Flaky(errors)}
+    cfg = make_cfg(tmp_path, _numbered_questions(tmp_path, n), "run.variants=base", *extra)
+    return runner.run(cfg, out_dir=tmp_path / "run", stages=stages)
+
+
+def test_consecutive_failures_stop_the_run_with_the_first_error(tmp_path: Path) -> None:
+    errors: list[BaseException | None] = [
+        TimeoutError("slow"),  # a streak of 1, broken by the answer after it
+        None,
+        ConnectionError("server down"),
+        BenchError("HTTP 503 from server"),
+        RuntimeError("CUDA out of memory"),
+    ]
+    with pytest.raises(
+        BenchError, match=r"3 questions in a row failed; the first \(q2\): ConnectionError: server down"
+    ):
+        _run_flaky(tmp_path, 8, errors, "run.max_consecutive_errors=3")
+    cached = (tmp_path / "run" / "cache" / "base.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(cached) == 5  # what was answered or failed before the stop is kept for the rerun
+
+
+def test_scattered_failures_and_cap_zero_never_stop(tmp_path: Path) -> None:
+    errors: list[BaseException | None] = [BenchError("x"), None] * 4
+    rows = read_answers(_run_flaky(tmp_path, 8, errors, "run.max_consecutive_errors=2"))
+    assert [r["error"] is not None for r in rows] == [True, False] * 4
+    rows = read_answers(_run_flaky(tmp_path / "b", 6, [OSError("disk")] * 6, "run.max_consecutive_errors=0"))
+    assert all("OSError: disk" in r["error"] for r in rows)
+
+
+@pytest.mark.parametrize("bug", [TypeError("bad argument"), KeyError("text"), NotImplementedError("todo")])
+def test_programming_errors_propagate_instead_of_error_rows(tmp_path: Path, bug: Exception) -> None:
+    with pytest.raises(type(bug)):
+        _run_flaky(tmp_path, 3, [None, bug])
+    assert runner.is_question_error(RuntimeError("engine")) and not runner.is_question_error(bug)
+
+
+def test_finish_reason_of_the_real_generation_reaches_the_rows(tmp_path: Path) -> None:
+    class Capped(FakeGenerator):
+        def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
+            return Generation("Berlim é a", 20, max_new_tokens, 5.0, 40.0, finish_reason="length")
+
+    stages = FakeStages(tmp_path).stages()
+    stages.make_generators = lambda cfg, adapter: {"base": Capped("base", [])}
+    cfg = make_cfg(tmp_path, _numbered_questions(tmp_path, 2), "run.variants=base")
+    rows = read_answers(runner.run(cfg, out_dir=tmp_path / "run", stages=stages))
+    assert [(r["finish_reason"], r["truncated"]) for r in rows] == [("length", True)] * 2
+
+
+def test_every_question_failing_aborts(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=r"5 questions in a row failed; the first \(q0\): ConnectionError"):
+        _run_flaky(tmp_path, 8, [ConnectionError("server down")] * 8)
 
 
 def test_leakage_guard(tmp_path: Path, tiny_questions: Path) -> None:
@@ -494,9 +537,9 @@ def test_real_tiny_model_all_variants(
 class BlindRetriever(FakeRetriever):
     """The planted regression: retrieval "disabled" — it returns unrelated passages only."""
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[FakeHit]:
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         self.calls += 1
-        return [FakeHit("cx", 99, "Outro", "", "Texto sem relação com a pergunta.", 0.1)]
+        return [Hit("cx", 99, "Outro", "", "Texto sem relação com a pergunta.", 0.1)]
 
 
 def test_check_fails_on_planted_retrieval_regression(

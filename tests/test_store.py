@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ from qdrant_client import QdrantClient
 from bench.config import BenchError, load_config
 from bench.retrieval.bm25 import Bm25Encoder
 from bench.retrieval.store import EdgeStore, point_id
-from bench.retrieval.store_server import ServerStore
+from bench.retrieval.store_server import QdrantApiError, QdrantSchemaError, QdrantUnreachable, ServerStore
 
 SIG = {"embedder": "hashing", "embedder_model": "", "chunk_tokens": 50, "chunk_overlap": 10, "dim": 4}
 
@@ -105,9 +108,82 @@ def test_server_store_refuses_other_signature() -> None:
 def test_unreachable_server_fails_fast() -> None:
     cfg = load_config(None, ["qdrant_url=http://127.0.0.1:9", "index.timeout_s=2"])
     t0 = time.perf_counter()
-    with pytest.raises(BenchError, match="unreachable"):
+    with pytest.raises(QdrantUnreachable, match=r"Qdrant at http://127.0.0.1:9 is unreachable while opening"):
         ServerStore(cfg).open(SIG, 4)
     assert time.perf_counter() - t0 < 10
+
+
+class _Answer(BaseHTTPRequestHandler):
+    """Answers every request with the server's ``answer``: (HTTP status, JSON body)."""
+
+    def _reply(self) -> None:
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = _reply
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def http_qdrant() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_server_http_errors_carry_status_and_message(http_qdrant: ThreadingHTTPServer) -> None:
+    url = f"http://127.0.0.1:{http_qdrant.server_address[1]}"
+    store = ServerStore(load_config(None, [f"qdrant_url={url}", "index.timeout_s=2"]))
+    http_qdrant.answer = (500, {"status": {"error": "Service internal error: disk full"}})  # type: ignore[attr-defined]
+    with pytest.raises(
+        QdrantApiError, match=r"HTTP 500 .* while opening .*: Service internal error: disk full"
+    ):
+        store.open(SIG, 4)
+    http_qdrant.answer = (404, {"status": {"error": "Not found: Collection `ptwiki` doesn't exist!"}})  # type: ignore[attr-defined]
+    with pytest.raises(
+        QdrantSchemaError, match=r"while counting points: Not found: Collection .* rebuild it"
+    ):
+        store.count()
+    dim_error = "Wrong input: Vector dimension error: expected dim: 4, got 3"
+    http_qdrant.answer = (400, {"status": {"error": dim_error}})  # type: ignore[attr-defined]
+    with pytest.raises(QdrantSchemaError, match="while a dense query: Wrong input: Vector dimension error"):
+        store.query(np.zeros(3, dtype=np.float32), None, "dense", 2)
+    http_qdrant.answer = (400, {"status": {"error": "Bad request: limit must be positive"}})  # type: ignore[attr-defined]
+    with pytest.raises(QdrantApiError, match=r"HTTP 400 .*limit must be positive"):
+        store.query(np.zeros(4, dtype=np.float32), None, "dense", 2)
+
+
+def test_schema_errors_of_the_in_process_client_are_named() -> None:
+    store = ServerStore(load_config(None, ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
+    with pytest.raises(QdrantSchemaError, match=r"collection :memory:/ptwiki does not fit while counting"):
+        store.count()
+    store.open(SIG, 4)
+    with pytest.raises(QdrantSchemaError, match="Vector dimension error"):
+        store.upsert([point_id(0, 0)], np.zeros((1, 3), dtype=np.float32), [([1], [1.0])], [_payload(0)])
+    with pytest.raises(QdrantSchemaError, match="dense size 4, the embedder gives 8"):
+        ServerStore(load_config(None, ["qdrant_url=:memory:"]), store.client).open(SIG, 8)
+
+
+def test_bugs_are_not_reported_as_server_errors() -> None:
+    """A programming error inside a client call propagates as itself, not as a BenchError."""
+
+    class Broken:
+        def count(self, *args: object, **kwargs: object) -> None:
+            raise TypeError("count() got an unexpected keyword argument")
+
+    store = ServerStore(load_config(None, ["qdrant_url=:memory:"]), Broken())
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        store.count()
 
 
 def test_second_open_of_embedded_index_is_a_clear_error(tmp_path: Path) -> None:
@@ -175,3 +251,35 @@ def test_fused_ties_are_broken_by_chunk_id_whatever_the_engine_order() -> None:
     want = [("a", 0.5), ("b", 0.5), ("c", 0.4)]
     assert [(h[1]["chunk_id"], h[0]) for h in top_k(hits, 3)] == want
     assert [(h[1]["chunk_id"], h[0]) for h in top_k(list(reversed(hits)), 3)] == want
+
+
+def test_one_query_plan_per_mode_translated_by_both_stores(tmp_path: Path) -> None:
+    """query_plan decides the three request shapes once; each store only translates them."""
+    from bench.retrieval.store import DENSE, RRF_K, SPARSE, TIE_MARGIN, query_plan
+
+    q, sq = np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32), Bm25Encoder().query("rio Tejo")
+    dense, sparse, hybrid = (query_plan(q, sq, mode, 3) for mode in ("dense", "sparse", "hybrid"))
+    assert [(leg.using, leg.limit) for leg in dense.legs] == [(DENSE, 3)] and dense.fusion is None
+    assert dense.legs[0].dense == (0.0, 1.0, 0.0, 0.0) and dense.limit == 3
+    assert [(leg.using, leg.limit) for leg in sparse.legs] == [(SPARSE, 3)]
+    assert list(sparse.legs[0].sparse or ()) == [tuple(sq[0]), tuple(sq[1])]
+    assert [(leg.using, leg.limit) for leg in hybrid.legs] == [(DENSE, 20), (SPARSE, 20)]
+    assert hybrid.fusion == "rrf" and hybrid.rrf_k == RRF_K and hybrid.limit == 3 + TIE_MARGIN
+    with pytest.raises(BenchError, match="unknown retrieval mode"):
+        query_plan(q, sq, "fuzzy", 3)
+    with pytest.raises(BenchError, match="needs a dense query vector"):
+        query_plan(None, sq, "hybrid", 3)
+
+    server = ServerStore(load_config(None, ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
+    req = server.request(hybrid)
+    assert [(p.using, p.limit, p.params is not None) for p in req["prefetch"]] == [
+        (DENSE, 20, True),
+        (SPARSE, 20, False),
+    ]
+    assert req["query"].rrf.k == RRF_K and req["limit"] == 3 + TIE_MARGIN
+    one = server.request(dense)
+    assert (one["using"], one["limit"], one["query"]) == (DENSE, 3, [0.0, 1.0, 0.0, 0.0])
+    assert one["search_params"] is not None and "search_params" not in server.request(sparse)
+    edge = EdgeStore(tmp_path / "idx")
+    for plan in (dense, sparse, hybrid):  # the embedded client accepts every shape
+        assert edge.request(plan) is not None

@@ -48,7 +48,18 @@ from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
 
-MAX_LEADING_FAILURES = 5
+#: What one question may fail with without it being a bug, so that the run records an error row (retried on
+#: the next run) and goes on: the backends' own errors (BenchError: an HTTP error after the openai
+#: backend's retries, a prompt over llama.cpp's n_ctx, a malformed stream), I/O, connection errors and
+#: timeouts (OSError: ConnectionError, TimeoutError), the engines' runtime failures (RuntimeError: torch's
+#: out-of-memory and NaN/inf sampling, llama.cpp decode errors) and MemoryError. Anything else (TypeError,
+#: KeyError, ValueError, ... and NotImplementedError/RecursionError, RuntimeErrors that are bugs) propagates.
+QUESTION_ERRORS: tuple[type[Exception], ...] = (BenchError, OSError, RuntimeError, MemoryError)
+
+
+def is_question_error(exc: Exception) -> bool:
+    """Whether ``exc`` is an expected per-question failure (:data:`QUESTION_ERRORS`) rather than a bug."""
+    return isinstance(exc, QUESTION_ERRORS) and not isinstance(exc, (NotImplementedError, RecursionError))
 
 
 def run_id(cfg: Config) -> str:
@@ -78,6 +89,8 @@ def _answer_rows(
                 for q, r in zip(batch, results, strict=True)
             ]
         except Exception as exc:
+            if not is_question_error(exc):
+                raise
             log.warning(
                 "%s: batch of %d failed (%s: %s); answering one by one",
                 spec.name,
@@ -90,6 +103,8 @@ def _answer_rows(
         try:
             row = record_of(key, q["id"], question_hash(spec, q), variant.answer(q))
         except Exception as exc:  # one bad question must not sink the run; it is retried on rerun
+            if not is_question_error(exc):
+                raise
             log.warning("%s/%s failed: %s: %s", spec.name, q["id"], type(exc).__name__, exc)
             row = record_of(key, q["id"], question_hash(spec, q), None, f"{type(exc).__name__}: {exc}")
         rows.append(row)
@@ -101,8 +116,8 @@ def _run_variant(
 ) -> dict[str, Any]:
     spec: VariantSpec = variant.spec
     _cuda_peak(cfg, reset=True)
-    failures = successes = 0
-    last_error = ""
+    cap = cfg.run.max_consecutive_errors
+    streak: list[dict[str, Any]] = []  # the failed rows since the last answered question
     # A generator that schedules requests itself (vllm) gets the variant's whole question list at once.
     whole = getattr(getattr(variant, "generator", None), "prefers_whole_list", False)
     size = max(1, len(pending) if whole else cfg.model.batch_size)
@@ -110,15 +125,14 @@ def _run_variant(
         for start in range(0, len(pending), size):
             for row in _answer_rows(variant, spec, key, pending[start : start + size]):
                 cache.append(row)
-                if row["error"]:
-                    failures, last_error = failures + 1, row["error"]
-                    if successes == 0 and failures >= MAX_LEADING_FAILURES:
-                        raise BenchError(
-                            f"variant {spec.name}: the first {failures} questions failed: {last_error}"
-                        )
-                else:
-                    successes += 1
                 bar.update(1)
+                streak = [*streak, row] if row["error"] else []
+                if cap > 0 and len(streak) >= cap:
+                    raise BenchError(
+                        f"variant {spec.name}: {len(streak)} questions in a row failed; the first "
+                        f"({streak[0]['question_id']}): {streak[0]['error']} (stopped at "
+                        f"run.max_consecutive_errors={cap}; the answers so far are cached, a rerun retries)"
+                    )
     return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
 
 
@@ -189,7 +203,9 @@ def _run(
     scores["artifacts"] = upstream_keys(cfg, stages, specs)
     probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
     if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
-        scores["variants"]["ft"].update({k: v for k, v in probe.items() if k.startswith("ppl_")})
+        scores["variants"]["ft"].update(
+            {k: v for k, v in probe.items() if k.startswith(("ppl_", "answer_nll_"))}
+        )
     scores.update(
         run_id=run_id(cfg),
         env=environment(cfg, generator_info),

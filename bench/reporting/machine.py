@@ -109,14 +109,6 @@ class MachineProbe:
         return out
 
 
-def machine_record() -> dict[str, Any]:
-    """CPU model, cores and versions without a timed window (for a document assembled from several)."""
-    with MachineProbe() as probe:
-        pass
-    rec = probe.record()
-    return {k: rec[k] for k in ("cpu_model", "cores", "torch", "python", "load_average_start")}
-
-
 def others_share(m: dict[str, Any]) -> float | None:
     """Share of the machine's CPU time (wall x cores) that other processes (niced ones too) and steal took."""
     wall, cores = m.get("wall_s"), m.get("cores")

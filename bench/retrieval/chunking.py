@@ -31,6 +31,8 @@ SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
 
 
 class SectionLike(Protocol):
+    """What chunking needs from ``bench.ingest.corpus.Section``."""
+
     @property
     def heading(self) -> str: ...
     @property
@@ -47,7 +49,7 @@ class ArticleLike(Protocol):
     @property
     def text(self) -> str: ...
     @property
-    def sections(self) -> Sequence[Any]: ...
+    def sections(self) -> Sequence[SectionLike]: ...
 
 
 def approx_tokens(text: str) -> int:

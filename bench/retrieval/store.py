@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,6 +94,50 @@ def top_k(hits: list[tuple[float, dict[str, Any]]], k: int) -> list[tuple[float,
     """The best ``k`` by score, ties broken by chunk id: RRF gives equal scores to different chunks (same
     ranks in swapped lists), and Qdrant's order among them depends on how the index was built."""
     return sorted(hits, key=lambda h: (-round(h[0], 9), str(h[1].get("chunk_id", ""))))[:k]
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One nearest-neighbour search on a named vector: ``dense`` (floats, searched with the
+    store's search parameters: exact/HNSW ef/int8 rescoring) or ``bm25`` (sparse indices and values)."""
+
+    using: str
+    dense: tuple[float, ...] = ()
+    sparse: tuple[tuple[int, ...], tuple[float, ...]] | None = None
+    limit: int = 0
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What one retrieval asks Qdrant, independent of the client: a single leg (``fusion`` None, the leg's
+    limit is ``limit``), or several legs as prefetches fused with RRF(``rrf_k``) into ``limit`` results
+    (``k`` plus a tie margin). ``k`` is how many the caller keeps (:func:`top_k`). Each store translates a
+    plan into its client's request; :func:`query_plan` is the only place that decides the shapes."""
+
+    legs: tuple[Leg, ...]
+    limit: int
+    k: int
+    fusion: str | None = None
+    rrf_k: int = RRF_K
+
+
+def query_plan(dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int) -> QueryPlan:
+    """The dense, sparse or hybrid (dense + sparse prefetches, RRF) plan for the top ``k``."""
+    if mode not in MODES:
+        raise BenchError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+    if mode != "sparse" and dense is None:
+        raise BenchError(f"{mode} retrieval needs a dense query vector (the index has no embedder)")
+    if mode != "dense" and sparse is None:
+        raise BenchError(f"{mode} retrieval needs a sparse (BM25) query")
+    legs = []
+    if dense is not None and mode != "sparse":
+        legs.append(Leg(DENSE, dense=tuple(np.asarray(dense, dtype=float).ravel().tolist())))
+    if sparse is not None and mode != "dense":
+        legs.append(Leg(SPARSE, sparse=(tuple(sparse[0]), tuple(sparse[1]))))
+    if mode != "hybrid":
+        return QueryPlan((replace(legs[0], limit=k),), limit=k, k=k)
+    lim = prefetch_limit(k)
+    return QueryPlan(tuple(replace(leg, limit=lim) for leg in legs), limit=k + TIE_MARGIN, k=k, fusion="rrf")
 
 
 class EdgeStore:
@@ -181,22 +226,36 @@ class EdgeStore:
     def query(
         self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
     ) -> list[tuple[float, dict[str, Any]]]:
+        plan = query_plan(dense, sparse, mode, k)
+        hits = self._shard.query(self.request(plan))
+        return top_k([(float(p.score), dict(p.payload or {})) for p in hits], plan.k)
+
+    def request(self, plan: QueryPlan) -> Any:
+        """The plan as a ``qdrant_edge.QueryRequest``."""
         qe = self._qe
-        dq = qe.Query.Nearest(np.asarray(dense).tolist(), using=DENSE) if dense is not None else None
-        sq = qe.Query.Nearest(qe.SparseVector(*sparse), using=SPARSE) if sparse is not None else None
-        if mode == "dense":
-            req = qe.QueryRequest(limit=k, query=dq, params=self._params, with_payload=True)
-        elif mode == "sparse":
-            req = qe.QueryRequest(limit=k, query=sq, with_payload=True)
-        else:
-            lim = prefetch_limit(k)
-            req = qe.QueryRequest(
-                limit=k + TIE_MARGIN,
-                prefetches=[qe.Prefetch(lim, query=dq, params=self._params), qe.Prefetch(lim, query=sq)],
-                query=qe.Fusion.Rrf(k=RRF_K),
-                with_payload=True,
+
+        def nearest(leg: Leg) -> Any:
+            vector = (
+                qe.SparseVector(list(leg.sparse[0]), list(leg.sparse[1]))
+                if leg.sparse is not None
+                else list(leg.dense)
             )
-        return top_k([(float(p.score), dict(p.payload or {})) for p in self._shard.query(req)], k)
+            return qe.Query.Nearest(vector, using=leg.using)
+
+        def params(leg: Leg) -> Any:
+            return self._params if leg.using == DENSE else None
+
+        if plan.fusion is None:
+            (leg,) = plan.legs
+            return qe.QueryRequest(
+                limit=plan.limit, query=nearest(leg), params=params(leg), with_payload=True
+            )
+        return qe.QueryRequest(
+            limit=plan.limit,
+            prefetches=[qe.Prefetch(leg.limit, query=nearest(leg), params=params(leg)) for leg in plan.legs],
+            query=qe.Fusion.Rrf(k=plan.rrf_k),
+            with_payload=True,
+        )
 
     def flush(self) -> None:
         if self._shard is not None:

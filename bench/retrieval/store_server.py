@@ -3,14 +3,22 @@ through
 ``qdrant-client``: one collection per index key (corpus content, chunking, embedder), so two corpora never
 mix; ``shard_number``/``replication_factor`` from the config; the same named dense + BM25 vectors and RRF
 fusion as the embedded store.
+
+Errors come in three kinds, each a :class:`bench.config.BenchError` that names the server and what was being
+done: :class:`QdrantUnreachable` (no connection or a timeout: the URL is wrong or the server is down),
+:class:`QdrantApiError` (the server answered with an HTTP error: status and its message), and
+:class:`QdrantSchemaError` (the collection is missing, or its vectors do not fit the embedder's). Anything
+else (a bug) propagates as it is.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,17 +26,79 @@ import numpy as np
 from bench.config import BenchError, Config
 from bench.retrieval.store import (
     DENSE,
-    RRF_K,
     SPARSE,
-    TIE_MARGIN,
+    Leg,
+    QueryPlan,
     Sparse,
     check_signature,
     named_vectors,
-    prefetch_limit,
+    query_plan,
     top_k,
 )
 
 log = logging.getLogger(__name__)
+
+SCHEMA_HINT = "rebuild it with `bench index` or use another index.collection"
+
+
+class QdrantUnreachable(BenchError):
+    """No connection to the server, or it timed out."""
+
+
+class QdrantApiError(BenchError):
+    """The server answered with an HTTP/API error."""
+
+
+class QdrantSchemaError(BenchError):
+    """The collection is missing or does not fit the index (e.g. another vector dimension)."""
+
+
+def _api_message(exc: Any) -> str:
+    """Qdrant's own error text from a response body (``{"status": {"error": ...}}``), else the raw body."""
+    raw = bytes(getattr(exc, "content", b"") or b"")
+    try:
+        status = json.loads(raw).get("status")
+        if isinstance(status, dict) and status.get("error"):
+            return str(status["error"])
+    except (ValueError, AttributeError):
+        pass
+    return raw.decode("utf-8", "replace")[:300] or str(exc)
+
+
+def _is_schema_message(message: str) -> bool:
+    low = message.lower()
+    return "not found" in low or "doesn't exist" in low or "dimension" in low
+
+
+def server_error(exc: Exception, url: str, location: str, action: str) -> BenchError | None:
+    """The BenchError for a client exception raised while doing ``action``, or None when it is not a
+    server's (a bug: the caller re-raises it)."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, ResponseHandlingException):
+        src = exc.source
+        if isinstance(src, OSError) or type(src).__module__.startswith(("httpx", "httpcore")):
+            return QdrantUnreachable(
+                f"Qdrant at {url} is unreachable while {action} ({type(src).__name__}: {src}); "
+                "check index.qdrant_url and that the server is running"
+            )
+        return QdrantApiError(f"Qdrant at {url} sent an unreadable answer while {action}: {src}")
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return QdrantUnreachable(f"Qdrant at {url} is unreachable while {action} ({exc})")
+    if isinstance(exc, UnexpectedResponse):
+        message = _api_message(exc)
+        if exc.status_code == 404 or (exc.status_code == 400 and _is_schema_message(message)):
+            return QdrantSchemaError(
+                f"Qdrant collection {location} does not fit while {action}: {message}; {SCHEMA_HINT}"
+            )
+        return QdrantApiError(
+            f"Qdrant at {url} answered HTTP {exc.status_code} {exc.reason_phrase} while {action}: {message}"
+        )
+    if isinstance(exc, ValueError) and _is_schema_message(str(exc)):  # the in-process (":memory:") client
+        return QdrantSchemaError(
+            f"Qdrant collection {location} does not fit while {action}: {exc}; {SCHEMA_HINT}"
+        )
+    return None
 
 
 class ServerStore:
@@ -50,11 +120,25 @@ class ServerStore:
             else:
                 client = QdrantClient(url=ic.qdrant_url, api_key=api_key, timeout=max(1, int(ic.timeout_s)))
         self.client = client
-        self.location = f"{ic.qdrant_url or 'client'}/{self.collection}"
+        self.url = ic.qdrant_url or "client"
+        self.location = f"{self.url}/{self.collection}"
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Client exceptions as :func:`server_error` says; BenchErrors and bugs pass through."""
+        try:
+            yield
+        except BenchError:
+            raise
+        except Exception as exc:
+            err = server_error(exc, self.url, self.location, action)
+            if err is None:
+                raise
+            raise err from exc
 
     def open(self, signature: dict[str, Any], dim: int) -> None:
         m = self._m
-        try:
+        with self._errors(f"opening collection {self.collection}"):
             exists = self.client.collection_exists(self.collection)
             if exists:
                 info = self.client.get_collection(self.collection)
@@ -63,7 +147,7 @@ class ServerStore:
                 vectors = info.config.params.vectors
                 size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
                 if size != (dim or None):
-                    raise BenchError(
+                    raise QdrantSchemaError(
                         f"Qdrant collection {self.location} has dense size {size}, the embedder gives {dim}; "
                         "use another index.collection or delete it"
                     )
@@ -78,17 +162,12 @@ class ServerStore:
                     replication_factor=self._replication,
                     metadata={"bench": signature},
                 )
-        except BenchError:
-            raise
-        except Exception as exc:
-            raise BenchError(
-                f"Qdrant at {self.location} is unreachable or refused the request: {exc}"
-            ) from exc
 
     def existing(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
+        with self._errors(f"reading {len(ids)} point ids"):
+            recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
         return {str(r.id) for r in recs}
 
     def upsert(
@@ -108,45 +187,53 @@ class ServerStore:
             for i, pid in enumerate(ids)
         ]
         if points:
-            self.client.upsert(self.collection, points=points, wait=True)
+            with self._errors(f"writing {len(points)} points"):
+                self.client.upsert(self.collection, points=points, wait=True)
 
     def count(self) -> int:
-        return int(self.client.count(self.collection, exact=True).count)
+        with self._errors("counting points"):
+            return int(self.client.count(self.collection, exact=True).count)
 
     def query(
         self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
     ) -> list[tuple[float, dict[str, Any]]]:
+        plan = query_plan(dense, sparse, mode, k)
+        with self._errors(f"a {mode} query"), warnings.catch_warnings():  # local mode: always exact, says so
+            warnings.filterwarnings("ignore", message="Local mode performs exact")
+            res = self.client.query_points(self.collection, **self.request(plan))
+        return top_k([(float(p.score), dict(p.payload or {})) for p in res.points], plan.k)
+
+    def request(self, plan: QueryPlan) -> dict[str, Any]:
+        """The plan as ``QdrantClient.query_points`` keyword arguments (after the collection name)."""
         m = self._m
-        dq = np.asarray(dense).tolist() if dense is not None else None
-        sq = m.SparseVector(indices=list(sparse[0]), values=list(sparse[1])) if sparse is not None else None
-        if mode == "dense":
-            with warnings.catch_warnings():  # local mode is always exact and says so on every query
-                warnings.filterwarnings("ignore", message="Local mode performs exact")
-                res = self.client.query_points(
-                    self.collection,
-                    query=dq,
-                    using=DENSE,
-                    limit=k,
-                    search_params=self._params,
-                    with_payload=True,
-                )
-        elif mode == "sparse":
-            res = self.client.query_points(
-                self.collection, query=sq, using=SPARSE, limit=k, with_payload=True
-            )
-        else:
-            lim = prefetch_limit(k)
-            res = self.client.query_points(
-                self.collection,
-                prefetch=[
-                    m.Prefetch(query=dq, using=DENSE, limit=lim, params=self._params),
-                    m.Prefetch(query=sq, using=SPARSE, limit=lim),
-                ],
-                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-                limit=k + TIE_MARGIN,
-                with_payload=True,
-            )
-        return top_k([(float(p.score), dict(p.payload or {})) for p in res.points], k)
+
+        def vector(leg: Leg) -> Any:
+            if leg.sparse is not None:
+                return m.SparseVector(indices=list(leg.sparse[0]), values=list(leg.sparse[1]))
+            return list(leg.dense)
+
+        def params(leg: Leg) -> dict[str, Any]:
+            return {"params": self._params} if leg.using == DENSE else {}
+
+        if plan.fusion is None:
+            (leg,) = plan.legs
+            single = {"search_params": self._params} if leg.using == DENSE else {}
+            return {
+                "query": vector(leg),
+                "using": leg.using,
+                "limit": plan.limit,
+                "with_payload": True,
+                **single,
+            }
+        return {
+            "prefetch": [
+                m.Prefetch(query=vector(leg), using=leg.using, limit=leg.limit, **params(leg))
+                for leg in plan.legs
+            ],
+            "query": m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k)),
+            "limit": plan.limit,
+            "with_payload": True,
+        }
 
     def flush(self) -> None:
         return None
