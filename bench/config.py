@@ -26,6 +26,7 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     ModelConfig,
     OpenAIConfig,
     RunConfig,
+    VllmConfig,
 )
 from bench.errors import BenchError  # re-exported: callers import it from here
 
@@ -55,6 +56,7 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     run: RunConfig = field(default_factory=RunConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    vllm: VllmConfig = field(default_factory=VllmConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured input path: absolute as is, relative to :func:`data_root` otherwise."""

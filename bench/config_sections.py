@@ -1,5 +1,5 @@
 """The settings of each stage: one frozen dataclass per TOML section (``[ingest]``, ``[index]``, ``[model]``,
-``[finetune]``, ``[run]``, ``[openai]``).
+``[finetune]``, ``[run]``, ``[openai]``, ``[vllm]``).
 
 :class:`bench.config.Config` holds one of each beside the top-level keys; import them from
 :mod:`bench.config`, which re-exports them beside the loader. The defaults here equal
@@ -42,7 +42,7 @@ class IndexConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "qwen2.5-coder-0.5b"  # registry name, HF id or local path
-    backend: str = "transformers"  # "transformers" | "llamacpp" | "openai"
+    backend: str = "transformers"  # "transformers" | "llamacpp" | "openai" | "vllm"
     dtype: str = "bfloat16"  # transformers on CPU: bfloat16 | float32
     attn_implementation: str = "sdpa"
     threads: int = 0  # 0 = all cores
@@ -141,3 +141,24 @@ class OpenAIConfig:
     timeout_s: float = 60.0
     max_retries: int = 3
     backoff_s: float = 1.0
+    # Requests in flight in a batch (generate_batch) and replicas served round-robin (empty: base_url alone).
+    # Here, not in [model], because they never change an answer: [model] is part of every answer's cache key.
+    concurrency: int = 16
+    base_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VllmConfig:
+    """The vllm backend's engine (docs/backends.md); none of these change an answer."""
+
+    python: str = ".venv-vllm/bin/python"  # the engine's virtualenv (make install EXTRAS=vllm)
+    kv_cache_gib: float = 0.0  # CPU KV cache per engine; 0 = a quarter of the available RAM, capped below
+    max_kv_cache_gib: float = 4.0
+    max_model_len: int = 4096
+    max_in_flight: int = 256  # requests sent at once (and the engine's --max-num-seqs)
+    start_timeout_s: float = 900.0
+    request_timeout_s: float = 1800.0
+    gpu_memory_utilization: float = 0.85
+    lora_on_cpu: bool = (
+        False  # CPU: LoRA requests (measured 8.7x slower) instead of a merged copy of the weights
+    )

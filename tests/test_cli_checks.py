@@ -39,7 +39,7 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
         ("run", "index.k=-1", ">= 1"),
         ("run", "model.batch_size=0", ">= 1"),
         ("finetune", "finetune.epochs=-1", ">= 0"),
-        ("run", "model.backend=vllm", "transformers, llamacpp, openai"),
+        ("run", "model.backend=nonesuch", "transformers, llamacpp, openai, vllm"),
         ("finetune", "finetune.train_format=chat", "text, instruct, qa, raft"),
         ("run", "model.reader=free", "extractive"),
         ("run", "finetune.val_fraction=1.5", "[0, 1]"),

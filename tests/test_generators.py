@@ -124,7 +124,7 @@ def test_adapter_shares_weights_and_changes_output(tiny_model_dir: Path, tiny_ad
 
 def test_factory_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"unknown model\.backend"):
-        make_generators(tiny_cfg(tiny_model_dir, backend="vllm"))
+        make_generators(tiny_cfg(tiny_model_dir, backend="nonesuch"))
     with pytest.raises(BenchError, match=r"adapter_config\.json"):
         make_generators(tiny_cfg(tiny_model_dir), adapter=tmp_path)
     with pytest.raises(BenchError, match=r"openai\.model"):

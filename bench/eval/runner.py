@@ -118,7 +118,9 @@ def _run_variant(
     _cuda_peak(cfg, reset=True)
     cap = cfg.run.max_consecutive_errors
     streak: list[dict[str, Any]] = []  # the failed rows since the last answered question
-    size = max(1, cfg.model.batch_size)
+    # A generator that schedules requests itself (vllm) gets the variant's whole question list at once.
+    whole = getattr(getattr(variant, "generator", None), "prefers_whole_list", False)
+    size = max(1, len(pending) if whole else cfg.model.batch_size)
     with tqdm(total=total, initial=total - len(pending), desc=spec.name, unit="q") as bar:
         for start in range(0, len(pending), size):
             for row in _answer_rows(variant, spec, key, pending[start : start + size]):

@@ -1,12 +1,21 @@
-"""The OpenAI-compatible HTTP backend (vLLM, llama.cpp server, TGI, any ``/v1/chat/completions``)."""
+"""The OpenAI-compatible HTTP backend (vLLM, llama.cpp server, TGI, any ``/v1/chat/completions``).
+
+``generate_batch`` sends up to ``openai.concurrency`` requests at once from a thread pool (one shared httpx
+client), spread round-robin over ``openai.base_urls`` (replicas; ``openai.base_url`` when empty); each
+retry of a question goes to the next replica after the one that failed. Answers come back in input order
+and equal one-at-a-time answers (each request is independent and greedy).
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Generator as Gen
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench.config import BenchError, Config
@@ -24,21 +33,42 @@ class OpenAIGenerator:
     response comes back as a Generation with ``error`` set, so the harness records the question as failed.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(
+        self, cfg: Config, *, model: str = "", concurrency: int = 0, backend: str = "openai"
+    ) -> None:
         import httpx
 
         oc = cfg.openai
-        if not oc.model:
+        self.model = model or oc.model
+        if not self.model:
             raise BenchError("backend 'openai' needs openai.model (e.g. --set openai.model=NAME)")
-        self.cfg, self.url = cfg, oc.base_url.rstrip("/") + "/chat/completions"
+        self.base_urls = [u.rstrip("/") for u in (oc.base_urls or (oc.base_url,))]
+        self.urls = [u + "/chat/completions" for u in self.base_urls]
+        self.cfg, self.url, self.backend = cfg, self.urls[0], backend
+        self.concurrency = max(1, concurrency or oc.concurrency)
+        self._next = itertools.count()
+        self._lock = threading.Lock()
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(oc.api_key_env, "")
         if key:
             headers["Authorization"] = f"Bearer {key}"
         else:
             log.info("environment variable %s is not set; calling %s without a key", oc.api_key_env, self.url)
-        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s))
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(oc.timeout_s), limits=limits)
         self.requests = 0
+
+    def _start(self) -> int:
+        """The replica a new question starts at (round-robin over questions)."""
+        with self._lock:
+            return next(self._next)
+
+    def _pick(self, start: int, attempt: int) -> str:
+        """Attempt ``attempt`` of a question that started at replica ``start``: each retry moves to the next
+        replica, so ``max_retries >= len(replicas) - 1`` tries every replica once."""
+        with self._lock:
+            self.requests += 1
+        return self.urls[(start + attempt) % len(self.urls)]
 
     def _parse(self, body: bytes) -> tuple[str, int, int, str]:
         data = json.loads(body)
@@ -57,7 +87,7 @@ class OpenAIGenerator:
         check_messages(messages)
         oc = self.cfg.openai
         payload = {
-            "model": oc.model,
+            "model": self.model,
             "messages": messages,
             "max_tokens": max_new_tokens,
             "temperature": 0.0,
@@ -66,31 +96,46 @@ class OpenAIGenerator:
         }
         t0 = time.perf_counter()
         error = "no attempt made"
+        start = self._start()
         for attempt in range(oc.max_retries + 1):
             if attempt:
                 time.sleep(oc.backoff_s * 2 ** (attempt - 1))
-            self.requests += 1
+            url = self._pick(start, attempt)
             try:
-                resp = self.client.post(self.url, json=payload)
+                resp = self.client.post(url, json=payload)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
-                error = f"HTTP {resp.status_code} from {self.url}"
+                error = f"HTTP {resp.status_code} from {url}"
                 continue
             if resp.status_code >= 400:
-                error = f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}"
+                error = f"HTTP {resp.status_code} from {url}: {resp.text[:200]}"
                 break
             try:
                 text, n_prompt, n_new, reason = self._parse(resp.content)
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                error = f"malformed response from {self.url}: {type(exc).__name__}: {exc}"
+                error = f"malformed response from {url}: {type(exc).__name__}: {exc}"
                 break
             ms = (time.perf_counter() - t0) * 1000.0
             return Generation(text, n_prompt, n_new, ms, ms, finish_reason=reason)
         ms = (time.perf_counter() - t0) * 1000.0
-        log.warning("openai backend: %s", error)
+        log.warning("%s backend: %s", self.backend, error)
         return Generation("", 0, 0, ms, ms, error=error)
+
+    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
+        """Every request of ``batch`` with up to ``concurrency`` in flight; results in input order. Like the
+        transformers backend's batches, each Generation's ttft_ms/total_ms is the batch wall time / size."""
+        if not batch:
+            return []
+        t0 = time.perf_counter()
+        workers = min(self.concurrency, len(batch))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bench-{self.backend}") as pool:
+            gens = list(pool.map(lambda m: self.generate(m, max_new_tokens), batch))
+        per = (time.perf_counter() - t0) * 1000.0 / len(batch)
+        for g in gens:
+            g.ttft_ms = g.total_ms = per
+        return gens
 
     def _stream_chunks(self, resp: Any) -> Gen[tuple[str, dict[str, Any]], None, None]:
         """(content delta, event) per server-sent event of a streamed chat completion."""
@@ -118,25 +163,26 @@ class OpenAIGenerator:
         check_messages(messages)
         oc = self.cfg.openai
         payload = {
-            "model": oc.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0.0,
+            "model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0.0,
             "seed": self.cfg.seed, "stream": True, "stream_options": {"include_usage": True},
             **({"stop": ["\n"]} if self.cfg.model.stop_at_newline else {}),
         }  # fmt: skip
         t0 = time.perf_counter()
         error = "no attempt made"
+        start = self._start()
         parts: list[str] = []
         for attempt in range(oc.max_retries + 1):
             if attempt:
                 time.sleep(oc.backoff_s * 2 ** (attempt - 1))
-            self.requests += 1
+            url = self._pick(start, attempt)
             try:
-                with self.client.stream("POST", self.url, json=payload) as resp:
+                with self.client.stream("POST", url, json=payload) as resp:
                     if resp.status_code == 429 or resp.status_code >= 500:
-                        error = f"HTTP {resp.status_code} from {self.url}"
+                        error = f"HTTP {resp.status_code} from {url}"
                         continue
                     if resp.status_code >= 400:
                         resp.read()
-                        raise BenchError(f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}")
+                        raise BenchError(f"HTTP {resp.status_code} from {url}: {resp.text[:200]}")
                     usage: dict[str, Any] = {}
                     ttft, reason = 0.0, "stop"
                     for delta, event in self._stream_chunks(resp):
@@ -155,18 +201,20 @@ class OpenAIGenerator:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
                 if parts:  # text was already shown: a retry would repeat it
-                    raise BenchError(f"openai backend: stream broke off: {error}") from exc
-        raise BenchError(f"openai backend: {error}")
+                    raise BenchError(f"{self.backend} backend: stream broke off: {error}") from exc
+        raise BenchError(f"{self.backend} backend: {error}")
 
     def info(self) -> dict[str, Any]:
         return {
-            "backend": "openai",
-            "model": self.cfg.openai.model,
-            "base_url": self.cfg.openai.base_url,
+            "backend": self.backend,
+            "model": self.model,
+            "base_url": self.base_urls[0] if len(self.base_urls) == 1 else list(self.base_urls),
             "quantization": "unknown (remote)",
             "adapter": None,
             "decoding": "temperature 0",
+            "concurrency": self.concurrency,
             "ttft": "not streamed: ttft_ms equals total_ms",
+            "batch_latency": "generate_batch reports batch wall time / batch size per question",
             "versions": versions("httpx"),
         }
 

@@ -33,10 +33,17 @@ def _openai(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
     return {"base": OpenAIGenerator(cfg)}
 
 
+def _vllm(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
+    from bench.generation.vllm_backend import vllm_generators
+
+    return vllm_generators(cfg, adapter)
+
+
 BACKENDS: dict[str, Callable[[Config, Path | None], dict[str, Generator]]] = {
     "transformers": _transformers,
     "llamacpp": _llamacpp,
     "openai": _openai,
+    "vllm": _vllm,
 }
 
 

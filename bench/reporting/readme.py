@@ -20,6 +20,7 @@ from bench.reporting import perf_tables, scale_tables
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_groups, render_table
+from bench.reporting.vllm_tables import render_vllm
 
 RUN_BLOCKS = ("results", "baselines", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
@@ -56,6 +57,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
     "retrieval": _retrieval,
     "backends": _one("backends.json", perf_tables.render_backends),
+    "vllm": _one("vllm.json", render_vllm),
     "batched": _one("batched-generation.json", perf_tables.render_batched),
     "train-speed": _one("train-speed.json", render_train_speed),
     "install": _one("install.json", perf_tables.render_install),
