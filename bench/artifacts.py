@@ -12,6 +12,7 @@ module sits below every stage without an import cycle) — nothing is bumped by 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ EMBEDDER_CODE = (  # what turns a chunk into its dense vector (and converts e5's
 SEARCH_CODE = ("retrieval/index.py", "retrieval/store.py", "retrieval/store_server.py")  # query time only
 TRAINING_CODE = (
     "training/sft_data.py", "training/sft_qa.py", "training/sft_views.py", "training/finetune.py",
-    "questions/leakage.py", "eval/prompts.py", "generation/base.py",
+    "questions/leakage.py", "core/prompts.py", "generation/base.py",
 )  # fmt: skip
 
 
@@ -90,8 +91,6 @@ def articles(cfg: Config) -> Artifact:
 
 
 def index(cfg: Config) -> Artifact:
-    from bench.retrieval.embedders import embedder_identity
-
     ic = cfg.index
     inputs = {
         "articles": articles(cfg).key,
@@ -103,6 +102,30 @@ def index(cfg: Config) -> Artifact:
         "code": code_version(*CHUNKER_CODE),
     }
     return node(cfg, "index", inputs)
+
+
+def embedder_identity(cfg: Config) -> dict[str, str | None]:
+    """What names the embedder in the index key: backend, model, and the version of the package that
+    ships its weights (an HF id or local path for sentence-transformers names itself)."""
+    from bench.config import BenchError
+    from bench.config_checks import registry_names
+    from bench.weights import EMBEDDER_WEIGHTS, MINILM_ALIASES
+
+    ic = cfg.index
+    if ic.embedder not in (names := registry_names("index.embedder")):
+        raise BenchError(f"unknown index.embedder {ic.embedder!r}; use one of {', '.join(names)}")
+    dist = EMBEDDER_WEIGHTS.get(ic.embedder)
+    if ic.embedder in {"sentence-transformers", "st"} and ic.embedder_model not in MINILM_ALIASES:
+        dist = None
+    try:
+        version = importlib.metadata.version(dist) if dist else None
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {
+        "embedder": ic.embedder,
+        "model": ic.embedder_model,
+        "weights": f"{dist}=={version}" if dist else None,
+    }
 
 
 def dense_enabled(cfg: Config) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.eval.prompts import build_messages, format_passage
+from bench.core.prompts import build_messages, format_passage
 from bench.io import iter_jsonl, nfc
 from bench.questions import leakage
 
@@ -95,7 +95,7 @@ def train_rows(cfg: Config, drops: Counter[str]) -> list[dict[str, Any]]:
 
 
 def eval_prompt(tok: Any, use_chat: bool, question: str, passages: Sequence[str], reader: str) -> str:
-    """The prompt the evaluation sends for this question (``bench.eval.prompts``; no worked examples)."""
+    """The prompt the evaluation sends for this question (``bench.core.prompts``; no worked examples)."""
     from bench.generation.base import plain_prompt
 
     messages = build_messages(question, passages, reader=reader, fewshot=0)
