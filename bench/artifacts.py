@@ -136,9 +136,9 @@ def dense_enabled(cfg: Config) -> bool:
 
 def model_identity(cfg: Config) -> dict[str, Any]:
     """The generator weights: file hashes for local weights, the id for a hub model."""
-    from bench.generation import models
+    from bench.model_registry import resolve_model
 
-    spec = models.resolve_model(cfg)
+    spec = resolve_model(cfg)
     if spec.gguf_path is not None:
         return {"gguf_sha256": file_sha256(cfg, spec.gguf_path, "model weights")}
     if spec.hf_dir is not None:

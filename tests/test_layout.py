@@ -81,10 +81,10 @@ def test_the_tree_reads_like_the_pipeline() -> None:
     """Only the shared foundation sits at the top; every stage is a package."""
     top = {p.stem for p in PKG.glob("*.py")}
     foundation = {"__init__", "__main__", "artifacts", "cli", "cli_help", "config", "config_checks"}
-    foundation |= {"config_sections", "errors", "io", "offline", "weights"}
+    foundation |= {"config_sections", "errors", "io", "model_registry", "offline", "weights"}
     assert top == foundation, top
     stages = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
-    assert {"ingest", "retrieval", "training", "generation", "eval", "reporting"} <= stages, stages
+    assert {"core", "ingest", "retrieval", "training", "generation", "eval", "reporting"} <= stages, stages
 
 
 def test_the_import_graph_sees_package_imports() -> None:
@@ -146,6 +146,53 @@ def test_known_two_way_pairs_are_still_there() -> None:
     pairs = two_way_pairs(import_graph())
     gone = sorted(" <-> ".join(sorted(p)) for p in KNOWN_TWO_WAY if p not in pairs)
     assert not gone, f"no longer two-way, remove from KNOWN_TWO_WAY: {gone}"
+
+
+# The floors of the house, bottom up: a package imports only its own floor or the floors below it.
+LAYERS = {
+    "ground": {"__init__", "artifacts", "config", "config_checks", "config_sections", "errors", "io"}
+    | {"model_registry", "offline", "weights"},
+    "vocabulary": {"core"},
+    "stages": {"ingest", "retrieval", "training", "generation", "questions"},
+    "orchestration": {"eval", "reporting"},
+    "entry": {"__main__", "cli", "cli_help", "interactive"},
+}
+FLOOR = {pkg: n for n, pkgs in enumerate(LAYERS.values()) for pkg in pkgs}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from a lower floor to a higher one (lazy imports included)."""
+    return [
+        f"{mod} -> {dep}"
+        for mod, deps in sorted(graph.items())
+        for dep in sorted(deps)
+        if FLOOR[package_of(dep)] > FLOOR[package_of(mod)]
+    ]
+
+
+def test_every_package_has_a_floor() -> None:
+    packages = {package_of(m) for m in import_graph()}
+    assert packages == set(FLOOR), f"place these in LAYERS: {packages ^ set(FLOOR)}"
+
+
+def test_imports_only_point_down() -> None:
+    up = upward_imports(import_graph())
+    assert not up, f"imports that point up a floor (move the shared code down): {up}"
+
+
+def test_packages_import_each_other_in_no_cycle() -> None:
+    """Across packages on one floor (ingest → retrieval → training → ingest would pass the pair test)."""
+    graph: dict[str, set[str]] = {}
+    for mod, deps in import_graph().items():
+        graph.setdefault(package_of(mod), set()).update(package_of(d) for d in deps)
+    cycle = find_cycle({p: ds - {p} for p, ds in graph.items()})
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_upward_finder_finds_a_planted_import() -> None:
+    assert upward_imports({"core.metrics": {"eval.scoring"}, "eval.scoring": {"core.metrics"}}) == [
+        "core.metrics -> eval.scoring"
+    ]
 
 
 def test_two_way_finder_finds_a_planted_pair() -> None:

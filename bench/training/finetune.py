@@ -19,6 +19,7 @@ from bench import artifacts
 from bench.config import BenchError, Config, config_to_dict
 from bench.generation import models
 from bench.io import atomic_write_json, peak_rss_mb
+from bench.model_registry import resolve_model
 from bench.training import injection, sft_data, sft_qa
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def _train(cfg: Config, out: Path) -> Path:
 
     ft = cfg.finetune
     t_start = time.perf_counter()
-    spec = models.resolve_model(cfg)
+    spec = resolve_model(cfg)
     model, tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
     data = sft_data.build_sft_data(cfg, tok, use_chat=spec.chat_template and tok.chat_template is not None)
     cols = ["text"] if data.fmt == "text" else ["prompt", "completion"]
