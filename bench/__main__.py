@@ -117,7 +117,11 @@ def _add_data_stages(add: _Adder) -> None:
     p.add_argument("--no-index", action="store_true", help="read a multistream dump as one stream")
     p = add("index", cmd_index, "chunk, embed and index a corpus (dump or articles JSONL) into Qdrant")
     p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
-    add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
+    p = add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write the training records (-o FILE), train nothing"
+    )
+    _output(p, "--dry-run: JSONL of the exact training records")
     add("config", cmd_config, "print the effective config (profile + --set + shorthands) as TOML")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import recipe_keys
 from bench.config import Config, stable_hash
 from bench.io import code_version
 
@@ -36,7 +37,8 @@ EMBEDDER_CODE = (  # what turns a chunk into its dense vector (and converts e5's
 SEARCH_CODE = ("retrieval/index.py", "retrieval/store.py", "retrieval/store_server.py")  # query time only
 TRAINING_CODE = (
     "training/sft_data.py", "training/sft_qa.py", "training/sft_views.py", "training/finetune.py",
-    "questions/leakage.py", "core/prompts.py", "generation/base.py",
+    "questions/leakage.py", "core/prompts.py", "generation/base.py", "training/recipes.py",
+    "training/sft_recipes.py", "training/repro.py", "recipe_keys.py",
 )  # fmt: skip
 
 
@@ -149,13 +151,11 @@ def model_identity(cfg: Config) -> dict[str, Any]:
 
 def finetune_inputs(cfg: Config) -> dict[str, Any]:
     """The adapter's own inputs and upstream keys (:func:`adapter` adds the training code)."""
-    from bench.config import config_to_dict
-
-    bookkeeping = ("logging_steps", "save_steps")  # same weights either way
-    ft = {k: v for k, v in config_to_dict(cfg.finetune).items() if k not in bookkeeping}
-    ft.pop("train_questions")
-    data: dict[str, Any]
-    if cfg.finetune.train_format in ("qa", "raft"):
+    # one spelling of the recipe (recipe or the deprecated train_format), without what it ignores
+    ft = recipe_keys.key_fields(cfg.finetune)
+    recipe = recipe_keys.recipe_of(cfg.finetune)
+    data: dict[str, Any] = {}
+    if recipe_keys.uses_questions(recipe):
         data = {
             "train_questions_sha256": file_sha256(
                 cfg, cfg.path(cfg.finetune.train_questions), "train questions"
@@ -165,12 +165,15 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
             "eval_split": cfg.split,
             "reader": cfg.model.reader,  # qa/raft records are the reader's evaluation prompt
         }
-    else:
-        data = {"articles": articles(cfg).key}
+    if recipe_keys.uses_pages(recipe):
+        data["articles"] = articles(cfg).key
         # the questions pick the trained pages (scope = question_pages) or the probe's held-out pages
         if cfg.finetune.scope == "question_pages" or cfg.finetune.probe:
             data.update(
-                questions_sha256=file_sha256(cfg, cfg.path(cfg.questions), "questions"), split=cfg.split
+                questions_sha256=file_sha256(cfg, cfg.path(cfg.questions), "questions"),
+                split=cfg.split,
+                limit=cfg.limit,
+                sample=cfg.sample,
             )
     # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
     return {

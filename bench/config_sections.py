@@ -56,7 +56,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    train_format: str = "text"  # "text" | "instruct" | "qa" | "raft"
+    # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | qa | raft | text | instruct;
+    # empty = train_format's (deprecated alias: text, instruct, qa, raft).
+    recipe: str = ""
+    train_format: str = "text"  # deprecated: use recipe
+    page_part: str = "lead_section"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
+    qa_pairs: int = 0  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
+    pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
     train_questions: str = "questions/faquad.jsonl"  # question file for qa/raft (its train split is used)
     quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
     lora_r: int = 16

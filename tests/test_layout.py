@@ -81,7 +81,7 @@ def test_the_tree_reads_like_the_pipeline() -> None:
     """Only the shared foundation sits at the top; every stage is a package."""
     top = {p.stem for p in PKG.glob("*.py")}
     foundation = {"__init__", "__main__", "artifacts", "cli", "cli_help", "config", "config_checks"}
-    foundation |= {"config_sections", "errors", "io", "model_registry", "offline", "weights"}
+    foundation |= {"config_sections", "errors", "io", "model_registry", "offline", "recipe_keys", "weights"}
     assert top == foundation, top
     stages = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
     assert {"core", "ingest", "retrieval", "training", "generation", "eval", "reporting"} <= stages, stages
@@ -151,7 +151,7 @@ def test_known_two_way_pairs_are_still_there() -> None:
 # The floors of the house, bottom up: a package imports only its own floor or the floors below it.
 LAYERS = {
     "ground": {"__init__", "artifacts", "config", "config_checks", "config_sections", "errors", "io"}
-    | {"model_registry", "weights"},
+    | {"model_registry", "recipe_keys", "weights"},
     "vocabulary": {"core"},
     "stages": {"ingest", "retrieval", "training", "generation", "questions"},
     "orchestration": {"eval", "reporting"},
@@ -204,8 +204,8 @@ def test_two_way_finder_finds_a_planted_pair() -> None:
 
 
 MAX_FUNCTION_LINES = 80
-# Functions over MAX_FUNCTION_LINES today (issue 27; being split by other work): shrink, never grow.
-LONG_FUNCTIONS = {"training/finetune.py:_train"}
+# Functions over MAX_FUNCTION_LINES (issue 27): none are left; keep it empty (split along a real seam).
+LONG_FUNCTIONS: set[str] = set()
 
 
 def long_functions(limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import random
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,22 @@ def test_the_order_depends_on_ids_and_seed_only() -> None:
 def test_an_unknown_sample_is_refused_with_the_choices() -> None:
     with pytest.raises(BenchError, match="first, stratified"):
         sample_rows(_rows(), 5, "random", 0)
+
+
+def test_question_pages_are_the_pages_of_the_asked_questions(tmp_path: Path) -> None:
+    """scope = question_pages trains the pages of the questions a run asks: limit and sample apply."""
+    import json
+
+    from bench.config import load_config
+    from bench.training.sft_views import question_titles
+
+    path = tmp_path / "q.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": f"Onde nasceu {t}?", "answers": ["Lisboa"], "title": t, "split": s}
+        for i, (t, s) in enumerate([("Ana", "dev"), ("Bruno", "train"), ("Carla", "dev"), ("Duarte", "dev")])
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    every = load_config("smoke", [f"questions={path}", "split=dev", "limit=0"])
+    assert question_titles(every) == {"ana", "carla", "duarte"}
+    two = load_config("smoke", [f"questions={path}", "split=dev", "limit=2"])
+    assert question_titles(two) == {"ana", "carla"}

@@ -109,7 +109,11 @@ def rescore(run_dir: Path, write: bool = True) -> dict[str, Any]:
     variants = {}
     for name, rows in rows_by_variant.items():
         summary = scoring.summarize_variant(rows, n_boot=n_boot, seed=seed)
-        kept = {key: v for key, v in (old.get(name) or {}).items() if key in _KEPT or key.startswith("ppl_")}
+        kept = {
+            key: v
+            for key, v in (old.get(name) or {}).items()
+            if key in _KEPT or key.startswith(("ppl_", "answer_nll_"))
+        }
         variants[name] = {**summary, **kept}
     comparisons = scoring.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed)
     scores.update(

@@ -201,7 +201,9 @@ def _run(
     scores["artifacts"] = upstream_keys(cfg, stages, specs)
     probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
     if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
-        scores["variants"]["ft"].update({k: v for k, v in probe.items() if k.startswith("ppl_")})
+        scores["variants"]["ft"].update(
+            {k: v for k, v in probe.items() if k.startswith(("ppl_", "answer_nll_"))}
+        )
     scores.update(
         run_id=run_id(cfg),
         env=environment(cfg, generator_info),

@@ -1,8 +1,11 @@
-"""Leakage guard for question-based fine-tuning (``qa``/``raft``): training must not see the evaluation.
+"""Leakage guard for question-based fine-tuning (``qa``/``raft`` and the QA part of ``mixed``/``pit``):
+training must not see the evaluation.
 
-Three checks, each counted in ``train_metadata.json``:
+Four checks, each counted in ``train_metadata.json``:
 
 * same id, or the same question text under another id (exact);
+* **same entity** (``mixed``/``pit``, which train on the evaluated pages): a train question about a page
+  (``title``) an evaluation question asks about;
 * **question twins**: a train question whose content words overlap an evaluation question's by at least
   ``finetune.leak_question_overlap`` (Jaccard) *and* whose answer matches one of its gold answers (token F1
   ≥ ``finetune.leak_answer_f1``) — a reworded copy;
@@ -24,6 +27,10 @@ from typing import Any
 from bench.config import BenchError, FinetuneConfig
 from bench.core.metrics import content_words, normalize_pt, token_f1
 from bench.io import nfc
+
+
+def title_key(title: str) -> str:
+    return " ".join(nfc(str(title or "")).casefold().split())
 
 
 def question_key(text: str) -> str:
@@ -108,14 +115,18 @@ def filter_training(
     return kept, {"eval_question_twin": len(q_twins), "eval_document_twin": len(d_twins)}
 
 
-def training_record(row: dict[str, Any]) -> dict[str, Any]:
-    """What an adapter records about one training question, for the runner's re-check."""
-    return {
+def training_record(row: dict[str, Any], entity: bool = False) -> dict[str, Any]:
+    """What an adapter records about one training question, for the runner's re-check (``entity``: its page
+    title too, for the recipes whose guard drops questions about the evaluated pages)."""
+    out = {
         "id": str(row.get("id")),
         "question": question_key(str(row.get("question") or "")),
         "context_sha": context_hash(str(row.get("context") or "")),
         "answers": [str(a) for a in row.get("answers") or []],
     }
+    if entity:
+        out["entity"] = title_key(str(row.get("title") or ""))
+    return out
 
 
 def check_adapter(
@@ -125,6 +136,7 @@ def check_adapter(
     ids = {str(e.get("id")) for e in evaluation}
     texts = {question_key(str(e.get("question") or "")) for e in evaluation}
     contexts = {context_hash(str(e.get("context") or "")) for e in evaluation if e.get("context")}
+    entities = {title_key(str(e.get("title") or "")) for e in evaluation} - {""}
     problems = [
         f"{r.get('id')} ({why})"
         for r in recorded
@@ -132,6 +144,7 @@ def check_adapter(
             "same id" if str(r.get("id")) in ids else "",
             "same question text" if r.get("question") in texts else "",
             "same context as an evaluation question" if r.get("context_sha") in contexts else "",
+            "same entity as an evaluation question" if r.get("entity") in entities else "",
         )
         if why
     ]

@@ -12,15 +12,16 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts
-from bench.config import BenchError, Config, config_to_dict
+from bench import artifacts, recipe_keys
+from bench.config import BenchError, Config
 from bench.generation import models
-from bench.io import atomic_write_json, peak_rss_mb
+from bench.io import atomic_write_json
 from bench.model_registry import resolve_model
-from bench.training import injection, sft_data, sft_qa
+from bench.training import injection, repro, sft_qa, sft_recipes, train_meta
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ def finetune_key(cfg: Config) -> dict[str, Any]:
 
 def adapter_dir(cfg: Config) -> Path:
     return artifacts.adapter(cfg).path
-
-
-def precision_label(cfg: Config) -> str:
-    if cfg.finetune.quantization == "nf4":
-        return "qlora: 4-bit nf4 base (double quant), bf16 compute, LoRA adapters"
-    return f"lora: {models.train_dtype_name(cfg)} base weights (not quantised), LoRA adapters"
 
 
 def planned_steps(epochs: float, max_steps: int, records: int, per_step: int) -> int:
@@ -80,12 +75,6 @@ def _lora_targets(model: Any, wanted: tuple[str, ...]) -> list[str]:
     return targets
 
 
-def _versions() -> dict[str, str]:
-    return {
-        d: models._version(d) for d in ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
-    }
-
-
 def ensure_adapter(cfg: Config) -> Path:
     """The adapter for this config, trained on demand (same as :func:`run_finetune`)."""
     return run_finetune(cfg)
@@ -93,7 +82,7 @@ def ensure_adapter(cfg: Config) -> Path:
 
 def run_finetune(cfg: Config) -> Path:
     """Train (or reuse) the LoRA adapter for ``cfg``; returns the adapter folder."""
-    if cfg.finetune.train_format in ("qa", "raft"):
+    if recipe_keys.uses_questions(recipe_keys.recipe_of(cfg.finetune)):
         sft_qa.check_leakage(sft_qa.training_question_ids(cfg), sft_qa.eval_question_ids(cfg))
     out = adapter_dir(cfg)
     if (out / METADATA).exists():
@@ -104,49 +93,91 @@ def run_finetune(cfg: Config) -> Path:
     return _train(cfg, out)
 
 
-def _train(cfg: Config, out: Path) -> Path:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from trl import SFTConfig, SFTTrainer
+@dataclass
+class _Run:
+    """What the steps of one training hand each other."""
 
-    ft = cfg.finetune
-    t_start = time.perf_counter()
-    spec = resolve_model(cfg)
-    model, tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
-    data = sft_data.build_sft_data(cfg, tok, use_chat=spec.chat_template and tok.chat_template is not None)
-    cols = ["text"] if data.fmt == "text" else ["prompt", "completion"]
-    train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in data.train])
-    val_ds = (
-        Dataset.from_list([{c: r[c] for c in cols} for r in data.val[:MAX_EVAL_RECORDS]])
-        if data.val
-        else None
-    )
-    on_cuda = cfg.device == "cuda"
-    steps = planned_steps(ft.epochs, ft.max_steps, len(train_ds), ft.batch_size * ft.grad_accum)
-    use_bf16 = ft.bf16 or (on_cuda and ft.quantization == "nf4")
-    probe_before = injection.probe(model, tok, data.probe_texts, ft.max_length, use_bf16)
+    cfg: Config
+    out: Path
+    spec: Any = None
+    model: Any = None
+    tok: Any = None
+    data: Any = None
+    train_ds: Any = None
+    val_ds: Any = None
+    use_bf16: bool = False
+    steps: int = 0
+    trainable: int = 0
+    total: int = 0
+    probe_before: dict[str, Any] = field(default_factory=dict)
+    probe_after: dict[str, Any] = field(default_factory=dict)
+    trainer: Any = None
+    result: Any = None
+    resume: bool = False
+    train_s: float = 0.0
+    eval_loss: float | None = None
+    answer_items: list[dict[str, Any]] = field(default_factory=list)
+    repro: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_and_build_data(run: _Run) -> None:
+    """Load the base model and tokenizer, build the training records and the datasets."""
+    from datasets import Dataset
+
+    cfg, ft = run.cfg, run.cfg.finetune
+    run.spec = resolve_model(cfg)
+    run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
+    use_chat = run.spec.chat_template and run.tok.chat_template is not None
+    run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=use_chat)
+    cols = ["text"] if "text" in run.data.train[0] else ["prompt", "completion"]
+    run.train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.train])
+    if run.data.val:
+        run.val_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.val[:MAX_EVAL_RECORDS]])
+    per_step = ft.batch_size * ft.grad_accum
+    if run.data.scheduled:  # the records are the whole schedule, epochs and max_steps applied: one pass
+        run.steps = planned_steps(1.0, 0, len(run.train_ds), per_step)
+    else:
+        run.steps = planned_steps(ft.epochs, ft.max_steps, len(run.train_ds), per_step)
+    run.use_bf16 = ft.bf16 or (cfg.device == "cuda" and ft.quantization == "nf4")
+
+
+def _attach_lora(run: _Run) -> None:
+    """Wrap the base model in LoRA adapters (after k-bit preparation for nf4)."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    ft = run.cfg.finetune
     if ft.quantization == "nf4":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=ft.gradient_checkpointing)
+        run.model = prepare_model_for_kbit_training(
+            run.model, use_gradient_checkpointing=ft.gradient_checkpointing
+        )
     lora = LoraConfig(
         r=ft.lora_r,
         lora_alpha=ft.lora_alpha,
         lora_dropout=ft.lora_dropout,
-        target_modules=_lora_targets(model, ft.target_modules),
+        target_modules=_lora_targets(run.model, ft.target_modules),
         bias="none",
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
-    trainable, total = model.get_nb_trainable_parameters()
-    ckpt_dir = out / "checkpoints"
-    args = SFTConfig(
-        output_dir=str(ckpt_dir),
+    torch.manual_seed(run.cfg.seed)  # LoRA's A matrices are drawn from the global generator
+    run.model = get_peft_model(run.model, lora)
+    run.trainable, run.total = run.model.get_nb_trainable_parameters()
+
+
+def _sft_config(run: _Run) -> Any:
+    """trl's SFTConfig for this run: batch, budget, precision, optimizer, seeds, checkpoints."""
+    from trl import SFTConfig
+
+    cfg, ft = run.cfg, run.cfg.finetune
+    on_cuda = cfg.device == "cuda"
+    return SFTConfig(
+        output_dir=str(run.out / "checkpoints"),
         max_length=ft.max_length,
         per_device_train_batch_size=ft.batch_size,
         per_device_eval_batch_size=ft.batch_size,
         gradient_accumulation_steps=ft.grad_accum,
         learning_rate=ft.learning_rate,
-        max_steps=steps,
+        max_steps=run.steps,
         warmup_steps=ft.warmup_steps,
         lr_scheduler_type="linear",
         logging_steps=ft.logging_steps,
@@ -155,13 +186,14 @@ def _train(cfg: Config, out: Path) -> Path:
         save_strategy="steps",
         eval_strategy="no",
         prediction_loss_only=True,  # evaluate() would otherwise keep every logit (GBs for a 152k vocab)
-        bf16=use_bf16,
+        bf16=run.use_bf16,
         fp16=False,
         gradient_checkpointing=ft.gradient_checkpointing,
         use_cpu=not on_cuda,
         optim="paged_adamw_8bit" if on_cuda and ft.quantization == "nf4" else "adamw_torch",
         seed=cfg.seed,
         data_seed=cfg.seed,
+        train_sampling_strategy="sequential" if run.data.scheduled else "random",
         report_to="none",
         dataloader_num_workers=0,
         dataset_num_proc=None,
@@ -169,71 +201,67 @@ def _train(cfg: Config, out: Path) -> Path:
         disable_tqdm=False,
         include_num_input_tokens_seen="non_padding",  # kept in the trainer state: survives a resume
     )
+
+
+def _fit(run: _Run) -> None:
+    """Train (resuming from the last checkpoint if one is there), then the eval loss."""
+    import torch
+    from trl import SFTTrainer
+
+    ft = run.cfg.finetune
     trainer_cls = SFTTrainer if ft.fused_loss else _plain_loss_trainer(SFTTrainer)
-    trainer = trainer_cls(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok
+    run.trainer = trainer_cls(
+        model=run.model,
+        args=_sft_config(run),
+        train_dataset=run.train_ds,
+        eval_dataset=run.val_ds,
+        processing_class=run.tok,
     )
-    resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
-    if resume:
+    ckpt_dir = run.out / "checkpoints"
+    run.resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
+    if run.resume:
         log.info("resuming from the last checkpoint in %s", ckpt_dir)
-    if on_cuda:
+    if run.cfg.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t_train = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
-    train_s = time.perf_counter() - t_train
-    eval_loss = trainer.evaluate().get("eval_loss") if val_ds is not None else None
-    probe_after = injection.probe(model, tok, data.probe_texts, ft.max_length, use_bf16)
-    model.save_pretrained(str(out), safe_serialization=True)
-    tok.save_pretrained(str(out))
-    history = trainer.state.log_history
-    losses = [{"step": h["step"], "loss": round(float(h["loss"]), 4)} for h in history if "loss" in h]
-    num_tokens = float(trainer.state.num_input_tokens_seen or 0)
-    steps = int(result.global_step)
-    meta = {
-        "adapter_dir": str(out),
-        "hash_key": finetune_key(cfg),
-        "config": config_to_dict(cfg),
-        "model": {"name": spec.name, "gguf": str(spec.gguf_path or ""), "license": spec.license},
-        "data": data.stats,
-        "trained_question_ids": sorted(data.question_ids),
-        "steps": steps,
-        "epochs": round(steps / math.ceil(len(train_ds) / (ft.batch_size * ft.grad_accum)), 3),
-        "epochs_requested": ft.epochs,
-        "scope": ft.scope,
-        "pages": data.stats.get("pages"),
-        "views": list(ft.views),
-        "train_records": len(train_ds),
-        "train_tokens": data.stats.get("train_tokens"),
-        "probe": {
-            "before": probe_before,
-            "after": probe_after,
-            **injection.summarize(probe_before, probe_after),
-        },
-        "resumed": resume,
-        "train_loss": round(float(result.training_loss), 4),
-        "eval_loss": None if eval_loss is None else round(float(eval_loss), 4),
-        "loss_curve": losses,
-        "wall_time_s": round(time.perf_counter() - t_start, 1),
-        "train_time_s": round(train_s, 1),
-        "s_per_step": round(train_s / max(steps, 1), 2),
-        "tokens_seen": int(num_tokens),
-        "tokens_per_s": round(num_tokens / train_s, 1) if train_s > 0 else None,
-        "peak_rss_mb": round(peak_rss_mb()),
-        "peak_vram_mb": round(torch.cuda.max_memory_allocated() / 2**20) if on_cuda else None,
-        "device": cfg.device,
-        "threads": torch.get_num_threads(),
-        "precision": precision_label(cfg),
-        "quantization": ft.quantization,
-        "trainable_params": int(trainable),
-        "total_params": int(total),
-        "versions": _versions(),
-    }
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: optimizer states are not needed any more
+    run.result = run.trainer.train(resume_from_checkpoint=True if run.resume else None)
+    run.train_s = time.perf_counter() - t_train
+    if run.val_ds is not None:
+        run.eval_loss = run.trainer.evaluate().get("eval_loss")
+
+
+def _probe(run: _Run) -> dict[str, Any]:
+    """Page perplexities (trained / held-out) and the answer NLLs of the evaluated questions."""
+    cfg = run.cfg
+    out = injection.probe(run.model, run.tok, run.data.probe_texts, cfg.finetune.max_length, run.use_bf16)
+    if cfg.finetune.probe:
+        if not run.answer_items:
+            use_chat = run.spec.chat_template and run.tok.chat_template is not None
+            run.answer_items = sft_qa.answer_probe_items(cfg, run.tok, use_chat)
+        out["answers"] = injection.answer_probe(run.model, run.tok, run.answer_items, run.use_bf16)
+    return out
+
+
+def _train(cfg: Config, out: Path) -> Path:
+    """Load, probe, attach LoRA, fit, probe again, save the adapter and (last) its metadata; seeded, on a
+    fixed thread count, with deterministic kernels (:mod:`bench.training.repro`)."""
+    t_start = time.perf_counter()
+    run = _Run(cfg, out)
+    with repro.deterministic(cfg) as run.repro:
+        _load_and_build_data(run)
+        run.probe_before = _probe(run)
+        _attach_lora(run)
+        _fit(run)
+        run.probe_after = _probe(run)
+    run.model.save_pretrained(str(out), safe_serialization=True)
+    run.tok.save_pretrained(str(out))
+    meta = train_meta.metadata(run, time.perf_counter() - t_start)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed any more
     atomic_write_json(out / METADATA, meta)
     log.info(
         "adapter %s: %d steps, %.1fs/step, %.0f tokens/s, loss %s, peak RSS %d MB",
         out,
-        steps,
+        meta["steps"],
         meta["s_per_step"],
         meta["tokens_per_s"] or 0,
         meta["train_loss"],

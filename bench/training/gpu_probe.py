@@ -14,7 +14,8 @@ from typing import Any
 from bench.config import BenchError, Config
 from bench.generation import models
 from bench.io import peak_rss_mb
-from bench.training.finetune import _lora_targets, _versions
+from bench.training.finetune import _lora_targets
+from bench.training.train_meta import versions as _versions
 
 log = logging.getLogger(__name__)
 

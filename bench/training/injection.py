@@ -63,3 +63,69 @@ def summarize(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
             out[f"nll_{name}_after"] = after[name]["nll"]
             out[f"probe_{name}_tokens"] = after[name]["tokens"]
     return out
+
+
+# --------------------------------------------------------------------------- answer-level probe
+
+GROUPS = ("stratum", "relation")
+
+
+def answer_nll(model: Any, tok: Any, prompt: str, answer: str, bf16: bool = False) -> float:
+    """Teacher-forced mean NLL of ``answer``'s tokens after ``prompt`` (tokenised apart, as generation sees
+    them: the prompt's tokens, then the answer's)."""
+    import torch
+
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    a_ids = tok(answer, add_special_tokens=False)["input_ids"]
+    if not a_ids:
+        return float("nan")
+    device = next(model.parameters()).device
+    x = torch.tensor([p_ids + a_ids], device=device)
+    labels = torch.tensor([[-100] * len(p_ids) + a_ids], device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), autocast:
+        loss = model(input_ids=x, labels=labels).loss
+    if was_training:
+        model.train()
+    return float(loss)
+
+
+def answer_probe(model: Any, tok: Any, items: list[dict[str, Any]], bf16: bool = False) -> dict[str, float]:
+    """{question id: NLL of its gold answer}; ``items`` hold ``id``, ``prompt`` and ``answer``."""
+    return {str(it["id"]): round(answer_nll(model, tok, it["prompt"], it["answer"], bf16), 4) for it in items}
+
+
+def _mean(values: list[float]) -> float | None:
+    vals = [v for v in values if not math.isnan(v)]
+    return round(sum(vals) / len(vals), 4) if vals else None
+
+
+def summarize_answers(
+    items: list[dict[str, Any]], before: dict[str, float], after: dict[str, float]
+) -> dict[str, Any]:
+    """Mean answer NLL before/after over the questions, and per ``stratum`` / ``relation`` when the question
+    rows carry them (``answer_nll_by_<group>``: {value: {n, before, after}})."""
+    if not items or not before or not after:
+        return {}
+    ids = [str(it["id"]) for it in items]
+    out: dict[str, Any] = {
+        "answer_nll_questions": len(ids),
+        "answer_nll_before": _mean([before[i] for i in ids]),
+        "answer_nll_after": _mean([after[i] for i in ids]),
+    }
+    for group in GROUPS:
+        values = sorted({str(it[group]) for it in items if it.get(group) not in (None, "")})
+        if not values:
+            continue
+        out[f"answer_nll_by_{group}"] = {
+            v: {
+                "n": len(sel := [str(it["id"]) for it in items if str(it.get(group)) == v]),
+                "before": _mean([before[i] for i in sel]),
+                "after": _mean([after[i] for i in sel]),
+            }
+            for v in values
+        }
+    log.info("answer probe: NLL %s -> %s", out["answer_nll_before"], out["answer_nll_after"])
+    return out

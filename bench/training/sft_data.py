@@ -1,6 +1,6 @@
 """Training records for fine-tuning, built from the corpus stream or a question file's train split.
 
-Formats (``finetune.train_format``):
+Formats (recipes before :mod:`bench.training.recipes`; ``finetune.train_format`` is their deprecated alias):
 
 * ``text``: continued pre-training: the Portuguese passages packed into ``max_length``-token texts;
 * ``instruct``: ``### Instruction`` / ``### Input`` / ``### Response`` records from articles (summarise the
@@ -22,10 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import recipe_keys
 from bench.config import BenchError, Config
 from bench.io import nfc
 from bench.questions import leakage
-from bench.training import sft_qa, sft_views
+from bench.training import recipes, sft_qa, sft_views
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class SftData:
     question_ids: frozenset[str] = frozenset()
     stats: dict[str, Any] = field(default_factory=dict)
     probe_texts: dict[str, str] = field(default_factory=dict)  # "trained" / "heldout" text for the probe
+    scheduled: bool = False  # train in the records' order (recipe_keys.SCHEDULED), no shuffle
 
 
 @dataclass
@@ -182,17 +184,26 @@ def _usable_articles(articles: Iterable[Any], cfg: Config, drops: Counter[str]) 
 
 
 def _article_source(
-    cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any], drops: Counter[str]
+    cfg: Config,
+    tok: Any,
+    use_chat: bool,
+    articles: Iterable[Any],
+    drops: Counter[str],
+    fmt: str,
+    part: str = "page",
 ) -> _Source:
-    """``text`` (packed views of each page) or ``instruct`` records of the pages in ``finetune.scope``."""
+    """``text`` (packed views of each page) or ``instruct`` records of the pages in ``finetune.scope``;
+    ``part``: each page cut to it (recipes.page_part; trained and held-out pages alike)."""
     ft = cfg.finetune
     arts, held, page_stats = sft_views.split_pages(cfg, _usable_articles(articles, cfg, drops))
+    if part != "page":
+        arts, held = [recipes.page_part(a, part) for a in arts], [recipes.page_part(a, part) for a in held]
     src = _Source([], TEXT_NOTE, extra=dict(page_stats))
 
     def tokenize(text: str) -> list[int]:
         return list(tok(text, add_special_tokens=False)["input_ids"])
 
-    if ft.train_format == "text":
+    if fmt == "text":
 
         def plain(pages: list[Any]) -> Iterable[dict[str, str]]:
             return pack_text(pages, tok, ft.max_length, ft.min_text_chars)
@@ -210,36 +221,38 @@ def _article_source(
     return src
 
 
-def _question_source(cfg: Config, tok: Any, use_chat: bool, drops: Counter[str]) -> _Source:
-    """``qa``/``raft`` records of the train questions the evaluation does not ask."""
+def _question_source(
+    cfg: Config, tok: Any, use_chat: bool, drops: Counter[str], raft: bool, entities: bool = False
+) -> _Source:
+    """``qa``/``raft`` records of the train questions the evaluation does not ask (``entities``: nor about
+    the pages it asks about)."""
     ft = cfg.finetune
-    rows = sft_qa.train_rows(cfg, drops)
-    records = sft_qa.qa_records(
-        rows, tok, use_chat, ft.train_format == "raft", cfg.seed, cfg.model.reader, ft.raft_no_gold
-    )
+    rows = sft_qa.train_rows(cfg, drops, entities)
+    records = sft_qa.qa_records(rows, tok, use_chat, raft, cfg.seed, cfg.model.reader, ft.raft_no_gold)
     drops["no_answer_or_context"] += len(rows) - len(records)
     used = {str(rec.get("question_id")) for rec in records}
     return _Source(
         records,
         QA_NOTE,
         question_ids=frozenset(str(r.get("id")) for r in rows),
-        recorded=[leakage.training_record(r) for r in rows if str(r.get("id")) in used],
+        recorded=[leakage.training_record(r, entities) for r in rows if str(r.get("id")) in used],
+        extra={"leakage": sft_qa.leakage_counts(cfg, drops, len(rows))},
     )
 
 
 def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any] | None = None) -> SftData:
-    """Records for ``cfg.finetune.train_format``, curated and split; raises on question leakage."""
+    """Records of a trainer-shuffled recipe (text, instruct, qa, raft), curated and split; raises on question
+    leakage. The scheduled recipes are built by :mod:`bench.training.sft_recipes`."""
     ft = cfg.finetune
-    if ft.train_format not in FORMATS:
-        raise BenchError(
-            f"unknown finetune.train_format {ft.train_format!r}; use one of {', '.join(FORMATS)}"
-        )
+    fmt = recipe_keys.recipe_of(ft)
+    if fmt not in FORMATS:
+        raise BenchError(f"recipe {fmt!r} is scheduled: build it with bench.training.sft_recipes")
     drops: Counter[str] = Counter()
-    if ft.train_format in ("text", "instruct"):
+    if fmt in ("text", "instruct"):
         pages = articles if articles is not None else load_articles(cfg)
-        src = _article_source(cfg, tok, use_chat, pages, drops)
+        src = _article_source(cfg, tok, use_chat, pages, drops, fmt)
     else:
-        src = _question_source(cfg, tok, use_chat, drops)
+        src = _question_source(cfg, tok, use_chat, drops, fmt == "raft")
     kept = curate(src.records, cfg, tok, drops)
     if "view_records" in src.extra:  # after de-duplication: what each view adds
         src.extra["view_records"] = dict(sorted(Counter(str(r.get("view")) for r in kept).items()))
@@ -248,9 +261,9 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
     for rec in kept:
         (val if in_validation(_record_text(rec), cfg.seed, ft.val_fraction) else train).append(rec)
     if not train:
-        raise BenchError(f"no training records left for format {ft.train_format!r} (dropped: {dict(drops)})")
+        raise BenchError(f"no training records left for format {fmt!r} (dropped: {dict(drops)})")
     stats: dict[str, Any] = {
-        "format": ft.train_format,
+        "format": fmt,
         "train_records": len(train),
         "val_records": len(val),
         "dropped": dict(sorted(drops.items())),
@@ -262,9 +275,9 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
     }
     log.info(
         "sft data %s: %d train / %d val records, dropped %s",
-        ft.train_format,
+        fmt,
         len(train),
         len(val),
         dict(drops),
     )
-    return SftData(ft.train_format, train, val, src.question_ids, stats, src.probe)
+    return SftData(fmt, train, val, src.question_ids, stats, src.probe)

@@ -1,12 +1,14 @@
-"""Question-based training records (``finetune.train_format`` ``qa`` and ``raft``) and the leakage guard.
+"""Question-based training records (recipes ``qa``, ``raft`` and the QA part of ``mixed``/``pit``) and the
+leakage guard.
 
 * ``qa``: question → answer span, from ``finetune.train_questions`` (its ``train`` split only), in the
   closed-book prompt the FT variant sends;
 * ``raft``: the same with the gold paragraph and deterministic distractor paragraphs in the prompt (FT+RAG's).
 
 The leakage guard refuses to train on any question that the evaluation (``questions`` filtered by ``split``)
-would ask: the same id, the same question text under another id, and (:mod:`bench.questions.leakage`)
-reworded twins and near-copies of the evaluation's gold pages.
+would ask: the same id, the same question text under another id, a question about an entity (title) the
+evaluation asks about, and (:mod:`bench.questions.leakage`) reworded twins and near-copies of the evaluation's
+gold pages. :func:`leakage_counts` is what ``train_metadata.json`` records about it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ def eval_question_ids(cfg: Config) -> set[str]:
 
 
 def training_question_ids(cfg: Config) -> set[str]:
-    """Ids of questions the fine-tuning trains on (empty for text/instruct formats)."""
-    if cfg.finetune.train_format not in ("qa", "raft"):
+    """Ids of questions the fine-tuning trains on (empty for the recipes without QA pairs)."""
+    from bench.recipe_keys import recipe_of, uses_questions
+
+    if not uses_questions(recipe_of(cfg.finetune)):
         return set()
     return {str(r.get("id")) for r in _questions(_train_questions_path(cfg), "train")}
 
@@ -62,15 +66,16 @@ def _qkey(row: dict[str, Any]) -> str:
 def _train_questions_path(cfg: Config) -> Path:
     if not cfg.finetune.train_questions:
         raise BenchError(
-            f"train_format={cfg.finetune.train_format} needs --set finetune.train_questions=FILE"
+            f"recipe {cfg.finetune.recipe or cfg.finetune.train_format} needs finetune.train_questions=FILE"
         )
     return cfg.path(cfg.finetune.train_questions)
 
 
-def train_rows(cfg: Config, drops: Counter[str]) -> list[dict[str, Any]]:
+def train_rows(cfg: Config, drops: Counter[str], entities: bool = False) -> list[dict[str, Any]]:
     """The train split of ``finetune.train_questions`` minus every question the evaluation would ask
     (counted in ``drops``); BenchError on an id in both sets, or on a duplicate text when
-    ``drop_eval_duplicates`` is false."""
+    ``drop_eval_duplicates`` is false. ``entities`` (mixed/pit): also minus the questions about a page
+    (``title``) an evaluation question asks about — the recipe trains on those pages' text."""
     ft = cfg.finetune
     rows = _questions(_train_questions_path(cfg), "train")
     if not rows:
@@ -86,19 +91,46 @@ def train_rows(cfg: Config, drops: Counter[str]) -> list[dict[str, Any]]:
         check_leakage({_qkey(r) for r in rows}, eval_keys)  # same question, other id
     except BenchError as exc:
         raise BenchError(f"{exc}; or --set finetune.drop_eval_duplicates=true to skip them") from None
+    if entities:
+        asked = {leakage.title_key(str(r.get("title") or "")) for r in eval_rows} - {""}
+        kept_rows = [r for r in rows if leakage.title_key(str(r.get("title") or "")) not in asked]
+        drops["eval_entity"] += len(rows) - len(
+            kept_rows
+        )  # a question about a page the evaluation asks about
+        rows = kept_rows
     rows, twin_drops = leakage.filter_training(rows, eval_rows, ft)  # reworded twins, near-copy pages
     drops.update(twin_drops)
     return rows
 
 
+def leakage_counts(cfg: Config, drops: Counter[str], kept: int) -> dict[str, Any]:
+    """The guard's counts for ``train_metadata.json``: what the evaluation holds, what was dropped, why."""
+    eval_rows = _questions(cfg.path(cfg.questions), cfg.split)
+    train_total = len(_questions(_train_questions_path(cfg), "train"))
+    return {
+        "eval_split": cfg.split,
+        "eval_questions": len(eval_rows),
+        "eval_entities": len({leakage.title_key(str(r.get("title") or "")) for r in eval_rows} - {""}),
+        "train_split_questions": train_total,
+        "dropped_same_question_text": drops["eval_duplicate"],
+        "dropped_eval_entity": drops["eval_entity"],
+        "dropped_question_twin": drops["eval_question_twin"],
+        "dropped_document_twin": drops["eval_document_twin"],
+        "kept": kept,
+    }
+
+
 # --------------------------------------------------------------------------- records
 
 
-def eval_prompt(tok: Any, use_chat: bool, question: str, passages: Sequence[str], reader: str) -> str:
-    """The prompt the evaluation sends for this question (``bench.core.prompts``; no worked examples)."""
+def eval_prompt(
+    tok: Any, use_chat: bool, question: str, passages: Sequence[str], reader: str, fewshot: int = 0
+) -> str:
+    """The prompt the evaluation sends for this question (``bench.core.prompts``); training records use no
+    worked examples (``fewshot`` 0: they would not fit ``finetune.max_length``), the probe the run's."""
     from bench.generation.base import plain_prompt
 
-    messages = build_messages(question, passages, reader=reader, fewshot=0)
+    messages = build_messages(question, passages, reader=reader, fewshot=fewshot)
     if use_chat:
         return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     return plain_prompt(messages)
@@ -134,5 +166,21 @@ def qa_records(
             passages = [format_passage(c, t) for t, c in docs]
         prompt = eval_prompt(tok, use_chat, question, passages, reader)
         rec = {"prompt": prompt, "completion": str(answers[0]), "question_id": str(row.get("id"))}
+        rec["title"] = str(row.get("title") or "")
         out.append(rec)
     return out
+
+
+def answer_probe_items(cfg: Config, tok: Any, use_chat: bool) -> list[dict[str, Any]]:
+    """The evaluated questions (``questions``, ``split``, ``limit``) in the FT variant's closed-book prompt
+    (reader, ``model.fewshot`` worked examples, chat template), each with its first gold answer, and its
+    ``stratum`` / ``relation`` when the row has them: the answer-level injection probe's inputs."""
+    from bench.questions.load import load_questions
+
+    items = []
+    for row in load_questions(cfg):
+        prompt = eval_prompt(tok, use_chat, str(row["question"]), [], cfg.model.reader, cfg.model.fewshot)
+        item = {"id": str(row["id"]), "prompt": prompt, "answer": str(row["answers"][0])}
+        item.update({k: row[k] for k in ("stratum", "relation") if row.get(k) not in (None, "")})
+        items.append(item)
+    return items

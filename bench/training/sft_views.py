@@ -12,7 +12,8 @@ Views (deterministic, no model needed; each view of a page is packed into ``max_
 * ``plain``: the page as it is, paragraphs packed in order, the title heading the first one;
 * ``titled``: every section on its own, prefixed ``Title — Section:``, so facts co-occur with their subject;
 * ``windows``: sentence windows started at a third and at two thirds of a record's length, so each fact
-  also appears at other positions and with other neighbours.
+  also appears at other positions and with other neighbours;
+* ``permuted``: the page's sentences in another order (fixed by the title), headed ``Title:``, packed.
 
 Held-out pages for the probe are pages the adapter never trains on: the non-question pages for
 ``question_pages``; for ``corpus``, every 50th non-question page (by title hash) is left out of training.
@@ -21,15 +22,15 @@ Held-out pages for the probe are pages the adapter never trains on: the non-ques
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.io import iter_jsonl
 
-VIEWS = ("plain", "titled", "windows")
+VIEWS = ("plain", "titled", "windows", "permuted")
 SCOPES = ("corpus", "question_pages")
 HOLDOUT_EVERY = 50  # scope=corpus: 1 page in 50 (not a question page) is held out for the probe
 _SENT_END = re.compile(r"(?<=[.!?])\s+")
@@ -42,9 +43,17 @@ def title_key(title: str) -> str:
 
 
 def question_titles(cfg: Config, required: bool = True) -> set[str]:
-    """Title keys of the pages the evaluation questions (``questions`` filtered by ``split``) are about."""
+    """Title keys of the pages the evaluation questions are about: the questions a run asks (``questions``
+    filtered by ``split``, ``limit`` and ``sample``, as :func:`bench.questions.load.load_questions` does)."""
+    from bench.questions.load import load_questions
+
     path = cfg.path(cfg.questions)
-    rows = [r for r in iter_jsonl(path) if not cfg.split or r.get("split") == cfg.split]
+    try:
+        rows = load_questions(cfg)
+    except BenchError:
+        if required:
+            raise
+        return set()
     titles = {title_key(r.get("title") or r.get("source_title") or "") for r in rows}
     titles.discard("")
     if not titles and required:
@@ -135,10 +144,23 @@ def windows_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]
         yield from _pack(sents[start:], tokenize, max_length, sep=" ")
 
 
+def permuted_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]:
+    sents = _sentences(str(art.text or ""))
+    random.Random(title_key(art.title)).shuffle(sents)
+    head = f"{art.title}:"
+    budget = max_length - len(tokenize(head)) - 2
+    for body in _pack(sents, tokenize, budget, sep=" "):
+        yield f"{head} {body}"
+
+
+VIEW_FUNCS = {"titled": titled_view, "windows": windows_view, "permuted": permuted_view}
+
+
 def view_records(
     pages: Sequence[Any], views: Sequence[str], tokenize: Tokenize, max_length: int, plain: Callable[..., Any]
 ) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """Records of every requested view, in page order; ``plain`` is sft_data's paragraph packer."""
+    """Records of every requested view (view by view, pages in order), each tagged with its ``view`` and
+    page ``title``; ``plain`` is sft_data's paragraph packer."""
     unknown = [v for v in views if v not in VIEWS]
     if unknown or not views:
         raise BenchError(f"finetune.views: unknown {unknown or 'empty'}; use some of {', '.join(VIEWS)}")
@@ -146,10 +168,14 @@ def view_records(
     counts: dict[str, int] = {}
     for view in views:
         if view == "plain":
-            recs = [dict(r, view="plain") for r in plain(pages)]
+            recs = [dict(r, view="plain", title=art.title) for art in pages for r in plain([art])]
         else:
-            fn = titled_view if view == "titled" else windows_view
-            recs = [{"text": t, "view": view} for art in pages for t in fn(art, tokenize, max_length)]
+            fn = VIEW_FUNCS[view]
+            recs = [
+                {"text": t, "view": view, "title": art.title}
+                for art in pages
+                for t in fn(art, tokenize, max_length)
+            ]
         counts[view] = len(recs)
         records.extend(recs)
     return records, counts
