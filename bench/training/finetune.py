@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts, recipe_keys
+from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
 from bench.generation import models
 from bench.io import atomic_write_json
-from bench.model_registry import resolve_model
 from bench.training import injection, repro, sft_qa, sft_recipes, train_meta
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ def _load_and_build_data(run: _Run) -> None:
     from datasets import Dataset
 
     cfg, ft = run.cfg, run.cfg.finetune
-    run.spec = resolve_model(cfg)
+    run.spec = model_registry.resolve_model(cfg)
     run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
     use_chat = run.spec.chat_template and run.tok.chat_template is not None
     run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=use_chat)

@@ -136,11 +136,11 @@ def dry_run(cfg: Config, out: Path) -> dict[str, Any]:
 
     from transformers import AutoTokenizer
 
+    from bench import model_registry
     from bench.generation import models
-    from bench.model_registry import resolve_model
 
     recipe = recipe_keys.recipe_of(cfg.finetune)
-    spec = resolve_model(cfg)
+    spec = model_registry.resolve_model(cfg)
     tok = AutoTokenizer.from_pretrained(models.ensure_hf_model(cfg), trust_remote_code=False)
     data = build_training_data(cfg, tok, use_chat=spec.chat_template and tok.chat_template is not None)
     lines = []
