@@ -12,11 +12,13 @@ module sits below every stage without an import cycle) — nothing is bumped by 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import recipe_keys
 from bench.config import Config, stable_hash
 from bench.io import code_version
 
@@ -35,8 +37,8 @@ EMBEDDER_CODE = (  # what turns a chunk into its dense vector (and converts e5's
 SEARCH_CODE = ("retrieval/index.py", "retrieval/store.py", "retrieval/store_server.py")  # query time only
 TRAINING_CODE = (
     "training/sft_data.py", "training/sft_qa.py", "training/sft_views.py", "training/finetune.py",
-    "questions/leakage.py", "eval/prompts.py", "generation/base.py", "training/recipes.py",
-    "training/sft_recipes.py", "training/repro.py",
+    "questions/leakage.py", "core/prompts.py", "generation/base.py", "training/recipes.py",
+    "training/sft_recipes.py", "training/repro.py", "recipe_keys.py",
 )  # fmt: skip
 
 
@@ -91,8 +93,6 @@ def articles(cfg: Config) -> Artifact:
 
 
 def index(cfg: Config) -> Artifact:
-    from bench.retrieval.embedders import embedder_identity
-
     ic = cfg.index
     inputs = {
         "articles": articles(cfg).key,
@@ -106,6 +106,30 @@ def index(cfg: Config) -> Artifact:
     return node(cfg, "index", inputs)
 
 
+def embedder_identity(cfg: Config) -> dict[str, str | None]:
+    """What names the embedder in the index key: backend, model, and the version of the package that
+    ships its weights (an HF id or local path for sentence-transformers names itself)."""
+    from bench.config import BenchError
+    from bench.config_checks import registry_names
+    from bench.weights import EMBEDDER_WEIGHTS, MINILM_ALIASES
+
+    ic = cfg.index
+    if ic.embedder not in (names := registry_names("index.embedder")):
+        raise BenchError(f"unknown index.embedder {ic.embedder!r}; use one of {', '.join(names)}")
+    dist = EMBEDDER_WEIGHTS.get(ic.embedder)
+    if ic.embedder in {"sentence-transformers", "st"} and ic.embedder_model not in MINILM_ALIASES:
+        dist = None
+    try:
+        version = importlib.metadata.version(dist) if dist else None
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {
+        "embedder": ic.embedder,
+        "model": ic.embedder_model,
+        "weights": f"{dist}=={version}" if dist else None,
+    }
+
+
 def dense_enabled(cfg: Config) -> bool:
     """``index.retrieval = "sparse"`` builds a BM25-only index: no chunk is embedded (hours saved on a big
     corpus); dense or hybrid retrieval then needs an index built with dense vectors."""
@@ -114,9 +138,9 @@ def dense_enabled(cfg: Config) -> bool:
 
 def model_identity(cfg: Config) -> dict[str, Any]:
     """The generator weights: file hashes for local weights, the id for a hub model."""
-    from bench.generation import models
+    from bench.model_registry import resolve_model
 
-    spec = models.resolve_model(cfg)
+    spec = resolve_model(cfg)
     if spec.gguf_path is not None:
         return {"gguf_sha256": file_sha256(cfg, spec.gguf_path, "model weights")}
     if spec.hf_dir is not None:
@@ -127,13 +151,11 @@ def model_identity(cfg: Config) -> dict[str, Any]:
 
 def finetune_inputs(cfg: Config) -> dict[str, Any]:
     """The adapter's own inputs and upstream keys (:func:`adapter` adds the training code)."""
-    from bench.training import recipes
-
     # one spelling of the recipe (recipe or the deprecated train_format), without what it ignores
-    ft = recipes.key_fields(cfg.finetune)
-    recipe = recipes.recipe_of(cfg.finetune)
+    ft = recipe_keys.key_fields(cfg.finetune)
+    recipe = recipe_keys.recipe_of(cfg.finetune)
     data: dict[str, Any] = {}
-    if recipes.uses_questions(recipe):
+    if recipe_keys.uses_questions(recipe):
         data = {
             "train_questions_sha256": file_sha256(
                 cfg, cfg.path(cfg.finetune.train_questions), "train questions"
@@ -143,7 +165,7 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
             "eval_split": cfg.split,
             "reader": cfg.model.reader,  # qa/raft records are the reader's evaluation prompt
         }
-    if recipes.uses_pages(recipe):
+    if recipe_keys.uses_pages(recipe):
         data["articles"] = articles(cfg).key
         # the questions pick the trained pages (scope = question_pages) or the probe's held-out pages
         if cfg.finetune.scope == "question_pages" or cfg.finetune.probe:

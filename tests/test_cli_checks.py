@@ -18,6 +18,7 @@ from bench.config_checks import REGISTRIES, registry_names
 @pytest.fixture
 def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any model, generator or embedder construction fails the test."""
+    from bench import model_registry
     from bench.generation import models, registry
     from bench.retrieval import embedders
 
@@ -26,7 +27,8 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(registry, "make_generators", boom)
     monkeypatch.setattr(models, "load_model", boom, raising=False)
-    monkeypatch.setattr(models, "resolve_model", boom)
+    monkeypatch.setattr(models, "resolve_model", boom)  # as generation.models sees it
+    monkeypatch.setattr(model_registry, "resolve_model", boom)
     for name in list(embedders.EMBEDDERS):
         monkeypatch.setitem(embedders.EMBEDDERS, name, boom)
 

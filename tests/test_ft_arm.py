@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError, load_config
+from bench.core.prompts import build_messages
 from bench.eval import costs, sweep
-from bench.eval.prompts import build_messages
 from bench.generation.base import plain_prompt
 from bench.ingest.corpus import Article, Section
 from bench.reporting import curves
+from bench.reporting.costs import render_costs
 from bench.training import finetune, sft_qa, sft_views
 
 
@@ -251,7 +252,7 @@ def test_render_costs_names_what_each_variant_paid() -> None:
             },
         },
     }
-    text = costs.render_costs(scores)
+    text = render_costs(scores)
     assert text is not None
     base = next(line for line in text.splitlines() if line.startswith("| base"))
     ft_rag = next(line for line in text.splitlines() if line.startswith("| ft_rag"))
@@ -260,7 +261,7 @@ def test_render_costs_names_what_each_variant_paid() -> None:
         "index: 2,287 chunks, 243 s" in ft_rag
         and "training: 400 s, 48,000 tokens (5.0 epochs over 14 pages)" in ft_rag
     )
-    assert costs.render_costs({"variants": scores["variants"]}) is None
+    assert render_costs({"variants": scores["variants"]}) is None
 
 
 def test_train_speed_and_curve_summary_are_rendered_from_data() -> None:

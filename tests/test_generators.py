@@ -145,7 +145,7 @@ def write_tiny_gguf(model_dir: Path, out: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file
 
-    from bench.training.lora_gguf import permute_rows
+    from bench.generation.lora_gguf import permute_rows
 
     hcfg = json.loads((model_dir / "config.json").read_text())
     tok = json.loads((model_dir / "tokenizer.json").read_text())
@@ -220,7 +220,7 @@ def test_lora_gguf_matches_peft(tiny_model_dir: Path, tiny_adapter: Path, tiny_g
     from transformers import AutoModelForCausalLM
 
     from bench.generation.llamacpp import LlamaCppGenerator, llamacpp_generators
-    from bench.training.lora_gguf import convert_lora
+    from bench.generation.lora_gguf import convert_lora
 
     lora = convert_lora(tiny_adapter, tiny_gguf)
     assert lora.parent == tiny_adapter and lora.suffix == ".gguf"

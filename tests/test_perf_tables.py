@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError
-from bench.reporting import machine, perf_tables, readme, scale_tables
+from bench.core import machine
+from bench.reporting import perf_tables, readme, scale_tables
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import artifacts
+from bench import artifacts, recipe_keys
 from bench.__main__ import main
 from bench.config import BenchError, load_config
 from bench.training import finetune, recipes, train_meta
@@ -157,7 +157,7 @@ def test_schedule_budget_and_order_are_seeded() -> None:
     ).finetune
     assert len(recipes.schedule("cpt", pages, [], capped, seed=0)) == 10  # 3 passes, cut to 5 batches
     with pytest.raises(BenchError, match=r"unknown finetune\.recipe"):
-        recipes.recipe_of(load_config(None, ["finetune.recipe=rag"]).finetune)
+        recipe_keys.recipe_of(load_config(None, ["finetune.recipe=rag"]).finetune)
 
 
 def test_adapter_key_changes_only_with_the_training_data(tmp_path: Path, tiny_model_dir: Path) -> None:

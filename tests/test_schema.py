@@ -1,4 +1,4 @@
-"""The scores.json schema (bench/eval/schema.py): typed views and validation that names file and variant."""
+"""The scores.json schema (bench/core/schema.py): typed views and validation that names file and variant."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import BenchError
-from bench.eval.schema import Estimate, Scores, load_scores, ordered_variants
+from bench.core.schema import Estimate, Scores, load_scores, ordered_variants
 
 
 def _write(tmp_path: Path, variants: object) -> Path:

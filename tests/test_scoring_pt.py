@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.eval import metrics as m
+from bench.core import metrics as m
 from bench.eval import scoring
 
 

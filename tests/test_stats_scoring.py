@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from bench.eval import scoring, stats
+from bench.core import stats
+from bench.eval import scoring
 
 
 def test_bootstrap_ci_is_deterministic_and_contains_mean() -> None:

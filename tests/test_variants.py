@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError, load_config
-from bench.eval.prompts import EXAMPLES, build_messages, first_line, format_passage, prompt_id
+from bench.core.prompts import EXAMPLES, build_messages, first_line, format_passage, prompt_id
 from bench.eval.variants import VARIANTS, build_variants, record_of
 from tests.test_runner import FakeGenerator, FakeRetriever
 

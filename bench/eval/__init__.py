@@ -1,1 +1,1 @@
-"""Evaluation: variants, the reader prompt, the run stage, metrics, scores, statistics, sweeps."""
+"""Evaluation: variants, the run stage, scoring, answer spans, baselines, costs, retrieval eval, sweeps."""

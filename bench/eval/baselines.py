@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bench.eval.metrics import PT_FUNCTION_WORDS, normalize_pt
+from bench.core.metrics import content_words
 from bench.eval.spans import pick_span
 
 # A sentence ends at . ! ? ; or a line break followed by white space (abbreviations are rare in answers).
@@ -25,10 +25,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
-
-
-def content_words(text: str) -> set[str]:
-    return {t for t in normalize_pt(text).split() if t not in PT_FUNCTION_WORDS}
 
 
 def pick_sentence(question: str, passages: Sequence[str]) -> str:

@@ -7,7 +7,7 @@
   gold paragraph) that some retrieved chunk matches with string similarity > 0.5. Retrieval variants only.
 
 Answer metrics take the max over the gold answers. Both sides go through
-:func:`bench.eval.metrics.normalize_pt`
+:func:`bench.core.metrics.normalize_pt`
 first: rouge_score's tokenizer keeps only ``[a-z0-9]``, so "ação" would otherwise score as "a o".
 ragas is imported lazily (≈ 2–4 s, ≈ 240 MB); its telemetry is switched off before the import.
 """
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from bench.eval.metrics import normalize_pt
+from bench.core.metrics import normalize_pt
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
+from bench.core.schema import mean_of, ordered_variants
 from bench.eval import scoring
 from bench.eval.baselines import BASELINES
-from bench.eval.schema import mean_of, ordered_variants
 from bench.eval.variants import VARIANTS
 from bench.io import atomic_write_json, iter_jsonl, read_json, write_jsonl
 

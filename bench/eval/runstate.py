@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import REPO_ROOT, BenchError, Config, config_to_dict, data_root, stable_hash
-from bench.eval.prompts import prompt_id
+from bench.core.prompts import prompt_id
 from bench.eval.variants import VariantSpec
 from bench.io import append_jsonl, read_json
 
@@ -54,7 +54,7 @@ def variant_key(cfg: Config, spec: VariantSpec, upstream: Callable[[Config, str]
             parts["openai"] = {"base_url": cfg.openai.base_url, "model": cfg.openai.model}
     else:
         parts["baseline_code"] = artifacts.code_version(
-            "eval/baselines.py", "eval/metrics.py", "eval/numbers_pt.py"
+            "eval/baselines.py", "core/metrics.py", "core/numbers_pt.py"
         )
     if spec.uses_retrieval:
         ic = cfg.index

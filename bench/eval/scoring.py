@@ -1,7 +1,7 @@
 """From answers to scores: the one ``METRICS`` registry, per-answer scoring, per-variant summaries, paired
 comparisons and the "does the model beat its no-model baseline?" check.
 
-Adding a metric is one :class:`Metric` entry here (plus its per-answer function in :mod:`bench.eval.metrics`);
+Adding a metric is one :class:`Metric` entry here (plus its per-answer function in :mod:`bench.core.metrics`);
 summaries, comparisons, the report, the regression check and the plots iterate the registry.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.eval import metrics as m
-from bench.eval import stats
+from bench.core import metrics as m
+from bench.core import stats
 from bench.eval.spans import PLACE_KINDS, answer_kind
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.eval.metrics import PT_FUNCTION_WORDS, normalize_pt
+from bench.core.metrics import PT_FUNCTION_WORDS, normalize_pt
 from bench.questions.factpatterns import STATES, fold
 
 KINDS = ("year", "place", "state", "number", "person")

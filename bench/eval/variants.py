@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.config import BenchError, Config
+from bench.core.prompts import build_messages, first_line, format_passage, get_reader
 from bench.eval.baselines import BASELINES
-from bench.eval.prompts import build_messages, first_line, format_passage, get_reader
 
 if TYPE_CHECKING:
     from bench.generation.base import Generator

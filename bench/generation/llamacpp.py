@@ -1,5 +1,5 @@
 """The llama.cpp backend: greedy decoding of a GGUF through llama-cpp-python, with the fine-tuned adapter
-converted to a GGUF LoRA (:mod:`bench.training.lora_gguf`). :class:`LlamaCppGenerator` keeps ONE
+converted to a GGUF LoRA (:mod:`bench.generation.lora_gguf`). :class:`LlamaCppGenerator` keeps ONE
 ``llama_cpp.Llama``
 for base and fine-tuned variants: the LoRA adapter is loaded once and switched on or off on the context before
 each generation (weights are shared and mmapped).
@@ -25,7 +25,7 @@ from bench.generation.base import (
     plain_prompt,
     versions,
 )
-from bench.training.lora_gguf import convert_lora, gguf_metadata
+from bench.generation.lora_gguf import convert_lora, gguf_metadata
 
 log = logging.getLogger(__name__)
 

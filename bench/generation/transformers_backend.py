@@ -4,7 +4,8 @@ HTTP.
 Every backend decodes greedily and returns a :class:`Generation` with token counts and timings, and an
 ``info()`` dict naming backend, model, precision/quantisation, adapter and library versions, so runs made with
 different backends or precisions are never silently mixed. The llama.cpp backend and the peft → GGUF LoRA
-conversion live in :mod:`bench.training.lora_gguf`, the HTTP backend in :mod:`bench.generation.openai_compat`.
+conversion live in :mod:`bench.generation.lora_gguf`, the HTTP backend in
+:mod:`bench.generation.openai_compat`.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def question_row(cfg: Config, question: str | None, qid: str | None) -> dict[str
 
 
 def _entry(name: str, result: Any, error: str | None, row: dict[str, Any]) -> dict[str, Any]:
-    from bench.eval import metrics
+    from bench.core import metrics
 
     gen = getattr(result, "generation", None)
     total_ms = float(getattr(gen, "total_ms", 0.0) or 0.0)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from bench.config import BenchError, Config
-from bench.eval.prompts import build_messages, format_passage, get_reader
+from bench.core.prompts import build_messages, format_passage, get_reader
 from bench.eval.variants import VARIANTS, get_spec
 from bench.interactive.ask import MODEL_GENERATORS, Loaders, Workbench
 

@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.config import BenchError, FinetuneConfig
-from bench.eval.baselines import content_words
-from bench.eval.metrics import normalize_pt, token_f1
+from bench.core.metrics import content_words, normalize_pt, token_f1
 from bench.io import nfc
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.eval.metrics import usable_answers
+from bench.core.metrics import usable_answers
 from bench.io import iter_jsonl_numbered
 
 log = logging.getLogger(__name__)

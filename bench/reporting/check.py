@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
-from bench.eval.schema import (
+from bench.core.schema import (
     Scores,
     VariantScores,
     as_scores,

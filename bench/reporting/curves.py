@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.eval.schema import mean_of
+from bench.core.machine import machine_line
+from bench.core.schema import mean_of
 from bench.eval.scoring import METRICS as REGISTRY
 from bench.eval.sweep import REFERENCE, check_points, load_sweep, provenance
-from bench.reporting.machine import machine_line
 from bench.reporting.plots import VARIANT_COLORS, VARIANT_LABELS, save_figure
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 

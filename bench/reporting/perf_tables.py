@@ -1,7 +1,7 @@
 """README tables rendered from ``results/perf/*.json`` (the perf blocks of :mod:`bench.reporting.readme`).
 
 Each renderer takes the parsed JSON its measurement wrote and returns Markdown: a line that names the machine
-and says *quiet* or *contended* (:func:`bench.reporting.machine.machine_line`), the table, and the sentences
+and says *quiet* or *contended* (:func:`bench.core.machine.machine_line`), the table, and the sentences
 whose numbers come from the same JSON. No figure here is typed by hand.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.reporting.machine import machine_line
+from bench.core.machine import machine_line
 from bench.reporting.tables import DASH, fmt_num, table
 
 BACKENDS = ("llamacpp", "transformers")

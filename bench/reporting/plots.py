@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bench.eval.schema import mean_of, ordered_variants
+from bench.core.schema import mean_of, ordered_variants
 from bench.io import atomic_write_bytes
 
 VARIANT_LABELS = {

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
-from bench.eval.costs import render_costs
 from bench.io import atomic_write_text, read_json
 from bench.reporting import perf_tables, scale_tables
+from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_groups, render_table

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
-from bench.eval.costs import render_costs
-from bench.eval.schema import dig, generator_field, load_scores, scores_path
+from bench.core.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
+from bench.reporting.costs import render_costs
 from bench.reporting.plots import plot
 from bench.reporting.tables import (
     DASH,

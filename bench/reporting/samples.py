@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from bench.eval.schema import mean_of, ordered_variants
+from bench.core.schema import mean_of, ordered_variants
 
 DASH = "–"
 MAX_CHARS = 120

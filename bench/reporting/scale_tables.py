@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from bench.reporting.machine import machine_line
+from bench.core.machine import machine_line
 from bench.reporting.perf_tables import fmt_int as _int
 from bench.reporting.tables import DASH, fmt_num, table
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.eval.schema import Estimate, Scores, as_scores, dig, mean_of, ordered_variants
+from bench.core.schema import Estimate, Scores, as_scores, dig, mean_of, ordered_variants
 from bench.eval.scoring import BASELINE_OF, METRICS, RAGAS_METRICS
 from bench.reporting.plots import vlabel
 

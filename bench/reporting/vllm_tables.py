@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.reporting.machine import machine_line
+from bench.core.machine import machine_line
 from bench.reporting.tables import DASH, fmt_num, table
 
 BACKENDS = ("transformers", "vllm")

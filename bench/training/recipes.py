@@ -16,7 +16,8 @@
 ``cpt``, ``mixed`` and ``pit`` are *scheduled*: the whole ordered sequence of records is built here (every
 epoch's order from the seed), trained front to back, and written as is by ``bench finetune --dry-run``; their
 budget ``finetune.epochs`` is the number of exposures of each page record (fractions take the first part of
-the last pass). The other recipes keep the trainer's seeded shuffle over ``epochs`` passes.
+the last pass). The other recipes keep the trainer's seeded shuffle over ``epochs`` passes. The recipe names
+and the adapter-key fields are :mod:`bench.recipe_keys` (ground: the artifact keys use them).
 """
 
 from __future__ import annotations
@@ -26,51 +27,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from bench.config import BenchError, FinetuneConfig, config_to_dict
-
-SCHEDULED = ("cpt", "mixed", "pit")
-LEGACY = ("text", "instruct", "qa", "raft")
-RECIPES = (*SCHEDULED, *LEGACY)
-PAGE_PARTS = ("lead_section", "lead", "page")
-NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs")  # not in a legacy recipe's adapter key
-BOOKKEEPING = ("logging_steps", "save_steps", "train_questions")  # same weights either way
-
-
-def recipe_of(ft: FinetuneConfig) -> str:
-    """The effective recipe: ``recipe``, or the deprecated ``train_format`` when it is empty."""
-    name = ft.recipe or ft.train_format
-    if name not in RECIPES:
-        raise BenchError(f"unknown finetune.recipe {name!r}; use one of {', '.join(RECIPES)}")
-    if name in SCHEDULED and ft.page_part not in PAGE_PARTS:
-        raise BenchError(f"unknown finetune.page_part {ft.page_part!r}; use one of {', '.join(PAGE_PARTS)}")
-    return name
-
-
-def uses_pages(recipe: str) -> bool:
-    return recipe in ("text", "instruct", *SCHEDULED)
-
-
-def uses_questions(recipe: str) -> bool:
-    return recipe in ("qa", "raft", "mixed", "pit")
-
-
-def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
-    """The ``[finetune]`` settings that shape the adapter, with the recipe spelled one way: ``recipe = X`` and
-    the deprecated ``train_format = X`` give one key, and a setting a recipe ignores is left out."""
-    recipe = recipe_of(ft)
-    out = {k: v for k, v in config_to_dict(ft).items() if k not in BOOKKEEPING}
-    for k in NEW_KEYS:
-        out.pop(k)
-    if recipe in LEGACY:  # exactly the key the adapter had before recipes existed
-        out["train_format"] = recipe
-        return out
-    out.pop("train_format")
-    out.update(recipe=recipe, page_part=ft.page_part)
-    if recipe != "cpt":
-        out["qa_pairs"] = ft.qa_pairs
-    if recipe == "pit":
-        out["pit_qa_epochs"] = ft.pit_qa_epochs
-    return out
+from bench.config import BenchError, FinetuneConfig
 
 
 def page_part(article: Any, part: str) -> Any:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import recipe_keys
 from bench.config import BenchError, Config
 from bench.io import nfc
 from bench.questions import leakage
@@ -42,7 +43,7 @@ class SftData:
     question_ids: frozenset[str] = frozenset()
     stats: dict[str, Any] = field(default_factory=dict)
     probe_texts: dict[str, str] = field(default_factory=dict)  # "trained" / "heldout" text for the probe
-    scheduled: bool = False  # train in the records' order (recipes.SCHEDULED), no shuffle
+    scheduled: bool = False  # train in the records' order (recipe_keys.SCHEDULED), no shuffle
 
 
 @dataclass
@@ -243,7 +244,7 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
     """Records of a trainer-shuffled recipe (text, instruct, qa, raft), curated and split; raises on question
     leakage. The scheduled recipes are built by :mod:`bench.training.sft_recipes`."""
     ft = cfg.finetune
-    fmt = recipes.recipe_of(ft)
+    fmt = recipe_keys.recipe_of(ft)
     if fmt not in FORMATS:
         raise BenchError(f"recipe {fmt!r} is scheduled: build it with bench.training.sft_recipes")
     drops: Counter[str] = Counter()

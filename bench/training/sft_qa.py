@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.eval.prompts import build_messages, format_passage
+from bench.core.prompts import build_messages, format_passage
 from bench.io import iter_jsonl, nfc
 from bench.questions import leakage
 
@@ -41,7 +41,7 @@ def eval_question_ids(cfg: Config) -> set[str]:
 
 def training_question_ids(cfg: Config) -> set[str]:
     """Ids of questions the fine-tuning trains on (empty for the recipes without QA pairs)."""
-    from bench.training.recipes import recipe_of, uses_questions
+    from bench.recipe_keys import recipe_of, uses_questions
 
     if not uses_questions(recipe_of(cfg.finetune)):
         return set()
@@ -126,7 +126,7 @@ def leakage_counts(cfg: Config, drops: Counter[str], kept: int) -> dict[str, Any
 def eval_prompt(
     tok: Any, use_chat: bool, question: str, passages: Sequence[str], reader: str, fewshot: int = 0
 ) -> str:
-    """The prompt the evaluation sends for this question (``bench.eval.prompts``); training records use no
+    """The prompt the evaluation sends for this question (``bench.core.prompts``); training records use no
     worked examples (``fewshot`` 0: they would not fit ``finetune.max_length``), the probe the run's."""
     from bench.generation.base import plain_prompt
 

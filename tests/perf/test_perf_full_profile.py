@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from bench.config import load_config
+from bench.core.machine import MachineProbe
 from bench.io import atomic_write_json
-from bench.reporting.machine import MachineProbe
 
 pytestmark = [pytest.mark.perf, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.core.machine import MachineProbe  # noqa: E402
 from bench.io import atomic_write_json, current_rss_mb  # noqa: E402
-from bench.reporting.machine import MachineProbe  # noqa: E402
 from bench.retrieval.store import INT8_OVERSAMPLING, EdgeStore, point_id  # noqa: E402
 
 DIM, CLUSTERS, NOISE, SEED = 384, 1000, 0.6, 1234

@@ -3,7 +3,7 @@
 All competitors run in the same pytest run, back to back, as subprocesses (so peak RSS is per competitor).
 Run: ``.venv/bin/python -m pytest tests/perf/test_perf_ingest.py -m perf -s`` (about 3 minutes on 2 cores).
 Results are also written to ``results/perf/ingest.json`` (runs, ratios, the page accounting of the 1-worker
-run and the machine record of :mod:`bench.reporting.machine`), which README's ``ingest`` block renders.
+run and the machine record of :mod:`bench.core.machine`), which README's ``ingest`` block renders.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from conftest import REPO, SHARED
 
-from bench.reporting.machine import MachineProbe
+from bench.core.machine import MachineProbe
 
 SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 EXPECTED_NS0_NON_REDIRECT = 27_056  # from shared/corpora/NOTICE.md

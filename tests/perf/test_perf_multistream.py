@@ -24,8 +24,8 @@ import pytest
 from conftest import REPO, SHARED
 from test_perf_ingest import _run_rss
 
+from bench.core.machine import MachineProbe
 from bench.ingest import multistream
-from bench.reporting.machine import MachineProbe
 
 SAMPLE = SHARED / "corpora" / "ptwiki-sample.xml.bz2"
 COPY_DIR = Path(os.environ.get("PERF_MULTISTREAM_DIR", "/tmp/ptwiki-multistream"))

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from bench.config import load_config
+from bench.core.machine import MachineProbe, cpu_model
 from bench.io import atomic_write_json
-from bench.reporting.machine import MachineProbe, cpu_model
 from bench.training import finetune
 
 pytestmark = pytest.mark.perf

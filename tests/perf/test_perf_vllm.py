@@ -32,11 +32,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.config import Config, load_config  # noqa: E402
-from bench.eval.metrics import exact_match  # noqa: E402
-from bench.eval.prompts import build_messages, format_passage  # noqa: E402
+from bench.core.machine import MachineProbe  # noqa: E402
+from bench.core.metrics import exact_match  # noqa: E402
+from bench.core.prompts import build_messages, format_passage  # noqa: E402
 from bench.generation.registry import make_generators  # noqa: E402
 from bench.io import atomic_write_json, read_json  # noqa: E402
-from bench.reporting.machine import MachineProbe  # noqa: E402
 
 OUT = REPO / "results" / "perf" / "vllm.json"
 MODES = (("closed_book", False), ("with_context", True))

@@ -1,6 +1,6 @@
 """Pure per-answer metric functions: Portuguese normalisation (numbers included), EM, token F1,
 question-stripped F1, containment, retrieval metrics, answer language. Aggregation lives in
-:mod:`bench.eval.scoring`, statistics in :mod:`bench.eval.stats`. Definitions: docs/harness.md."""
+:mod:`bench.eval.scoring`, statistics in :mod:`bench.core.stats`. Definitions: docs/harness.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from bench.eval.numbers_pt import words_to_digits
+from bench.core.numbers_pt import words_to_digits
 
 # "um"/"uma" are articles too, but an answer that is only "um"/"uma" is the number 1 (see normalize_pt).
 PT_ARTICLES = frozenset({"o", "a", "os", "as", "um", "uma", "uns", "umas"})
@@ -47,6 +47,11 @@ def normalize_pt(text: str) -> str:
     only ``um``/``uma`` is the number ``1`` rather than empty.
     """
     return " ".join(normalized_tokens(text))
+
+
+def content_words(text: str) -> set[str]:
+    """The normalised words of ``text`` that are not Portuguese function words."""
+    return {t for t in normalize_pt(text).split() if t not in PT_FUNCTION_WORDS}
 
 
 def normalized_tokens(text: str, keep_articles: bool = False) -> list[str]:

@@ -1,0 +1,54 @@
+"""Fine-tuning recipe names (``finetune.recipe``, described in :mod:`bench.training.recipes`) and the
+``[finetune]`` settings that name an adapter. Ground level: :mod:`bench.artifacts` keys the adapter by them
+and the training stage builds its records by them, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.config import BenchError, FinetuneConfig, config_to_dict
+
+SCHEDULED = ("cpt", "mixed", "pit")
+LEGACY = ("text", "instruct", "qa", "raft")
+RECIPES = (*SCHEDULED, *LEGACY)
+PAGE_PARTS = ("lead_section", "lead", "page")
+NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs")  # not in a legacy recipe's adapter key
+BOOKKEEPING = ("logging_steps", "save_steps", "train_questions")  # same weights either way
+
+
+def recipe_of(ft: FinetuneConfig) -> str:
+    """The effective recipe: ``recipe``, or the deprecated ``train_format`` when it is empty."""
+    name = ft.recipe or ft.train_format
+    if name not in RECIPES:
+        raise BenchError(f"unknown finetune.recipe {name!r}; use one of {', '.join(RECIPES)}")
+    if name in SCHEDULED and ft.page_part not in PAGE_PARTS:
+        raise BenchError(f"unknown finetune.page_part {ft.page_part!r}; use one of {', '.join(PAGE_PARTS)}")
+    return name
+
+
+def uses_pages(recipe: str) -> bool:
+    return recipe in ("text", "instruct", *SCHEDULED)
+
+
+def uses_questions(recipe: str) -> bool:
+    return recipe in ("qa", "raft", "mixed", "pit")
+
+
+def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
+    """The ``[finetune]`` settings that shape the adapter, with the recipe spelled one way: ``recipe = X`` and
+    the deprecated ``train_format = X`` give one key, and a setting a recipe ignores is left out."""
+    recipe = recipe_of(ft)
+    out = {k: v for k, v in config_to_dict(ft).items() if k not in BOOKKEEPING}
+    for k in NEW_KEYS:
+        out.pop(k)
+    if recipe in LEGACY:  # exactly the key the adapter had before recipes existed
+        out["train_format"] = recipe
+        return out
+    out.pop("train_format")
+    out.update(recipe=recipe, page_part=ft.page_part)
+    if recipe != "cpt":
+        out["qa_pairs"] = ft.qa_pairs
+    if recipe == "pit":
+        out["pit_qa_epochs"] = ft.pit_qa_epochs
+    return out
