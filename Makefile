@@ -104,7 +104,10 @@ perf: install
 	$(OFFLINE) $(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
 		$(PERF_COMPARE) -q
 
+# A profile whose backend is vllm (the default) gets vLLM's own virtualenv first (make install EXTRAS=vllm).
 bench: install
+	@if $(PY) -m bench config --profile $(PROFILE) $(SET) | grep -q '^backend = "vllm"'; then \
+		$(MAKE) --no-print-directory $(VLLM_VENV)/.installed; fi
 	@set -e; t0=$$(date +%s); \
 	$(PY) -m bench ingest --profile $(PROFILE) $(SET); \
 	t1=$$(date +%s); $(PY) -m bench index --profile $(PROFILE) $(SET); \
@@ -125,7 +128,7 @@ SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $
 # too, from its results/perf/*.json when that exists (bench/reporting/readme.py PERF_BLOCKS); the perf blocks of
 # docs/*.md always are (--docs).
 report-readme:
-	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,),)
+	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md --readme-run results/runs/default $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE)$(if $(wildcard results/runs/faquad/scores.json),=results/runs/faquad,),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,) $(if $(wildcard results/runs/faquad/scores.json),--readme-block faquad=results/runs/faquad,),)
 	@echo "report: results/REPORT.md"
 
 # CI: every README/docs block equals what the committed JSON renders to now (`make report-readme` fixes it).
@@ -153,7 +156,7 @@ smoke:
 
 # The first reader on the default questions (oracle and RAG), for the README's reader before → after table.
 reader-before: install
-	$(PY) -m bench run --profile default --set model.reader=sentence-v1 --set model.fewshot=0 \
+	$(PY) -m bench run --profile faquad --set model.reader=sentence-v1 --set model.fewshot=0 \
 		--set model.stop_at_newline=false --set model.max_new_tokens=24 --set run.variants=rag,oracle \
 		--output $(READER_BEFORE)
 

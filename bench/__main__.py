@@ -201,7 +201,8 @@ def _add_report(add: _Adder) -> None:
     p.add_argument(
         "--readme-reader-before",
         default=None,
-        help="a run with the previous reader: --readme also gets its before → after table (reader markers)",
+        help="a run with the previous reader (DIR, or DIR=AFTER_DIR to compare with another run than "
+        "--readme-run): --readme also gets its before → after table (reader markers)",
     )
     p.add_argument(
         "--docs",

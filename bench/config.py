@@ -40,13 +40,13 @@ REPO_ROOT = PACKAGE_DIR.parent
 @dataclass(frozen=True)
 class Config:
     profile: str = "default"
-    corpus: str = "corpora/bench-small.xml"
-    questions: str = "questions/faquad.jsonl"
+    corpus: str = "corpora/ptwiki-dev.xml.bz2"
+    questions: str = "questions/ptwiki-facts.jsonl"
     split: str = "dev"  # "" = all rows; "dev"/"train" = only that split
-    limit: int = 0  # 0 = all questions
+    limit: int = 200  # 0 = all questions
     # "first": the file's first ``limit`` questions of the split; "stratified": a deterministic sample whose
     # every prefix keeps each (relation, stratum) cell's share of the split (bench/questions/load.py).
-    sample: str = "first"
+    sample: str = "stratified"
     device: str = "cpu"  # "cpu" | "cuda"
     seed: int = 0
     results_dir: str = "results"  # relative: against the current directory

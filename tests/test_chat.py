@@ -149,7 +149,7 @@ def test_cli_chat_with_piped_stdin_on_the_tiny_model(
     from bench.retrieval.index import build_index
 
     args = real_args(tmp_path, tiny_model_dir, tiny_dump)
-    build_index(load_config(None, args[1::2]))
+    build_index(load_config("faquad", args[1::2]))
     stdin = "Qual é a capital da Alemanha?\n/k 1\nE Lisboa?\n/sources\n/variant base\nOlá\n"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(

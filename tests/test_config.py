@@ -41,7 +41,7 @@ def test_dataclass_defaults_equal_the_default_profile() -> None:
     assert dataclasses.replace(loaded, profile="default") == dataclasses.replace(plain, profile="default")
 
 
-@pytest.mark.parametrize("profile", ["default", "smoke", "full"])
+@pytest.mark.parametrize("profile", ["default", "smoke", "full", "faquad", "study", "facts", "open"])
 def test_profiles_load(profile: str) -> None:
     assert load_config(profile).profile == profile
 

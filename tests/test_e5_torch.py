@@ -96,7 +96,7 @@ def reference_ids(p: Packed, text: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def packed() -> Packed:
-    path, _ = locate_packed(load_config(None), "original")
+    path, _ = locate_packed(load_config("faquad"), "original")
     return read_packed(path, with_tensors=False)
 
 
@@ -219,7 +219,7 @@ def test_approx_tokens_tracks_the_e5_tokenizer_on_portuguese(nano: Any) -> None:
 def e5_dir() -> Path:
     from bench.retrieval.e5_torch import ensure_e5_torch
 
-    return ensure_e5_torch(load_config(None), "original")
+    return ensure_e5_torch(load_config("faquad"), "original")
 
 
 @pytest.mark.slow
@@ -245,7 +245,7 @@ def test_conversion_is_complete_and_cached(e5_dir: Path) -> None:
     assert len(keys) == 5 + 12 * 16 and not any("pooler" in k for k in keys)
     assert pos.shape == (514, 384) and not pos[:2].any() and pos[2:].any()
     t0 = time.perf_counter()
-    assert ensure_e5_torch(load_config(None), "original") == e5_dir
+    assert ensure_e5_torch(load_config("faquad"), "original") == e5_dir
     assert time.perf_counter() - t0 < 5  # cached: only the (cached) sha256 check
     assert not list(e5_dir.parent.glob(".*"))  # no temp dir left behind
 

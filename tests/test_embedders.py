@@ -52,8 +52,8 @@ def test_hashing_embedder_is_deterministic_and_normalised() -> None:
 
 def test_make_embedder_rejects_unknown_backend_and_caches() -> None:
     with pytest.raises(BenchError, match=r"unknown index\.embedder"):
-        make_embedder(load_config(None, ["embedder=word2vec"]))
-    cfg = load_config(None, ["embedder=hashing", "embedder_model=16"])
+        make_embedder(load_config("faquad", ["embedder=word2vec"]))
+    cfg = load_config("faquad", ["embedder=hashing", "embedder_model=16"])
     assert make_embedder(cfg) is make_embedder(cfg) and make_embedder(cfg).dim == 16
 
 

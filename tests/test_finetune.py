@@ -16,7 +16,7 @@ from bench.training import finetune
 
 def _cfg(tmp_path: Path, model: Path, corpus: Path, *extra: str):  # type: ignore[no-untyped-def]
     return load_config(
-        None,
+        "faquad",
         [
             f"model.name={model}",
             f"corpus={corpus}",

@@ -46,25 +46,26 @@ def test_planned_steps() -> None:
 def test_question_pages_scope_matches_titles_and_holds_out_the_rest(tmp_path: Path) -> None:
     q = _questions(tmp_path, ["LISBOA", "Porto"])
     pages = [_art("Lisboa", ("", "Lisboa é a capital.")), _art("Berlim", ("", "Berlim fica na Alemanha."))]
-    cfg = load_config(None, [f"questions={q}", "split=dev", "finetune.scope=question_pages"])
+    cfg = load_config("faquad", [f"questions={q}", "split=dev", "finetune.scope=question_pages"])
     trained, held, stats = sft_views.split_pages(cfg, pages)
     assert [a.title for a in trained] == ["Lisboa"] and [a.title for a in held] == ["Berlim"]
     assert stats["pages"] == 1 and stats["question_titles_missing"] == ["porto"]
-    none = load_config(None, [f"questions={_questions(tmp_path, ['Roma'])}", "finetune.scope=question_pages"])
+    roma = _questions(tmp_path, ["Roma"])
+    none = load_config("faquad", [f"questions={roma}", "finetune.scope=question_pages"])
     with pytest.raises(BenchError, match="none of the 1 question titles"):
         sft_views.split_pages(none, pages)
     with pytest.raises(BenchError, match=r"unknown finetune\.scope"):
-        sft_views.split_pages(load_config(None, ["finetune.scope=pages"]), pages)
+        sft_views.split_pages(load_config("faquad", ["finetune.scope=pages"]), pages)
 
 
 def test_corpus_scope_holds_out_every_50th_non_question_page(tmp_path: Path) -> None:
     q = _questions(tmp_path, ["Página 0"])
     pages = [_art(f"Página {i}", ("", "Texto.")) for i in range(400)]
-    cfg = load_config(None, [f"questions={q}", "split=dev", "finetune.scope=corpus"])
+    cfg = load_config("faquad", [f"questions={q}", "split=dev", "finetune.scope=corpus"])
     trained, held, _ = sft_views.split_pages(cfg, pages)
     assert len(trained) + len(held) == 400 and 2 <= len(held) <= 20
     assert "Página 0" in {a.title for a in trained}
-    off = load_config(None, [f"questions={q}", "split=dev", "finetune.scope=corpus", "finetune.probe=false"])
+    off = load_config("faquad", [f"questions={q}", "split=dev", "finetune.scope=corpus", "probe=false"])
     assert len(sft_views.split_pages(off, pages)[0]) == 400  # no probe: nothing held out
 
 
@@ -109,7 +110,7 @@ def test_qa_and_raft_records_use_the_evaluation_prompt(tiny_model_dir: Path) -> 
 
 def _ft_cfg(tmp_path: Path, model: Path, corpus: Path, questions: Path, *extra: str) -> Any:
     return load_config(
-        None,
+        "faquad",
         [
             f"model.name={model}",
             f"corpus={corpus}",
@@ -155,6 +156,8 @@ def _profile(tmp_path: Path, model: Path, corpus: Path, questions: Path) -> Path
 corpus = "{corpus}"
 questions = "{questions}"
 split = "dev"
+sample = "first"
+limit = 0
 results_dir = "{tmp_path / "results"}"
 [index]
 embedder = "hashing"
@@ -163,9 +166,12 @@ chunk_tokens = 64
 chunk_overlap = 8
 [model]
 name = "{model}"
+backend = "transformers"
 dtype = "float32"
 max_new_tokens = 4
 [finetune]
+recipe = "text"
+views = ["plain"]
 max_length = 64
 batch_size = 2
 max_steps = 0

@@ -296,7 +296,8 @@ def test_finish_reason_and_newline_stop(tiny_model_dir: Path) -> None:
     assert stop(with_new("\n1954"), None).tolist() == [False]  # a leading line break does not end the answer
     assert stop(with_new("1954"), None).tolist() == [False]
     gen = make_generator(dataclasses.replace(tiny_cfg(tiny_model_dir), model=ModelConfig(
-        name=str(tiny_model_dir), dtype="float32", stop_at_newline=False)))  # fmt: skip
+        name=str(tiny_model_dir), backend="transformers", dtype="float32",
+        stop_at_newline=False)))  # fmt: skip
     out = gen.generate(MSGS, max_new_tokens=3)
     assert (out.finish_reason == "length") == (out.new_tokens == 3) and out.truncated == (
         out.finish_reason == "length"

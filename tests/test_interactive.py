@@ -110,7 +110,7 @@ class FakeLoaders:
 
 
 def cfg_for(*extra: str) -> Config:
-    return load_config(None, ["run.variants=base,rag,ft,ft_rag,oracle", *extra])
+    return load_config("faquad", ["run.variants=base,rag,ft,ft_rag,oracle", *extra])
 
 
 def test_ask_answers_with_each_variant_and_reports_sources_and_timing() -> None:
@@ -224,7 +224,7 @@ def test_cli_ask_json_with_the_tiny_model(
     assert main([*ask, "--variants", "ft", *args]) == 2
     assert "python -m bench finetune --set" in capsys.readouterr().err
 
-    build_index(load_config(None, args[1::2]))
+    build_index(load_config("faquad", args[1::2]))
     assert main(question) == 0
     out = json.loads(capsys.readouterr().out)
     assert [v["variant"] for v in out["variants"]] == ["base", "rag"]

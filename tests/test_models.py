@@ -17,7 +17,7 @@ from bench.model_registry import resolve_model
 
 
 def _cfg(tmp_path: Path, name: str, *extra: str):  # type: ignore[no-untyped-def]
-    return load_config(None, [f"model.name={name}", f"results_dir={tmp_path / 'results'}", *extra])
+    return load_config("faquad", [f"model.name={name}", f"results_dir={tmp_path / 'results'}", *extra])
 
 
 def test_local_folder_resolves_directly(tmp_path: Path, tiny_model_dir: Path) -> None:

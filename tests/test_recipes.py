@@ -98,7 +98,7 @@ def _sets(tmp_path: Path, model: Path, *extra: str) -> list[str]:
 def _dry_run(tmp_path: Path, model: Path, *extra: str) -> list[dict[str, Any]]:
     out = tmp_path / "records.jsonl"
     sets = [a for s in _sets(tmp_path, model, *extra) for a in ("--set", s)]
-    assert main(["finetune", "--dry-run", "-o", str(out), *sets]) == 0
+    assert main(["finetune", "--profile", "faquad", "--dry-run", "-o", str(out), *sets]) == 0
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 
@@ -145,7 +145,7 @@ def test_pit_puts_qa_first_and_cpt_has_no_qa(tmp_path: Path, tiny_model_dir: Pat
 
 
 def test_schedule_budget_and_order_are_seeded() -> None:
-    ft = load_config(None, ["finetune.epochs=2.5", "finetune.batch_size=1"]).finetune
+    ft = load_config("faquad", ["finetune.epochs=2.5", "finetune.batch_size=1"]).finetune
     pages = [{"text": f"p{i}", "part": "page"} for i in range(4)]
     qa = [{"prompt": "q", "completion": f"a{i}", "part": "qa"} for i in range(2)]
     seq = recipes.schedule("mixed", pages, qa, ft, seed=0)
@@ -153,16 +153,16 @@ def test_schedule_budget_and_order_are_seeded() -> None:
     assert seq == recipes.schedule("mixed", pages, qa, ft, seed=0)
     assert seq != recipes.schedule("mixed", pages, qa, ft, seed=1)
     capped = load_config(
-        None, ["finetune.epochs=0", "finetune.max_steps=5", "finetune.batch_size=2"]
+        "faquad", ["finetune.epochs=0", "finetune.max_steps=5", "finetune.batch_size=2"]
     ).finetune
     assert len(recipes.schedule("cpt", pages, [], capped, seed=0)) == 10  # 3 passes, cut to 5 batches
     with pytest.raises(BenchError, match=r"unknown finetune\.recipe"):
-        recipe_keys.recipe_of(load_config(None, ["finetune.recipe=rag"]).finetune)
+        recipe_keys.recipe_of(load_config("faquad", ["finetune.recipe=rag"]).finetune)
 
 
 def test_adapter_key_changes_only_with_the_training_data(tmp_path: Path, tiny_model_dir: Path) -> None:
     def key(*extra: str) -> str:
-        return artifacts.adapter(load_config(None, _sets(tmp_path, tiny_model_dir, *extra))).key
+        return artifacts.adapter(load_config("faquad", _sets(tmp_path, tiny_model_dir, *extra))).key
 
     assert key("finetune.train_format=qa") == key("finetune.recipe=qa")  # the deprecated alias
     assert key("finetune.train_format=text") == key("finetune.recipe=text", "finetune.page_part=page")
@@ -173,7 +173,7 @@ def test_adapter_key_changes_only_with_the_training_data(tmp_path: Path, tiny_mo
 
 
 def test_mixed_trains_with_answer_probe_and_leakage_counts(tmp_path: Path, tiny_model_dir: Path) -> None:
-    cfg = load_config(None, _sets(tmp_path, tiny_model_dir, "finetune.recipe=mixed", "finetune.epochs=3"))
+    cfg = load_config("faquad", _sets(tmp_path, tiny_model_dir, "finetune.recipe=mixed", "finetune.epochs=3"))
     out = finetune.run_finetune(cfg)
     meta = json.loads((out / finetune.METADATA).read_text(encoding="utf-8"))
     assert meta["recipe"] == "mixed" and meta["epochs"] == 3.0  # exposures of each page record
@@ -201,7 +201,7 @@ def test_two_fresh_trainings_of_one_key_give_the_same_adapter(tmp_path: Path, ti
     weights = []
     for name in ("a", "b"):
         sets = [*_sets(tmp_path, tiny_model_dir, *extra), f"results_dir={tmp_path / name}"]
-        out = finetune.run_finetune(load_config(None, sets))
+        out = finetune.run_finetune(load_config("faquad", sets))
         weights.append(load_file(str(out / "adapter_model.safetensors")))
     a, b = weights
     assert a.keys() == b.keys() and len(a) > 0

@@ -131,7 +131,7 @@ class FakeStages:
 
 def make_cfg(tmp_path: Path, questions: Path, *extra: str) -> Config:
     return load_config(
-        None,
+        "faquad",
         [
             f"questions={questions}",
             f"results_dir={tmp_path / 'results'}",
@@ -153,7 +153,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     fake = FakeStages(tmp_path)
     run_dir = runner.run(cfg, stages=fake.stages())
     assert run_dir == tmp_path / "results" / "runs" / runner.run_id(cfg)
-    assert run_dir.name.startswith("default-")
+    assert run_dir.name.startswith("faquad-")
     rows = read_answers(run_dir)
     assert [(r["variant"], r["question_id"]) for r in rows] == [
         (v, q) for v in ALL for q in ("q1", "q2", "q3")
@@ -468,7 +468,7 @@ def _real_cfg(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, questions: Path, variants: str, *extra: str
 ) -> Config:
     return load_config(
-        None,
+        "faquad",
         [
             f"model.name={tiny_model_dir}",
             "model.backend=transformers",

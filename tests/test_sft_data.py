@@ -17,7 +17,7 @@ SENT = "O rio Tejo atravessa a cidade de Lisboa e desagua no oceano Atlântico p
 
 
 def _cfg(tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return load_config(None, [*_cfg_args(tmp_path), "val_fraction=0", *extra])
+    return load_config("faquad", [*_cfg_args(tmp_path), "val_fraction=0", *extra])
 
 
 def _cfg_args(tmp_path: Path) -> list[str]:
@@ -91,7 +91,7 @@ def test_split_is_deterministic_and_seeded(tmp_path: Path, tok: Any) -> None:
     b = sft_data.build_sft_data(cfg, tok, True, arts)
     c = sft_data.build_sft_data(
         load_config(
-            None,
+            "faquad",
             [*_cfg_args(tmp_path), "val_fraction=0.3", "max_length=64", "seed=7"],
         ),
         tok,

@@ -82,7 +82,7 @@ def test_edge_store_refuses_other_embedder_and_keeps_points(tmp_path: Path) -> N
 
 
 def test_server_store_in_memory_matches_edge(tmp_path: Path) -> None:
-    cfg = load_config(None, ["qdrant_url=:memory:"])
+    cfg = load_config("faquad", ["qdrant_url=:memory:"])
     server = ServerStore(cfg, QdrantClient(":memory:"))
     server.open(SIG, 4)
     _fill(server)
@@ -98,7 +98,7 @@ def test_server_store_in_memory_matches_edge(tmp_path: Path) -> None:
 
 
 def test_server_store_refuses_other_signature() -> None:
-    cfg = load_config(None, ["qdrant_url=:memory:"])
+    cfg = load_config("faquad", ["qdrant_url=:memory:"])
     client = QdrantClient(":memory:")
     ServerStore(cfg, client).open(SIG, 4)
     with pytest.raises(BenchError, match="different embedder"):
@@ -106,7 +106,7 @@ def test_server_store_refuses_other_signature() -> None:
 
 
 def test_unreachable_server_fails_fast() -> None:
-    cfg = load_config(None, ["qdrant_url=http://127.0.0.1:9", "index.timeout_s=2"])
+    cfg = load_config("faquad", ["qdrant_url=http://127.0.0.1:9", "index.timeout_s=2"])
     t0 = time.perf_counter()
     with pytest.raises(QdrantUnreachable, match=r"Qdrant at http://127.0.0.1:9 is unreachable while opening"):
         ServerStore(cfg).open(SIG, 4)
@@ -143,7 +143,7 @@ def http_qdrant() -> Iterator[ThreadingHTTPServer]:
 
 def test_server_http_errors_carry_status_and_message(http_qdrant: ThreadingHTTPServer) -> None:
     url = f"http://127.0.0.1:{http_qdrant.server_address[1]}"
-    store = ServerStore(load_config(None, [f"qdrant_url={url}", "index.timeout_s=2"]))
+    store = ServerStore(load_config("faquad", [f"qdrant_url={url}", "index.timeout_s=2"]))
     http_qdrant.answer = (500, {"status": {"error": "Service internal error: disk full"}})  # type: ignore[attr-defined]
     with pytest.raises(
         QdrantApiError, match=r"HTTP 500 .* while opening .*: Service internal error: disk full"
@@ -164,14 +164,14 @@ def test_server_http_errors_carry_status_and_message(http_qdrant: ThreadingHTTPS
 
 
 def test_schema_errors_of_the_in_process_client_are_named() -> None:
-    store = ServerStore(load_config(None, ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
+    store = ServerStore(load_config("faquad", ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
     with pytest.raises(QdrantSchemaError, match=r"collection :memory:/ptwiki does not fit while counting"):
         store.count()
     store.open(SIG, 4)
     with pytest.raises(QdrantSchemaError, match="Vector dimension error"):
         store.upsert([point_id(0, 0)], np.zeros((1, 3), dtype=np.float32), [([1], [1.0])], [_payload(0)])
     with pytest.raises(QdrantSchemaError, match="dense size 4, the embedder gives 8"):
-        ServerStore(load_config(None, ["qdrant_url=:memory:"]), store.client).open(SIG, 8)
+        ServerStore(load_config("faquad", ["qdrant_url=:memory:"]), store.client).open(SIG, 8)
 
 
 def test_bugs_are_not_reported_as_server_errors() -> None:
@@ -181,7 +181,7 @@ def test_bugs_are_not_reported_as_server_errors() -> None:
         def count(self, *args: object, **kwargs: object) -> None:
             raise TypeError("count() got an unexpected keyword argument")
 
-    store = ServerStore(load_config(None, ["qdrant_url=:memory:"]), Broken())
+    store = ServerStore(load_config("faquad", ["qdrant_url=:memory:"]), Broken())
     with pytest.raises(TypeError, match="unexpected keyword"):
         store.count()
 
@@ -201,7 +201,7 @@ def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
     """Server collections are named by the index key: a second corpus gets its own collection."""
     from bench.retrieval.index import open_store
 
-    cfg = load_config(None, ["qdrant_url=:memory:"])
+    cfg = load_config("faquad", ["qdrant_url=:memory:"])
     client = QdrantClient(":memory:")
     first = open_store(cfg, tmp_path / "index" / "aaaa1111", client)
     second = open_store(cfg, tmp_path / "index" / "bbbb2222", client)
@@ -214,7 +214,7 @@ def test_two_corpora_on_one_server_never_mix(tmp_path: Path) -> None:
 
 
 def test_edge_store_int8_on_disk_is_configured_and_searches(tmp_path: Path) -> None:
-    cfg = load_config(None, ["index.dense_int8=true", "index.dense_on_disk=true", "index.exact=false"])
+    cfg = load_config("faquad", ["index.dense_int8=true", "index.dense_on_disk=true", "index.exact=false"])
     from bench.retrieval.index import open_store
 
     store = open_store(cfg, tmp_path / "idx")
@@ -270,7 +270,7 @@ def test_one_query_plan_per_mode_translated_by_both_stores(tmp_path: Path) -> No
     with pytest.raises(BenchError, match="needs a dense query vector"):
         query_plan(None, sq, "hybrid", 3)
 
-    server = ServerStore(load_config(None, ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
+    server = ServerStore(load_config("faquad", ["qdrant_url=:memory:"]), QdrantClient(":memory:"))
     req = server.request(hybrid)
     assert [(p.using, p.limit, p.params is not None) for p in req["prefetch"]] == [
         (DENSE, 20, True),

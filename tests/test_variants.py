@@ -71,7 +71,7 @@ def test_first_line_and_prompt_id() -> None:
 
 
 def test_variants_share_generators_and_retriever(tmp_path: Path) -> None:
-    cfg = load_config(None, ["index.k=2", "model.max_new_tokens=9"])
+    cfg = load_config("faquad", ["index.k=2", "model.max_new_tokens=9"])
     calls: list[str] = []
     gens: dict[str, Any] = {"base": FakeGenerator("base", calls), "ft": FakeGenerator("ft", calls)}
     retriever = FakeRetriever()
@@ -102,7 +102,7 @@ def test_variants_share_generators_and_retriever(tmp_path: Path) -> None:
 
 
 def test_baseline_variants_answer_without_a_model() -> None:
-    cfg = load_config(None, ["index.k=2"])
+    cfg = load_config("faquad", ["index.k=2"])
     retriever = FakeRetriever()
     vs = build_variants(cfg, ["echo", "picker_oracle", "picker_rag"], {}, retriever)
     q = {

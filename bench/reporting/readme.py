@@ -20,12 +20,12 @@ from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_groups, render_table
-from bench.reporting.vllm_tables import render_vllm
+from bench.reporting.vllm_tables import render_backend_run, render_vllm
 
-RUN_BLOCKS = ("results", "baselines", "timing", "reader", "costs", "learning-curve")
+RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts",)
+NAMED_RUN_BLOCKS = ("facts", "faquad")
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
@@ -58,6 +58,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "retrieval": _retrieval,
     "backends": _one("backends.json", perf_tables.render_backends),
     "vllm": _one("vllm.json", render_vllm),
+    "backend-run": _one("backend-run.json", render_backend_run),
     "batched": _one("batched-generation.json", perf_tables.render_batched),
     "train-speed": _one("train-speed.json", render_train_speed),
     "install": _one("install.json", perf_tables.render_install),
@@ -130,12 +131,21 @@ def _run_bodies(
     bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
     if (run / "make_bench.json").exists():
         bodies.append(("timing", run / "make_bench.json", render_timing(read_json(run / "make_bench.json"))))
-    if reader_before:
-        before = Path(reader_before) / "scores.json"
-        bodies.append(("reader", before, render_reader_change(read_json(before), after)))
+    if reader_before:  # BEFORE_DIR or BEFORE_DIR=AFTER_DIR (after: the README's run unless named)
+        before_dir, _, after_dir = reader_before.partition("=")
+        before = Path(before_dir) / "scores.json"
+        reader_after = read_json(Path(after_dir) / "scores.json") if after_dir else after
+        bodies.append(("reader", before, render_reader_change(read_json(before), reader_after)))
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
         bodies.append((name, src, render_run_summary(read_json(src))))
+    if "groups" in present:  # the headline run by stratum / relation (the question rows' fields)
+        groups = [
+            f"By {field} (EM [95 % Wilson] / containment):\n\n{body}" for field, body in render_groups(after)
+        ]
+        bodies.append(
+            ("groups", run / "scores.json", "\n".join(groups) or "No per-group fields in this run.\n")
+        )
     if "costs" in present and (costs := render_costs(after)) is not None:
         bodies.append(("costs", run / "scores.json", costs))
     if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md

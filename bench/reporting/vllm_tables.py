@@ -54,3 +54,33 @@ def render_vllm(doc: dict[str, Any]) -> str:
     tail = _speedups(doc)
     body = head + "\n\n" + table(HEADER, rows).replace("|---|---:|---:|", "|---|---|---|", 1)
     return body + ("\n" + "; ".join(tail) + ".\n" if tail else "")
+
+
+RUN_VARIANTS = ("base", "rag", "oracle")
+RUN_HEADER = ["backend", "wall s (whole `bench run`)", "peak RSS MB", *[f"{v} EM" for v in RUN_VARIANTS],
+              *[f"{v} p50 ms" for v in RUN_VARIANTS]]  # fmt: skip
+
+
+def render_backend_run(doc: dict[str, Any]) -> str:
+    """docs/backends.md's ``backend-run`` block, from ``results/perf/backend-run.json``
+    (tests/perf/test_perf_backend_run.py): one whole ``bench run`` per backend, engine start included."""
+    variants = doc.get("variants") or list(RUN_VARIANTS)
+    rows = []
+    for name, r in (doc.get("backends") or {}).items():
+        vs = r.get("variants") or {}
+        rows.append([f"`{name}`", fmt_num(r.get("wall_s"), 1), fmt_num(r.get("peak_rss_mb"), 0),
+                     *[fmt_num((vs.get(v) or {}).get("exact_match"), 3) for v in variants],
+                     *[fmt_num((vs.get(v) or {}).get("latency_p50_ms"), 0) for v in variants]])  # fmt: skip
+    rows.append(["GPU (`vllm`, CUDA)", "not measured yet", "", *[""] * (2 * len(variants))])
+    same = ", ".join(f"{v} {fmt_num(share, 2)}" for v, share in (doc.get("identical") or {}).items())
+    head = (
+        f"{doc.get('n_questions', DASH)} fact questions nobody had asked before "
+        f"({doc.get('questions', DASH)}), variants {', '.join(variants)}; each backend one `bench run` in a "
+        "child process, model load and engine start included, no answer cache. "
+        f"CPU: {machine_line(doc.get('machine'))}."
+    )
+    tail = (
+        f"vllm: **{fmt_num(doc.get('speedup'), 2)}×** the transformers backend's speed (whole run); answers "
+        f"identical to transformers' per variant: {same}.\n"
+    )
+    return head + "\n\n" + table(RUN_HEADER, rows) + "\n" + tail

@@ -37,7 +37,7 @@ from bench.generation.registry import make_generator  # noqa: E402
 from bench.io import atomic_write_json  # noqa: E402
 
 MODEL = "qwen2.5-coder-0.5b"
-DEFAULT = load_config(None).model
+DEFAULT = load_config("faquad").model
 MAX_NEW = DEFAULT.max_new_tokens
 OUT = REPO / "results" / "perf" / "backends.json"
 

