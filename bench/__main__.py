@@ -192,6 +192,11 @@ def _add_report(add: _Adder) -> None:
     p.add_argument("--readme", default=None, help="also regenerate the table between the results markers")
     p.add_argument("--readme-run", default="results/runs/default", help="run whose table goes in --readme")
     p.add_argument(
+        "--readme-timing-run",
+        default=None,
+        help="run whose make_bench.json fills the timing block (default: --readme-run)",
+    )
+    p.add_argument(
         "--readme-block",
         action="append",
         default=[],

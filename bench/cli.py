@@ -238,7 +238,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         sweeps = sorted((Path(p) for p in args.sweep), key=lambda p: p.name)
         pages = [Path(d) for d in args.docs]  # docs pages get the run blocks they have markers for
         for line in readme.update_readme_blocks(
-            Path(args.readme), Path(args.readme_run), args.readme_reader_before, blocks, sweeps, pages=pages
+            Path(args.readme),
+            Path(args.readme_run),
+            args.readme_reader_before,
+            blocks,
+            sweeps,
+            pages=pages,
+            timing_run=Path(args.readme_timing_run) if args.readme_timing_run else None,
         ):
             print(f"{args.readme}: {line}")
     for doc in args.docs:

@@ -320,6 +320,16 @@ def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> N
         "unchanged" in line
         for line in readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
     )
+    # a study run as the headline, `make bench`'s own run for the timing; the reader compares two named runs
+    make = tmp_path / "make"
+    make.mkdir()
+    (make / "make_bench.json").write_text(
+        json.dumps({"stages_s": {"run": 600}, "total_s": 660}), encoding="utf-8"
+    )
+    readme_mod.update_readme_blocks(readme, old, f"{old}={run}", {}, timing_run=make)
+    text = readme.read_text(encoding="utf-8")
+    assert "| **total** | 660 | 11.0 |" in text and "1486" not in text
+    assert "| RAG | 0.016 [-0.03, 0.07] → 0.330 [0.28, 0.38] |" in text  # before → the named after-run
 
 
 def test_dirty_results_are_flagged(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from bench.reporting.vllm_tables import render_backend_run, render_vllm
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts", "faquad")
+NAMED_RUN_BLOCKS = ("facts", "faquad", "default")
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
@@ -96,6 +96,7 @@ def update_readme_blocks(
     sweeps: Iterable[Path] = (),
     perf_dir: Path = PERF_DIR,
     pages: Iterable[Path] = (),
+    timing_run: Path | None = None,
 ) -> list[str]:
     """Regenerate every generated block of ``readme`` and of the other ``pages`` (docs/*.md) from committed
     JSON: the results and baselines tables of ``run``, its ``make_bench.json`` timing, the reader before →
@@ -106,7 +107,7 @@ def update_readme_blocks(
     readme = Path(readme)
     texts = {p: p.read_text(encoding="utf-8") for p in [readme, *map(Path, pages)]}
     present = {p: set(block_names(t)) for p, t in texts.items()}
-    bodies = _run_bodies(run, reader_before, blocks, sweeps, set().union(*present.values()))
+    bodies = _run_bodies(run, reader_before, blocks, sweeps, set().union(*present.values()), timing_run)
     out = []
     for name, src, body in bodies:
         targets = [p for p in texts if name in present[p]] or [readme]  # none: the README's error
@@ -122,15 +123,23 @@ def update_readme_blocks(
 
 
 def _run_bodies(
-    run: Path, reader_before: str | None, blocks: dict[str, str], sweeps: Iterable[Path], present: set[str]
+    run: Path,
+    reader_before: str | None,
+    blocks: dict[str, str],
+    sweeps: Iterable[Path],
+    present: set[str],
+    timing_run: Path | None = None,
 ) -> list[tuple[str, Path, str | None]]:
-    """(name, source, body) of every run block; body None = the results (+ baselines) table."""
+    """(name, source, body) of every run block; body None = the results (+ baselines) table. The timing
+    block comes from ``timing_run``'s make_bench.json (default: ``run``'s): the headline may be a study run
+    while the timing that matters is `make bench`'s."""
     from bench.reporting.tables import render_reader_change, render_timing
 
     after = read_json(run / "scores.json")
     bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
-    if (run / "make_bench.json").exists():
-        bodies.append(("timing", run / "make_bench.json", render_timing(read_json(run / "make_bench.json"))))
+    timing = Path(timing_run or run) / "make_bench.json"
+    if timing.exists():
+        bodies.append(("timing", timing, render_timing(read_json(timing))))
     if reader_before:  # BEFORE_DIR or BEFORE_DIR=AFTER_DIR (after: the README's run unless named)
         before_dir, _, after_dir = reader_before.partition("=")
         before = Path(before_dir) / "scores.json"
