@@ -19,7 +19,7 @@ from bench.reporting import perf_tables, scale_tables
 from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
-from bench.reporting.tables import render_baseline_checks, render_groups, render_table
+from bench.reporting.tables import render_baseline_checks, render_detectable, render_groups, render_table
 from bench.reporting.vllm_tables import render_backend_run, render_vllm
 
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
@@ -200,6 +200,10 @@ def update_readme(readme: Path, scores: dict[str, Any]) -> bool:
     changed = update_readme_block(readme, "results", render_table(scores))
     if "<!-- baselines:start -->" in Path(readme).read_text(encoding="utf-8"):
         body = render_baseline_checks(scores) or "_No no-model baselines in this run._\n"
+        if detectable := render_detectable(scores, ["exact_match", "f1_qstripped"]):
+            # what this n can separate: differences smaller than this are noise
+            here = "the run's paired comparisons (REPORT.md)"
+            body += "\n" + detectable.replace("the comparisons above", here)
         changed = update_readme_block(readme, "baselines", body) or changed
     return changed
 
