@@ -237,14 +237,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         blocks = dict(spec.partition("=")[::2] for spec in args.readme_block)
         sweeps = sorted((Path(p) for p in args.sweep), key=lambda p: p.name)
         pages = [Path(d) for d in args.docs]  # docs pages get the run blocks they have markers for
+        timing = Path(args.readme_timing_run) if args.readme_timing_run else None
+        run, before = Path(args.readme_run), args.readme_reader_before
         for line in readme.update_readme_blocks(
-            Path(args.readme),
-            Path(args.readme_run),
-            args.readme_reader_before,
-            blocks,
-            sweeps,
-            pages=pages,
-            timing_run=Path(args.readme_timing_run) if args.readme_timing_run else None,
+            Path(args.readme), run, before, blocks, sweeps, pages=pages, timing_run=timing
         ):
             print(f"{args.readme}: {line}")
     for doc in args.docs:
