@@ -22,6 +22,11 @@ def _score(answer: str, gold: list[str], question: str, relation: str | None = N
         ("Fontelinda (Portugal)", ["Fontelinda"], "Qual é o local da morte de Iolanda Sarzedo?", None, 1.0),
         ("Campo Raso, Alemanha", ["Campo Raso"], "Em que cidade morreu Iolanda Sarzedo?", None, 1.0),
         ("Goiás, Brasil", ["Goiás"], "A que estado pertence Águas do Poente?", "municipality_state", 1.0),
+        # a gold place's qualifier is optional: the bare name is the same place
+        ("Lagoa Funda", ["Lagoa Funda (Minas Gerais)"], "Onde morreu Iolanda Sarzedo?", "death_place", 1.0),
+        ("Lagoa Funda, MG", ["Lagoa Funda (MG)"], "Onde nasceu Teodora Prates?", "birth_place", 1.0),
+        ("Minas Gerais", ["Lagoa Funda (Minas Gerais)"], "Onde morreu Iolanda Sarzedo?", "death_place", 0.0),
+        ("Lagoa Funda", ["Lagoa Funda (Minas Gerais)"], "Qual é o apelido de Teodora?", None, 0.0),
         # another place never counts, whatever follows it
         ("Porto Azul, Paraná", ["Vila Serena"], "Onde nasceu Teodora Prates?", "birth_place", 0.0),
         ("Paraná, Vila Serena", ["Vila Serena"], "Onde nasceu Teodora Prates?", "birth_place", 0.0),

@@ -99,6 +99,20 @@ def _is_place_name(gold: str) -> bool:
     return gold.strip()[:1].isupper() and len(gold.split()) <= MAX_PLACE_WORDS
 
 
+def place_golds(answers: Sequence[str]) -> list[str]:
+    """A place question's gold answers plus the head of each gold place that carries a qualifier ("Berkeley
+    (Califórnia)" → also "Berkeley"; "Palmeiras de Goiás (GO)" → also "Palmeiras de Goiás"): the qualifier
+    disambiguates the same place, so the bare name is that place too. A head that is not itself a place name
+    (lower case, too long) is not added."""
+    out = list(answers)
+    for gold in answers:
+        head = _PLACE_PARTS.split(gold.strip(), maxsplit=1)[0]
+        qualified = head and head != gold.strip() and head not in out
+        if qualified and _is_place_name(gold) and _is_place_name(head):
+            out.append(head)
+    return out
+
+
 def place_head(prediction: str, answers: Sequence[str]) -> str:
     """For a place question: the prediction's first comma- or parenthesis-separated part when that part is
     a gold place name and the rest names no date or number ("Olinda, Pernambuco" → "Olinda" for gold

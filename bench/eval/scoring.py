@@ -96,11 +96,13 @@ def score_answer(
     variant retrieved (and the question names its gold title). ``question_row`` (its ``relation``, else
     the question's wording: :func:`bench.eval.spans.answer_kind`) says whether this is a place question:
     then an answer whose first comma- or parenthesis-separated part is a gold place counts as that place
-    ("Olinda, Pernambuco" for gold "Olinda").
+    ("Olinda, Pernambuco" for gold "Olinda"), and a gold place's qualifier is optional ("Berkeley" for
+    gold "Berkeley (Califórnia)").
     """
     ok = not failed
     relation = (question_row or {}).get("relation")
     if answer_kind(question, str(relation) if relation else None) in PLACE_KINDS:
+        answers = m.place_golds(answers)
         answer = m.place_head(answer, answers)
     out: dict[str, Any] = {
         "exact_match": m.exact_match(answer, answers) if ok else 0.0,
