@@ -38,7 +38,7 @@ SEARCH_CODE = ("retrieval/index.py", "retrieval/store.py", "retrieval/store_serv
 TRAINING_CODE = (
     "training/sft_data.py", "training/sft_qa.py", "training/sft_views.py", "training/finetune.py",
     "questions/leakage.py", "core/prompts.py", "generation/base.py", "training/recipes.py",
-    "training/sft_recipes.py", "training/repro.py", "recipe_keys.py",
+    "training/sft_recipes.py", "training/repro.py", "recipe_keys.py", "training/snapshots.py",
 )  # fmt: skip
 
 

@@ -90,7 +90,8 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise BenchError(f"config key {key!r}: expected a list, got {value!r}")
-        return tuple(str(v) for v in value)
+        item = (typing.get_args(typ) or (str,))[0]
+        return tuple(_coerce(v, item, key) for v in value)
     if typ is bool:
         if isinstance(value, bool):
             return value

@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("bfloat16", "float32", "float16"),
     "finetune.quantization": ("none", "nf4"),
     "finetune.scope": ("corpus", "question_pages"),
+    "finetune.lr_scheduler": ("linear", "constant_with_warmup", "cosine"),
     "sample": ("first", "stratified"),
 }
 # key -> (module, attribute): the registry whose names are the valid values
@@ -80,6 +81,7 @@ AT_LEAST_0 = (
     "model.fewshot",
     "finetune.epochs",
     "finetune.max_steps",
+    "finetune.page_chunks",
     "finetune.warmup_steps",
     "finetune.min_text_chars",
     "finetune.min_title_chars",
@@ -155,9 +157,29 @@ def _range_errors(cfg: Config) -> list[str]:
     return errors
 
 
+def _snapshot_errors(cfg: Config) -> list[str]:
+    """``finetune.snapshot_epochs``: budgets inside one scheduled, constant-rate run (see FinetuneConfig)."""
+    ft = cfg.finetune
+    if not ft.snapshot_epochs:
+        return []
+    errors = [
+        f"finetune.snapshot_epochs {e!r} must lie in (0, finetune.epochs={ft.epochs})"
+        for e in ft.snapshot_epochs
+        if not 0 < e < ft.epochs
+    ]
+    if ft.lr_scheduler != "constant_with_warmup":
+        errors.append(
+            "finetune.snapshot_epochs needs finetune.lr_scheduler=constant_with_warmup (a decaying rate makes"
+            " the adapter after e epochs of a longer run differ from a run of e epochs)"
+        )
+    if (ft.recipe or ft.train_format) not in ("cpt", "mixed", "pit") or ft.max_steps:
+        errors.append("finetune.snapshot_epochs needs a scheduled recipe (cpt, mixed, pit) and max_steps=0")
+    return errors
+
+
 def validate(cfg: Config, source: str = "config") -> Config:
     """Raise one BenchError listing every impossible setting (with the valid values); return ``cfg``."""
-    errors = _enum_errors(cfg) + _range_errors(cfg)
+    errors = _enum_errors(cfg) + _range_errors(cfg) + _snapshot_errors(cfg)
     if errors:
         raise BenchError(f"{source}: " + "; ".join(errors))
     return cfg

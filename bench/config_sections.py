@@ -61,6 +61,9 @@ class FinetuneConfig:
     recipe: str = "mixed"
     train_format: str = "text"  # deprecated: use recipe
     page_part: str = "lead"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
+    page_chunks: int = (
+        0  # cpt/mixed/pit: at most N records (max_length tokens each) per page and view; 0 = all
+    )
     qa_pairs: int = 100  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
     pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
     train_questions: str = "questions/ptwiki-facts.jsonl"  # mixed/pit/qa/raft: its train split is used
@@ -81,6 +84,12 @@ class FinetuneConfig:
     # Budget in exposures: passes over the training records (fractions allowed); max_steps > 0 caps the steps.
     epochs: float = 2.0
     max_steps: int = 0
+    # "linear" decays to 0 over the run; "constant_with_warmup" keeps the rate after warmup_steps, so the
+    # adapter after e epochs of a longer run *is* the adapter of epochs = e (learning curves: snapshot_epochs)
+    lr_scheduler: str = "linear"
+    # scheduled recipes with a constant rate: also save the adapters of these budgets (< epochs) on the way,
+    # each under its own key (epochs = e), probe included: one run gives a whole learning curve
+    snapshot_epochs: tuple[float, ...] = ()
     scope: str = "question_pages"  # | "corpus"; question_pages: the pages the evaluation questions ask about
     views: tuple[str, ...] = ("titled", "permuted")  # text views of each page (bench/training/sft_views.py)
     raft_no_gold: float = 0.2  # raft: share of records whose context lacks the gold paragraph

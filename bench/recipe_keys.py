@@ -14,7 +14,7 @@ LEGACY = ("text", "instruct", "qa", "raft")
 RECIPES = (*SCHEDULED, *LEGACY)
 PAGE_PARTS = ("lead_section", "lead", "page")
 NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs")  # not in a legacy recipe's adapter key
-BOOKKEEPING = ("logging_steps", "save_steps", "train_questions")  # same weights either way
+BOOKKEEPING = ("logging_steps", "save_steps", "train_questions", "snapshot_epochs")  # same weights either way
 
 
 def recipe_of(ft: FinetuneConfig) -> str:
@@ -40,6 +40,10 @@ def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
     the deprecated ``train_format = X`` give one key, and a setting a recipe ignores is left out."""
     recipe = recipe_of(ft)
     out = {k: v for k, v in config_to_dict(ft).items() if k not in BOOKKEEPING}
+    if not out.get("page_chunks"):  # 0 = every chunk: the adapters before the key existed
+        out.pop("page_chunks", None)
+    if out.get("lr_scheduler") == "linear":  # the schedule every adapter had before the key existed
+        out.pop("lr_scheduler")
     for k in NEW_KEYS:
         out.pop(k)
     if recipe in LEGACY:  # exactly the key the adapter had before recipes existed

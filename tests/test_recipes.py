@@ -208,3 +208,61 @@ def test_two_fresh_trainings_of_one_key_give_the_same_adapter(tmp_path: Path, ti
     assert all(bool((a[k] == b[k]).all()) for k in a)
     lora_b = [k for k in a if "lora_B" in k]
     assert any(bool(a[k].abs().sum() > 0) for k in lora_b)  # it trained: B starts at zero
+
+
+def test_a_snapshot_on_the_way_is_the_adapter_of_that_budget(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """epochs=2 trained alone and saved as a snapshot of an epochs=4 run (constant rate after warmup): the
+    same key, bitwise equal weights, and the snapshot's own probe and metadata."""
+    from safetensors.torch import load_file
+
+    extra = ("finetune.recipe=mixed", "finetune.lr_scheduler=constant_with_warmup", "finetune.warmup_steps=2")
+    alone_cfg = load_config(
+        "faquad", [*_sets(tmp_path, tiny_model_dir, *extra), f"results_dir={tmp_path / 'a'}"]
+    )
+    alone = finetune.run_finetune(alone_cfg)
+    long_sets = [*_sets(tmp_path, tiny_model_dir, *extra), f"results_dir={tmp_path / 'b'}"]
+    long_cfg = load_config("faquad", [*long_sets, "finetune.epochs=4", "finetune.snapshot_epochs=2"])
+    finetune.run_finetune(long_cfg)
+    snap_cfg = load_config("faquad", long_sets)  # epochs=2 in folder b: the snapshot's key
+    snap = finetune.adapter_dir(snap_cfg)
+    assert snap.name == alone.name and (snap / finetune.METADATA).exists()
+    a = load_file(str(alone / "adapter_model.safetensors"))
+    b = load_file(str(snap / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    meta_a = json.loads((alone / finetune.METADATA).read_text(encoding="utf-8"))
+    meta_b = json.loads((snap / finetune.METADATA).read_text(encoding="utf-8"))
+    assert meta_b["steps"] == meta_a["steps"] and meta_b["epochs"] == meta_a["epochs"] == 2.0
+    assert meta_b["tokens_seen"] == meta_a["tokens_seen"] and meta_b["snapshot_of"]["epochs"] == 4.0
+    assert meta_b["probe"]["answer_nll_after"] == pytest.approx(meta_a["probe"]["answer_nll_after"], abs=1e-6)
+    final = finetune.adapter_dir(long_cfg)
+    c = load_file(str(final / "adapter_model.safetensors"))
+    assert any(not bool((a[k] == c[k]).all()) for k in a)  # and the run went on past it
+
+
+def test_snapshots_refuse_a_decaying_rate_and_a_cut_batch(tmp_path: Path, tiny_model_dir: Path) -> None:
+    with pytest.raises(BenchError, match="constant_with_warmup"):
+        load_config(
+            "faquad", _sets(tmp_path, tiny_model_dir, "finetune.epochs=4", "finetune.snapshot_epochs=2")
+        )
+    with pytest.raises(BenchError, match=r"\(0, finetune.epochs=4.0\)"):
+        load_config(
+            "faquad",
+            _sets(
+                tmp_path,
+                tiny_model_dir,
+                "finetune.lr_scheduler=constant_with_warmup",
+                "finetune.epochs=4",
+                "finetune.snapshot_epochs=4",
+            ),
+        )
+    # mixed: epoch 1 ends inside a batch of 2 (its record count is odd)
+    sets = _sets(
+        tmp_path,
+        tiny_model_dir,
+        "finetune.recipe=mixed",
+        "finetune.lr_scheduler=constant_with_warmup",
+        "finetune.epochs=2",
+        "finetune.snapshot_epochs=1",
+    )
+    with pytest.raises(BenchError, match="end inside a batch"):
+        finetune.run_finetune(load_config("faquad", sets))

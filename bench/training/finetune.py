@@ -20,7 +20,7 @@ from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
 from bench.generation import models
 from bench.io import atomic_write_json
-from bench.training import injection, repro, sft_qa, sft_recipes, train_meta
+from bench.training import injection, repro, sft_qa, sft_recipes, snapshots, train_meta
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class _Run:
     eval_loss: float | None = None
     answer_items: list[dict[str, Any]] = field(default_factory=list)
     repro: dict[str, Any] = field(default_factory=dict)
+    t_start: float = 0.0
+    t_fit: float = 0.0
 
 
 def _load_and_build_data(run: _Run) -> None:
@@ -178,7 +180,7 @@ def _sft_config(run: _Run) -> Any:
         learning_rate=ft.learning_rate,
         max_steps=run.steps,
         warmup_steps=ft.warmup_steps,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=ft.lr_scheduler,
         logging_steps=ft.logging_steps,
         save_steps=ft.save_steps,
         save_total_limit=2,
@@ -216,15 +218,19 @@ def _fit(run: _Run) -> None:
         eval_dataset=run.val_ds,
         processing_class=run.tok,
     )
+    use_chat = run.spec.chat_template and run.tok.chat_template is not None
+    snaps = snapshots.plan(run, use_chat) if ft.snapshot_epochs else []
+    if snaps:
+        run.trainer.add_callback(snapshots.callback(run, snaps, _probe))
     ckpt_dir = run.out / "checkpoints"
     run.resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
     if run.resume:
         log.info("resuming from the last checkpoint in %s", ckpt_dir)
     if run.cfg.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    t_train = time.perf_counter()
+    run.t_fit = time.perf_counter()
     run.result = run.trainer.train(resume_from_checkpoint=True if run.resume else None)
-    run.train_s = time.perf_counter() - t_train
+    run.train_s = time.perf_counter() - run.t_fit
     if run.val_ds is not None:
         run.eval_loss = run.trainer.evaluate().get("eval_loss")
 
@@ -245,7 +251,7 @@ def _train(cfg: Config, out: Path) -> Path:
     """Load, probe, attach LoRA, fit, probe again, save the adapter and (last) its metadata; seeded, on a
     fixed thread count, with deterministic kernels (:mod:`bench.training.repro`)."""
     t_start = time.perf_counter()
-    run = _Run(cfg, out)
+    run = _Run(cfg, out, t_start=t_start)
     with repro.deterministic(cfg) as run.repro:
         _load_and_build_data(run)
         run.probe_before = _probe(run)

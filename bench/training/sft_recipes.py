@@ -61,6 +61,8 @@ def _scheduled(
     pages = articles if articles is not None else sft_data.load_articles(cfg)
     page_src = sft_data._article_source(cfg, tok, use_chat, pages, page_drops, "text", ft.page_part)
     page_recs = [{**r, "part": "page"} for r in sft_data.curate(page_src.records, cfg, tok, page_drops)]
+    if ft.page_chunks:
+        page_recs = _first_chunks(page_recs, ft.page_chunks, page_drops)
     qa_recs: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     qids: frozenset[str] = frozenset()
@@ -94,6 +96,20 @@ def _scheduled(
     )
     log.info("recipe %s: %d scheduled records (%s)", recipe, len(train), stats["unique_records"])
     return sft_data.SftData(recipe, train, page_val + qa_val, qids, stats, page_src.probe, scheduled=True)
+
+
+def _first_chunks(recs: list[dict[str, Any]], n: int, drops: Counter[str]) -> list[dict[str, Any]]:
+    """The first ``n`` records of each page and view (``finetune.page_chunks``; leads open with the facts)."""
+    seen: Counter[tuple[str, str]] = Counter()
+    kept = []
+    for rec in recs:
+        key = (str(rec.get("title")), str(rec.get("view")))
+        seen[key] += 1
+        if seen[key] <= n:
+            kept.append(rec)
+        else:
+            drops["page_chunks_cap"] += 1
+    return kept
 
 
 def _stats(
