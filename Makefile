@@ -20,7 +20,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install lock test test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep reader-before gpu report baseline clean help
+.PHONY: install lock test test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -30,6 +30,7 @@ help:
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
 	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
+	@echo "make ft-curves - what fine-tuning buys: recipes x budgets on ptwiki facts (docs/finetune.md)"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
 	@echo "make lock     - regenerate requirements/lock.txt from .venv (after make install EXTRAS=llamacpp)"
@@ -156,6 +157,14 @@ sweep-%: install
 
 smoke:
 	$(MAKE) bench PROFILE=smoke
+
+# What fine-tuning buys (docs/finetune.md): recipes x budgets on the `curves` profile (120 dev fact questions over
+# 108 articles); one 8-epoch training per recipe saves the 2- and 4-epoch adapters on its way (constant rate),
+# every point answers FT and FT+RAG. Resumable (adapters and answers cached); ~2 h on 2 CPU cores.
+FT_CURVES_SET ?= --set finetune.recipe=cpt,mixed,pit --set finetune.epochs=0,2,4,8
+ft-curves: install $(VLLM_VENV)/.installed
+	$(PY) -m bench sweep --profile curves --name ft-recipes $(FT_CURVES_SET) $(SET)
+	$(MAKE) --no-print-directory report
 
 # The first reader on the default questions (oracle and RAG), for the README's reader before → after table.
 reader-before: install

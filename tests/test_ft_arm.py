@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench import artifacts
 from bench.config import BenchError, load_config
 from bench.core.prompts import build_messages
 from bench.eval import costs, sweep
@@ -327,3 +328,24 @@ def test_train_speed_and_curve_summary_are_rendered_from_data() -> None:
         "FT+RAG EM 0.200 → 0.250" in line
         and "trained pages 20.0 → 1.5, of held-out pages 18.0 → 25.0" in line
     )
+
+
+def test_a_constant_rate_curve_trains_once_largest_budget_first(
+    tiny_questions: Path, tiny_dump: Path
+) -> None:
+    sets = [f"questions={tiny_questions}", f"corpus={tiny_dump}", "finetune.recipe=cpt", "epochs=0,2,4,8"]
+    constant = sweep.plan(None, [*sets, "finetune.lr_scheduler=constant_with_warmup"])
+    sweep._snapshot_budgets(constant)
+    order = sweep.run_order(constant)
+    assert [p["name"] for p in order] == [sweep.REFERENCE, "epochs-8", "epochs-4", "epochs-2"]
+    assert order[1]["cfg"].finetune.snapshot_epochs == (2.0, 4.0)
+    assert order[3]["cfg"].finetune.snapshot_epochs == ()
+    keys = [artifacts.adapter(p["cfg"]).key for p in constant[1:]]
+    plain = [
+        artifacts.adapter(p["cfg"]).key
+        for p in sweep.plan(None, [*sets, "lr_scheduler=constant_with_warmup"])[1:]
+    ]
+    assert keys == plain  # snapshots do not change an adapter's key
+    linear = sweep.plan(None, sets)
+    sweep._snapshot_budgets(linear)
+    assert all(p["cfg"].finetune.snapshot_epochs == () for p in linear)  # a decaying rate: each trains alone

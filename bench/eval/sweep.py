@@ -14,6 +14,7 @@ renders the "Learning curve" section from the points' ``scores.json`` (bench/rep
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import re
@@ -93,6 +94,28 @@ def _full_key(key: str) -> str:
     return f"{sec}.{name}" if sec else name
 
 
+def _snapshot_budgets(points: list[dict[str, Any]]) -> None:
+    """With a constant learning rate, a point's run also saves the adapters of the smaller budgets of its
+    curve (``finetune.snapshot_epochs``, not part of the adapter key; bench/training/snapshots.py): the
+    largest budget of each curve runs first, so one training per curve gives every point's adapter."""
+    from bench import recipe_keys
+
+    budgets = sorted({p["cfg"].finetune.epochs for p in points[1:]})
+    for p in points[1:]:
+        ft = p["cfg"].finetune
+        if ft.lr_scheduler != "constant_with_warmup" or ft.max_steps:
+            continue
+        if recipe_keys.recipe_of(ft) not in recipe_keys.SCHEDULED:
+            continue
+        below = tuple(e for e in budgets if 0 < e < ft.epochs)
+        p["cfg"] = dataclasses.replace(p["cfg"], finetune=dataclasses.replace(ft, snapshot_epochs=below))
+
+
+def run_order(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reference first, then every point, largest training budget first (its run snapshots the rest)."""
+    return [points[0], *sorted(points[1:], key=lambda p: -p["cfg"].finetune.epochs)]
+
+
 def seed_from(run_dir: Path, reference: Path, variants: tuple[str, ...]) -> list[str]:
     """Copy the answer caches of ``reference`` (a run of the same profile) into a point's run directory, so
     answers it already has are reused; the cache keys decide whether they still apply (a point whose
@@ -118,6 +141,7 @@ def run_sweep(
     from bench.eval import runner
 
     points = plan(profile, overrides)
+    _snapshot_budgets(points)
     root = (out_root or points[0]["cfg"].results_path / "sweeps") / name
     manifest: dict[str, Any] = {
         "name": name,
@@ -126,7 +150,7 @@ def run_sweep(
         "axes": parse_grid(overrides)[1],
         "points": [],
     }
-    for i, point in enumerate(points, 1):
+    for i, point in enumerate(run_order(points), 1):
         run_dir = root / point["name"]
         if reference is not None:
             seeded = seed_from(run_dir, reference, point["cfg"].run.variants)
@@ -143,6 +167,8 @@ def run_sweep(
                 "run_dir": point["name"],
             }
         )
+        order = [p["name"] for p in points]  # the manifest lists the points in grid order
+        manifest["points"].sort(key=lambda p: order.index(p["name"]))
         atomic_write_json(
             root / "sweep.json", manifest
         )  # after every point: a killed sweep keeps what it did

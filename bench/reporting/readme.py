@@ -52,6 +52,13 @@ def _fidelity(perf_dir: Path) -> tuple[Path, str] | None:
     return perf_dir / "e5-torch-fidelity-*.json", scale_tables.render_fidelity(docs)
 
 
+def _ft_verdict(perf_dir: Path) -> tuple[Path, str] | None:
+    from bench.reporting import ft_verdict
+
+    root = perf_dir.parent / ft_verdict.SWEEP
+    return (root / "sweep.json", ft_verdict.render(root)) if (root / "sweep.json").exists() else None
+
+
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
 PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
@@ -68,6 +75,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "e5-fidelity": _fidelity,
     "index-1m": _one("index-1m.json", scale_tables.render_index_1m),
     "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
+    "ft-verdict": _ft_verdict,  # results/sweeps/ft-recipes (make ft-curves), not a perf file
 }
 
 
