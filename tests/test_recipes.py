@@ -266,3 +266,20 @@ def test_snapshots_refuse_a_decaying_rate_and_a_cut_batch(tmp_path: Path, tiny_m
     )
     with pytest.raises(BenchError, match="end inside a batch"):
         finetune.run_finetune(load_config("faquad", sets))
+
+
+def test_compare_tells_equal_adapters_from_different_ones(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from bench.training import compare
+
+    base = _sets(tmp_path, tiny_model_dir, "finetune.recipe=cpt", "finetune.probe=false")
+    a = finetune.run_finetune(load_config("faquad", [*base, f"results_dir={tmp_path / 'a'}"]))
+    b = finetune.run_finetune(load_config("faquad", [*base, f"results_dir={tmp_path / 'b'}"]))
+    other = finetune.run_finetune(load_config("faquad", [*base, "finetune.epochs=1"]))
+    same = compare.compare(a, b)
+    assert same["bitwise_equal"] and same["same_key"] and same["max_abs_diff"] == 0.0
+    assert same["tensors"] == same["bitwise_equal_tensors"] > 0
+    diff = compare.compare(a, other)
+    assert not diff["bitwise_equal"] and not diff["same_key"] and diff["max_abs_diff"] > 0
+    out = tmp_path / "repro.json"
+    assert compare.main([str(a), str(b), "-o", str(out)]) == 0
+    assert "**bitwise equal**" in compare.render(json.loads(out.read_text(encoding="utf-8")))

@@ -174,9 +174,9 @@ def render(root: Path) -> str:
     n = (_em(ref, "base") or {}).get("n", DASH)
     pages = {str(q["cost"].get("pages")) for pts in by_recipe.values() for q in pts}
     out = [
-        f"{n} dev fact questions about {' / '.join(sorted(pages))} articles (profile `curves`, sweep `{Path(root).name}`, reference run "
-        f"`{ref.get('run_id') or DASH}`); budget = exposures of each evaluated page's lead; 0 = untrained "
-        "(FT = base, FT+RAG = RAG). Answer NLL: mean over the questions of the gold answer's NLL after the "
+        f"{n} dev fact questions about {' / '.join(sorted(pages))} articles (profile `curves`, sweep "
+        f"`{Path(root).name}`, reference run `{ref.get('run_id') or DASH}`); budget = exposures of each "
+        "evaluated page's lead; 0 = untrained (FT = base, FT+RAG = RAG). Answer NLL: mean over the questions of the gold answer's NLL after the "
         "closed-book prompt (lower = the fact is stored and reachable from the question).",
         "",
         budget_table(ref, by_recipe),
