@@ -96,3 +96,5 @@ def test_the_docs_block_renders_from_the_sweep_folder(tmp_path: Path) -> None:
     found = readme.PERF_BLOCKS["ft-verdict"](tmp_path / "results" / "perf")
     assert found is not None and found[0].name == "sweep.json" and "**mixed**" in found[1]
     assert readme.PERF_BLOCKS["ft-verdict"](tmp_path / "elsewhere" / "perf") is None
+    summary = readme.PERF_BLOCKS["ft-summary"](tmp_path / "results" / "perf")
+    assert summary is not None and summary[1].startswith("- **cpt**") and "|" not in summary[1]

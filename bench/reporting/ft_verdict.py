@@ -187,3 +187,11 @@ def render(root: Path) -> str:
         *(f"- {line}" for line in verdict_lines(root, ref, by_recipe)),
     ]
     return "\n".join(out) + "\n"
+
+
+def render_summary(root: Path) -> str:
+    """The generated sentences alone (README's "What fine-tuning buys")."""
+    ref, by_recipe = points(root)
+    if not by_recipe:
+        return f"No fine-tuned points in {root} yet.\n"
+    return "\n".join(f"- {line}" for line in verdict_lines(root, ref, by_recipe)) + "\n"

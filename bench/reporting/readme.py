@@ -52,11 +52,16 @@ def _fidelity(perf_dir: Path) -> tuple[Path, str] | None:
     return perf_dir / "e5-torch-fidelity-*.json", scale_tables.render_fidelity(docs)
 
 
-def _ft_verdict(perf_dir: Path) -> tuple[Path, str] | None:
-    from bench.reporting import ft_verdict
+def _ft(summary: bool) -> Callable[[Path], tuple[Path, str] | None]:
+    def load(perf_dir: Path) -> tuple[Path, str] | None:
+        from bench.reporting import ft_verdict
 
-    root = perf_dir.parent / ft_verdict.SWEEP
-    return (root / "sweep.json", ft_verdict.render(root)) if (root / "sweep.json").exists() else None
+        root = perf_dir.parent / ft_verdict.SWEEP
+        if not (root / "sweep.json").exists():
+            return None
+        return root / "sweep.json", (ft_verdict.render_summary if summary else ft_verdict.render)(root)
+
+    return load
 
 
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
@@ -75,7 +80,8 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "e5-fidelity": _fidelity,
     "index-1m": _one("index-1m.json", scale_tables.render_index_1m),
     "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
-    "ft-verdict": _ft_verdict,  # results/sweeps/ft-recipes (make ft-curves), not a perf file
+    "ft-verdict": _ft(summary=False),  # results/sweeps/ft-recipes (make ft-curves), not a perf file
+    "ft-summary": _ft(summary=True),
 }
 
 
