@@ -178,7 +178,8 @@ def render(root: Path) -> str:
         f"`{Path(root).name}`, reference run `{ref.get('run_id') or DASH}`); budget = exposures of each "
         "evaluated page's lead; 0 = untrained (FT = base, FT+RAG = RAG). Answer NLL: mean over the questions "
         "of the gold answer's NLL after the closed-book prompt (lower = the fact is stored and reachable"
-        " from the question).",
+        " from the question). The best budget is picked on these same questions, so its scores lean"
+        " optimistic; the untrained row and the largest budget are not picked.",
         "",
         budget_table(ref, by_recipe),
         "By popularity stratum (closed-book EM / answer NLL):",
