@@ -159,9 +159,9 @@ smoke:
 	$(MAKE) bench PROFILE=smoke
 
 # What fine-tuning buys (docs/finetune.md): recipes x budgets on the `curves` profile (120 dev fact questions,
-# over 100 articles); one 8-epoch training per recipe saves the 2- and 4-epoch adapters on its way (constant rate),
+# over 100 articles); one 6-epoch training per recipe saves the 2- and 4-epoch adapters on its way (constant rate),
 # every point answers FT and FT+RAG. Resumable (adapters and answers cached); ~2 h on 2 CPU cores.
-FT_CURVES_SET ?= --set finetune.recipe=cpt,mixed,pit --set finetune.epochs=0,2,4,8
+FT_CURVES_SET ?= --set finetune.recipe=cpt,mixed,pit --set finetune.epochs=0,2,4,6
 ft-curves: install $(VLLM_VENV)/.installed
 	$(PY) -m bench sweep --profile curves --name ft-recipes $(FT_CURVES_SET) $(SET)
 	$(MAKE) --no-print-directory report
