@@ -21,6 +21,7 @@ from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_detectable, render_groups, render_table
 from bench.reporting.vllm_tables import render_backend_run, render_vllm
+from bench.training.compare import render as render_repro
 
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
@@ -82,6 +83,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
     "ft-verdict": _ft(summary=False),  # results/sweeps/ft-recipes (make ft-curves), not a perf file
     "ft-summary": _ft(summary=True),
+    "ft-repro": _one("ft-repro.json", render_repro),  # python -m bench.training.compare A B -o ...
 }
 
 
