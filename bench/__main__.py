@@ -25,9 +25,9 @@ from bench.cli import (
     cmd_rescore,
     cmd_retrieve,
     cmd_retrieve_eval,
-    cmd_run,
     cmd_sweep,
 )
+from bench.cli_dist import cmd_merge, cmd_run
 from bench.cli_help import FORMATTER as _FORMATTER
 from bench.cli_help import epilog as _epilog
 from bench.config import BenchError, profiles
@@ -139,6 +139,10 @@ def _add_retrieval(add: _Adder) -> None:
 def _add_eval(add: _Adder) -> None:
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
     _output(p, "run directory (default: results/runs/<run-id>)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="answer questions I::N only (docs/scale.md)")
+    p = add("merge", cmd_merge, "merge the shards of a sharded run into answers.jsonl + scores.json")
+    p.add_argument("run_dirs", nargs="+", help="run directories holding the shard caches (cache/*.shard-*)")
+    _output(p, "run directory to write (default: the first RUN_DIR)")
     p = add("sweep", cmd_sweep, "a grid over config keys (--set finetune.epochs=1,3,10): one run per point")
     p.add_argument("--name", required=True, help="sweep name: results/sweeps/NAME/")
     p.add_argument(

@@ -180,14 +180,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.eval import runner
-
-    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None)
-    print(f"results: {run_dir}")
-    return 0
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.eval import sweep
 

@@ -245,11 +245,17 @@ def _generate(
     shard: Shard,
 ) -> dict[str, Any]:
     """Open what the pending variants need (retriever, generators), answer pending questions."""
-    retriever = None
+    retriever, turn = None, contextlib.ExitStack()
     if any(specs[n].uses_retrieval for n in todo):
         log.info("opening the retriever (builds the index if it is missing)")
-        with _built_once(cfg, stages, "index", shard):
-            retriever = stages.open_retriever(cfg)
+        turn.enter_context(_built_once(cfg, stages, "index", shard))
+        retriever = stages.open_retriever(cfg)
+        if not shard.sharded or cfg.index.qdrant_url:
+            turn.close()  # a server index serves every rank at once
+        else:  # the embedded engine has one opener at a time: the ranks take turns at the index
+            log.warning(
+                "embedded index: the ranks of a sharded run take turns (index.qdrant_url: in parallel)"
+            )
     needs_model = any(specs[n].uses_model for n in todo)
     generators = stages.make_generators(cfg, adapter) if needs_model else {}
     try:
@@ -265,5 +271,6 @@ def _generate(
             gen.close()
         if retriever is not None and hasattr(retriever, "close"):
             retriever.close()
+        turn.close()
         for cache in caches.values():
             cache.close()

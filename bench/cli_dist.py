@@ -1,0 +1,46 @@
+"""The command bodies of the multi-process entry points: ``bench run`` (with ``--shard``) and ``bench merge``.
+
+Kept beside :mod:`bench.cli` (which holds the other stages) so that each stays a readable size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bench.cli import _cfg, _overrides
+from bench.config import BenchError, load_config
+
+log = logging.getLogger("bench")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.core.dist import bind_local_device, pick_shard
+    from bench.eval import runner
+
+    shard = pick_shard(getattr(args, "shard", None))
+    bind_local_device()
+    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None, shard=shard)
+    if shard.sharded and not (shard.launched and shard.index == 0):
+        print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
+    else:
+        print(f"results: {run_dir}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge shard caches: the run's own config (cache/config.toml) unless --profile/--set are given."""
+    from bench.config_checks import resolve_device
+    from bench.eval import shards
+
+    run_dirs = [Path(d) for d in args.run_dirs]
+    for d in run_dirs:
+        if not (d / "cache").is_dir():
+            raise BenchError(f"{d}: no cache/ directory (not a run directory, or no shard has run there)")
+    flags = args.config or _overrides(args)
+    cfg = resolve_device(load_config(args.config, _overrides(args))) if flags else None
+    cfg = shards.load_merge_config(run_dirs, cfg)
+    out = shards.merge(cfg, run_dirs, Path(args.output) if args.output else None)
+    print(f"results: {out}")
+    return 0
