@@ -205,11 +205,13 @@ def _answer(
     stats_path = cache_dir / f"resources{shard.suffix}.json"
     info_path = cache_dir / f"generator_info{shard.suffix}.json"
     resources: dict[str, Any] = _read(stats_path)
+    adapter = None
+    # Under a launcher a missing adapter is trained by every rank together (DDP), so each one calls in;
+    # separate --shard processes take turns instead (the first trains, the others find it).
+    if any(specs[n].uses_adapter for n in (specs if shard.launched else todo)):
+        with _built_once(cfg, stages, "finetune", Shard() if shard.launched else shard):
+            adapter = load_adapter(cfg, stages, all_questions)
     if todo:
-        adapter = None
-        if any(specs[n].uses_adapter for n in todo):
-            with _built_once(cfg, stages, "finetune", shard):
-                adapter = load_adapter(cfg, stages, all_questions)
         fresh = _generate(
             cfg,
             stages,
