@@ -18,7 +18,6 @@ from bench.cli import (
     cmd_check,
     cmd_config,
     cmd_finetune,
-    cmd_index,
     cmd_ingest,
     cmd_questions,
     cmd_report,
@@ -27,7 +26,7 @@ from bench.cli import (
     cmd_retrieve_eval,
     cmd_sweep,
 )
-from bench.cli_dist import cmd_merge, cmd_run
+from bench.cli_dist import cmd_index, cmd_merge, cmd_run
 from bench.cli_help import FORMATTER as _FORMATTER
 from bench.cli_help import epilog as _epilog
 from bench.config import BenchError, profiles
@@ -117,6 +116,7 @@ def _add_data_stages(add: _Adder) -> None:
     p.add_argument("--no-index", action="store_true", help="read a multistream dump as one stream")
     p = add("index", cmd_index, "chunk, embed and index a corpus (dump or articles JSONL) into Qdrant")
     p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="embed articles I::N only (a Qdrant server)")
     p = add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
     p.add_argument(
         "--dry-run", action="store_true", help="write the training records (-o FILE), train nothing"

@@ -101,15 +101,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from bench.retrieval import index
-
-    cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
-    info = index.build_index(cfg)
-    print(info.summary())
-    return 0
-
-
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from bench.retrieval import index
 

@@ -29,6 +29,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from bench.core.dist import bind_local_device, pick_shard
+    from bench.retrieval import index_shards
+
+    shard = pick_shard(getattr(args, "shard", None))
+    bind_local_device()
+    cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
+    print(index_shards.build_index_sharded(cfg, shard).summary())
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard caches: the run's own config (cache/config.toml) unless --profile/--set are given."""
     from bench.config_checks import resolve_device
