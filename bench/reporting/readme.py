@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.io import atomic_write_text, read_json
-from bench.reporting import perf_tables, scale_tables
+from bench.reporting import perf_tables, scale_projection, scale_tables
 from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
@@ -52,6 +52,22 @@ def _fidelity(perf_dir: Path) -> tuple[Path, str] | None:
     return perf_dir / "e5-torch-fidelity-*.json", scale_tables.render_fidelity(docs)
 
 
+PROJECTION_INPUTS = ("full-profile", "train-speed", "backend-run")
+
+
+def _projection(perf_dir: Path) -> tuple[Path, str] | None:
+    """docs/scale.md's ptwiki projection from the single-process measurements (:mod:`scale_projection`)."""
+    if not (perf_dir / "full-profile.json").exists():
+        return None
+    docs = {
+        n: read_json(perf_dir / f"{n}.json") for n in PROJECTION_INPUTS if (perf_dir / f"{n}.json").exists()
+    }
+    return (
+        perf_dir / "{full-profile,train-speed,backend-run}.json",
+        scale_projection.render_ptwiki_projection(docs),
+    )
+
+
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
 PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
@@ -68,6 +84,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "e5-fidelity": _fidelity,
     "index-1m": _one("index-1m.json", scale_tables.render_index_1m),
     "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
+    "ptwiki-projection": _projection,
 }
 
 
