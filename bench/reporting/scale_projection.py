@@ -80,10 +80,10 @@ def render_ptwiki_projection(docs: dict[str, dict[str, Any]]) -> str:
         f"**Projection, not measured on a GPU** (nor on several processes): all of ptwiki ≈ "
         f"{fmt_int(pr.get('ptwiki_articles'))} articles × {fmt_num(pr.get('chunks_per_article'), 2)} chunks "
         f"per article ≈ {fmt_int(pr.get('ptwiki_chunks'))} chunks, each stage at its measured single-process "
-        f"CPU rate; {_machine(full)}. The process columns divide by 1, 8 and 32 as if the work split perfectly "
-        "(the shards are disjoint, so it nearly does until a shared resource — the Qdrant cluster, the "
-        "filesystem — saturates). A GPU process is many times faster than these CPU rates: measure one GPU "
-        "process first, then multiply.",
+        f"CPU rate; {_machine(full)}. The process columns divide by 1, 8 and 32 as if the work split "
+        "perfectly (the shards are disjoint, so it nearly does until a shared resource — the Qdrant "
+        "cluster, the filesystem — saturates). A GPU process is many times faster than these CPU rates: "
+        "measure one GPU process first, then multiply.",
         "",
         table(head, rows),
     ]
