@@ -108,15 +108,16 @@ def pick_shard(explicit: str | None) -> Shard:
 
 
 def bind_local_device() -> None:
-    """Under a launcher on a GPU node, rank r uses GPU LOCAL_RANK (``cuda`` then means that device)."""
+    """Under a launcher, rank r of a node sees one GPU, its LOCAL_RANK-th (``CUDA_VISIBLE_DEVICES``; an
+    existing list is indexed): ``cuda`` then means that GPU in torch and in the engines the run starts
+    (vLLM). Call it before anything touches CUDA; ``bench run`` and ``bench index`` do (``bench finetune``
+    leaves devices to accelerate, which picks ``cuda:LOCAL_RANK`` itself)."""
     if world_size() <= 1:
         return
-    try:
-        import torch
-    except ImportError:
-        return
-    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
-        torch.cuda.set_device(local_rank() % torch.cuda.device_count())
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    mine = visible[local_rank() % len(visible)] if visible else str(local_rank())
+    os.environ["CUDA_VISIBLE_DEVICES"] = mine
+    log.debug("rank %d: CUDA_VISIBLE_DEVICES=%s", rank(), mine)
 
 
 @contextlib.contextmanager

@@ -162,6 +162,16 @@ def _built_once(cfg: Config, stages: Stages, stage: str, shard: Shard) -> Any:
     return file_lock(cfg.results_path / stage / f"{key}.lock", f"the {stage} artifact {key}")
 
 
+def _check_trained(cfg: Config, stages: Stages, shard: Shard) -> None:
+    """Under a launcher every rank holds one GPU, so none can train alone: the adapter comes first."""
+    if shard.launched and not (stages.adapter_dir(cfg) / "train_metadata.json").exists():
+        raise BenchError(
+            f"rank {shard}: the FT variants' adapter {stages.adapter_dir(cfg)} is not trained yet; train it "
+            "first with the same --profile/--set (accelerate launch -m bench finetune ..., docs/scale.md), "
+            "then launch the run"
+        )
+
+
 def _read(path: Path) -> dict[str, Any]:
     return read_json(path) if path.exists() else {}
 
@@ -206,10 +216,9 @@ def _answer(
     info_path = cache_dir / f"generator_info{shard.suffix}.json"
     resources: dict[str, Any] = _read(stats_path)
     adapter = None
-    # Under a launcher a missing adapter is trained by every rank together (DDP), so each one calls in;
-    # separate --shard processes take turns instead (the first trains, the others find it).
-    if any(specs[n].uses_adapter for n in (specs if shard.launched else todo)):
-        with _built_once(cfg, stages, "finetune", Shard() if shard.launched else shard):
+    if any(specs[n].uses_adapter for n in todo):
+        _check_trained(cfg, stages, shard)
+        with _built_once(cfg, stages, "finetune", shard):  # --shard processes: the first trains it
             adapter = load_adapter(cfg, stages, all_questions)
     if todo:
         fresh = _generate(
