@@ -51,7 +51,7 @@ def stage_rows(full: dict[str, Any], train: dict[str, Any], gen: dict[str, Any])
     answers = (gen.get("n_questions") or 0) * n_variants
     tokens = chunks * new_tokens if isinstance(chunks, int | float) else None
     rows = [
-        ("ingest (`ingest.workers` processes, one machine)", pr.get("ptwiki_articles"), "articles",
+        ("ingest (not split over ranks: `--workers` on one machine)", pr.get("ptwiki_articles"), "articles",
          _rate(ingest.get("articles"), ingest.get("seconds"))),
         ("index, BM25 only", chunks, "chunks", _rate(sparse.get("chunks"), sparse.get("seconds"))),
         (f"index, dense + BM25 (`{dense.get('embedder', DASH)}`)", chunks, "chunks",
@@ -61,7 +61,9 @@ def stage_rows(full: dict[str, Any], train: dict[str, Any], gen: dict[str, Any])
         (f"answers, {fmt_int(QUESTIONS)} questions × {n_variants} variants (vllm)", QUESTIONS * n_variants,
          "answers", _rate(answers, best.get("wall_s"))),
     ]  # fmt: skip
-    return [{"label": r[0], "work": r[1], "unit": r[2], "rate": r[3]} for r in rows]
+    return [
+        {"label": r[0], "work": r[1], "unit": r[2], "rate": r[3], "splits": i > 0} for i, r in enumerate(rows)
+    ]
 
 
 def render_ptwiki_projection(docs: dict[str, dict[str, Any]]) -> str:
@@ -71,10 +73,10 @@ def render_ptwiki_projection(docs: dict[str, dict[str, Any]]) -> str:
         one = _rate(r["work"], r["rate"])  # seconds for one process: work / rate
         rows.append(
             [r["label"], f"{fmt_int(r['work'])} {r['unit']}", f"{fmt_num(r['rate'], 1)} {r['unit']}/s"]
-            + [duration(one / n if one is not None else None) for n in PROCESSES]
+            + [duration(one / n if one is not None and (n == 1 or r["splits"]) else None) for n in PROCESSES]
         )
     pr = full.get("projection") or {}
-    head = ["stage", "work for all of ptwiki", "measured rate, 1 CPU process"]
+    head = ["stage", "work for all of ptwiki", "measured rate, one bench process on that CPU"]
     head += [f"{n} process{'es' if n > 1 else ''}" for n in PROCESSES]
     lines = [
         f"**Projection, not measured on a GPU** (nor on several processes): all of ptwiki ≈ "
