@@ -17,7 +17,6 @@ from bench.cli import (
     cmd_chat,
     cmd_check,
     cmd_config,
-    cmd_finetune,
     cmd_ingest,
     cmd_questions,
     cmd_report,
@@ -26,7 +25,7 @@ from bench.cli import (
     cmd_retrieve_eval,
     cmd_sweep,
 )
-from bench.cli_dist import cmd_index, cmd_merge, cmd_run
+from bench.cli_dist import cmd_finetune, cmd_index, cmd_merge, cmd_run
 from bench.cli_help import FORMATTER as _FORMATTER
 from bench.cli_help import epilog as _epilog
 from bench.config import BenchError, profiles

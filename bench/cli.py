@@ -153,24 +153,6 @@ def cmd_retrieve_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from bench.training import finetune
-
-    if args.dry_run or args.output:
-        import json
-
-        from bench.training import sft_recipes
-
-        if not (args.dry_run and args.output):
-            raise BenchError("finetune --dry-run needs -o FILE (and -o only goes with --dry-run)")
-        summary = sft_recipes.dry_run(_cfg(args), Path(args.output))
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
-        return 0
-    out = finetune.run_finetune(_cfg(args))
-    print(f"adapter: {out}")
-    return 0
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.eval import sweep
 

@@ -1,4 +1,5 @@
-"""The command bodies of the multi-process entry points: ``bench run`` (with ``--shard``) and ``bench merge``.
+"""The command bodies of the stages that run over several processes: ``bench run`` / ``bench index`` (with
+``--shard`` or under a launcher), ``bench finetune`` (under accelerate/torchrun) and ``bench merge``.
 
 Kept beside :mod:`bench.cli` (which holds the other stages) so that each stays a readable size.
 """
@@ -37,6 +38,27 @@ def cmd_index(args: argparse.Namespace) -> int:
     bind_local_device()
     cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
     print(index_shards.build_index_sharded(cfg, shard).summary())
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from bench.core.dist import warn_one_process_launch
+    from bench.training import finetune
+
+    warn_one_process_launch()
+
+    if args.dry_run or args.output:
+        import json
+
+        from bench.training import sft_recipes
+
+        if not (args.dry_run and args.output):
+            raise BenchError("finetune --dry-run needs -o FILE (and -o only goes with --dry-run)")
+        summary = sft_recipes.dry_run(_cfg(args), Path(args.output))
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return 0
+    out = finetune.run_finetune(_cfg(args))
+    print(f"adapter: {out}")
     return 0
 
 

@@ -78,3 +78,19 @@ def test_a_batch_that_does_not_split_over_the_ranks(monkeypatch: pytest.MonkeyPa
     with pytest.raises(BenchError, match="does not split over 4 ranks"):
         finetune._per_device_batch(2)
     assert finetune._per_device_batch(8) == 2
+
+
+def test_accelerate_cpu_launch_of_one_process_is_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What ``accelerate launch --cpu --num_processes 2`` sets without mpirun: one process, no WORLD_SIZE."""
+    from bench.core.dist import warn_one_process_launch
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    with caplog.at_level("WARNING"):
+        assert warn_one_process_launch()
+    assert "--multi_gpu --num_processes N" in caplog.text
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not warn_one_process_launch()

@@ -107,6 +107,20 @@ def pick_shard(explicit: str | None) -> Shard:
     return shard
 
 
+def warn_one_process_launch() -> bool:
+    """``accelerate launch --cpu --num_processes N`` without mpirun starts ONE process (accelerate's multi-CPU
+    mode needs mpirun and a hostfile): say so instead of training quietly on one rank. True when warned."""
+    single = world_size() <= 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true"}
+    if single and os.environ.get("MASTER_ADDR"):
+        log.warning(
+            "accelerate launch --cpu started one process (WORLD_SIZE unset): its multi-CPU mode needs "
+            "mpirun. For N processes on CPUs use `accelerate launch --multi_gpu --num_processes N` or "
+            "`torchrun --nproc_per_node N` (gloo; docs/scale.md)"
+        )
+        return True
+    return False
+
+
 def bind_local_device() -> None:
     """Under a launcher, rank r of a node sees one GPU, its LOCAL_RANK-th (``CUDA_VISIBLE_DEVICES``; an
     existing list is indexed): ``cuda`` then means that GPU in torch and in the engines the run starts
