@@ -132,10 +132,13 @@ def test_a_killed_shard_resumes_from_its_cache(setup: tuple[list[str], Path], tm
     runner.run(cfg, out_dir=out, shard=Shard(1, 2), stages=counting.stages)
     assert counting.calls == 12 - 5  # the 5 cached rows are reused
     runner.run(cfg, out_dir=out, shard=Shard(0, 2))
-    shards_merge = main(["merge", str(out)])
-    assert shards_merge == 0
+    assert main(["merge", str(out)]) == 0
     base_single = [r for r in rows_of(single) if r["variant"] == "base"]
     assert rows_of(out) == base_single
+    (out / "answers.jsonl").unlink()
+    plain = CountingStages()  # a one-process run over the shards' directory merges them, answering nothing
+    runner.run(cfg, out_dir=out, shard=Shard(), stages=plain.stages)
+    assert plain.calls == 0 and rows_of(out) == base_single
 
 
 def test_torchrun_two_ranks(setup: tuple[list[str], Path], tmp_path: Path) -> None:

@@ -41,15 +41,17 @@ def _absorb(cache: AnswerCache, path: Path) -> None:
 
 
 def shard_cache(cache_dir: Path, name: str, shard: Shard) -> AnswerCache:
-    """The cache a shard appends to, holding the single-process cache's rows as well."""
+    """The cache a process appends to (its own file), holding the rows of the directory's other cache files
+    as well: a shard reuses a single-process run's answers, and a plain ``bench run`` after ``--shard``
+    processes reuses theirs (it merges, and answers only what is missing)."""
     cache = AnswerCache(cache_dir / f"{name}{shard.suffix}.jsonl")
-    if shard.sharded:
-        own = dict(cache.rows)
-        cache.rows = {}
-        _absorb(cache, cache_dir / f"{name}.jsonl")
-        for key, row in own.items():
-            if _better(cache.rows.get(key), row):
-                cache.rows[key] = row
+    own = dict(cache.rows)
+    for path in [cache_dir / f"{name}.jsonl", *sorted(cache_dir.glob(f"{name}.shard-*-of-*.jsonl"))]:
+        if path != cache.path and path.exists():
+            _absorb(cache, path)
+    for key, row in own.items():
+        if _better(cache.rows.get(key), row):
+            cache.rows[key] = row
     return cache
 
 
