@@ -5,8 +5,8 @@ the variant key (prompt, model, and the index/adapter artifact keys: bench.eval.
 run continues where it stopped and an unchanged rerun loads no model at all. ``answers.jsonl`` is then
 rewritten from the cache in config variant order × question file order, and ``scores.json`` is written last,
 atomically.
-Several processes (``--shard i/n`` or torchrun's RANK/WORLD_SIZE) each answer the questions ``i::n`` into their
-own ``cache/<variant>.shard-i-of-n.jsonl``; :mod:`bench.eval.shards` merges them (docs/scale.md).
+Several processes (``--shard i/n`` or torchrun's RANK/WORLD_SIZE) each answer the questions ``i::n`` into
+their own ``cache/<variant>.shard-i-of-n.jsonl``; :mod:`bench.eval.shards` merges them (docs/scale.md).
 See docs/harness.md for the file contracts and metric definitions.
 """
 
