@@ -159,3 +159,30 @@ def test_torchrun_two_ranks(setup: tuple[list[str], Path], tmp_path: Path) -> No
     closed = [(a["answer"], b["answer"]) for a, b in zip(rows, ref, strict=True) if a["variant"] == "base"]
     same = sum(a == b for a, b in closed)
     assert same >= 0.9 * len(closed), f"closed-book answers identical: {same}/{len(closed)}"
+
+
+def test_artifact_lock_takes_turns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The flock that shards and sweep jobs take around a shared artifact: the second waits for the first."""
+    import threading
+    import time
+
+    from bench.core.dist import file_lock
+
+    order: list[str] = []
+    lock = tmp_path / "locks" / "index-abc.lock"
+    held = threading.Event()
+
+    def first() -> None:
+        with file_lock(lock, "the index artifact abc"):
+            held.set()
+            time.sleep(0.5)
+            order.append("first built")
+
+    t = threading.Thread(target=first)
+    t.start()
+    held.wait()
+    with caplog.at_level("INFO"), file_lock(lock, "the index artifact abc"):
+        order.append("second found it")
+    t.join()
+    assert order == ["first built", "second found it"]
+    assert "waiting for another process building the index artifact abc" in caplog.text

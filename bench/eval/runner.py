@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -154,14 +155,13 @@ def run(
     return run_dir
 
 
-def _built_once(cfg: Config, stages: Stages, stage: str, shard: Shard) -> Any:
-    """Processes of one sharded run take turns at a shared artifact: the first builds it, the others then
-    find it built (``results/<stage>/<key>.lock``, an flock that holds across processes and machines that
-    share the results directory)."""
-    if not shard.sharded:
-        return contextlib.nullcontext()
-    key = stages.artifact_key(cfg, stage)
-    return file_lock(cfg.results_path / stage / f"{key}.lock", f"the {stage} artifact {key}")
+def _built_once(cfg: Config, stages: Stages, stage: str) -> Any:
+    """Processes (the shards of a run, sweep points run as separate jobs) take turns at a shared artifact: the
+    first builds it, the others then find it built (``results/locks/<stage>-<key>.lock``: an flock, across
+    processes, and across machines sharing ``results/`` on a filesystem with flock). The embedded index is
+    held for as long as it is open: it has one opener at a time."""
+    key = re.sub(r"[^\w.-]", "_", stages.artifact_key(cfg, stage))
+    return file_lock(cfg.results_path / "locks" / f"{stage}-{key}.lock", f"the {stage} artifact {key}")
 
 
 def _check_trained(cfg: Config, stages: Stages, shard: Shard) -> None:
@@ -220,7 +220,7 @@ def _answer(
     adapter = None
     if any(specs[n].uses_adapter for n in todo):
         _check_trained(cfg, stages, shard)
-        with _built_once(cfg, stages, "finetune", shard):  # --shard processes: the first trains it
+        with _built_once(cfg, stages, "finetune"):
             adapter = load_adapter(cfg, stages, all_questions)
     if todo:
         fresh = _generate(
@@ -261,11 +261,11 @@ def _generate(
     retriever, turn = None, contextlib.ExitStack()
     if any(specs[n].uses_retrieval for n in todo):
         log.info("opening the retriever (builds the index if it is missing)")
-        turn.enter_context(_built_once(cfg, stages, "index", shard))
+        turn.enter_context(_built_once(cfg, stages, "index"))
         retriever = stages.open_retriever(cfg)
-        if not shard.sharded or cfg.index.qdrant_url:
-            turn.close()  # a server index serves every rank at once
-        else:  # the embedded engine has one opener at a time: the ranks take turns at the index
+        if cfg.index.qdrant_url:
+            turn.close()  # a server index serves every process at once
+        elif shard.sharded:  # the embedded engine has one opener at a time: processes take turns at it
             log.warning(
                 "embedded index: the ranks of a sharded run take turns (index.qdrant_url: in parallel)"
             )
