@@ -42,11 +42,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from bench.core.dist import warn_one_process_launch
+    from bench import artifacts
+    from bench.core.dist import artifact_lock, shard_from_env, warn_one_process_launch
     from bench.training import finetune
 
     warn_one_process_launch()
-
     if args.dry_run or args.output:
         import json
 
@@ -57,7 +57,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         summary = sft_recipes.dry_run(_cfg(args), Path(args.output))
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
-    out = finetune.run_finetune(_cfg(args))
+    cfg = _cfg(args)
+    if shard_from_env().launched:  # every rank trains together (DDP): no turns
+        out = finetune.run_finetune(cfg)
+    else:  # beside other processes that may build the same adapter (a run, a sweep job): take turns
+        with artifact_lock(cfg.results_path, "finetune", artifacts.adapter(cfg).key):
+            out = finetune.run_finetune(cfg)
     print(f"adapter: {out}")
     return 0
 

@@ -148,6 +148,13 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
+def artifact_lock(results: Path, stage: str, key: str) -> contextlib.AbstractContextManager[None]:
+    """:func:`file_lock` on ``results/locks/<stage>-<key>.lock``: processes building the same artifact (the
+    shards of a run, sweep jobs, a ``bench finetune`` beside a ``bench run``) take turns."""
+    safe = re.sub(r"[^\w.-]", "_", key)
+    return file_lock(results / "locks" / f"{stage}-{safe}.lock", f"the {stage} artifact {safe}")
+
+
 def barrier(tag: str) -> None:
     """Block until every launched rank reaches this point: a torch.distributed barrier over gloo (CPU, TCP
     through the launcher's MASTER_ADDR/MASTER_PORT), so no shared-filesystem marker can go stale. A no-op for

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.config import BenchError, Config
-from bench.core.dist import Shard, barrier, file_lock, shard_from_env
+from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
 from bench.eval import shards
 from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
@@ -160,8 +159,7 @@ def _built_once(cfg: Config, stages: Stages, stage: str) -> Any:
     first builds it, the others then find it built (``results/locks/<stage>-<key>.lock``: an flock, across
     processes, and across machines sharing ``results/`` on a filesystem with flock). The embedded index is
     held for as long as it is open: it has one opener at a time."""
-    key = re.sub(r"[^\w.-]", "_", stages.artifact_key(cfg, stage))
-    return file_lock(cfg.results_path / "locks" / f"{stage}-{key}.lock", f"the {stage} artifact {key}")
+    return artifact_lock(cfg.results_path, stage, stages.artifact_key(cfg, stage))
 
 
 def _check_trained(cfg: Config, stages: Stages, shard: Shard) -> None:
