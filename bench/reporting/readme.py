@@ -52,22 +52,6 @@ def _fidelity(perf_dir: Path) -> tuple[Path, str] | None:
     return perf_dir / "e5-torch-fidelity-*.json", scale_tables.render_fidelity(docs)
 
 
-PROJECTION_INPUTS = ("full-profile", "train-speed", "backend-run")
-
-
-def _projection(perf_dir: Path) -> tuple[Path, str] | None:
-    """docs/scale.md's ptwiki projection from the single-process measurements (:mod:`scale_projection`)."""
-    if not (perf_dir / "full-profile.json").exists():
-        return None
-    docs = {
-        n: read_json(perf_dir / f"{n}.json") for n in PROJECTION_INPUTS if (perf_dir / f"{n}.json").exists()
-    }
-    return (
-        perf_dir / "{full-profile,train-speed,backend-run}.json",
-        scale_projection.render_ptwiki_projection(docs),
-    )
-
-
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
 PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
@@ -80,11 +64,11 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "install": _one("install.json", perf_tables.render_install),
     "embed-speed": _one("e5-torch-speed.json", scale_tables.render_embed_speed),
     "full-profile": _one("full-profile.json", scale_tables.render_full_profile),
+    "ptwiki-projection": scale_projection.load,  # docs/scale.md: three perf files
     "multistream": _one("multistream.json", scale_tables.render_multistream),
     "e5-fidelity": _fidelity,
     "index-1m": _one("index-1m.json", scale_tables.render_index_1m),
     "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
-    "ptwiki-projection": _projection,
 }
 
 

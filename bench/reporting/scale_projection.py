@@ -6,9 +6,11 @@ perfectly. A projection, not a measurement: nothing here ran on a GPU or on seve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bench.config_sections import IndexConfig
+from bench.io import read_json
 from bench.reporting.perf_tables import fmt_int
 from bench.reporting.scale_tables import _machine
 from bench.reporting.tables import DASH, fmt_num, table
@@ -90,3 +92,14 @@ def render_ptwiki_projection(docs: dict[str, dict[str, Any]]) -> str:
         table(head, rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+INPUTS = ("full-profile", "train-speed", "backend-run")
+
+
+def load(perf_dir: Path) -> tuple[Path, str] | None:
+    """The docs block's (source, body) from ``perf_dir`` (None without the full-profile measurement)."""
+    if not (perf_dir / "full-profile.json").exists():
+        return None
+    docs = {n: read_json(perf_dir / f"{n}.json") for n in INPUTS if (perf_dir / f"{n}.json").exists()}
+    return perf_dir / "{full-profile,train-speed,backend-run}.json", render_ptwiki_projection(docs)
