@@ -17,17 +17,15 @@ from bench.cli import (
     cmd_chat,
     cmd_check,
     cmd_config,
-    cmd_finetune,
-    cmd_index,
     cmd_ingest,
     cmd_questions,
     cmd_report,
     cmd_rescore,
     cmd_retrieve,
     cmd_retrieve_eval,
-    cmd_run,
     cmd_sweep,
 )
+from bench.cli_dist import cmd_finetune, cmd_index, cmd_merge, cmd_run
 from bench.cli_help import FORMATTER as _FORMATTER
 from bench.cli_help import epilog as _epilog
 from bench.config import BenchError, profiles
@@ -117,6 +115,7 @@ def _add_data_stages(add: _Adder) -> None:
     p.add_argument("--no-index", action="store_true", help="read a multistream dump as one stream")
     p = add("index", cmd_index, "chunk, embed and index a corpus (dump or articles JSONL) into Qdrant")
     p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="embed articles I::N only (a Qdrant server)")
     p = add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
     p.add_argument(
         "--dry-run", action="store_true", help="write the training records (-o FILE), train nothing"
@@ -139,6 +138,10 @@ def _add_retrieval(add: _Adder) -> None:
 def _add_eval(add: _Adder) -> None:
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
     _output(p, "run directory (default: results/runs/<run-id>)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="answer questions I::N only (docs/scale.md)")
+    p = add("merge", cmd_merge, "merge the shards of a sharded run into answers.jsonl + scores.json")
+    p.add_argument("run_dirs", nargs="+", help="run directories holding the shard caches (cache/*.shard-*)")
+    _output(p, "run directory to write (default: the first RUN_DIR)")
     p = add("sweep", cmd_sweep, "a grid over config keys (--set finetune.epochs=1,3,10): one run per point")
     p.add_argument("--name", required=True, help="sweep name: results/sweeps/NAME/")
     p.add_argument(

@@ -101,15 +101,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from bench.retrieval import index
-
-    cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
-    info = index.build_index(cfg)
-    print(info.summary())
-    return 0
-
-
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from bench.retrieval import index
 
@@ -159,32 +150,6 @@ def cmd_retrieve_eval(args: argparse.Namespace) -> int:
     if args.output:
         atomic_write_json(args.output, result)
     print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
-
-
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from bench.training import finetune
-
-    if args.dry_run or args.output:
-        import json
-
-        from bench.training import sft_recipes
-
-        if not (args.dry_run and args.output):
-            raise BenchError("finetune --dry-run needs -o FILE (and -o only goes with --dry-run)")
-        summary = sft_recipes.dry_run(_cfg(args), Path(args.output))
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
-        return 0
-    out = finetune.run_finetune(_cfg(args))
-    print(f"adapter: {out}")
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.eval import runner
-
-    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None)
-    print(f"results: {run_dir}")
     return 0
 
 

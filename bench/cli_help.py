@@ -43,6 +43,12 @@ EXAMPLES: dict[str | None, list[str]] = {
         "python -m bench run --profile smoke",
         "python -m bench run --set run.variants=base,rag --limit 20 -o results/runs/try",
         "python -m bench run --model ./my-model --device cuda --batch-size 16",
+        "torchrun --nproc_per_node 8 -m bench run --profile study   # one share per GPU (docs/scale.md)",
+        "python -m bench run --profile study --shard 0/4 -o results/runs/big   # then bench merge",
+    ],
+    "merge": [
+        "python -m bench merge results/runs/big   # after --shard 0/4 .. 3/4 into the same directory",
+        "python -m bench merge node-a/runs/big node-b/runs/big -o results/runs/big",
     ],
     "sweep": [
         "python -m bench sweep --name ft-curve --set finetune.epochs=0,1,3",

@@ -5,11 +5,14 @@ the variant key (prompt, model, and the index/adapter artifact keys: bench.eval.
 run continues where it stopped and an unchanged rerun loads no model at all. ``answers.jsonl`` is then
 rewritten from the cache in config variant order × question file order, and ``scores.json`` is written last,
 atomically.
+Several processes (``--shard i/n`` or torchrun's RANK/WORLD_SIZE) each answer the questions ``i::n`` into
+their own ``cache/<variant>.shard-i-of-n.jsonl``; :mod:`bench.eval.shards` merges them (docs/scale.md).
 See docs/harness.md for the file contracts and metric definitions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -18,32 +21,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.config import BenchError, Config, config_hash
-from bench.eval.answers import answer_row, build_scores
-from bench.eval.runstate import (
-    AnswerCache,
-    RunLock,
-    datasets_info,
-    environment,
-    keep_created,
-    question_hash,
-    variant_key,
-)
-from bench.eval.stages import (
-    Stages,
-    build_costs_record,
-    check_leakage,
-    default_stages,
-    load_adapter,
-    upstream_keys,
-)
+from bench.config import BenchError, Config
+from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
+from bench.eval import shards
+from bench.eval.results import answer_rows, run_id, write_results
+from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
+from bench.eval.stages import Stages, check_leakage, default_stages, load_adapter
 from bench.eval.variants import VariantSpec, build_variants, get_spec, record_of
-from bench.io import (
-    atomic_write_json,
-    peak_rss_mb,
-    read_json,
-    write_jsonl,
-)
+from bench.io import atomic_write_json, peak_rss_mb, read_json
 from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
@@ -60,10 +45,6 @@ QUESTION_ERRORS: tuple[type[Exception], ...] = (BenchError, OSError, RuntimeErro
 def is_question_error(exc: Exception) -> bool:
     """Whether ``exc`` is an expected per-question failure (:data:`QUESTION_ERRORS`) rather than a bug."""
     return isinstance(exc, QUESTION_ERRORS) and not isinstance(exc, (NotImplementedError, RecursionError))
-
-
-def run_id(cfg: Config) -> str:
-    return cfg.run.run_name or f"{cfg.profile}-{config_hash(cfg)}"
 
 
 def _cuda_peak(cfg: Config, reset: bool) -> float | None:
@@ -136,85 +117,129 @@ def _run_variant(
     return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
 
 
-def run(cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = None) -> Path:
-    """Run ``cfg.run.variants`` over the configured questions; returns the run directory."""
+def run(
+    cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = None, shard: Shard | None = None
+) -> Path:
+    """Run ``cfg.run.variants`` over the configured questions; returns the run directory.
+
+    ``shard`` (default: the launcher's RANK/WORLD_SIZE, else the whole list): answer only the questions
+    ``i::n`` into this shard's cache (bench.eval.shards). Under a launcher every rank then meets at a barrier
+    and rank 0 merges; with an explicit ``--shard`` ``bench merge`` does.
+    """
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     stages = stages or default_stages()
+    shard = shard or shard_from_env()
     if not cfg.run.variants:
         raise BenchError("config key 'run.variants' is empty")
     specs = {name: get_spec(name) for name in cfg.run.variants}
     question_stats: dict[str, int] = {}
     questions = load_questions(cfg, stats=question_stats)
     run_dir = Path(out_dir) if out_dir is not None else cfg.results_path / "runs" / run_id(cfg)
-    with RunLock(run_dir):
-        return _run(cfg, stages, specs, questions, question_stats, run_dir)
+    with RunLock(run_dir, name="lock" + shard.suffix):
+        keys = _answer(cfg, stages, specs, questions, run_dir, shard)
+        if not shard.sharded:
+            rows = answer_rows(cfg, specs, questions, _caches(run_dir, specs, shard), keys)
+            resources = _read(run_dir / "cache" / "resources.json")
+            resources = {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
+            info = _read(run_dir / "cache" / "generator_info.json")
+            dataset = (len(questions), question_stats)
+            write_results(cfg, stages, specs, rows, run_dir, resources, info, dataset)
+            return run_dir
+    if shard.launched:
+        barrier("bench run")  # every rank has answered its share
+        if shard.index == 0:
+            shards.merge(cfg, [run_dir], stages=stages, question_stats=question_stats, questions=questions)
+    else:
+        log.info("shard %s done; when all %d are: python -m bench merge %s", shard, shard.count, run_dir)
+    return run_dir
 
 
-def _run(
+def _built_once(cfg: Config, stages: Stages, stage: str) -> Any:
+    """Processes (the shards of a run, sweep points run as separate jobs) take turns at a shared artifact: the
+    first builds it, the others then find it built (``results/locks/<stage>-<key>.lock``: an flock, across
+    processes, and across machines sharing ``results/`` on a filesystem with flock). The embedded index is
+    held for as long as it is open: it has one opener at a time."""
+    return artifact_lock(cfg.results_path, stage, stages.artifact_key(cfg, stage))
+
+
+def _check_trained(cfg: Config, stages: Stages, shard: Shard) -> None:
+    """Under a launcher every rank holds one GPU, so none can train alone: the adapter comes first."""
+    if shard.launched and not (stages.adapter_dir(cfg) / "train_metadata.json").exists():
+        raise BenchError(
+            f"rank {shard}: the FT variants' adapter {stages.adapter_dir(cfg)} is not trained yet; train it "
+            "first with the same --profile/--set (accelerate launch -m bench finetune ..., docs/scale.md), "
+            "then launch the run"
+        )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return read_json(path) if path.exists() else {}
+
+
+def _caches(run_dir: Path, specs: dict[str, VariantSpec], shard: Shard) -> dict[str, AnswerCache]:
+    return {name: shards.shard_cache(run_dir / "cache", name, shard) for name in specs}
+
+
+def _answer(
     cfg: Config,
     stages: Stages,
     specs: dict[str, VariantSpec],
-    questions: list[dict[str, Any]],
-    question_stats: dict[str, int],
+    all_questions: list[dict[str, Any]],
     run_dir: Path,
-) -> Path:
+    shard: Shard,
+) -> dict[str, str]:
+    """Answer this shard's pending (variant, question) pairs into its cache; returns the variant keys."""
     cache_dir = run_dir / "cache"
-    log.info("run %s: %d questions × %s → %s", run_id(cfg), len(questions), ",".join(specs), run_dir)
+    questions = shard.select(all_questions)
+    where = f" (shard {shard}: {len(questions)} of {len(all_questions)})" if shard.sharded else ""
+    log.info(
+        "run %s: %d questions%s × %s → %s", run_id(cfg), len(all_questions), where, ",".join(specs), run_dir
+    )
     if any(s.uses_adapter for s in specs.values()):
-        check_leakage(cfg, stages, questions)
+        check_leakage(cfg, stages, all_questions)
     gold = [n for n, s in specs.items() if s.context == "gold"]
-    if gold and (missing := [q["id"] for q in questions if not q.get("context")]):
+    if gold and (missing := [q["id"] for q in all_questions if not q.get("context")]):
         raise BenchError(
             f"variant {gold[0]} needs 'context' on every question; {len(missing)} lack it: {missing[0]}"
         )
 
     keys = {name: variant_key(cfg, spec, stages.artifact_key) for name, spec in specs.items()}
-    caches = {name: AnswerCache(cache_dir / f"{name}.jsonl") for name in specs}
+    if shard.sharded:
+        shards.write_manifest(cfg, cache_dir, shard, keys, len(questions))
+    caches = _caches(run_dir, specs, shard)
     pending = {
         name: [q for q in questions if caches[name].get(keys[name], q["id"], question_hash(spec, q)) is None]
         for name, spec in specs.items()
     }
     todo = [name for name in specs if pending[name]]
-    stats_path, info_path = cache_dir / "resources.json", cache_dir / "generator_info.json"
-    resources: dict[str, Any] = read_json(stats_path) if stats_path.exists() else {}
-    generator_info: dict[str, Any] = read_json(info_path) if info_path.exists() else {}
+    stats_path = cache_dir / f"resources{shard.suffix}.json"
+    info_path = cache_dir / f"generator_info{shard.suffix}.json"
+    resources: dict[str, Any] = _read(stats_path)
+    adapter = None
+    if any(specs[n].uses_adapter for n in todo):
+        _check_trained(cfg, stages, shard)
+        with _built_once(cfg, stages, "finetune"):
+            adapter = load_adapter(cfg, stages, all_questions)
     if todo:
-        adapter = load_adapter(cfg, stages, questions) if any(specs[n].uses_adapter for n in todo) else None
-        fresh = _generate(cfg, stages, adapter, specs, todo, keys, caches, pending, len(questions), resources)
-        generator_info = {**generator_info, **fresh}  # a partial rerun keeps what the other variants used
-        atomic_write_json(info_path, generator_info)
+        fresh = _generate(
+            cfg,
+            stages,
+            adapter,
+            specs,
+            todo,
+            keys,
+            caches,
+            pending,
+            len(questions),
+            (stats_path, resources),
+            shard,
+        )
+        atomic_write_json(info_path, {**_read(info_path), **fresh})  # a partial rerun keeps the others'
     else:
         log.info("all %d answers are cached; nothing to generate", len(questions) * len(specs))
-
-    rows_by_variant: dict[str, list[dict[str, Any]]] = {}
-    for name, spec in specs.items():
-        rows = []
-        for q in questions:
-            cached = caches[name].get(keys[name], q["id"], question_hash(spec, q), include_errors=True)
-            if cached is None:  # cannot happen unless the cache file was edited concurrently
-                raise BenchError(f"{caches[name].path}: no answer for question {q['id']!r}; rerun")
-            rows.append(answer_row(spec, q, cached, cfg.index.k, cfg.run.ragas_metrics))
-        rows_by_variant[name] = rows
-    write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
-    scores = build_scores(
-        cfg, rows_by_variant, {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
-    )
-    scores["costs"] = build_costs_record(cfg, stages, specs)
-    scores["artifacts"] = upstream_keys(cfg, stages, specs)
-    probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
-    if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
-        scores["variants"]["ft"].update(
-            {k: v for k, v in probe.items() if k.startswith(("ppl_", "answer_nll_"))}
-        )
-    scores.update(
-        run_id=run_id(cfg),
-        env=environment(cfg, generator_info),
-        datasets=datasets_info(cfg, len(questions), question_stats),
-    )
-    keep_created(run_dir / "scores.json", scores)
-    atomic_write_json(run_dir / "scores.json", scores)
-    log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
-    return run_dir
+        for cache in caches.values():
+            cache.close()
+    return keys
 
 
 def _generate(
@@ -227,13 +252,21 @@ def _generate(
     caches: dict[str, AnswerCache],
     pending: dict[str, list[dict[str, Any]]],
     total: int,
-    resources: dict[str, Any],
+    stats: tuple[Path, dict[str, Any]],
+    shard: Shard,
 ) -> dict[str, Any]:
     """Open what the pending variants need (retriever, generators), answer pending questions."""
-    retriever = None
+    retriever, turn = None, contextlib.ExitStack()
     if any(specs[n].uses_retrieval for n in todo):
         log.info("opening the retriever (builds the index if it is missing)")
+        turn.enter_context(_built_once(cfg, stages, "index"))
         retriever = stages.open_retriever(cfg)
+        if cfg.index.qdrant_url:
+            turn.close()  # a server index serves every process at once
+        elif shard.sharded:  # the embedded engine has one opener at a time: processes take turns at it
+            log.warning(
+                "embedded index: the ranks of a sharded run take turns (index.qdrant_url: in parallel)"
+            )
     needs_model = any(specs[n].uses_model for n in todo)
     generators = stages.make_generators(cfg, adapter) if needs_model else {}
     try:
@@ -241,15 +274,14 @@ def _generate(
         variants = build_variants(cfg, todo, generators, retriever)
         for name in todo:
             log.info("%s: %d to answer (%d cached)", name, len(pending[name]), total - len(pending[name]))
-            resources[name] = _run_variant(
-                cfg, variants[name], caches[name], keys[name], pending[name], total
-            )
-            atomic_write_json(caches[name].path.parent / "resources.json", resources)
+            stats[1][name] = _run_variant(cfg, variants[name], caches[name], keys[name], pending[name], total)
+            atomic_write_json(stats[0], stats[1])
         return info
     finally:
         for gen in generators.values():
             gen.close()
         if retriever is not None and hasattr(retriever, "close"):
             retriever.close()
+        turn.close()
         for cache in caches.values():
             cache.close()

@@ -221,8 +221,8 @@ class RunLock:
     """An exclusive lock on a run directory (``<run dir>/lock``): a second ``bench run`` on the same directory
     gets a clear error instead of appending to the same cache files. Released when the process ends."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / "lock"
+    def __init__(self, run_dir: Path, name: str = "lock") -> None:
+        self.path = Path(run_dir) / name  # a shard of a sharded run locks only its own files
         self._fh: Any = None
 
     def __enter__(self) -> RunLock:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.io import atomic_write_text, read_json
-from bench.reporting import perf_tables, scale_tables
+from bench.reporting import perf_tables, scale_projection, scale_tables
 from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
 from bench.reporting.report import run_label
@@ -77,6 +77,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "install": _one("install.json", perf_tables.render_install),
     "embed-speed": _one("e5-torch-speed.json", scale_tables.render_embed_speed),
     "full-profile": _one("full-profile.json", scale_tables.render_full_profile),
+    "ptwiki-projection": scale_projection.load,  # docs/scale.md: three perf files
     "multistream": _one("multistream.json", scale_tables.render_multistream),
     "e5-fidelity": _fidelity,
     "index-1m": _one("index-1m.json", scale_tables.render_index_1m),

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
+from bench.core import dist
 from bench.generation import models
 from bench.io import atomic_write_json
 from bench.training import injection, repro, sft_qa, sft_recipes, snapshots, train_meta
@@ -165,6 +166,15 @@ def _attach_lora(run: _Run) -> None:
     run.trainable, run.total = run.model.get_nb_trainable_parameters()
 
 
+def _per_device_batch(batch_size: int) -> int:
+    """finetune.batch_size is the micro-batch over all ranks (torchrun / accelerate launch): each of W ranks
+    takes batch_size / W, so the global configuration, the planned steps and the adapter key do not change."""
+    world = dist.world_size()
+    if batch_size % world:
+        raise BenchError(f"finetune.batch_size={batch_size} does not split over {world} ranks (WORLD_SIZE)")
+    return batch_size // world
+
+
 def _sft_config(run: _Run) -> Any:
     """trl's SFTConfig for this run: batch, budget, precision, optimizer, seeds, checkpoints."""
     from trl import SFTConfig
@@ -174,8 +184,8 @@ def _sft_config(run: _Run) -> Any:
     return SFTConfig(
         output_dir=str(run.out / "checkpoints"),
         max_length=ft.max_length,
-        per_device_train_batch_size=ft.batch_size,
-        per_device_eval_batch_size=ft.batch_size,
+        per_device_train_batch_size=_per_device_batch(ft.batch_size),
+        per_device_eval_batch_size=_per_device_batch(ft.batch_size),
         gradient_accumulation_steps=ft.grad_accum,
         learning_rate=ft.learning_rate,
         max_steps=run.steps,
@@ -258,11 +268,13 @@ def _train(cfg: Config, out: Path) -> Path:
         _attach_lora(run)
         _fit(run)
         run.probe_after = _probe(run)
-    run.model.save_pretrained(str(out), safe_serialization=True)
-    run.tok.save_pretrained(str(out))
     meta = train_meta.metadata(run, time.perf_counter() - t_start)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed any more
-    atomic_write_json(out / METADATA, meta)
+    if run.trainer.is_world_process_zero():  # several ranks (DDP): rank 0 writes, the others wait
+        run.model.save_pretrained(str(out), safe_serialization=True)
+        run.tok.save_pretrained(str(out))
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed
+        atomic_write_json(out / METADATA, meta)
+    run.trainer.accelerator.wait_for_everyone()
     log.info(
         "adapter %s: %d steps, %.1fs/step, %.0f tokens/s, loss %s, peak RSS %d MB",
         out,

@@ -50,6 +50,18 @@ def metadata(run: Any, wall_s: float) -> dict[str, Any]:
     else:
         epochs = round(steps / math.ceil(len(run.train_ds) / per_step), 3)
     before, after = run.probe_before, run.probe_after
+    args = run.trainer.args
+    world = int(args.world_size)
+    log.info(
+        "trained on world size %d (%d per device x %d accumulation x %d ranks = global batch %d); "
+        "%d tokens seen over all ranks",
+        world,
+        args.per_device_train_batch_size,
+        args.gradient_accumulation_steps,
+        world,
+        args.per_device_train_batch_size * args.gradient_accumulation_steps * world,
+        int(num_tokens),
+    )
     return {
         "adapter_dir": str(run.out),
         "hash_key": artifacts.adapter(cfg).inputs,
@@ -80,7 +92,10 @@ def metadata(run: Any, wall_s: float) -> dict[str, Any]:
         "wall_time_s": round(wall_s, 1),
         "train_time_s": round(train_s, 1),
         "s_per_step": round(train_s / max(steps, 1), 2),
-        "tokens_seen": int(num_tokens),
+        "tokens_seen": int(num_tokens),  # trainer-gathered: summed over the ranks
+        "world_size": world,
+        "per_device_batch_size": int(args.per_device_train_batch_size),
+        "global_batch_size": int(args.per_device_train_batch_size * args.gradient_accumulation_steps * world),
         "tokens_per_s": round(num_tokens / train_s, 1) if train_s > 0 else None,
         "peak_rss_mb": round(peak_rss_mb()),
         "peak_vram_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cfg.device == "cuda" else None,

@@ -1,0 +1,84 @@
+"""The command bodies of the stages that run over several processes: ``bench run`` / ``bench index`` (with
+``--shard`` or under a launcher), ``bench finetune`` (under accelerate/torchrun) and ``bench merge``.
+
+Kept beside :mod:`bench.cli` (which holds the other stages) so that each stays a readable size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bench.cli import _cfg, _overrides
+from bench.config import BenchError, load_config
+
+log = logging.getLogger("bench")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.core.dist import bind_local_device, pick_shard
+    from bench.eval import runner
+
+    shard = pick_shard(getattr(args, "shard", None))
+    bind_local_device()
+    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None, shard=shard)
+    if shard.sharded and not (shard.launched and shard.index == 0):
+        print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
+    else:
+        print(f"results: {run_dir}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from bench.core.dist import bind_local_device, pick_shard
+    from bench.retrieval import index_shards
+
+    shard = pick_shard(getattr(args, "shard", None))
+    bind_local_device()
+    cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
+    print(index_shards.build_index_sharded(cfg, shard).summary())
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from bench import artifacts
+    from bench.core.dist import artifact_lock, shard_from_env, warn_one_process_launch
+    from bench.training import finetune
+
+    warn_one_process_launch()
+    if args.dry_run or args.output:
+        import json
+
+        from bench.training import sft_recipes
+
+        if not (args.dry_run and args.output):
+            raise BenchError("finetune --dry-run needs -o FILE (and -o only goes with --dry-run)")
+        summary = sft_recipes.dry_run(_cfg(args), Path(args.output))
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return 0
+    cfg = _cfg(args)
+    if shard_from_env().launched:  # every rank trains together (DDP): no turns
+        out = finetune.run_finetune(cfg)
+    else:  # beside other processes that may build the same adapter (a run, a sweep job): take turns
+        with artifact_lock(cfg.results_path, "finetune", artifacts.adapter(cfg).key):
+            out = finetune.run_finetune(cfg)
+    print(f"adapter: {out}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge shard caches: the run's own config (cache/config.toml) unless --profile/--set are given."""
+    from bench.config_checks import resolve_device
+    from bench.eval import shards
+
+    run_dirs = [Path(d) for d in args.run_dirs]
+    for d in run_dirs:
+        if not (d / "cache").is_dir():
+            raise BenchError(f"{d}: no cache/ directory (not a run directory, or no shard has run there)")
+    flags = args.config or _overrides(args)
+    cfg = resolve_device(load_config(args.config, _overrides(args))) if flags else None
+    cfg = shards.load_merge_config(run_dirs, cfg)
+    out = shards.merge(cfg, run_dirs, Path(args.output) if args.output else None)
+    print(f"results: {out}")
+    return 0
