@@ -81,19 +81,19 @@ def callback(run: Any, snaps: list[Snapshot], probe: Callable[[Any], dict[str, A
     class SaveSnapshots(TrainerCallback):  # type: ignore[misc]
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             snap = by_step.get(int(state.global_step))
-            if snap is not None:
-                save(run, snap, state, probe)
+            if snap is not None and state.is_world_process_zero:  # under DDP rank 0 writes, as at the end
+                save(run, snap, state, args, probe)
 
     return SaveSnapshots()
 
 
-def save(run: Any, snap: Snapshot, state: Any, probe: Callable[[Any], dict[str, Any]]) -> None:
+def save(run: Any, snap: Snapshot, state: Any, args: Any, probe: Callable[[Any], dict[str, Any]]) -> None:
     """The adapter, tokenizer, probe and metadata of ``snap`` (metadata last, as for a finished run)."""
     losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
     part = copy.copy(run)
     part.cfg, part.out, part.data = snap.cfg, snap.out, snap.data
     part.train_ds = run.train_ds.select(range(len(snap.data.train)))
-    part.trainer = type("T", (), {"state": state})()
+    part.trainer = type("T", (), {"state": state, "args": args})()
     part.result = type("R", (), {"global_step": state.global_step, "training_loss": _mean(losses)})()
     part.train_s = time.perf_counter() - run.t_fit
     part.probe_after = probe(part)
