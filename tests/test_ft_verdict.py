@@ -84,7 +84,9 @@ def test_best_budget_paired_tests_goal_and_trend(tmp_path: Path, monkeypatch: py
     assert "**cpt**: best closed-book EM 0.200 at 8 epochs" in text and "(b10=1, b01=2, p = 1" in text
     assert "answer NLL 2.50 → 1.20 at 8 epochs (still falling at the largest budget)" in text
     assert ": met — best 0.400 (recipe-mixed_epochs-2)" in text
-    assert "scores 0.900; best FT+RAG 0.700" in text
+    assert (
+        "scores 0.900; best FT+RAG 0.700 (recipe-mixed_epochs-2; − RAG 0.200, b10=2, b01=0, p = 0.5" in text
+    )
     assert "| popular (5) | 0.000 / 2.50 | 0.400 / 1.90 | 0.800 / 1.50 |" in text
     assert "| mixed | 8 | 8,000 | 80 |" in text
     monkeypatch.setattr(ft_verdict, "GOAL_EM", 0.5)
@@ -98,3 +100,9 @@ def test_the_docs_block_renders_from_the_sweep_folder(tmp_path: Path) -> None:
     assert readme.PERF_BLOCKS["ft-verdict"](tmp_path / "elsewhere" / "perf") is None
     summary = readme.PERF_BLOCKS["ft-summary"](tmp_path / "results" / "perf")
     assert summary is not None and summary[1].startswith("- **cpt**") and "|" not in summary[1]
+
+
+def test_a_tie_picks_the_smaller_budget() -> None:
+    pts = [{"scores": {"variants": {"ft": {"exact_match": _em(0.1)}}}, "b": b} for b in (2, 4, 6)]
+    pts[2]["scores"] = {"variants": {"ft": {"exact_match": _em(0.05)}}}
+    assert ft_verdict.best(pts)["b"] == 2

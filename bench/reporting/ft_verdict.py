@@ -64,7 +64,7 @@ def correct(run_dir: Path, variant: str) -> dict[str, float]:
 
 def best(pts: list[dict[str, Any]]) -> dict[str, Any]:
     """The point with the highest closed-book EM (the smaller budget on a tie)."""
-    return max(reversed(pts), key=lambda q: mean_of(_em(q["scores"], "ft")) or 0.0)
+    return max(pts, key=lambda q: mean_of(_em(q["scores"], "ft")) or 0.0)  # max keeps the first of a tie
 
 
 def _probe(q: dict[str, Any]) -> dict[str, Any]:
@@ -157,12 +157,18 @@ def verdict_lines(root: Path, ref: dict[str, Any], by_recipe: dict[str, list[dic
         (q for pts in by_recipe.values() for q in pts), key=lambda q: mean_of(_em(q["scores"], "ft")) or 0.0
     )
     top_em = mean_of(_em(top["scores"], "ft")) or 0.0
-    top_ft_rag = max(mean_of(_em(q["scores"], "ft_rag")) or 0.0 for p in by_recipe.values() for q in p)
+    top_rag = max(
+        (q for pts in by_recipe.values() for q in pts),
+        key=lambda q: mean_of(_em(q["scores"], "ft_rag")) or 0.0,
+    )
+    top_ft_rag = mean_of(_em(top_rag["scores"], "ft_rag")) or 0.0
+    vs = paired(ref_dir, top_rag)["ft_rag-rag"]
     lines.append(
         f"Goal (closed-book EM ≥ {GOAL_EM:.2f} on these dev facts): "
         f"{'met' if top_em >= GOAL_EM else 'not met'} — best {top_em:.3f} ({top['name']}). The strongest "
         f"no-model baseline on the same retrieved passages (typed span extractor) scores {fmt_num(span)}; "
-        f"best FT+RAG {top_ft_rag:.3f}."
+        f"best FT+RAG {top_ft_rag:.3f} ({top_rag['name']}; − RAG {fmt_num(vs['diff'], 3)}, b10={vs['b10']}, "
+        f"b01={vs['b01']}, p = {vs['p_value']:.3g}, picked on these questions)."
     )
     return lines
 
