@@ -92,6 +92,20 @@ def _batches(it: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
         yield batch
 
 
+def upsert_batch(store: Any, emb: Any, bm25: Bm25Encoder, batch: list[Any]) -> int:
+    """Embed and upsert the chunks of ``batch`` the store lacks (dense when ``emb``, BM25 always); returns how
+    many were new. The one-process and the sharded build (:mod:`bench.retrieval.index_shards`) share it."""
+    ids = [point_id(c.article_id, c.n) for c in batch]
+    have = store.existing(ids)
+    todo = [(pid, c) for pid, c in zip(ids, batch, strict=True) if pid not in have]
+    if todo:
+        texts = [c.embed_text() for _, c in todo]
+        dense = emb.embed_passages(texts) if emb else None
+        sparse = [bm25.document(t) for t in texts]
+        store.upsert([pid for pid, _ in todo], dense, sparse, [_payload(c) for _, c in todo])
+    return len(todo)
+
+
 def _payload(c: Chunk) -> dict[str, Any]:
     p = c.to_payload()
     p["metadata"] = {k: v for k, v in p.items() if k != "text"}  # where langchain-qdrant looks for it
@@ -122,15 +136,7 @@ def _build(
     bar = tqdm(desc="index", unit="chunk", disable=None)
     try:
         for batch in _batches(chain([first], chunks), max(1, cfg.index.embed_batch_size) * 4):
-            ids = [point_id(c.article_id, c.n) for c in batch]
-            have = store.existing(ids)
-            todo = [(pid, c) for pid, c in zip(ids, batch, strict=True) if pid not in have]
-            if todo:
-                texts = [c.embed_text() for _, c in todo]
-                dense = emb.embed_passages(texts) if emb else None
-                sparse = [bm25.document(t) for t in texts]
-                store.upsert([pid for pid, _ in todo], dense, sparse, [_payload(c) for _, c in todo])
-                new += len(todo)
+            new += upsert_batch(store, emb, bm25, batch)
             bar.update(len(batch))
     finally:
         bar.close()

@@ -25,13 +25,13 @@ from bench.retrieval.index import (
     IndexInfo,
     _batches,
     _iter_articles,
-    _payload,
     build_index,
     index_embedder,
     index_identity,
     open_store,
+    upsert_batch,
 )
-from bench.retrieval.store import VectorStore, point_id
+from bench.retrieval.store import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +60,8 @@ def _open(store: VectorStore, shard: Shard, full_sig: dict[str, Any], dim: int) 
 
 
 def _upsert(store: VectorStore, emb: Any, chunks: Iterator[Any], batch: int) -> int:
-    bm25, new = Bm25Encoder(), 0
-    for part in _batches(chunks, batch):
-        ids = [point_id(c.article_id, c.n) for c in part]
-        have = store.existing(ids)
-        todo = [(pid, c) for pid, c in zip(ids, part, strict=True) if pid not in have]
-        if todo:
-            texts = [c.embed_text() for _, c in todo]
-            dense = emb.embed_passages(texts) if emb else None
-            store.upsert(
-                [p for p, _ in todo], dense, [bm25.document(t) for t in texts], [_payload(c) for _, c in todo]
-            )
-            new += len(todo)
-    return new
+    bm25 = Bm25Encoder()
+    return sum(upsert_batch(store, emb, bm25, part) for part in _batches(chunks, batch))
 
 
 def build_shard(cfg: Config, shard: Shard, client: Any = None) -> IndexInfo:
