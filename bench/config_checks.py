@@ -172,6 +172,7 @@ def _snapshot_errors(cfg: Config) -> list[str]:
             "finetune.snapshot_epochs needs finetune.lr_scheduler=constant_with_warmup (a decaying rate makes"
             " the adapter after e epochs of a longer run differ from a run of e epochs)"
         )
+    # the names of recipe_keys.SCHEDULED (recipe_keys imports bench.config: importing it here is a cycle)
     if (ft.recipe or ft.train_format) not in ("cpt", "mixed", "pit") or ft.max_steps:
         errors.append("finetune.snapshot_epochs needs a scheduled recipe (cpt, mixed, pit) and max_steps=0")
     return errors

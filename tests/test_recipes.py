@@ -283,3 +283,14 @@ def test_compare_tells_equal_adapters_from_different_ones(tmp_path: Path, tiny_m
     out = tmp_path / "repro.json"
     assert compare.main([str(a), str(b), "-o", str(out)]) == 0
     assert "**bitwise equal**" in compare.render(json.loads(out.read_text(encoding="utf-8")))
+
+
+def test_the_snapshot_check_knows_every_scheduled_recipe(tmp_path: Path, tiny_model_dir: Path) -> None:
+    base = ("finetune.lr_scheduler=constant_with_warmup", "finetune.epochs=4", "finetune.snapshot_epochs=2")
+    for recipe in recipe_keys.RECIPES:
+        sets = _sets(tmp_path, tiny_model_dir, *base, f"finetune.recipe={recipe}")
+        if recipe in recipe_keys.SCHEDULED:
+            load_config("faquad", sets)
+        else:
+            with pytest.raises(BenchError, match="needs a scheduled recipe"):
+                load_config("faquad", sets)

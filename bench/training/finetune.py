@@ -120,6 +120,7 @@ class _Run:
     repro: dict[str, Any] = field(default_factory=dict)
     t_start: float = 0.0
     t_fit: float = 0.0
+    use_chat: bool = False  # the model has a chat template: records and probe prompts go through it
 
 
 def _load_and_build_data(run: _Run) -> None:
@@ -129,8 +130,8 @@ def _load_and_build_data(run: _Run) -> None:
     cfg, ft = run.cfg, run.cfg.finetune
     run.spec = model_registry.resolve_model(cfg)
     run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
-    use_chat = run.spec.chat_template and run.tok.chat_template is not None
-    run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=use_chat)
+    run.use_chat = bool(run.spec.chat_template and run.tok.chat_template is not None)
+    run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=run.use_chat)
     cols = ["text"] if "text" in run.data.train[0] else ["prompt", "completion"]
     run.train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.train])
     if run.data.val:
@@ -228,8 +229,7 @@ def _fit(run: _Run) -> None:
         eval_dataset=run.val_ds,
         processing_class=run.tok,
     )
-    use_chat = run.spec.chat_template and run.tok.chat_template is not None
-    snaps = snapshots.plan(run, use_chat) if ft.snapshot_epochs else []
+    snaps = snapshots.plan(run, run.use_chat) if ft.snapshot_epochs else []
     if snaps:
         run.trainer.add_callback(snapshots.callback(run, snaps, _probe))
     ckpt_dir = run.out / "checkpoints"
@@ -251,8 +251,7 @@ def _probe(run: _Run) -> dict[str, Any]:
     out = injection.probe(run.model, run.tok, run.data.probe_texts, cfg.finetune.max_length, run.use_bf16)
     if cfg.finetune.probe:
         if not run.answer_items:
-            use_chat = run.spec.chat_template and run.tok.chat_template is not None
-            run.answer_items = sft_qa.answer_probe_items(cfg, run.tok, use_chat)
+            run.answer_items = sft_qa.answer_probe_items(cfg, run.tok, run.use_chat)
         out["answers"] = injection.answer_probe(run.model, run.tok, run.answer_items, run.use_bf16)
     return out
 
