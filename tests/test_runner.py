@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError, Config, load_config
-from bench.eval import runner
+from bench.eval import answer_loop, runner
 from bench.eval.stages import Stages
 from bench.generation.base import Generation
 from bench.questions.load import load_questions
@@ -394,7 +394,7 @@ def test_scattered_failures_and_cap_zero_never_stop(tmp_path: Path) -> None:
 def test_programming_errors_propagate_instead_of_error_rows(tmp_path: Path, bug: Exception) -> None:
     with pytest.raises(type(bug)):
         _run_flaky(tmp_path, 3, [None, bug])
-    assert runner.is_question_error(RuntimeError("engine")) and not runner.is_question_error(bug)
+    assert answer_loop.is_question_error(RuntimeError("engine")) and not answer_loop.is_question_error(bug)
 
 
 def test_finish_reason_of_the_real_generation_reaches_the_rows(tmp_path: Path) -> None:

@@ -180,7 +180,7 @@ def test_artifact_lock_takes_turns(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
     t = threading.Thread(target=first)
     t.start()
-    held.wait()
+    assert held.wait(timeout=60), "the first lock holder never started"
     with caplog.at_level("INFO"), file_lock(lock, "the index artifact abc"):
         order.append("second found it")
     t.join()

@@ -11,19 +11,24 @@ import fcntl
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: How long a rank waits at the end-of-run barrier for the slowest one (s; env BENCH_BARRIER_TIMEOUT_S).
-DEFAULT_BARRIER_TIMEOUT_S = 7 * 24 * 3600
+#: How long a rank waits at a barrier for the slowest one (s; env BENCH_BARRIER_TIMEOUT_S). The ranks answer
+#: equal shares, so they arrive minutes apart; a rank that died is named by rank 0 when the time is up.
+DEFAULT_BARRIER_TIMEOUT_S = 30 * 60
+#: How long a process waits for another one building the same artifact (s; env BENCH_LOCK_TIMEOUT_S): the
+#: longest build is a fine-tuning run (~25 min for the default profile on 2 CPU cores).
+DEFAULT_LOCK_TIMEOUT_S = 2 * 3600
 
 
 @dataclass(frozen=True)
@@ -135,17 +140,47 @@ def bind_local_device() -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, what: str) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (blocking): processes that build the same artifact take turns, so
-    the first builds it and the others find it built. Released when the block ends or the process dies."""
+def file_lock(path: Path, what: str, timeout_s: float | None = None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``: processes that build the same artifact take turns, so the first
+    builds it and the others find it built. Released when the block ends or the process dies (a killed
+    holder never leaves it taken). A waiter gives up after ``timeout_s`` (default
+    ``BENCH_LOCK_TIMEOUT_S`` or :data:`DEFAULT_LOCK_TIMEOUT_S`) with an error naming the holder."""
+    limit = float(
+        _env_int("BENCH_LOCK_TIMEOUT_S", DEFAULT_LOCK_TIMEOUT_S) if timeout_s is None else timeout_s
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            log.info("waiting for another process building %s (%s)", what, path)
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        if not _try_lock(fh):
+            log.info("waiting for another process building %s (%s, %s)", what, path, _holder(fh))
+            deadline, note = time.monotonic() + limit, time.monotonic() + 60
+            while not _try_lock(fh):
+                if time.monotonic() >= deadline:
+                    raise BenchError(
+                        f"{path}: {what} has been locked by {_holder(fh)} for over {limit:g} s; "
+                        "is that process hung? (BENCH_LOCK_TIMEOUT_S sets the wait)"
+                    )
+                if time.monotonic() >= note:
+                    log.info("still waiting for %s (%s)", what, _holder(fh))
+                    note += 60
+                time.sleep(0.1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
         yield  # closing the file releases the lock
+
+
+def _try_lock(fh: IO[str]) -> bool:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _holder(fh: IO[str]) -> str:
+    fh.seek(0)
+    return fh.read().strip() or "another process"
 
 
 def artifact_lock(results: Path, stage: str, key: str) -> contextlib.AbstractContextManager[None]:
@@ -168,11 +203,15 @@ def barrier(tag: str) -> None:
     if created:
         tdist.init_process_group(backend="gloo", timeout=timeout)
     try:
-        log.info("rank %d/%d waiting at the %s barrier", rank(), world_size(), tag)
-        if created:
-            tdist.barrier()
+        log.info("rank %d/%d waiting at the %s barrier (up to %s)", rank(), world_size(), tag, timeout)
+        if created:  # gloo's monitored barrier: rank 0 names the ranks that did not arrive in time
+            tdist.monitored_barrier(timeout=timeout, wait_all_ranks=True)
         else:  # a group someone else made (accelerate, NCCL): a gloo side group for a CPU barrier
             tdist.barrier(group=tdist.new_group(backend="gloo", timeout=timeout))
+    except RuntimeError as exc:  # a rank died or hung: every waiting rank fails instead of waiting on
+        raise BenchError(
+            f"rank {rank()}/{world_size()}: the {tag} barrier failed after up to {timeout}: {exc}"
+        ) from exc
     finally:
         if created:
             tdist.destroy_process_group()

@@ -24,27 +24,15 @@ from tqdm import tqdm
 from bench.config import BenchError, Config
 from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
 from bench.eval import shards
+from bench.eval.answer_loop import RunStopped, answer_into
 from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
 from bench.eval.stages import Stages, check_leakage, default_stages, load_adapter
-from bench.eval.variants import VariantSpec, build_variants, get_spec, record_of
+from bench.eval.variants import VariantSpec, build_variants, get_spec
 from bench.io import atomic_write_json, peak_rss_mb, read_json
 from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
-
-#: What one question may fail with without it being a bug, so that the run records an error row (retried on
-#: the next run) and goes on: the backends' own errors (BenchError: an HTTP error after the openai
-#: backend's retries, a prompt over llama.cpp's n_ctx, a malformed stream), I/O, connection errors and
-#: timeouts (OSError: ConnectionError, TimeoutError), the engines' runtime failures (RuntimeError: torch's
-#: out-of-memory and NaN/inf sampling, llama.cpp decode errors) and MemoryError. Anything else (TypeError,
-#: KeyError, ValueError, ... and NotImplementedError/RecursionError, RuntimeErrors that are bugs) propagates.
-QUESTION_ERRORS: tuple[type[Exception], ...] = (BenchError, OSError, RuntimeError, MemoryError)
-
-
-def is_question_error(exc: Exception) -> bool:
-    """Whether ``exc`` is an expected per-question failure (:data:`QUESTION_ERRORS`) rather than a bug."""
-    return isinstance(exc, QUESTION_ERRORS) and not isinstance(exc, (NotImplementedError, RecursionError))
 
 
 def _cuda_peak(cfg: Config, reset: bool) -> float | None:
@@ -55,41 +43,6 @@ def _cuda_peak(cfg: Config, reset: bool) -> float | None:
         torch.cuda.reset_peak_memory_stats()
         return None
     return float(torch.cuda.max_memory_allocated() / 2**20)
-
-
-def _answer_rows(
-    variant: Any, spec: VariantSpec, key: str, batch: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Cache records for a batch; a failing batch is retried one question at a time, so one bad question
-    fails alone (it is retried on the next run)."""
-    if len(batch) > 1:
-        try:
-            results = variant.answer_batch(batch)
-            return [
-                record_of(key, q["id"], question_hash(spec, q), r)
-                for q, r in zip(batch, results, strict=True)
-            ]
-        except Exception as exc:
-            if not is_question_error(exc):
-                raise
-            log.warning(
-                "%s: batch of %d failed (%s: %s); answering one by one",
-                spec.name,
-                len(batch),
-                type(exc).__name__,
-                exc,
-            )
-    rows = []
-    for q in batch:
-        try:
-            row = record_of(key, q["id"], question_hash(spec, q), variant.answer(q))
-        except Exception as exc:  # one bad question must not sink the run; it is retried on rerun
-            if not is_question_error(exc):
-                raise
-            log.warning("%s/%s failed: %s: %s", spec.name, q["id"], type(exc).__name__, exc)
-            row = record_of(key, q["id"], question_hash(spec, q), None, f"{type(exc).__name__}: {exc}")
-        rows.append(row)
-    return rows
 
 
 def _run_variant(
@@ -103,17 +56,21 @@ def _run_variant(
     whole = getattr(getattr(variant, "generator", None), "prefers_whole_list", False)
     size = max(1, len(pending) if whole else cfg.model.batch_size)
     with tqdm(total=total, initial=total - len(pending), desc=spec.name, unit="q") as bar:
+
+        def sink(row: dict[str, Any]) -> None:
+            nonlocal streak
+            cache.append(row)
+            bar.update(1)
+            streak = [*streak, row] if row["error"] else []
+            if cap > 0 and len(streak) >= cap:
+                raise RunStopped(
+                    f"variant {spec.name}: {len(streak)} questions in a row failed; the first "
+                    f"({streak[0]['question_id']}): {streak[0]['error']} (stopped at "
+                    f"run.max_consecutive_errors={cap}; the answers so far are cached, a rerun retries)"
+                )
+
         for start in range(0, len(pending), size):
-            for row in _answer_rows(variant, spec, key, pending[start : start + size]):
-                cache.append(row)
-                bar.update(1)
-                streak = [*streak, row] if row["error"] else []
-                if cap > 0 and len(streak) >= cap:
-                    raise BenchError(
-                        f"variant {spec.name}: {len(streak)} questions in a row failed; the first "
-                        f"({streak[0]['question_id']}): {streak[0]['error']} (stopped at "
-                        f"run.max_consecutive_errors={cap}; the answers so far are cached, a rerun retries)"
-                    )
+            answer_into(variant, spec, key, pending[start : start + size], sink)
     return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
 
 

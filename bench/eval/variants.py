@@ -23,6 +23,7 @@ model variants share the generators of ``make_generators``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +32,7 @@ from bench.core.prompts import build_messages, first_line, format_passage, get_r
 from bench.eval.baselines import BASELINES
 
 if TYPE_CHECKING:
-    from bench.generation.base import Generator
+    from bench.generation.base import Generation, Generator
 
 
 class RetrieverLike(Protocol):
@@ -54,7 +55,9 @@ class Variant(Protocol):
 
     def answer(self, question_row: dict[str, Any]) -> VariantResult: ...
 
-    def answer_batch(self, rows: list[dict[str, Any]]) -> list[VariantResult]: ...
+    def answer_batch(
+        self, rows: list[dict[str, Any]], on_result: Callable[[int, VariantResult], None] | None = None
+    ) -> list[VariantResult]: ...
 
 
 @dataclass(frozen=True)
@@ -161,24 +164,33 @@ class PromptVariant:
         generation = self.generator.generate(self._messages(question, passages), self.max_new_tokens)
         return VariantResult(self._text(generation), hits, generation, retrieval_ms, passages=passages)
 
-    def answer_batch(self, rows: list[dict[str, Any]]) -> list[VariantResult]:
+    def answer_batch(
+        self, rows: list[dict[str, Any]], on_result: Callable[[int, VariantResult], None] | None = None
+    ) -> list[VariantResult]:
         """Answer ``rows`` together when the generator has ``generate_batch`` (one padded forward per step).
 
         Retrieval stays per question. Each result's generation time is the batch time / batch size, so
         per-question latency under batching is an amortised figure (the row records the batch size).
+        ``on_result(i, result)``: a generator that ``streams_results`` (vllm) reports each answer as it
+        completes, with its own request time (the harness stores it at once: resume per answer).
         """
         batch_fn = getattr(self.generator, "generate_batch", None)
         if len(rows) <= 1 or batch_fn is None:
             return [self.answer(r) for r in rows]
         contexts = [self._context(r) for r in rows]
         messages = [self._messages(str(r["question"]), c[2]) for r, c in zip(rows, contexts, strict=True)]
-        gens = list(batch_fn(messages, self.max_new_tokens))
+
+        def result(g: Generation, i: int) -> VariantResult:
+            hits, ms, passages = contexts[i]
+            return VariantResult(self._text(g), hits, g, ms, batch_size=len(rows), passages=passages)
+
+        if on_result is not None and getattr(self.generator, "streams_results", False):
+            gens = list(batch_fn(messages, self.max_new_tokens, lambda i, g: on_result(i, result(g, i))))
+        else:
+            gens = list(batch_fn(messages, self.max_new_tokens))
         if len(gens) != len(rows):
             raise BenchError(f"variant {self.name}: generate_batch returned {len(gens)} of {len(rows)}")
-        return [
-            VariantResult(self._text(g), hits, g, ms, batch_size=len(rows), passages=passages)
-            for g, (hits, ms, passages) in zip(gens, contexts, strict=True)
-        ]
+        return [result(g, i) for i, g in enumerate(gens)]
 
 
 def _passage(title: str, section: str, text: str) -> dict[str, str]:

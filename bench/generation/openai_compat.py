@@ -14,8 +14,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Generator as Gen
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from bench.config import BenchError, Config
@@ -123,19 +124,43 @@ class OpenAIGenerator:
         log.warning("%s backend: %s", self.backend, error)
         return Generation("", 0, 0, ms, ms, error=error)
 
-    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
-        """Every request of ``batch`` with up to ``concurrency`` in flight; results in input order. Like the
-        transformers backend's batches, each Generation's ttft_ms/total_ms is the batch wall time / size."""
+    def generate_batch(
+        self,
+        batch: list[list[dict[str, str]]],
+        max_new_tokens: int,
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        """Every request of ``batch`` with up to ``concurrency`` in flight; results in input order.
+
+        ``on_result(i, generation)`` is called in this thread as each request completes (so a harness can
+        store answers as they arrive: an interrupted batch keeps what was answered); each Generation then
+        keeps its own request time. Without it, like the transformers backend's batches, each Generation's
+        ttft_ms/total_ms is the batch wall time / size. An exception (Ctrl-C, a callback's) cancels the
+        requests not yet sent and returns at once."""
         if not batch:
             return []
         t0 = time.perf_counter()
-        workers = min(self.concurrency, len(batch))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bench-{self.backend}") as pool:
-            gens = list(pool.map(lambda m: self.generate(m, max_new_tokens), batch))
-        per = (time.perf_counter() - t0) * 1000.0 / len(batch)
-        for g in gens:
-            g.ttft_ms = g.total_ms = per
-        return gens
+        pool = ThreadPoolExecutor(
+            min(self.concurrency, len(batch)), thread_name_prefix=f"bench-{self.backend}"
+        )
+        futures = {pool.submit(self.generate, m, max_new_tokens): i for i, m in enumerate(batch)}
+        gens: list[Generation | None] = [None] * len(batch)
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                gens[i] = gen = fut.result()
+                if on_result is not None:
+                    on_result(i, gen)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        done = [g for g in gens if g is not None]
+        if on_result is None:
+            per = (time.perf_counter() - t0) * 1000.0 / len(batch)
+            for g in done:
+                g.ttft_ms = g.total_ms = per
+        return done
 
     def _stream_chunks(self, resp: Any) -> Gen[tuple[str, dict[str, Any]], None, None]:
         """(content delta, event) per server-sent event of a streamed chat completion."""

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from collections.abc import Generator as Gen
 from dataclasses import replace
 from pathlib import Path
@@ -106,6 +107,7 @@ class VllmGenerator:
     question list in one ``generate_batch``: vLLM schedules them together (continuous batching)."""
 
     prefers_whole_list = True
+    streams_results = True  # generate_batch(..., on_result=...) reports each answer as it completes
 
     def __init__(self, cfg: Config, engine: _Engine, served: str, *, adapter: Path | None, mode: str) -> None:
         self.cfg, self.engine, self.served, self.adapter, self.mode = cfg, engine, served, adapter, mode
@@ -131,8 +133,13 @@ class VllmGenerator:
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         return self._checked([self._client().generate(messages, max_new_tokens)])[0]
 
-    def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
-        return self._checked(self._client().generate_batch(batch, max_new_tokens))
+    def generate_batch(
+        self,
+        batch: list[list[dict[str, str]]],
+        max_new_tokens: int,
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        return self._checked(self._client().generate_batch(batch, max_new_tokens, on_result))
 
     def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
         try:
@@ -158,7 +165,8 @@ class VllmGenerator:
             "prefix_caching": True,
             "kv_cache_gib": None if self.cfg.device.startswith("cuda") else server.kv_gib,
             "engine_start_s": None if server.start_s is None else round(server.start_s, 1),
-            "batch_latency": "a variant's questions submitted at once; batch wall time / size per question",
+            "batch_latency": "a variant's questions submitted at once; each question's own request time "
+            "(queueing and continuous batching included), stored as it completes",
             "versions": {**versions("httpx", "peft"), "vllm": "see .venv-vllm"},
         }
 

@@ -8,16 +8,16 @@ in-flight batches. Only namespace-0, non-redirect pages become articles.
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import json
 import logging
-import multiprocessing
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from bench.config import BenchError, Config
+from bench.core.pool import ordered_map
 from bench.ingest.articles import Article, IngestStats, Section, clean_batch, filter_pages, make_article
 from bench.ingest.dump import iter_pages
 
@@ -54,25 +54,15 @@ def _batches(pages: Iterator[tuple[int, str, str]]) -> Iterator[list[tuple[int, 
         yield batch
 
 
-def _cleaned(path: Path, stats: IngestStats, workers: int) -> Iterator[list[tuple[str | None, int]]]:
+def _cleaned(path: Path, stats: IngestStats, workers: int) -> Generator[list[tuple[str | None, int]]]:
     """Cleaned batches in dump order; with workers > 1 at most 2×workers batches are in flight."""
     if workers <= 1:
         for batch in _batches(_article_pages(path, stats)):
             yield clean_batch(batch)
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        pending: collections.deque[Any] = collections.deque()
-        try:
-            for batch in _batches(_article_pages(path, stats, prefetch=True)):
-                pending.append(pool.apply_async(clean_batch, (batch,)))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().get()
-        except BenchError:  # a dump error: still write what was already read, then report it
-            while pending:
-                yield pending.popleft().get()
-            raise
-        while pending:
-            yield pending.popleft().get()
+    batches = ((batch,) for batch in _batches(_article_pages(path, stats, prefetch=True)))
+    # A dump error while reading (truncated, corrupt): what was already read is still written, then reported.
+    yield from ordered_map(clean_batch, batches, workers, what=f"ingest {path}", drain_on=(BenchError,))
 
 
 def ingest(
@@ -114,6 +104,15 @@ def ingest_into(
         source = multistream.cleaned(dump, index, stats, stats.workers)
     else:
         source = _cleaned(dump, stats, stats.workers)
+    with contextlib.closing(source):  # stopping at `limit` cancels the workers' queued jobs at once
+        _write(fh, source, stats, limit)
+    stats.elapsed_s = time.perf_counter() - start
+    return stats
+
+
+def _write(
+    fh: IO[str], source: Iterator[list[tuple[str | None, int]]], stats: IngestStats, limit: int
+) -> None:
     for results in source:
         for line, slow in results:
             stats.parser_fragments += slow
@@ -127,8 +126,6 @@ def ingest_into(
                 break
         if stats.limited:
             break
-    stats.elapsed_s = time.perf_counter() - start
-    return stats
 
 
 def _looks_like_jsonl(path: Path) -> bool:

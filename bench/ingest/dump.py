@@ -95,7 +95,13 @@ class _Prefetch:
                 return
 
     def read(self, size: int = -1) -> bytes:
-        item = self.chunks.get()
+        while True:  # never waits forever: a decompress thread that died without a word is an error
+            try:
+                item = self.chunks.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self.thread.is_alive() and self.chunks.empty():
+                    raise BenchError("ingest: the decompress thread stopped without a result") from None
         if isinstance(item, BaseException):
             raise item
         return item

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 import bz2
-import collections
 import io
 import logging
-import multiprocessing
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from bench.config import BenchError
+from bench.core.pool import ordered_map
 from bench.ingest.articles import IngestStats, clean_batch, filter_pages
 from bench.ingest.dump import _check_prolog, parse_pages
 from bench.ingest.multistream_build import PAGES_PER_STREAM, build
@@ -207,7 +206,7 @@ def _merge(total: IngestStats, part: IngestStats) -> None:
     total.bytes_in += part.bytes_in
 
 
-def cleaned(dump: Path, index: Path, stats: IngestStats, workers: int) -> Iterator[Cleaned]:
+def cleaned(dump: Path, index: Path, stats: IngestStats, workers: int) -> Generator[Cleaned]:
     """Cleaned stream batches in dump order; with workers > 1 at most 2×workers streams are in flight."""
     if not dump.exists():
         raise BenchError(f"{dump}: file not found")
@@ -223,18 +222,9 @@ def cleaned(dump: Path, index: Path, stats: IngestStats, workers: int) -> Iterat
             _merge(stats, part)
             yield lines
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        pending: collections.deque[Any] = collections.deque()
-        for job in jobs:
-            pending.append(pool.apply_async(stream_job, job))
-            if len(pending) >= 2 * workers:
-                lines, part = pending.popleft().get()
-                _merge(stats, part)
-                yield lines
-        while pending:
-            lines, part = pending.popleft().get()
-            _merge(stats, part)
-            yield lines
+    for lines, part in ordered_map(stream_job, jobs, workers, what=f"multistream {dump}"):
+        _merge(stats, part)
+        yield lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,6 @@ from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
 from bench.core import dist
 from bench.generation import models
-from bench.io import atomic_write_json
 from bench.training import injection, repro, sft_qa, sft_recipes, snapshots, train_meta
 
 log = logging.getLogger(__name__)
@@ -268,12 +266,7 @@ def _train(cfg: Config, out: Path) -> Path:
         _fit(run)
         run.probe_after = _probe(run)
     meta = train_meta.metadata(run, time.perf_counter() - t_start)
-    if run.trainer.is_world_process_zero():  # several ranks (DDP): rank 0 writes, the others wait
-        run.model.save_pretrained(str(out), safe_serialization=True)
-        run.tok.save_pretrained(str(out))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed
-        atomic_write_json(out / METADATA, meta)
-    run.trainer.accelerator.wait_for_everyone()
+    train_meta.save_adapter(run, out, meta)
     log.info(
         "adapter %s: %d steps, %.1fs/step, %.0f tokens/s, loss %s, peak RSS %d MB",
         out,

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from bench import artifacts, recipe_keys
-from bench.config import Config, config_to_dict
+from bench.config import BenchError, Config, config_to_dict
 from bench.generation import models
-from bench.io import peak_rss_mb, read_json
+from bench.io import atomic_write_json, peak_rss_mb, read_json
 from bench.training import injection, recipes
 
 log = logging.getLogger(__name__)
@@ -130,3 +131,25 @@ def answer_probe_fields(adapter: Path, question_ids: Iterable[str] | None = None
             log.warning("%s: the answer probe measured other questions than this run's; not reported", path)
             return None
     return {k: v for k, v in probe.items() if k in ANSWER_FIELDS or k.startswith("answer_nll_by_")}
+
+
+def save_adapter(run: Any, out: Path, meta: dict[str, Any]) -> None:
+    """Rank 0 writes the adapter, metadata last; an all-reduce of a failure flag (not a bare barrier) then
+    fails every rank at once when that save failed, instead of leaving the others waiting."""
+    import torch
+
+    error = None
+    if run.trainer.is_world_process_zero():
+        try:
+            run.model.save_pretrained(str(out), safe_serialization=True)
+            run.tok.save_pretrained(str(out))
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed
+            atomic_write_json(out / "train_metadata.json", meta)
+        except BaseException as exc:  # told to the other ranks, then raised
+            error = exc
+    acc = run.trainer.accelerator
+    failed = acc.reduce(torch.tensor([1.0 if error else 0.0], device=acc.device), reduction="sum")
+    if error is not None:
+        raise error
+    if float(failed.item()) > 0:
+        raise BenchError(f"rank {acc.process_index}: rank 0 failed to save the adapter {out} (see its log)")
