@@ -6,6 +6,7 @@ One sub-command per stage; each imports its module lazily.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import logging
 import os
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler, ``kill``, ``timeout``): unwinds like Ctrl-C, so every ``finally`` runs and every
     child process the bench started (vLLM servers) is stopped before the process exits."""
@@ -277,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.fn(args))
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: disk full{where} ({exc.strerror}): nothing was replaced; outputs written before are "
+              "kept; free space and rerun the same command to resume", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt as exc:
         print("interrupted: finished items are kept; rerun the same command to resume", file=sys.stderr)

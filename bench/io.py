@@ -17,10 +17,55 @@ from typing import IO, Any
 
 from bench.config import BenchError
 
+#: Fault injection for the kill -9 tests (tests/test_kill9.py): ``BENCH_KILL_AT=point[@n][,point[@n]]`` makes
+#: the process SIGKILL itself the n-th time (default 1st) it passes :func:`crash_point` ``point``.
+KILL_ENV = "BENCH_KILL_AT"
+_crash_hits: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """A named place where a kill -9 is tested (a no-op unless ``BENCH_KILL_AT`` names it)."""
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        point, _, nth = item.strip().partition("@")
+        if point == name:
+            _crash_hits[name] = _crash_hits.get(name, 0) + 1
+            if _crash_hits[name] == int(nth or 1):
+                import signal
+
+                sys.stderr.write(f"{KILL_ENV}: SIGKILL at {name} (hit {_crash_hits[name]})\n")
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
 
 def _temp_beside(path: Path, kind: str) -> Path:
-    """A fresh hidden name in ``path``'s directory (same file system: the final rename is atomic)."""
+    """A fresh hidden name in ``path``'s directory (same file system: the final rename is atomic). The temps
+    that killed writers of the same ``path`` left behind (their pid is gone) are removed first."""
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.*.{kind}"):
+        pid = stale.name[len(path.name) + 2 :].split(".")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -43,6 +88,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        crash_point("atomic.rename")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a no-op after the rename

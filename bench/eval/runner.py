@@ -29,7 +29,7 @@ from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
 from bench.eval.stages import Stages, check_leakage, default_stages, load_adapter
 from bench.eval.variants import VariantSpec, build_variants, get_spec
-from bench.io import atomic_write_json, peak_rss_mb, read_json
+from bench.io import atomic_write_json, crash_point, peak_rss_mb, read_json
 from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def _run_variant(
         def sink(row: dict[str, Any]) -> None:
             nonlocal streak
             cache.append(row)
+            crash_point("run.answer")
             bar.update(1)
             streak = [*streak, row] if row["error"] else []
             if cap > 0 and len(streak) >= cap:

@@ -112,25 +112,10 @@ def server_command(cfg: Config, spec: EngineSpec, port: int) -> list[str]:
     return cmd
 
 
-_PR_SET_PDEATHSIG = 1
-_LIBC: list[object] = []  # loaded in the parent: a forked child only calls into it
-
-
-def die_with_parent() -> None:
-    """In the server's child process, before exec: ask Linux to SIGTERM it when the bench process dies, even
-    by SIGKILL, so no orphaned engine keeps its RAM/GPU (its own session keeps Ctrl-C in a terminal from
-    reaching it before :meth:`VllmServer.stop` does). The signal is tied to the thread that starts the server:
-    start engines from a thread that lives as long as they do (the runner's main thread does)."""
-    if _LIBC:
-        _LIBC[0].prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # type: ignore[attr-defined]
-
-
-def _load_libc() -> None:
-    if not _LIBC and sys.platform.startswith("linux"):
-        import ctypes
-        import ctypes.util
-
-        _LIBC.append(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True))
+def reaped(cmd: list[str]) -> list[str]:
+    """``cmd`` under :mod:`bench.generation.reaper`: the engine and every process it starts end with this
+    process, even on SIGKILL (no orphaned server keeping its RAM or GPU after an interrupted run)."""
+    return [sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid()), *cmd]
 
 
 def free_port() -> int:
@@ -176,12 +161,10 @@ class VllmServer:
         log.info(
             "starting vLLM (%s, KV cache %d GiB): log %s", self.spec.served_name, self.kv_gib, self.log_path
         )
-        _load_libc()
         t0 = time.perf_counter()
         with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(self.cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=die_with_parent)  # fmt: skip
+            self.proc = subprocess.Popen(reaped(self.cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         deadline = t0 + self.cfg.vllm.start_timeout_s
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
@@ -214,8 +197,8 @@ class VllmServer:
         if proc is None or proc.poll() is not None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the group this server started (start_new_session)
-            proc.wait(timeout=30)
+            os.killpg(proc.pid, signal.SIGTERM)  # the reaper ends the engine's group (SIGKILL after 20 s)
+            proc.wait(timeout=45)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)

@@ -20,6 +20,7 @@ from bench.config import BenchError, Config
 from bench.core.pool import ordered_map
 from bench.ingest.articles import Article, IngestStats, Section, clean_batch, filter_pages, make_article
 from bench.ingest.dump import iter_pages
+from bench.io import crash_point
 
 __all__ = [
     "Article",
@@ -120,6 +121,7 @@ def _write(
                 stats.empty += 1
                 continue
             fh.write(line)
+            crash_point("ingest.article")
             stats.articles += 1
             if limit and stats.articles >= limit:
                 stats.limited = True

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from bench import artifacts
 from bench.config import BenchError, Config
-from bench.io import atomic_write_json
+from bench.io import atomic_write_json, crash_point
 from bench.retrieval.bm25 import Bm25Encoder
 from bench.retrieval.chunking import ArticleLike, Chunk, Chunker
 from bench.retrieval.embedders import Embedder, make_embedder
@@ -137,6 +137,7 @@ def _build(
     try:
         for batch in _batches(chain([first], chunks), max(1, cfg.index.embed_batch_size) * 4):
             new += upsert_batch(store, emb, bm25, batch)
+            crash_point("index.batch")
             bar.update(len(batch))
     finally:
         bar.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
 from bench.core import dist
 from bench.generation import models
+from bench.io import KILL_ENV
 from bench.training import injection, repro, sft_qa, sft_recipes, snapshots, train_meta
 
 log = logging.getLogger(__name__)
@@ -230,6 +232,8 @@ def _fit(run: _Run) -> None:
     snaps = snapshots.plan(run, run.use_chat) if ft.snapshot_epochs else []
     if snaps:
         run.trainer.add_callback(snapshots.callback(run, snaps, _probe))
+    if os.environ.get(KILL_ENV):  # the kill -9 tests' fault injection
+        run.trainer.add_callback(snapshots.crash_callback())
     ckpt_dir = run.out / "checkpoints"
     run.resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
     if run.resume:

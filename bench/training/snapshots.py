@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import artifacts
 from bench.config import BenchError, Config
-from bench.io import atomic_write_json
+from bench.io import atomic_write_json, crash_point
 from bench.training import sft_recipes, train_meta
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,17 @@ def callback(run: Any, snaps: list[Snapshot], probe: Callable[[Any], dict[str, A
                 save(run, snap, state, args, probe)
 
     return SaveSnapshots()
+
+
+def crash_callback() -> Any:
+    """``crash_point("finetune.step")`` at every step's end (before that step's checkpoint): kill -9 tests."""
+    from transformers import TrainerCallback
+
+    class CrashPoint(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            crash_point("finetune.step")
+
+    return CrashPoint()
 
 
 def save(run: Any, snap: Snapshot, state: Any, args: Any, probe: Callable[[Any], dict[str, Any]]) -> None:

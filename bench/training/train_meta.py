@@ -16,7 +16,7 @@ from typing import Any
 from bench import artifacts, recipe_keys
 from bench.config import BenchError, Config, config_to_dict
 from bench.generation import models
-from bench.io import atomic_write_json, peak_rss_mb, read_json
+from bench.io import atomic_write_json, crash_point, peak_rss_mb, read_json
 from bench.training import injection, recipes
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def save_adapter(run: Any, out: Path, meta: dict[str, Any]) -> None:
             run.model.save_pretrained(str(out), safe_serialization=True)
             run.tok.save_pretrained(str(out))
             shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed
+            crash_point("finetune.save")
             atomic_write_json(out / "train_metadata.json", meta)
         except BaseException as exc:  # told to the other ranks, then raised
             error = exc
