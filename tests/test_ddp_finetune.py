@@ -38,6 +38,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # two torch ranks over gloo: slow, and contended by anything else on 2 cores
 def test_accelerate_two_cpu_ranks_train_one_adapter(tmp_path: Path, tiny_model_dir: Path) -> None:
     dump, _ = write_corpus(tmp_path)
     single_sets = _sets(tmp_path / "one", tiny_model_dir, dump)

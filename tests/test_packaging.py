@@ -33,6 +33,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return whl
 
 
+@pytest.mark.slow  # builds (and installs) the wheel: minutes on 2 cores
 def test_wheel_holds_every_module_and_profile(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "bench").rglob("*.py")}
@@ -59,6 +60,7 @@ def _run(site: Path, cwd: Path, *args: str, data: Path | None = None) -> subproc
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # builds (and installs) the wheel: minutes on 2 cores
 def test_installed_wheel_runs_from_an_unrelated_directory(wheel: Path, tmp_path: Path) -> None:
     from tests.conftest import TINY_PAGES, make_dump
 

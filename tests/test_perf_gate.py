@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = """
 import os, time
@@ -31,6 +33,7 @@ def _run(tmp: Path, delay: float, *flags: str) -> int:
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, check=False).returncode
 
 
+@pytest.mark.slow  # timing-dependent (sleeps measured against a 50 % gate)
 def test_make_perf_fails_on_a_planted_2x_slowdown(tmp_path: Path) -> None:
     (tmp_path / "test_speed.py").write_text(BENCH, encoding="utf-8")
     flags = _makefile_compare_flags()

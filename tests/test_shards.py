@@ -141,6 +141,7 @@ def test_a_killed_shard_resumes_from_its_cache(setup: tuple[list[str], Path], tm
     assert plain.calls == 0 and rows_of(out) == base_single
 
 
+@pytest.mark.slow  # two torch ranks over gloo: slow, and contended by anything else on 2 cores
 def test_torchrun_two_ranks(setup: tuple[list[str], Path], tmp_path: Path) -> None:
     sets, single = setup
     out = tmp_path / "torchrun"

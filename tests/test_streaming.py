@@ -95,6 +95,7 @@ class InterruptingOut(io.StringIO):
         return n
 
 
+@pytest.mark.slow  # timing-dependent (a SIGINT after a sleep)
 def test_ctrl_c_in_chat_stops_a_real_generation(tiny_model_dir: Path) -> None:
     from bench.interactive import ask as interactive
     from bench.interactive import chat
