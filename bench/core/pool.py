@@ -85,7 +85,10 @@ def ordered_map(
                 while pending:
                     yield _result(pending.popleft(), timeout_s, what)
                 raise
-            pending.append(pool.submit(fn, *job))
+            try:
+                pending.append(pool.submit(fn, *job))
+            except BrokenProcessPool as exc:  # a worker died before this job could be queued
+                raise BenchError(f"{what}: a worker process died (killed, or out of memory?): {exc}") from exc
             if len(pending) >= inflight:
                 yield _result(pending.popleft(), timeout_s, what)
         while pending:

@@ -214,7 +214,10 @@ class TransformersGenerator:
         enc = self.tokenizer(
             [self.render(messages)], return_tensors="pt", add_special_tokens=not self.chat_template
         ).to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        # a deadline per token (queue.Empty): a generation thread that stalls cannot hold the caller forever
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600.0
+        )
         stop = threading.Event()
         stops: list[Any] = [_EventStop(stop)]
         if self.cfg.model.stop_at_newline:
@@ -229,8 +232,8 @@ class TransformersGenerator:
                     ttft = ttft or (time.perf_counter() - t0) * 1000.0
                     yield piece
         finally:
-            stop.set()
-            thread.join()
+            stop.set()  # checked at every decoding step: the thread ends within one step
+            thread.join(timeout=600.0)
         if errors:
             raise errors[0]
         total = (time.perf_counter() - t0) * 1000.0
