@@ -84,15 +84,17 @@ lock: install
 # Each test has its own deadline (pyproject: pytest-timeout); the whole suite has this one (s) besides.
 TEST_DEADLINE ?= 2400
 TIMEOUT := timeout --kill-after=60 $(TEST_DEADLINE)
+# Slow tests (real weights, several processes) get 20 minutes each instead of 5.
+SLOW_DEADLINES := -o timeout=1200 -o faulthandler_timeout=1180
 test: install
 	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
 
 # The slow tests (real e5/SmolLM2 weights, the ptwiki sample; a few minutes on 2 cores). CI runs them after `make test`.
 test-slow: install
-	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "slow and not gpu and not perf" -q
+	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "slow and not gpu and not perf" -q $(SLOW_DEADLINES)
 
 test-all: install
-	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not gpu and not perf" -q
+	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not gpu and not perf" -q $(SLOW_DEADLINES)
 
 lint: install
 	$(PY) -m ruff check bench tests
