@@ -31,20 +31,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from bench.core.dist import bind_local_device, pick_shard
+    from contextlib import nullcontext
+
+    from bench import artifacts
+    from bench.core.dist import artifact_lock, bind_local_device, pick_shard
     from bench.retrieval import index_shards
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
     cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
-    if shard.sharded:
-        print(index_shards.build_index_sharded(cfg, shard).summary())
-        return 0
-    from bench import artifacts
-    from bench.core.dist import artifact_lock
-
-    # beside another `bench index` or `bench run` building the same index (two `make bench`): take turns
-    with artifact_lock(cfg.results_path, "index", artifacts.index(cfg).key):
+    # one process beside another `bench index` or `bench run` building the same index (two `make bench`):
+    # take turns (the shards of a sharded build each write their own share)
+    turn = (
+        nullcontext() if shard.sharded else artifact_lock(cfg.results_path, "index", artifacts.index(cfg).key)
+    )
+    with turn:
         print(index_shards.build_index_sharded(cfg, shard).summary())
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ def crash_point(name: str) -> None:
 def _temp_beside(path: Path, kind: str) -> Path:
     """A fresh hidden name in ``path``'s directory (same file system: the final rename is atomic). The temps
     that killed writers of the same ``path`` left behind (their pid is gone) are removed first."""
-    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.*.{kind}"):
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.*.{kind}"):
         pid = stale.name[len(path.name) + 2 :].split(".")[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
@@ -52,10 +53,6 @@ def _temp_beside(path: Path, kind: str) -> Path:
         else:
             stale.unlink(missing_ok=True)
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
 
 
 def _alive(pid: int) -> bool:

@@ -3,7 +3,10 @@ a tiny random Llama with an offline tokenizer."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@contextlib.contextmanager
+def held_in_a_thread(lock: contextlib.AbstractContextManager[None], hold_s: float = 120) -> Iterator[None]:
+    """Hold ``lock`` in another thread for the block (as another process would), at most ``hold_s``."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            release.wait(timeout=hold_s)
+
+    t = threading.Thread(target=holder, name="lock-holder")
+    t.start()
+    try:
+        assert held.wait(timeout=30), "the lock holder never took the lock"
+        yield
+    finally:
+        release.set()
+        t.join(timeout=30)

@@ -11,7 +11,6 @@ import resource
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from bench.core.pool import WorkerTimeout, ordered_map
 from bench.ingest.corpus import ingest
 from bench.ingest.multistream_build import build
 from tests import pool_jobs
-from tests.conftest import make_dump
+from tests.conftest import held_in_a_thread, make_dump
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,25 +87,12 @@ def test_limited_multi_worker_ingest_in_a_loop(tmp_path: Path) -> None:
 
 def test_lock_wait_has_a_deadline_naming_the_holder(tmp_path: Path) -> None:
     lock = tmp_path / "locks" / "index-k.lock"
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with file_lock(lock, "the index artifact k"):
-            held.set()
-            release.wait(timeout=60)
-
-    t = threading.Thread(target=holder)
-    t.start()
-    try:
-        assert held.wait(timeout=30)
+    with held_in_a_thread(file_lock(lock, "the index artifact k"), hold_s=60):
         t0 = time.monotonic()
         match = rf"locked by pid {os.getpid()} for over 0.5 s"
         with pytest.raises(BenchError, match=match), file_lock(lock, "the index artifact k", timeout_s=0.5):
             pass
         assert time.monotonic() - t0 < 10
-    finally:
-        release.set()
-        t.join(timeout=30)
     with file_lock(lock, "the index artifact k", timeout_s=0.5):  # free again once the holder is done
         pass
 

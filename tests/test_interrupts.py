@@ -19,6 +19,7 @@ import pytest
 
 from bench.config import BenchError, Config, ModelConfig
 from bench.generation.vllm_engine import EngineSpec, VllmServer
+from tests.conftest import held_in_a_thread
 from tests.fictional import write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,17 +169,7 @@ def test_a_second_index_build_waits_for_the_first(tmp_path: Path) -> None:
     dump, _ = write_corpus(tmp_path)
     sets = [f"corpus={dump}", f"results_dir={tmp_path / 'results'}", "index.embedder=hashing"]
     key = artifacts.index(load_config("faquad", sets)).key
-    held, release = threading.Event(), threading.Event()
-
-    def first() -> None:
-        with artifact_lock(tmp_path / "results", "index", key):
-            held.set()
-            release.wait(timeout=120)
-
-    t = threading.Thread(target=first)
-    t.start()
-    try:
-        assert held.wait(timeout=30)
+    with held_in_a_thread(artifact_lock(tmp_path / "results", "index", key)):
         cmd = [sys.executable, "-m", "bench", "index", "--profile", "faquad"]
         cmd += [x for s in sets for x in ("--set", s)]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -189,8 +180,5 @@ def test_a_second_index_build_waits_for_the_first(tmp_path: Path) -> None:
         wait_until(lambda: any("waiting for another process building the index" in x for x in log), 120,
                    "the second build waiting")  # fmt: skip
         assert second.poll() is None and not list((tmp_path / "results" / "index").glob("*/manifest.json"))
-    finally:
-        release.set()
-        t.join(timeout=30)
     assert second.wait(timeout=300) == 0, "".join(log)[-3000:]
     assert len(list((tmp_path / "results" / "index").glob("*/manifest.json"))) == 1

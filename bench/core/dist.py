@@ -150,27 +150,25 @@ def file_lock(path: Path, what: str, timeout_s: float | None = None) -> Iterator
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as fh:
-        if not _try_lock(fh):
-            log.info("waiting for another process building %s (%s, %s)", what, path, _holder(fh))
+        if not try_flock(fh):
+            log.info("waiting for another process building %s (%s, %s)", what, path, flock_holder(fh))
             deadline, note = time.monotonic() + limit, time.monotonic() + 60
-            while not _try_lock(fh):
+            while not try_flock(fh):
                 if time.monotonic() >= deadline:
                     raise BenchError(
-                        f"{path}: {what} has been locked by {_holder(fh)} for over {limit:g} s; "
+                        f"{path}: {what} has been locked by {flock_holder(fh)} for over {limit:g} s; "
                         "is that process hung? (BENCH_LOCK_TIMEOUT_S sets the wait)"
                     )
                 if time.monotonic() >= note:
-                    log.info("still waiting for %s (%s)", what, _holder(fh))
+                    log.info("still waiting for %s (%s)", what, flock_holder(fh))
                     note += 60
                 time.sleep(0.1)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
+        mark_holder(fh)
         yield  # closing the file releases the lock
 
 
-def _try_lock(fh: IO[str]) -> bool:
+def try_flock(fh: IO[str]) -> bool:
+    """Take an exclusive ``flock`` on the open lock file ``fh`` if it is free now; False when it is held."""
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -178,9 +176,18 @@ def _try_lock(fh: IO[str]) -> bool:
         return False
 
 
-def _holder(fh: IO[str]) -> str:
+def flock_holder(fh: IO[str]) -> str:
+    """Who holds the lock file ``fh`` (``pid N``, as :func:`mark_holder` wrote it)."""
     fh.seek(0)
     return fh.read().strip() or "another process"
+
+
+def mark_holder(fh: IO[str]) -> None:
+    """Write this process into the lock file ``fh`` it now holds, for the error of the next one."""
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}\n")
+    fh.flush()
 
 
 def artifact_lock(results: Path, stage: str, key: str) -> contextlib.AbstractContextManager[None]:

@@ -19,7 +19,7 @@ import collections
 import logging
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -44,7 +44,11 @@ def _result(fut: Future[R], timeout_s: float, what: str) -> R:
             f"{what}: a worker gave no result within {timeout_s:g} s (workers killed)"
         ) from None
     except BrokenProcessPool as exc:
-        raise BenchError(f"{what}: a worker process died (killed, or out of memory?): {exc}") from exc
+        raise _died(what, exc) from exc
+
+
+def _died(what: str, exc: BrokenProcessPool) -> BenchError:
+    return BenchError(f"{what}: a worker process died (killed, or out of memory?): {exc}")
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
@@ -73,7 +77,6 @@ def ordered_map(
     inflight = inflight or 2 * workers
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     pending: collections.deque[Future[R]] = collections.deque()
-    clean = False
     source = iter(jobs)
     try:
         while True:
@@ -88,12 +91,11 @@ def ordered_map(
             try:
                 pending.append(pool.submit(fn, *job))
             except BrokenProcessPool as exc:  # a worker died before this job could be queued
-                raise BenchError(f"{what}: a worker process died (killed, or out of memory?): {exc}") from exc
+                raise _died(what, exc) from exc
             if len(pending) >= inflight:
                 yield _result(pending.popleft(), timeout_s, what)
         while pending:
             yield _result(pending.popleft(), timeout_s, what)
-        clean = True
     except WorkerTimeout:
         _kill_workers(pool)
         raise
@@ -101,26 +103,20 @@ def ordered_map(
         close = getattr(source, "close", None)
         if close is not None:  # the job generator's files and threads are released now, not at GC
             close()
-        _shutdown(pool, pending, clean, timeout_s)
+        _shutdown(pool, pending, timeout_s)
 
 
-def _shutdown(
-    pool: ProcessPoolExecutor, pending: collections.deque[Future[Any]], clean: bool, t: float
-) -> None:
+def _shutdown(pool: ProcessPoolExecutor, pending: collections.deque[Future[Any]], t: float) -> None:
     """Cancel what has not started; let running jobs finish (never terminate a worker mid-write); kill the
     workers only when a job is past its deadline."""
     for fut in pending:
         fut.cancel()
     running = [f for f in pending if not f.cancelled()]
     if running:
-        import concurrent.futures
-
-        _done, late = concurrent.futures.wait(running, timeout=t)
+        _done, late = wait(running, timeout=t)
         if late:
             log.warning(
                 "worker pool: %d job(s) still running after %.0f s: killing the workers", len(late), t
             )
             _kill_workers(pool)
-    if not clean:
-        log.debug("worker pool stopped early: %d job(s) cancelled or drained", len(pending))
     pool.shutdown(wait=True, cancel_futures=True)

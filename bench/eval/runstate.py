@@ -226,24 +226,18 @@ class RunLock:
         self._fh: Any = None
 
     def __enter__(self) -> RunLock:
-        import fcntl
+        from bench.core.dist import flock_holder, mark_holder, try_flock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
+        if not try_flock(fh):
+            holder = flock_holder(fh)
             fh.close()
             raise BenchError(
                 f"{self.path.parent}: another bench run is using this run directory ({holder}); "
                 "wait for it or use another --out"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
+            )
+        mark_holder(fh)
         self._fh = fh
         return self
 
