@@ -22,6 +22,7 @@ from bench.cli import (
     cmd_config,
     cmd_ingest,
     cmd_questions,
+    cmd_rag_sweep,
     cmd_report,
     cmd_rescore,
     cmd_retrieve,
@@ -150,6 +151,10 @@ def _add_eval(add: _Adder) -> None:
     p.add_argument(
         "--reference", default=None, help="a run of this profile whose base/RAG answers are reused"
     )
+    p = add("rag-sweep", cmd_rag_sweep, "the RAG reading settings (k, order, page only): choose, then report")
+    p.add_argument("--name", default="rag-settings", help="sweep name: results/sweeps/NAME/")
+    p.add_argument("--variant", default="rag", choices=["rag", "ft_rag"], help="the variant tuned")
+    p.add_argument("--report-limit", type=int, default=120, help="report-subset questions per point")
     p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")
     p.add_argument("question", nargs="?", default=None, help="question text (optional with --qid)")
     p.add_argument("--variants", default=None, help="comma-separated (default: the profile's run.variants)")

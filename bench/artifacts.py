@@ -163,6 +163,7 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
             # the leakage guard drops train questions by the evaluation set: it shapes the training data
             "eval_questions_sha256": file_sha256(cfg, cfg.path(cfg.questions), "questions"),
             "eval_split": cfg.split,
+            **({"eval_subset": cfg.subset} if cfg.subset else {}),
             "reader": cfg.model.reader,  # qa/raft records are the reader's evaluation prompt
         }
     if recipe_keys.uses_pages(recipe):
@@ -174,6 +175,7 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
                 split=cfg.split,
                 limit=cfg.limit,
                 sample=cfg.sample,
+                **({"subset": cfg.subset} if cfg.subset else {}),  # absent = whole split: old keys hold
             )
     # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
     return {

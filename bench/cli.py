@@ -162,6 +162,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rag_sweep(args: argparse.Namespace) -> int:
+    from bench.eval import rag_sweep
+
+    root = rag_sweep.run_rag_sweep(
+        args.config, _overrides(args), args.name, variant=args.variant, report_limit=args.report_limit
+    )
+    print(f"rag-sweep: {root / 'sweep.json'}")
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     import json
 

@@ -53,6 +53,9 @@ EXAMPLES: dict[str | None, list[str]] = {
     "sweep": [
         "python -m bench sweep --name ft-curve --set finetune.epochs=0,1,3",
     ],
+    "rag-sweep": [
+        "python -m bench rag-sweep --profile default   # k x order x page-only: selection, then report",
+    ],
     "ask": [
         'python -m bench ask "Quem escreveu Os Lusíadas?" --variants base,rag',
         "python -m bench ask --qid 4918ff59e83343b88c1fd3a204f55a3b --json",

@@ -47,6 +47,9 @@ class Config:
     # "first": the file's first ``limit`` questions of the split; "stratified": a deterministic sample whose
     # every prefix keeps each (relation, stratum) cell's share of the split (bench/questions/load.py).
     sample: str = "stratified"
+    # "" = the whole split; "selection" / "report": two disjoint parts of it, split by page (bench/questions/
+    # load.py): settings are chosen on the selection part and reported on the report part.
+    subset: str = ""
     device: str = "cpu"  # "cpu" | "cuda"
     seed: int = 0
     results_dir: str = "results"  # relative: against the current directory

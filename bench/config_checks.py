@@ -38,6 +38,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "finetune.scope": ("corpus", "question_pages"),
     "finetune.lr_scheduler": ("linear", "constant_with_warmup", "cosine"),
     "sample": ("first", "stratified"),
+    "subset": ("", "selection", "report"),
+    "index.passage_order": ("best_first", "best_last"),
 }
 # key -> (module, attribute): the registry whose names are the valid values
 REGISTRIES: dict[str, tuple[str, str]] = {

@@ -27,6 +27,8 @@ class IndexConfig:
     chunk_overlap: int = 40
     retrieval: str = "hybrid"  # "dense" | "sparse" | "hybrid"
     k: int = 3
+    passage_order: str = "best_first"  # "best_first" | "best_last" (the best passage nearest the question)
+    page_only: bool = False  # read only the top hit's page: its k best chunks (bench/eval/contexts.py)
     exact: bool = True  # exact search: deterministic results at benchmark scale
     hnsw_ef: int = 128
     dense_int8: bool = False  # embedded: int8 scalar quantisation of the dense vectors (RAM), rescored
@@ -130,7 +132,9 @@ class RunConfig:
         "ft",
         "ft_rag",
         "oracle",
+        "oracle_page",
         "echo",
+        "prior",
         "picker_oracle",
         "picker_rag",
         "span_oracle",

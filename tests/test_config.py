@@ -10,10 +10,11 @@ from bench.config import BenchError, config_hash, load_config
 def test_default_profile_loads() -> None:
     cfg = load_config()
     assert cfg.profile == "default"
-    model_variants = ("base", "rag", "ft", "ft_rag", "oracle")
+    model_variants = ("base", "rag", "ft", "ft_rag", "oracle", "oracle_page")
     assert cfg.run.variants == (
         *model_variants,
         "echo",
+        "prior",
         "picker_oracle",
         "picker_rag",
         "span_oracle",

@@ -26,10 +26,13 @@ class FakeRetriever:
     def __init__(self) -> None:
         self.calls = 0
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int | None = None, mode: str | None = None, article_id: int | None = None
+    ) -> list[Hit]:
         self.calls += 1
         hits = [h for word, h in PASSAGES.items() if word in query]
-        return [*hits, PASSAGES["Lisboa"]][: k or 3]
+        hits = [*hits, PASSAGES["Lisboa"]]
+        return [h for h in hits if article_id is None or h.article_id == article_id][: k or 3]
 
 
 class FakeGenerator:
@@ -87,6 +90,7 @@ ALL = (
     "ft_rag",
     "oracle",
     "echo",
+    "prior",
     "picker_oracle",
     "picker_rag",
     "span_oracle",
@@ -202,6 +206,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "created",
         "costs",
         "artifacts",
+        "attribution",
     }
     corpus = scores["config"]["corpus"]  # the upstream artifact keys the answers were keyed by
     assert scores["artifacts"] == {"index": f"index-of-{corpus}", "finetune": f"finetune-of-{corpus}"}
@@ -226,7 +231,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         assert (s["recall@k"] is not None) == (name in retrieving)
         assert (s["ragas_context_recall"] is not None) == (name in retrieving)
         assert set(s["chrf"]) >= {"mean", "ci95"} and 0.0 <= s["chrf"]["mean"] <= 1.0
-        if name in ("echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag"):
+        if name in ("echo", "prior", "picker_oracle", "picker_rag", "span_oracle", "span_rag"):
             assert s["tokens_per_s"] is None and s["peak_rss_mb"] is not None
         else:
             assert s["latency_p50_ms"] >= 40.0 and s["tokens_per_s"] == pytest.approx(200.0)
@@ -236,7 +241,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     assert v["echo"]["f1_qstripped"]["mean"] == 0.0 and v["echo"]["exact_match"]["mean"] == 0.0
     assert set(scores["comparisons"]) == {
         "rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag",
-        "base-echo", "ft-echo", "rag-picker_rag", "ft_rag-picker_rag", "oracle-picker_oracle",
+        "base-echo", "ft-echo", "base-prior", "ft-prior", "rag-picker_rag", "ft_rag-picker_rag", "oracle-picker_oracle",
         "rag-span_rag", "ft_rag-span_rag", "oracle-span_oracle",
     }  # fmt: skip
     assert set(scores["comparisons"]["rag-base"]["f1"]) == {"diff", "ci95", "significant", "n", "test", "mde"}

@@ -15,10 +15,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_registry_covers_the_model_variants_and_the_baselines() -> None:
-    baselines = ["echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag"]
-    assert list(VARIANTS) == ["base", "rag", "ft", "ft_rag", "oracle", *baselines]
-    assert [n for n, s in VARIANTS.items() if s.uses_retrieval] == ["rag", "ft_rag", "picker_rag", "span_rag"]
-    assert [n for n, s in VARIANTS.items() if s.uses_adapter] == ["ft", "ft_rag"]
+    baselines = ["echo", "prior", "picker_oracle", "picker_rag", "span_oracle", "span_rag"]
+    models = ["base", "rag", "ft", "ft_rag", "oracle", "oracle_page", "rag_cf", "ft_rag_cf"]
+    assert list(VARIANTS) == [*models, *baselines]
+    assert [n for n, s in VARIANTS.items() if s.retrieves] == [
+        "rag", "ft_rag", "rag_cf", "ft_rag_cf", "picker_rag", "span_rag"
+    ]  # fmt: skip
+    assert [n for n, s in VARIANTS.items() if s.uses_retrieval and not s.retrieves] == ["oracle_page"]
+    assert [n for n, s in VARIANTS.items() if s.uses_adapter] == ["ft", "ft_rag", "ft_rag_cf"]
+    assert [n for n, s in VARIANTS.items() if s.edit] == ["rag_cf", "ft_rag_cf"]
     assert [n for n, s in VARIANTS.items() if not s.uses_model] == baselines
     assert VARIANTS["oracle"].context == VARIANTS["picker_oracle"].context == "gold"
     assert VARIANTS["span_oracle"].context == "gold"

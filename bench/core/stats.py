@@ -88,6 +88,19 @@ def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     return {"b10": b10, "b01": b01, "p_value": min(1.0, 2 * tail)}
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (same order as given): the i-th smallest × (m − i), made monotone,
+    capped at 1. A "best of N" claim is significant at α when its adjusted p < α."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
+
+
 def smallest_detectable(diffs: Sequence[float]) -> float | None:
     """Smallest true mean difference a paired test detects with 80 % power at two-sided α = 0.05:
     (z₀.₉₇₅ + z₀.₈) · sd(d) / √n, from the observed spread of the paired differences."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.config import Config, config_hash, config_to_dict
 from bench.eval import scoring
+from bench.eval.diagnostics import reader_diagnostics
 from bench.eval.runstate import prompt_info
 from bench.eval.variants import VariantSpec
 
@@ -17,7 +18,7 @@ def answer_row(
     """One ``answers.jsonl`` row: the cached answer, what the prompt held, and every per-answer metric."""
     hits = c.get("hits") or []
     passages = [str(p.get("text") or "") for p in c.get("passages") or []]
-    retrieval = spec.uses_retrieval
+    retrieval = spec.retrieves
     finish = (c.get("generation") or {}).get("finish_reason") or "stop"
     scores = scoring.score_answer(
         c["answer"],
@@ -57,6 +58,7 @@ def answer_row(
             {"groups": groups} if (groups := {f: str(q[f]) for f in scoring.GROUP_FIELDS if q.get(f)}) else {}
         ),
         "passages": c.get("passages") or [],
+        **({"counterfactual": c["counterfactual"]} if c.get("counterfactual") else {}),
         "finish_reason": finish,
         "truncated": finish == "length",
         "metrics": scores,
@@ -68,7 +70,8 @@ def answer_row(
 def build_scores(
     cfg: Config, rows_by_variant: dict[str, list[dict[str, Any]]], resources: dict[str, Any]
 ) -> dict[str, Any]:
-    """Summaries, paired comparisons and the baseline check; the caller adds run id, env and datasets.
+    """Summaries, paired comparisons, the baseline check and the reader diagnostics (error attribution,
+    counterfactual faithfulness); the caller adds run id, env and datasets.
 
     ``resources`` holds peak memory per variant, recorded when its answers were generated.
     """
@@ -85,6 +88,7 @@ def build_scores(
         "comparisons": comparisons,
         "baseline_checks": scoring.baseline_checks(comparisons),
         "groups": scoring.summarize_groups(rows_by_variant),
+        **reader_diagnostics(rows_by_variant),  # "attribution", "faithfulness" (when there is something)
         "prompt": prompt_info(cfg),
         "config": config_to_dict(cfg),
         "config_hash": config_hash(cfg),

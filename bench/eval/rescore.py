@@ -2,7 +2,8 @@
 
 No model and no retriever: every row is scored again with the current ``METRICS`` rules (question row, gold
 answers, passages and retrieved titles are all in the row), and ``scores.json`` gets new summaries,
-comparisons, baseline checks and groups; everything else in it (config, env, costs, artifacts, datasets,
+comparisons, baseline checks, groups and reader diagnostics (``attribution``, ``faithfulness``:
+:mod:`bench.eval.diagnostics`); everything else in it (config, env, costs, artifacts, datasets,
 memory peaks, perplexities) is kept. The typed no-model baselines ``span_rag``/``span_oracle`` are added
 when the run lacks them and its rows record the passages a reader saw (those of ``picker_rag``/``rag``/
 ``ft_rag``, resp. ``picker_oracle``/``oracle``) and it ran no-model baselines at all (a sweep point with only
@@ -19,6 +20,7 @@ from bench.config import BenchError
 from bench.core.schema import mean_of, ordered_variants
 from bench.eval import scoring
 from bench.eval.baselines import BASELINES
+from bench.eval.diagnostics import DIAGNOSTIC_KEYS, reader_diagnostics
 from bench.eval.variants import VARIANTS
 from bench.io import atomic_write_json, iter_jsonl, read_json, write_jsonl
 
@@ -116,11 +118,14 @@ def rescore(run_dir: Path, write: bool = True) -> dict[str, Any]:
         }
         variants[name] = {**summary, **kept}
     comparisons = scoring.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed)
+    for key in DIAGNOSTIC_KEYS:  # recomputed below; a key with nothing left to report goes
+        scores.pop(key, None)
     scores.update(
         variants=variants,
         comparisons=comparisons,
         baseline_checks=scoring.baseline_checks(comparisons),
         groups=scoring.summarize_groups(rows_by_variant),
+        **reader_diagnostics(rows_by_variant),
         rescored={"from": "answers.jsonl", "added_variants": added},
     )
     if write:

@@ -28,6 +28,7 @@ from bench.eval.answer_loop import RunStopped, answer_into
 from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
 from bench.eval.stages import Stages, check_leakage, default_stages, load_adapter
+from bench.eval.train_answers import load_train_answers
 from bench.eval.variants import VariantSpec, build_variants, get_spec
 from bench.io import atomic_write_json, crash_point, peak_rss_mb, read_json
 from bench.questions.load import load_questions
@@ -229,7 +230,8 @@ def _generate(
     generators = stages.make_generators(cfg, adapter) if needs_model else {}
     try:
         info = {name: gen.info() for name, gen in generators.items()}
-        variants = build_variants(cfg, todo, generators, retriever)
+        answers = load_train_answers(cfg) if any(specs[n].edit or n == "prior" for n in todo) else None
+        variants = build_variants(cfg, todo, generators, retriever, answers)
         for name in todo:
             log.info("%s: %d to answer (%d cached)", name, len(pending[name]), total - len(pending[name]))
             stats[1][name] = _run_variant(cfg, variants[name], caches[name], keys[name], pending[name], total)

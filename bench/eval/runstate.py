@@ -62,10 +62,28 @@ def variant_key(cfg: Config, spec: VariantSpec, upstream: Callable[[Config, str]
             "retrieval": ic.retrieval, "k": ic.k, "exact": ic.exact, "hnsw_ef": ic.hnsw_ef,
             "code": artifacts.code_version(*artifacts.SEARCH_CODE),
         }  # fmt: skip
+        # reading settings enter the key only when not the defaults (existing caches keep their keys)
+        search.update({k: v for k, v in reading_settings(cfg).items() if v != READING_DEFAULTS[k]})
+        if spec.context != "retrieval":
+            search["context"] = spec.context
         parts.update(index=upstream(cfg, "index"), search=search)
+    if spec.edit or spec.name == "prior":
+        from bench.eval.train_answers import load_train_answers
+
+        parts["train_answers"] = {
+            "table": load_train_answers(cfg).fingerprint(),
+            "code": artifacts.code_version("eval/train_answers.py", "eval/contexts.py"),
+        }
     if spec.uses_adapter:
         parts["adapter"] = upstream(cfg, "finetune")
     return stable_hash(parts)
+
+
+READING_DEFAULTS: dict[str, Any] = {"passage_order": "best_first", "page_only": False}
+
+
+def reading_settings(cfg: Config) -> dict[str, Any]:
+    return {"passage_order": cfg.index.passage_order, "page_only": cfg.index.page_only}
 
 
 def prompt_info(cfg: Config) -> dict[str, Any]:
@@ -98,7 +116,10 @@ def git_state() -> dict[str, Any]:
 
 
 def question_hash(spec: VariantSpec, row: dict[str, Any]) -> str:
-    return stable_hash([row["question"], row.get("context") if spec.context == "gold" else None])
+    parts = [row["question"], row.get("context") if spec.context == "gold" else None]
+    if spec.context == "gold_page" or spec.edit:
+        parts.append(row.get("article_id") if spec.context == "gold_page" else row.get("answers"))
+    return stable_hash(parts)
 
 
 class AnswerCache:

@@ -58,11 +58,12 @@ NOISY_METRICS = {  # name -> lower is better; `bench check` only warns on these
 LANG_METRICS = ("lang_pt", "lang_en", "lang_other")  # shares of the answers whose language was determined
 
 # Paired comparisons: (a, b) reads "a − b"; each model variant also against every no-model baseline that saw
-# the same passages (closed book: the echo; retrieval: the sentence picker and the typed span; gold context:
-# the same over the gold paragraph). The check holds a variant against the strongest of them, per metric.
+# the same passages (closed book: the echo and the prior; retrieval: the sentence picker and the typed span;
+# gold context: the same over the gold sentence). The check holds a variant against the strongest of them,
+# per metric.
 BASELINE_OF: dict[str, tuple[str, ...]] = {
-    "base": ("echo",),
-    "ft": ("echo",),
+    "base": ("echo", "prior"),
+    "ft": ("echo", "prior"),
     "rag": ("picker_rag", "span_rag"),
     "ft_rag": ("picker_rag", "span_rag"),
     "oracle": ("picker_oracle", "span_oracle"),
@@ -73,6 +74,8 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("ft_rag", "rag"),
     ("ft_rag", "ft"),
     ("oracle", "rag"),
+    ("oracle_page", "rag"),
+    ("oracle", "oracle_page"),
     *((variant, base) for variant, bases in BASELINE_OF.items() for base in bases),
 )
 

@@ -4,39 +4,41 @@
 name           generator  context
 =============  =========  ====================================================================
 base           base       none (closed book)
-rag            base       top-k chunks from the retriever (cfg.index.k)
+rag            base       top-k chunks from the retriever (cfg.index.k, passage_order, page_only)
 ft             ft         none (closed book, LoRA adapter)
 ft_rag         ft         top-k chunks from the retriever
-oracle         base       the question's gold ``context``, whole (a reading ceiling)
+oracle         base       the gold sentence: the question's ``context`` (a reading ceiling)
+oracle_page    base       the gold page's top-k chunks only, formatted as RAG passages
+rag_cf         base       rag's passages with the gold answer replaced by another value (counterfactual)
+ft_rag_cf      ft         the same for the fine-tuned model: does it follow the context or its memory?
 echo           none       none: the answer is the question itself
+prior          none       none: the most frequent train-split answer of the question's relation
 picker_oracle  none       gold context: the sentence sharing most content words with the question
 picker_rag     none       top-k chunks: the same rule over the retrieved passages
 span_oracle    none       gold context: the best span of the type the question asks for
 span_rag       none       top-k chunks: the same typed span over the retrieved passages
 =============  =========  ====================================================================
 
-The last five are no-model reference baselines (milliseconds each): a model variant that does not beat its
+The last six are no-model reference baselines (milliseconds each): a model variant that does not beat its
 baseline (``scoring.BASELINE_OF``) is flagged in the report. Retrieval variants share one retriever;
 model variants share the generators of ``make_generators``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.config import BenchError, Config
 from bench.core.prompts import build_messages, first_line, format_passage, get_reader
-from bench.eval.baselines import BASELINES
+from bench.eval import contexts
+from bench.eval.baselines import BASELINES, Baseline
+from bench.eval.contexts import Reading, RetrieverLike
+from bench.eval.train_answers import TrainAnswers, edit_passages
 
 if TYPE_CHECKING:
     from bench.generation.base import Generation, Generator
-
-
-class RetrieverLike(Protocol):
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class VariantResult:
     retrieval_ms: float
     batch_size: int = 1  # >1: generation times are the batch's time / batch_size
     passages: tuple[dict[str, str], ...] = ()  # exactly what the prompt held: title, section, text
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. "counterfactual": {value, replaced}
 
 
 class Variant(Protocol):
@@ -64,11 +67,18 @@ class Variant(Protocol):
 class VariantSpec:
     name: str
     generator: str  # key in make_generators(): "base" | "ft"; "none" for no-model baselines
-    context: str  # "none" | "retrieval" | "gold"
+    context: str  # "none" | "retrieval" | "gold" | "gold_page" (bench.eval.contexts)
     description: str
+    edit: str = ""  # "counterfactual": the gold answer in the passages replaced (bench.eval.train_answers)
 
     @property
     def uses_retrieval(self) -> bool:
+        """Needs the index (the retrieval and gold-page kinds)."""
+        return self.context in ("retrieval", "gold_page")
+
+    @property
+    def retrieves(self) -> bool:
+        """Searches the whole index (recall@k means something)."""
         return self.context == "retrieval"
 
     @property
@@ -87,8 +97,18 @@ VARIANTS: dict[str, VariantSpec] = {
         VariantSpec("rag", "base", "retrieval", "base model + top-k retrieved chunks"),
         VariantSpec("ft", "ft", "none", "base model + fine-tuned LoRA adapter, closed book"),
         VariantSpec("ft_rag", "ft", "retrieval", "fine-tuned adapter + top-k retrieved chunks"),
-        VariantSpec("oracle", "base", "gold", "base model given the whole gold paragraph (reading ceiling)"),
+        VariantSpec("oracle", "base", "gold", "base model given the gold sentence (reading ceiling)"),
+        VariantSpec("oracle_page", "base", "gold_page", "base model given the gold page's top-k chunks"),
+        VariantSpec(
+            "rag_cf",
+            "base",
+            "retrieval",
+            "rag with the gold answer in the passages replaced",
+            "counterfactual",
+        ),
+        VariantSpec("ft_rag_cf", "ft", "retrieval", "ft_rag with the gold answer replaced", "counterfactual"),
         VariantSpec("echo", "none", "none", "no model: answers with the question itself"),
+        VariantSpec("prior", "none", "none", "no model: the most frequent train answer of the relation"),
         VariantSpec(
             "picker_oracle", "none", "gold", "no model: gold-paragraph sentence with most question words"
         ),
@@ -120,31 +140,42 @@ class PromptVariant:
     reader: str = "extractive"
     fewshot: int = 0
     answer_first_line: bool = True
+    reading: Reading | None = None  # None: k best-first from the whole index
+    train_answers: TrainAnswers | None = None  # the prior's table and the counterfactual values
+    seed: int = 0
     name: str = field(init=False)
+    baseline: Baseline | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.name = self.spec.name
+        if self.reading is None:
+            self.reading = Reading(k=self.k)
         if self.spec.uses_retrieval and self.retriever is None:
             raise BenchError(f"variant {self.name!r} needs a retriever")
         if self.spec.uses_model and self.generator is None:
             raise BenchError(f"variant {self.name!r} needs the {self.spec.generator!r} generator")
+        needs_answers = self.spec.edit == "counterfactual" or self.name == "prior"
+        if needs_answers and self.train_answers is None:
+            raise BenchError(f"variant {self.name!r} needs the question file's train answers")
+        if not self.spec.uses_model:
+            table = self.train_answers
+            self.baseline = (lambda row, _p: table.prior(row)) if self.name == "prior" and table else None
+            self.baseline = self.baseline or BASELINES[self.name]
 
-    def _context(self, question_row: dict[str, Any]) -> tuple[list[Any], float, tuple[dict[str, str], ...]]:
-        """(hits, retrieval ms, passages) for one question, per this variant's context kind."""
-        question = str(question_row["question"])
-        if self.spec.context == "retrieval":
-            assert self.retriever is not None
-            t0 = time.perf_counter()
-            hits = list(self.retriever.search(question, k=self.k))[: self.k]
-            retrieval_ms = (time.perf_counter() - t0) * 1000.0
-            return hits, retrieval_ms, tuple(_passage(h.title, h.section, h.text) for h in hits)
-        if self.spec.context == "gold":
-            context = question_row.get("context")
-            if not context:
-                qid = question_row.get("id")
-                raise BenchError(f"question {qid!r} has no gold 'context' ({self.name} variant)")
-            return [], 0.0, (_passage(str(question_row.get("title") or ""), "", str(context)),)
-        return [], 0.0, ()
+    def _context(
+        self, question_row: dict[str, Any]
+    ) -> tuple[list[Any], float, tuple[dict[str, str], ...], dict[str, Any]]:
+        """(hits, retrieval ms, passages, extra record fields) for one question."""
+        assert self.reading is not None
+        hits, ms, passages = contexts.gather(
+            self.retriever, question_row, self.spec.context, self.reading, self.name
+        )
+        if self.spec.edit != "counterfactual":
+            return hits, ms, passages, {}
+        assert self.train_answers is not None
+        value = self.train_answers.other_value(question_row, self.seed)
+        passages, replaced = edit_passages(passages, list(question_row.get("answers") or []), value)
+        return hits, ms, passages, {"counterfactual": {"value": value, "replaced": replaced}}
 
     def _messages(self, question: str, passages: tuple[dict[str, str], ...]) -> list[dict[str, str]]:
         cut = get_reader(self.reader).max_passage_chars
@@ -156,13 +187,15 @@ class PromptVariant:
         return first_line(text) if self.answer_first_line else text.strip()
 
     def answer(self, question_row: dict[str, Any]) -> VariantResult:
-        hits, retrieval_ms, passages = self._context(question_row)
+        hits, retrieval_ms, passages, extra = self._context(question_row)
         question = str(question_row["question"])
         if self.generator is None:
-            answer = BASELINES[self.name](question_row, [p["text"] for p in passages])
-            return VariantResult(answer, hits, None, retrieval_ms, passages=passages)
+            assert self.baseline is not None
+            answer = self.baseline(question_row, [p["text"] for p in passages])
+            return VariantResult(answer, hits, None, retrieval_ms, passages=passages, extra=extra)
         generation = self.generator.generate(self._messages(question, passages), self.max_new_tokens)
-        return VariantResult(self._text(generation), hits, generation, retrieval_ms, passages=passages)
+        text = self._text(generation)
+        return VariantResult(text, hits, generation, retrieval_ms, passages=passages, extra=extra)
 
     def answer_batch(
         self, rows: list[dict[str, Any]], on_result: Callable[[int, VariantResult], None] | None = None
@@ -177,12 +210,13 @@ class PromptVariant:
         batch_fn = getattr(self.generator, "generate_batch", None)
         if len(rows) <= 1 or batch_fn is None:
             return [self.answer(r) for r in rows]
-        contexts = [self._context(r) for r in rows]
-        messages = [self._messages(str(r["question"]), c[2]) for r, c in zip(rows, contexts, strict=True)]
+        gathered = [self._context(r) for r in rows]
+        messages = [self._messages(str(r["question"]), c[2]) for r, c in zip(rows, gathered, strict=True)]
 
         def result(g: Generation, i: int) -> VariantResult:
-            hits, ms, passages = contexts[i]
-            return VariantResult(self._text(g), hits, g, ms, batch_size=len(rows), passages=passages)
+            hits, ms, passages, extra = gathered[i]
+            size = len(rows)
+            return VariantResult(self._text(g), hits, g, ms, batch_size=size, passages=passages, extra=extra)
 
         if on_result is not None and getattr(self.generator, "streams_results", False):
             gens = list(batch_fn(messages, self.max_new_tokens, lambda i, g: on_result(i, result(g, i))))
@@ -193,18 +227,18 @@ class PromptVariant:
         return [result(g, i) for i, g in enumerate(gens)]
 
 
-def _passage(title: str, section: str, text: str) -> dict[str, str]:
-    return {"title": str(title or ""), "section": str(section or ""), "text": str(text or "")}
-
-
 def build_variants(
     cfg: Config,
     names: list[str] | tuple[str, ...],
     generators: dict[str, Generator],
     retriever: RetrieverLike | None,
+    train_answers: TrainAnswers | None = None,
 ) -> dict[str, PromptVariant]:
-    """Instantiate the named variants over shared generators and one shared retriever."""
+    """Instantiate the named variants over shared generators and one shared retriever (``train_answers``:
+    for ``prior`` and the counterfactual variants)."""
     out: dict[str, PromptVariant] = {}
+    ic = cfg.index
+    reading = Reading(k=ic.k, order=ic.passage_order, page_only=ic.page_only)
     for name in names:
         spec = get_spec(name)
         if spec.uses_model and spec.generator not in generators:
@@ -214,10 +248,13 @@ def build_variants(
             generator=generators[spec.generator] if spec.uses_model else None,
             max_new_tokens=cfg.model.max_new_tokens,
             retriever=retriever if spec.uses_retrieval else None,
-            k=cfg.index.k,
+            k=ic.k,
             reader=cfg.model.reader,
             fewshot=cfg.model.fewshot,
             answer_first_line=cfg.model.stop_at_newline,
+            reading=reading,
+            train_answers=train_answers,
+            seed=cfg.seed,
         )
     return out
 
@@ -239,6 +276,7 @@ def record_of(
         "hits": hits,
         "passages": list(result.passages) if result is not None else [],
         "retrieval_ms": result.retrieval_ms if result is not None else 0.0,
+        **(result.extra if result is not None else {}),
         "generation": {
             **{f: getattr(gen, f, 0) for f in ("prompt_tokens", "new_tokens", "ttft_ms", "total_ms")},
             "finish_reason": getattr(gen, "finish_reason", "stop") if gen is not None else "none",

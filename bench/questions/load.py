@@ -53,6 +53,7 @@ def load_questions(
             log.warning("%s: question %r has no gold answer left after normalisation; skipped", where, qid)
             continue
         rows.append({**obj, "id": str(qid), "answers": golds})
+    rows = subset_rows(rows, cfg.subset, where=str(path))
     rows = sample_rows(rows, cfg.limit, cfg.sample, cfg.seed, where=str(path))
     if not rows:
         raise BenchError(f"{path}: no questions left after split={cfg.split!r} limit={cfg.limit}")
@@ -60,6 +61,25 @@ def load_questions(
 
 
 SAMPLES = ("first", "stratified")
+SUBSETS = ("", "selection", "report")
+SELECTION_SHARE = 0.1  # of the pages: the study's 900 dev questions → ~90 to choose on, ~810 to report on
+
+
+def subset_of(row: dict[str, Any]) -> str:
+    """``selection`` or ``report``: a fixed hash of the question's page (its title, else its id), so every
+    question about one page falls on the same side, and no seed moves a page across."""
+    page = str(row.get("title") or row.get("article_id") or row["id"])
+    h = int(hashlib.sha1(f"subset\0{page}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "selection" if h < SELECTION_SHARE else "report"
+
+
+def subset_rows(rows: list[dict[str, Any]], subset: str, where: str = "") -> list[dict[str, Any]]:
+    """The rows of ``subset`` ("" = all): settings are chosen on ``selection``, reported on ``report``."""
+    if subset not in SUBSETS:
+        raise BenchError(f"{where}: config key 'subset' must be selection, report or '' (got {subset!r})")
+    return [r for r in rows if subset_of(r) == subset] if subset else rows
+
+
 STRATA = ("relation", "stratum")  # the cells of a stratified sample, where the rows have these fields
 
 

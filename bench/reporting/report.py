@@ -18,6 +18,7 @@ from bench.config import BenchError
 from bench.core.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
 from bench.reporting.costs import render_costs
+from bench.reporting.diagnostics_tables import render_diagnostics
 from bench.reporting.plots import plot
 from bench.reporting.tables import (
     DASH,
@@ -225,6 +226,7 @@ def render(
                 out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
             for field, body in render_groups(s):
                 out += [f"#### By {field} (EM [95 % Wilson] / containment)", "", body]
+            out += render_diagnostics(s)  # attribution, distractors, faithfulness (when present)
             if (checks := render_baseline_checks(s)) is not None:
                 out += ["#### Does each model variant beat its no-model baseline?", "", checks]
             out += [

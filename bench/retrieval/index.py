@@ -189,7 +189,10 @@ class Retriever:
         self.cfg, self.store, self.embedder, self.path = cfg, store, embedder, path
         self.bm25 = Bm25Encoder()
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int | None = None, mode: str | None = None, article_id: int | None = None
+    ) -> list[Hit]:
+        """The top ``k`` chunks for ``query`` (of article ``article_id`` only, when given)."""
         mode = mode or self.cfg.index.retrieval
         if mode not in MODES:
             raise BenchError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
@@ -210,7 +213,7 @@ class Retriever:
                 str(p["text"]),
                 score,
             )
-            for score, p in self.store.query(dense, sparse, mode, k)
+            for score, p in self.store.query(dense, sparse, mode, k, article_id)
         ]
 
     def close(self) -> None:

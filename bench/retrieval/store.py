@@ -77,7 +77,12 @@ class VectorStore(Protocol):
     ) -> None: ...
     def count(self) -> int: ...
     def query(
-        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
+        self,
+        dense: np.ndarray | None,
+        sparse: Sparse | None,
+        mode: str,
+        k: int,
+        article_id: int | None = None,
     ) -> list[tuple[float, dict[str, Any]]]: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
@@ -119,10 +124,14 @@ class QueryPlan:
     k: int
     fusion: str | None = None
     rrf_k: int = RRF_K
+    article_id: int | None = None  # only this article's chunks (the gold-page context; page-only reading)
 
 
-def query_plan(dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int) -> QueryPlan:
-    """The dense, sparse or hybrid (dense + sparse prefetches, RRF) plan for the top ``k``."""
+def query_plan(
+    dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int, article_id: int | None = None
+) -> QueryPlan:
+    """The dense, sparse or hybrid (dense + sparse prefetches, RRF) plan for the top ``k`` (of one article's
+    chunks when ``article_id`` is given)."""
     if mode not in MODES:
         raise BenchError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
     if mode != "sparse" and dense is None:
@@ -135,9 +144,15 @@ def query_plan(dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: in
     if sparse is not None and mode != "dense":
         legs.append(Leg(SPARSE, sparse=(tuple(sparse[0]), tuple(sparse[1]))))
     if mode != "hybrid":
-        return QueryPlan((replace(legs[0], limit=k),), limit=k, k=k)
+        return QueryPlan((replace(legs[0], limit=k),), limit=k, k=k, article_id=article_id)
     lim = prefetch_limit(k)
-    return QueryPlan(tuple(replace(leg, limit=lim) for leg in legs), limit=k + TIE_MARGIN, k=k, fusion="rrf")
+    return QueryPlan(
+        tuple(replace(leg, limit=lim) for leg in legs),
+        limit=k + TIE_MARGIN,
+        k=k,
+        fusion="rrf",
+        article_id=article_id,
+    )
 
 
 class EdgeStore:
@@ -224,9 +239,14 @@ class EdgeStore:
         return int(self._shard.count(self._qe.CountRequest(exact=True)))
 
     def query(
-        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
+        self,
+        dense: np.ndarray | None,
+        sparse: Sparse | None,
+        mode: str,
+        k: int,
+        article_id: int | None = None,
     ) -> list[tuple[float, dict[str, Any]]]:
-        plan = query_plan(dense, sparse, mode, k)
+        plan = query_plan(dense, sparse, mode, k, article_id)
         hits = self._shard.query(self.request(plan))
         return top_k([(float(p.score), dict(p.payload or {})) for p in hits], plan.k)
 
@@ -245,16 +265,24 @@ class EdgeStore:
         def params(leg: Leg) -> Any:
             return self._params if leg.using == DENSE else None
 
+        where = None
+        if plan.article_id is not None:
+            match = qe.MatchValue(int(plan.article_id))
+            where = qe.Filter(must=[qe.FieldCondition("article_id", match=match)])
         if plan.fusion is None:
             (leg,) = plan.legs
             return qe.QueryRequest(
-                limit=plan.limit, query=nearest(leg), params=params(leg), with_payload=True
+                limit=plan.limit, query=nearest(leg), params=params(leg), with_payload=True, filter=where
             )
         return qe.QueryRequest(
             limit=plan.limit,
-            prefetches=[qe.Prefetch(leg.limit, query=nearest(leg), params=params(leg)) for leg in plan.legs],
+            prefetches=[
+                qe.Prefetch(leg.limit, query=nearest(leg), params=params(leg), filter=where)
+                for leg in plan.legs
+            ],
             query=qe.Fusion.Rrf(k=plan.rrf_k),
             with_payload=True,
+            filter=where,
         )
 
     def flush(self) -> None:

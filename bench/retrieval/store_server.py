@@ -195,9 +195,14 @@ class ServerStore:
             return int(self.client.count(self.collection, exact=True).count)
 
     def query(
-        self, dense: np.ndarray | None, sparse: Sparse | None, mode: str, k: int
+        self,
+        dense: np.ndarray | None,
+        sparse: Sparse | None,
+        mode: str,
+        k: int,
+        article_id: int | None = None,
     ) -> list[tuple[float, dict[str, Any]]]:
-        plan = query_plan(dense, sparse, mode, k)
+        plan = query_plan(dense, sparse, mode, k, article_id)
         with self._errors(f"a {mode} query"), warnings.catch_warnings():  # local mode: always exact, says so
             warnings.filterwarnings("ignore", message="Local mode performs exact")
             res = self.client.query_points(self.collection, **self.request(plan))
@@ -215,6 +220,11 @@ class ServerStore:
         def params(leg: Leg) -> dict[str, Any]:
             return {"params": self._params} if leg.using == DENSE else {}
 
+        where: dict[str, Any] = {}  # Prefetch(filter=...), query_points(query_filter=...)
+        if plan.article_id is not None:
+            match = m.MatchValue(value=int(plan.article_id))
+            where = {"filter": m.Filter(must=[m.FieldCondition(key="article_id", match=match)])}
+        top = {"query_filter": where["filter"]} if where else {}
         if plan.fusion is None:
             (leg,) = plan.legs
             single = {"search_params": self._params} if leg.using == DENSE else {}
@@ -224,15 +234,17 @@ class ServerStore:
                 "limit": plan.limit,
                 "with_payload": True,
                 **single,
+                **top,
             }
         return {
             "prefetch": [
-                m.Prefetch(query=vector(leg), using=leg.using, limit=leg.limit, **params(leg))
+                m.Prefetch(query=vector(leg), using=leg.using, limit=leg.limit, **params(leg), **where)
                 for leg in plan.legs
             ],
             "query": m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k)),
             "limit": plan.limit,
             "with_payload": True,
+            **top,
         }
 
     def flush(self) -> None:
