@@ -252,7 +252,7 @@ def test_rag_sweep_chooses_on_selection_and_reports_on_report(tmp_path: Path) ->
     # the fake reader quotes the first passage: "Lisboa fica na foz do Tejo." never equals "Lisboa"
     assert out["chosen"] == "k3-first"  # all tied: the profile's own setting
     assert all("p_holm" in r for n, r in out["report"]["points"].items() if n != "k3-first")
-    assert (root / "selection" / "k5-last-page" / "answers.jsonl").exists()
+    assert (root / "selection-k5-last-page" / "answers.jsonl").exists()
     assert fake.loaded == 1  # one engine for the 28 runs
     calls = len(fake.calls)
     rag_sweep.run_rag_sweep("default", sets, "rs", report_limit=10, stages=fake.stages())

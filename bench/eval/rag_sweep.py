@@ -7,7 +7,7 @@ passages), and every point is then run on the *report* subset, where the chosen 
 profile's setting (one planned test) and every point with it, Holm-corrected over the points
 (:func:`bench.core.stats.holm`), the points significantly worse listed too. One engine serves every point
 (the generators are shared), each point is an ordinary resumable run directory:
-``results/sweeps/<name>/<subset>/<point>/``; ``sweep.json`` beside them is what the report renders
+``results/sweeps/<name>/<subset>-<point>/``; ``sweep.json`` beside them is what the report renders
 (bench/reporting/rag_settings.py).
 """
 
@@ -139,7 +139,7 @@ def _runs(
         sets = [*overrides, *point_sets(p), f"subset={subset}", f"run.variants={variant}"]
         cfg = load_config(profile, sets)
         log.info("rag-sweep %s/%s", subset, name)
-        yield name, runner.run(cfg, root / subset / name, stages=stages)
+        yield name, runner.run(cfg, root / f"{subset}-{name}", stages=stages)
 
 
 def run_rag_sweep(
