@@ -257,3 +257,62 @@ def test_rag_sweep_chooses_on_selection_and_reports_on_report(tmp_path: Path) ->
     calls = len(fake.calls)
     rag_sweep.run_rag_sweep("default", sets, "rs", report_limit=10, stages=fake.stages())
     assert len(fake.calls) == calls  # a rerun answers nothing again
+
+
+def test_rescore_adds_the_prior_from_the_run_s_own_question_file(tmp_path: Path) -> None:
+    from bench.eval import rescore
+    from bench.io import atomic_write_json, iter_jsonl, sha256_file, write_jsonl
+
+    qpath = _questions(tmp_path)
+    rows = [
+        {"variant": v, "question_id": qid, "question": q, "answer": a, "answers": golds,
+         "groups": {"relation": rel}, "passages": [], "retrieved": [], "metrics": {}, "error": None,
+         "latency": {"retrieval_ms": 0.0, "generation_ms": 5.0, "ttft_ms": 1.0, "new_tokens": 2}}
+        for v, a in (("base", "Porto"), ("echo", "?"))
+        for qid, q, golds, rel in (("d1", "Onde nasceu d1?", ["Porto"], "birth_place"),
+                                   ("d2", "Em que ano nasceu d2?", ["1960"], "birth_year"))
+    ]  # fmt: skip
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    write_jsonl(run_dir / "answers.jsonl", rows)
+    config = {"questions": str(qpath), "split": "dev", "seed": 0, "run": {"bootstrap_samples": 50}}
+    datasets = {"questions": {"sha256": sha256_file(qpath)}}
+    atomic_write_json(run_dir / "scores.json", {"config": config, "datasets": datasets, "variants": {}})
+    out = rescore.rescore(run_dir)
+    assert out["added"] == ["prior"]
+    prior = {
+        r["question_id"]: r["answer"]
+        for r in iter_jsonl(run_dir / "answers.jsonl")
+        if r["variant"] == "prior"
+    }
+    assert prior == {"d1": "Porto", "d2": "1950"}
+    scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+    assert scores["variants"]["prior"]["exact_match"]["mean"] == 0.5
+    assert "base-prior" in scores["comparisons"]
+    # a question file that changed since the run: no prior (it would not be the run's train answers)
+    atomic_write_json(run_dir / "scores.json", {"config": config, "datasets": {"questions": {"sha256": "x"}}})
+    write_jsonl(run_dir / "answers.jsonl", rows)
+    assert rescore.rescore(run_dir)["added"] == []
+
+
+def test_rag_settings_block_renders_from_sweep_json(tmp_path: Path) -> None:
+    from bench.reporting import rag_settings
+
+    def pt(em: float, diff: float, p: float, holm: float) -> dict[str, Any]:
+        return {"em": em, "ci95": [em - 0.1, em + 0.1], "n": 100, "diff": diff, "b10": 3, "b01": 9,
+                "p_value": p, "p_holm": holm, "significant_holm": holm < 0.05}  # fmt: skip
+
+    doc = {
+        "profile": "default", "variant": "rag", "reference": "k3-first", "chosen": "k1-first",
+        "selection": {"n": 89, "points": {"k3-first": pt(0.5, 0, 1, 1),
+                                          "k1-first": pt(0.6, 0.1, 0.01, 0.02)}},
+        "report": {"n": 120, "points": {"k3-first": pt(0.55, 0, 1, 1),
+                                        "k1-first": pt(0.4, -0.15, 0.001, 0.004)}},
+        "chosen_on_report": {"em": 0.4, "diff": -0.15, "b10": 3, "b01": 9, "p_value": 0.001, "n": 120},
+        "worse_on_report": ["k1-first"],
+    }  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(doc), encoding="utf-8")
+    text = rag_settings.render(tmp_path)
+    assert "**k1-first** (chosen)" in text and "n = 89" in text and "n = 120" in text
+    assert "-0.150 against the reference" in text and "after Holm: k1-first." in text
+    assert "0.600 [0.50, 0.70]" in text

@@ -78,6 +78,34 @@ def span_rows(name: str, rows_by_variant: dict[str, list[dict[str, Any]]]) -> li
     return out
 
 
+def prior_rows(
+    scores: dict[str, Any], rows_by_variant: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]] | None:
+    """``prior`` rows for a run that predates it: the run's own question file (its sha256 must match the
+    one the run recorded) gives the train answers; the questions are those of any variant's rows. None when
+    the file is missing or changed."""
+    from bench.config_checks import data_root
+    from bench.eval.train_answers import train_answers_of
+    from bench.io import sha256_file
+
+    config = scores.get("config") or {}
+    recorded = ((scores.get("datasets") or {}).get("questions") or {}).get("sha256")
+    path = Path(str(config.get("questions") or ""))
+    path = path if path.is_absolute() else data_root() / path
+    if not path.is_file() or not recorded or sha256_file(path) != recorded:
+        log.warning("%s: not the question file the run recorded; no prior rows added", path)
+        return None
+    table = train_answers_of(path, str(config.get("split") or ""))
+    source = next(iter(rows_by_variant.values()))
+    latency = {"retrieval_ms": 0.0, "generation_ms": 0.0, "ttft_ms": 0.0, "new_tokens": 0}
+    return [
+        {**r, "variant": "prior", "answer": table.prior(question_row(r)), "retrieved": [], "passages": [],
+         "finish_reason": "stop", "truncated": False, "metrics": {}, "error": None,
+         "latency": {**latency, "tokens_per_s": None, "batch_size": 1}}
+        for r in source
+    ]  # fmt: skip
+
+
 def headline(scores: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     """{variant: {metric: mean}} for the headline metrics (to show what rescoring changed)."""
     names = [n for n, m in scoring.METRICS.items() if m.headline]
@@ -105,6 +133,9 @@ def rescore(run_dir: Path, write: bool = True) -> dict[str, Any]:
         if name not in rows_by_variant and (rows := span_rows(name, rows_by_variant)) is not None:
             rows_by_variant[name] = rows
             added.append(name)
+    if with_baselines and "prior" not in rows_by_variant and (rows := prior_rows(scores, rows_by_variant)):
+        rows_by_variant["prior"] = rows
+        added.append("prior")
     rows_by_variant = {v: [rescore_row(r, k) for r in rows] for v, rows in rows_by_variant.items()}
     before = headline(scores)
     old = scores.get("variants") or {}

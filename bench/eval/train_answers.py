@@ -21,6 +21,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.config import Config
@@ -88,17 +89,21 @@ class TrainAnswers:
 
 def load_train_answers(cfg: Config) -> TrainAnswers:
     """The first answer of every train-split row of ``cfg.questions`` (none if the run evaluates them)."""
-    path = cfg.path(cfg.questions)
+    return train_answers_of(cfg.path(cfg.questions), cfg.split, str(cfg.questions))
+
+
+def train_answers_of(path: Path, split: str, source: str = "") -> TrainAnswers:
+    """:func:`load_train_answers` for a question file and the split a run evaluates."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for _lineno, row in iter_jsonl_numbered(path) if cfg.split not in ("", "train") else ():
+    for _lineno, row in iter_jsonl_numbered(path) if split not in ("", "train") else ():
         answers = row.get("answers")
         if row.get("split") != "train" or not isinstance(answers, list):
             continue
         if answers and isinstance(answers[0], str) and answers[0].strip():
             counts[answer_type(row)][answers[0].strip()] += 1
     if not counts:
-        log.warning("%s: no train-split answers outside split %r: the prior answers nothing", path, cfg.split)
-    return TrainAnswers({t: dict(c) for t, c in counts.items()}, source=str(cfg.questions))
+        log.warning("%s: no train-split answers outside split %r: the prior answers nothing", path, split)
+    return TrainAnswers({t: dict(c) for t, c in counts.items()}, source=source or str(path))
 
 
 def _gold_pattern(golds: Sequence[str]) -> re.Pattern[str] | None:

@@ -65,6 +65,13 @@ def _ft(summary: bool) -> Callable[[Path], tuple[Path, str] | None]:
     return load
 
 
+def _rag_settings(perf_dir: Path) -> tuple[Path, str] | None:
+    from bench.reporting import rag_settings
+
+    root = perf_dir.parent / rag_settings.SWEEP
+    return (root / "sweep.json", rag_settings.render(root)) if (root / "sweep.json").exists() else None
+
+
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
 PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
@@ -84,6 +91,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "index-10m": _one("index-1m.json", scale_tables.render_index_projection),
     "ft-verdict": _ft(summary=False),  # results/sweeps/ft-recipes (make ft-curves), not a perf file
     "ft-summary": _ft(summary=True),
+    "rag-settings": _rag_settings,  # results/sweeps/rag-settings (bench rag-sweep)
     "ft-repro": _one("ft-repro.json", render_repro),  # python -m bench.training.compare A B -o ...
 }
 
