@@ -50,13 +50,8 @@ def _version() -> str:
 def _config_args(p: argparse.ArgumentParser, limit: bool = True) -> None:
     """--profile, --set and the lm-eval-harness-style shorthands (each one a --set key)."""
     g = p.add_argument_group("configuration")
-    g.add_argument(
-        "--profile",
-        "--config",
-        dest="config",
-        default=None,
-        help=f"profile name ({', '.join(profiles())}) or a TOML file; default: default",
-    )
+    names = ", ".join(profiles())
+    g.add_argument("--profile", "--config", dest="config", help=f"profile name ({names}) or a TOML file")
     g.add_argument(
         "--set",
         dest="overrides",

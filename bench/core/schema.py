@@ -17,7 +17,8 @@ from bench.config import BenchError
 from bench.io import read_json
 
 VARIANT_ORDER = (
-    "base", "rag", "ft", "ft_rag", "oracle", "echo", "picker_rag", "picker_oracle", "span_rag", "span_oracle",
+    "base", "rag", "ft", "ft_rag", "oracle", "oracle_page", "rag_cf", "ft_rag_cf",
+    "echo", "prior", "picker_rag", "picker_oracle", "span_rag", "span_oracle",
 )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from bench.core.schema import ordered_variants
 from bench.eval.attribution import CLASSES
 from bench.eval.faithfulness import OUTCOMES
-from bench.reporting.plots import vlabel
+from bench.reporting.plots import per_run, vlabel
 from bench.reporting.tables import DASH, fmt_metric, table
 
 CLASS_LABELS = {
@@ -64,6 +64,7 @@ def _position_rows(found: dict[str, dict[str, Any]], names: list[str]) -> list[l
     return rows
 
 
+@per_run
 def render_attribution(scores: dict[str, Any]) -> str | None:
     """Classes × variants: count of wrong answers (share of the variant's wrong answers), then where the
     wrong values sit among the passages (position 1 = the first passage of the prompt)."""
@@ -81,6 +82,7 @@ def _em_cell(estimate: Any) -> str:
     return f"{fmt_metric(estimate)} (n={estimate.get('n')})" if isinstance(estimate, dict) else DASH
 
 
+@per_run
 def render_distractors(scores: dict[str, Any]) -> str | None:
     """Rows = number of passages not from the gold page, columns = variants, cells = EM [Wilson] (n)."""
     found = _section(scores, "attribution")
@@ -93,6 +95,7 @@ def render_distractors(scores: dict[str, Any]) -> str | None:
     return table(["passages from other pages", *(f"{vlabel(n)} EM" for n in names)], rows)
 
 
+@per_run
 def render_faithfulness(scores: dict[str, Any]) -> str | None:
     """Counterfactual variants: share of conflicting questions whose answer follows the edited context, the
     model's memory, or neither (95 % Wilson intervals)."""
@@ -107,6 +110,7 @@ def render_faithfulness(scores: dict[str, Any]) -> str | None:
     return table(header, rows)
 
 
+@per_run
 def render_diagnostics(scores: dict[str, Any]) -> list[str]:
     """The report lines (heading, blank, table) of each diagnostics table the run has; [] for none."""
     sections = (

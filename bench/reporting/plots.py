@@ -8,10 +8,14 @@ baselines (``echo``, ``picker_oracle``, ``picker_rag``) are drawn as horizontal 
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
+import typing
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.core.schema import mean_of, ordered_variants
 from bench.io import atomic_write_bytes
@@ -21,13 +25,20 @@ VARIANT_LABELS = {
     "rag": "RAG",
     "ft": "FT",
     "ft_rag": "FT+RAG",
-    "oracle": "oracle",
+    "oracle": "oracle ({gold})",
+    "oracle_page": "oracle (gold page)",
+    "rag_cf": "RAG, counterfactual context",
+    "ft_rag_cf": "FT+RAG, counterfactual context",
     "echo": "echo (question)",
-    "picker_oracle": "picker (gold paragraph)",
+    "prior": "prior (top train answer)",
+    "picker_oracle": "picker ({gold})",
     "picker_rag": "picker (retrieved)",
-    "span_oracle": "typed span (gold paragraph)",
+    "span_oracle": "typed span ({gold})",
     "span_rag": "typed span (retrieved)",
 }
+# What the gold context of a run is: ptwiki fact questions carry the one lead sentence they were generated
+# from, FaQuAD questions their paragraph. Set per rendered run (:func:`per_run`); read by :func:`vlabel`.
+GOLD: ContextVar[str] = ContextVar("gold", default="gold context")
 VARIANT_COLORS = {
     "base": "tab:blue",
     "rag": "tab:orange",
@@ -43,7 +54,7 @@ VARIANT_COLORS = {
 COLORS = ["black", "lime", "gold", "navy", "teal"]  # variants not named above, in order
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]  # one per run
 LINESTYLES: list[Any] = ["--", ":", "-.", (0, (5, 1))]  # one per run, for the reference lines
-BASELINES = ("echo", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
+BASELINES = ("echo", "prior", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 PANELS = (  # (candidate metric keys in order of preference, axis label)
     (("exact_match",), "exact match"),
     (("f1_qstripped", "f1", "contains"), "{key}"),
@@ -52,7 +63,33 @@ METRIC_LABELS = {"f1_qstripped": "F1 (question words removed)", "f1": "token F1"
 
 
 def vlabel(name: str) -> str:
-    return VARIANT_LABELS.get(name, name)
+    return VARIANT_LABELS.get(name, name).format(gold=GOLD.get())
+
+
+def gold_of(scores: Any) -> str:
+    """ "gold sentence" for a run of ptwiki fact questions, "gold paragraph" for other question files."""
+    raw = getattr(scores, "raw", scores)
+    questions = str(((raw or {}).get("config") or {}).get("questions") or "")
+    if not questions:
+        return "gold context"
+    return "gold sentence" if "ptwiki-facts" in questions else "gold paragraph"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def per_run(fn: F) -> F:
+    """Render ``fn(scores, ...)`` with the variant labels of that run (:data:`GOLD`)."""
+
+    @functools.wraps(fn)
+    def inner(scores: Any, *args: Any, **kwargs: Any) -> Any:
+        token = GOLD.set(gold_of(scores))
+        try:
+            return fn(scores, *args, **kwargs)
+        finally:
+            GOLD.reset(token)
+
+    return typing.cast(F, inner)
 
 
 def _variants(scores: dict[str, Any]) -> dict[str, dict[str, Any]]:

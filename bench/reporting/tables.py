@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.core.schema import Estimate, Scores, as_scores, dig, mean_of, ordered_variants
 from bench.eval.scoring import BASELINE_OF, METRICS, RAGAS_METRICS
-from bench.reporting.plots import vlabel
+from bench.reporting.plots import per_run, vlabel
 
 DASH = "–"
 COMPARISON_ORDER = (
@@ -74,6 +74,7 @@ def _label(metric: str, k: Any) -> str:
     return METRICS[metric].label.format(k=k) if metric in METRICS else metric
 
 
+@per_run
 def baseline_flag(scores: dict[str, Any], variant: str) -> str:
     """``⚠ loses to span_rag`` when a model variant does not beat its strongest no-model baseline on EM and
     q-stripped F1 (``⚠ not > …`` when it only ties)."""
@@ -87,6 +88,7 @@ def baseline_flag(scores: dict[str, Any], variant: str) -> str:
     return f"⚠ not > {check.get('baseline')}"
 
 
+@per_run
 def render_table(scores: Scores | dict[str, Any]) -> str:
     """The main variant table of one run (rows = variants; rates with Wilson, means with bootstrap CIs)."""
     view = as_scores(scores)
@@ -104,6 +106,7 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
     return table([*header, "n / failed", "vs no-model baseline"], rows)
 
 
+@per_run
 def render_ragas(scores: dict[str, Any]) -> str | None:
     """ragas non-LLM metrics per variant; None when the run did not compute them."""
     variants = scores.get("variants") or {}
@@ -139,6 +142,7 @@ def _compared_metrics(comps: dict[str, Any]) -> list[str]:
     return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
 
 
+@per_run
 def render_comparisons(scores: dict[str, Any]) -> str:
     """Paired differences; **bold ✔** where significant (exact McNemar p for binary metrics, with p shown;
     the bootstrap interval excluding 0 otherwise), then the smallest detectable effects."""
@@ -196,6 +200,7 @@ def _verdict(c: dict[str, Any]) -> str:
     return "**no ⚠ (ties)**"
 
 
+@per_run
 def render_baseline_checks(scores: dict[str, Any]) -> str | None:
     """Does each model variant beat the strongest no-model baseline on the same passages, on EM and on
     question-stripped F1? Each difference is against the baseline that is strongest on that metric."""
@@ -221,6 +226,7 @@ def render_baseline_checks(scores: dict[str, Any]) -> str | None:
     return table([*header, "beats it?"], rows)
 
 
+@per_run
 def render_groups(scores: dict[str, Any]) -> list[tuple[str, str]]:
     """One (field, table) per question field the run broke scores down by: rows = field values, columns =
     variants, cells = EM / containment (95 % Wilson intervals in the first column pair only)."""
