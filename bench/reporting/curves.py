@@ -15,12 +15,12 @@ from bench.core.machine import machine_line
 from bench.core.schema import mean_of
 from bench.eval.scoring import METRICS as REGISTRY
 from bench.eval.sweep import REFERENCE, check_points, load_sweep, provenance
-from bench.reporting.plots import VARIANT_COLORS, VARIANT_LABELS, save_figure
+from bench.reporting.plots import VARIANT_COLORS, per_run, save_figure, vlabel
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 
 # the registry's headline metrics (EM, question-stripped F1), in registry order
 METRICS = tuple((m.name, m.label) for m in REGISTRY.values() if m.headline)
-REFERENCE_LINES = ("base", "rag", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
+REFERENCE_LINES = ("base", "rag", "prior", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -102,10 +102,11 @@ def render_curve_table(rows: list[dict[str, Any]]) -> str:
     return table(header, body)
 
 
+@per_run
 def render_reference(scores: dict[str, Any]) -> str:
     v = scores.get("variants") or {}
     rows = [
-        [VARIANT_LABELS.get(n, n), *(fmt_metric((v.get(n) or {}).get(m)) for m, _ in METRICS)]
+        [vlabel(n), *(fmt_metric((v.get(n) or {}).get(m)) for m, _ in METRICS)]
         for n in REFERENCE_LINES
         if n in v
     ]
@@ -140,7 +141,7 @@ def plot_curve(rows: list[dict[str, Any]], reference: dict[str, Any], path: Path
                     linestyle=LINESTYLES[i % len(LINESTYLES)],
                     marker="o",
                     capsize=3,
-                    label=VARIANT_LABELS[v] + (f" ({s})" if len(series) > 1 else ""),
+                    label=vlabel(v) + (f" ({s})" if len(series) > 1 else ""),
                 )
         for n in REFERENCE_LINES:
             y = mean_of((ref.get(n) or {}).get(metric))
@@ -151,7 +152,7 @@ def plot_curve(rows: list[dict[str, Any]], reference: dict[str, Any], path: Path
                     linewidth=1,
                     alpha=0.7,
                     linestyle=(0, (2, 2)),
-                    label=f"{VARIANT_LABELS[n]} (reference)",
+                    label=f"{vlabel(n)} (reference)",
                 )
         top = max((float(r["tokens_seen"] or 0) for r in rows), default=0.0) or 1.0
         ax.set_xlim(-0.04 * top, 1.06 * top)  # linear: the budgets are a few evenly spread points

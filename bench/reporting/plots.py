@@ -46,6 +46,8 @@ VARIANT_COLORS = {
     "ft_rag": "tab:red",
     "oracle": "tab:purple",
     "echo": "tab:gray",
+    "prior": "black",
+    "oracle_page": "indigo",
     "picker_oracle": "tab:brown",
     "picker_rag": "tab:olive",
     "span_oracle": "tab:pink",
