@@ -88,6 +88,14 @@ def baseline_flag(scores: dict[str, Any], variant: str) -> str:
     return f"⚠ not > {check.get('baseline')}"
 
 
+def _score_cell(value: Any, metric: str, interval: bool) -> str:
+    """A metric cell; the PT rate also says over how many answers: only answers long enough to classify
+    have a language (the undetermined share is the next-but-two column)."""
+    cell = fmt_metric(value, interval=interval)
+    n = value.get("n") if isinstance(value, dict) else getattr(value, "n", None)
+    return f"{cell} (n {n})" if metric == "lang_pt" and n is not None and cell != DASH else cell
+
+
 @per_run
 def render_table(scores: Scores | dict[str, Any]) -> str:
     """The main variant table of one run (rows = variants; rates with Wilson, means with bootstrap CIs)."""
@@ -97,7 +105,7 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
     rows = []
     for name in ordered_variants(view.variants):
         v = view.variants[name]
-        row = [vlabel(name), *(fmt_metric(v.metrics.get(m), interval=ci) for m, ci in SCORE_COLUMNS)]
+        row = [vlabel(name), *(_score_cell(v.metrics.get(m), m, ci) for m, ci in SCORE_COLUMNS)]
         row += [fmt_num(v.mean(key), d) for key, _, d in NUMBER_COLUMNS]
         failed = v.mean("failed")
         row += [f"{DASH if v.n is None else v.n} / {DASH if failed is None else int(failed)}"]
