@@ -144,6 +144,9 @@ class RunConfig:
     run_name: str = ""  # empty = derived from profile and config hash
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
     max_consecutive_errors: int = 5  # stop a variant after this many failed questions in a row (0 = never)
+    # per-question latency measured apart from the batch: this many questions of each model variant answered
+    # again one at a time after its batch (0 = off); the batch gives throughput (bench/eval/runner.py)
+    latency_probe: int = 20
 
 
 @dataclass(frozen=True)

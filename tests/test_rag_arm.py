@@ -316,3 +316,21 @@ def test_rag_settings_block_renders_from_sweep_json(tmp_path: Path) -> None:
     assert "**k1-first** (chosen)" in text and "n = 89" in text and "n = 120" in text
     assert "-0.150 against the reference" in text and "after Holm: k1-first." in text
     assert "0.600 [0.50, 0.70]" in text
+
+
+def test_latency_is_timed_one_question_at_a_time_beside_throughput(tmp_path: Path) -> None:
+    path = _questions(tmp_path)
+    cfg = load_config(
+        "default",
+        [f"questions={path}", f"results_dir={tmp_path / 'results'}", f"corpus={tmp_path / 'missing.xml'}",
+         "split=dev", "limit=0", "run.bootstrap_samples=50", "model.batch_size=2", "run.latency_probe=1",
+         "run.variants=base,rag,echo"],
+    )  # fmt: skip
+    fake = FakeStages(tmp_path)
+    run_dir = runner.run(cfg, stages=fake.stages())
+    assert Counter(fake.calls) == {"base": 2 + 1 + 2 + 1}  # 2 questions and 1 probe, for base and for rag
+    v = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))["variants"]
+    for name in ("base", "rag"):
+        assert v[name]["single_latency_ms"]["n"] == 1 and v[name]["single_latency_ms"]["p50"] > 0
+        assert v[name]["throughput"]["n"] == 2 and v[name]["throughput"]["questions_per_s"] > 0
+    assert "single_latency_ms" not in v["echo"] and "throughput" not in v["echo"]

@@ -120,8 +120,10 @@ def write_run(root: Path, scores: dict[str, Any]) -> Path:
 
 
 def test_render_table_numbers_cis_and_order() -> None:
-    table = report.render_table(fake_scores())
-    lines = table.splitlines()
+    scores = fake_scores()
+    table = report.render_table(scores)
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    assert "batch wall time / batch size" in table  # an old run: amortised latencies, marked
     assert lines[0].startswith(
         "| variant | EM | F1 (q-stripped) | token F1 | containment | truncated | PT rate | EN rate | "
         "other-lang rate | undetermined | recall@3 | answer in prompt@3 |"
@@ -130,10 +132,15 @@ def test_render_table_numbers_cis_and_order() -> None:
     rag = lines[3]
     assert "0.412 [0.36, 0.46]" in rag  # F1 with its CI
     assert "0.800 [0.75, 0.85]" in rag  # recall@k
-    assert "| 600 | 1200 |" in rag  # latency p50 / p95
+    assert "| 600* | 1200* | – |" in rag  # latency p50 / p95, batch-amortised; no throughput recorded
     assert rag.rstrip().endswith("| 20 / 0 | – |")  # no baseline_checks in this run
     assert "| 0.950 | 0.050 | 0.000 | 0.500 |" in rag  # language shares without intervals
     assert "| – |" in lines[2]  # base: no recall@k, no VRAM
+    # a run that timed questions one at a time: those latencies, unmarked, and throughput at its batch
+    scores["variants"]["rag"]["single_latency_ms"] = {"p50": 410.0, "p95": 530.0, "n": 20}
+    scores["variants"]["rag"]["throughput"] = {"questions_per_s": 3.25, "n": 20, "batch": 20}
+    rag = report.render_table(scores).splitlines()[3]
+    assert "| 410 | 530 | 3.25 (×20) |" in rag
 
 
 def test_render_table_tolerates_missing_keys_but_not_a_broken_schema() -> None:
@@ -232,7 +239,7 @@ def test_update_readme_replaces_only_between_markers(tmp_path: Path) -> None:
     assert readme_mod.update_readme(readme, scores) is True
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# Title\n\nintro\n<!-- results:start -->\n| variant |")
-    assert text.endswith("|\n<!-- results:end -->\n\nfooter\n")
+    assert text.endswith("\n<!-- results:end -->\n\nfooter\n")
     assert "old table" not in text
     assert report.render_table(scores) in text
     assert readme_mod.update_readme(readme, scores) is False  # idempotent

@@ -81,6 +81,9 @@ def build_scores(
         summary = scoring.summarize_variant(rows, n_boot=n_boot, seed=seed)
         summary["peak_rss_mb"] = (resources.get(name) or {}).get("peak_rss_mb")
         summary["peak_vram_mb"] = (resources.get(name) or {}).get("peak_vram_mb")
+        for key in ("throughput", "single_latency_ms"):  # model variants: measured apart (runner)
+            if (value := (resources.get(name) or {}).get(key)) is not None:
+                summary[key] = value
         variants_out[name] = summary
     comparisons = scoring.compare_variants(rows_by_variant, n_boot=n_boot, seed=seed)
     return {

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from tqdm import tqdm
 
 from bench.config import BenchError, Config
 from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
+from bench.core.stats import percentile
 from bench.eval import shards
-from bench.eval.answer_loop import RunStopped, answer_into
+from bench.eval.answer_loop import QUESTION_ERRORS, RunStopped, answer_into
 from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
 from bench.eval.stages import Stages, check_leakage, default_stages, load_adapter
@@ -71,9 +73,32 @@ def _run_variant(
                     f"run.max_consecutive_errors={cap}; the answers so far are cached, a rerun retries)"
                 )
 
+        t0 = time.perf_counter()
         for start in range(0, len(pending), size):
             answer_into(variant, spec, key, pending[start : start + size], sink)
-    return {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
+        wall = time.perf_counter() - t0
+    out = {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
+    if spec.uses_model and pending:
+        out["throughput"] = {"questions_per_s": len(pending) / wall, "n": len(pending), "batch": size}
+        out["single_latency_ms"] = latency_probe(variant, pending[: cfg.run.latency_probe])
+    return out
+
+
+def latency_probe(variant: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per-question latency, apart from the batch: ``rows`` answered again one at a time (answers dropped;
+    the batch's are the ones scored). p50/p95 over them; None when there is nothing to time or it fails."""
+    times = []
+    for row in rows:
+        t0 = time.perf_counter()
+        try:
+            variant.answer(row)
+        except QUESTION_ERRORS as exc:
+            log.warning("latency probe of %s stopped: %s", variant.name, exc)
+            return None
+        times.append((time.perf_counter() - t0) * 1000.0)
+    if not times:
+        return None
+    return {"p50": percentile(times, 50), "p95": percentile(times, 95), "n": len(times)}
 
 
 def run(

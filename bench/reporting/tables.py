@@ -29,9 +29,8 @@ SCORE_COLUMNS = (  # main table: (metric, with interval?)
     ("recall@k", True),
     ("answer_in_context@k", True),
 )
+LATENCY_COLUMNS = (("p50", "latency_p50_ms", "p50 ms"), ("p95", "latency_p95_ms", "p95 ms"))
 NUMBER_COLUMNS = (  # (key, header, digits)
-    ("latency_p50_ms", "p50 ms", 0),
-    ("latency_p95_ms", "p95 ms", 0),
     ("tokens_per_s", "tok/s", 1),
     ("peak_rss_mb", "RSS MB", 0),
     ("peak_vram_mb", "VRAM MB", 0),
@@ -101,17 +100,46 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
     """The main variant table of one run (rows = variants; rates with Wilson, means with bootstrap CIs)."""
     view = as_scores(scores)
     k = dig(view.raw, "config.index.k") or "k"
-    header = ["variant", *(_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, h, _ in NUMBER_COLUMNS)]
-    rows = []
+    header = ["variant", *(_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, _, h in LATENCY_COLUMNS)]
+    header += ["q/s (batch)", *(h for _, h, _ in NUMBER_COLUMNS)]
+    rows, amortised = [], False
     for name in ordered_variants(view.variants):
         v = view.variants[name]
         row = [vlabel(name), *(_score_cell(v.metrics.get(m), m, ci) for m, ci in SCORE_COLUMNS)]
+        raw = (view.raw.get("variants") or {}).get(name) or {}
+        cells, batch = _latency_cells(raw, v)
+        amortised = amortised or batch
+        row += [*cells, _throughput_cell(raw)]
         row += [fmt_num(v.mean(key), d) for key, _, d in NUMBER_COLUMNS]
         failed = v.mean("failed")
         row += [f"{DASH if v.n is None else v.n} / {DASH if failed is None else int(failed)}"]
         row.append(baseline_flag(view.raw, name))
         rows.append(row)
-    return table([*header, "n / failed", "vs no-model baseline"], rows)
+    out = table([*header, "n / failed", "vs no-model baseline"], rows)
+    if amortised:
+        out += (
+            "\n\\* batch wall time / batch size: this run predates per-question timing "
+            "(`run.latency_probe`); other latencies are questions answered one at a time after the batch.\n"
+        )
+    return out
+
+
+def _latency_cells(raw: dict[str, Any], v: Any) -> tuple[list[str], bool]:
+    """p50/p95 ms: measured one question at a time when the run did (``single_latency_ms``), else the
+    batch-amortised figure of older runs, marked ``*``; no-model rows keep their plain figure."""
+    single = raw.get("single_latency_ms")
+    if isinstance(single, dict):
+        return [fmt_num(single.get(p), 0) for p, _, _ in LATENCY_COLUMNS], False
+    cells = [fmt_num(v.mean(key), 0) for _, key, _ in LATENCY_COLUMNS]
+    batch = raw.get("tokens_per_s") is not None and any(c != DASH for c in cells)
+    return ([f"{c}*" for c in cells] if batch else cells), batch
+
+
+def _throughput_cell(raw: dict[str, Any]) -> str:
+    t = raw.get("throughput")
+    if not isinstance(t, dict) or t.get("questions_per_s") is None:
+        return DASH
+    return f"{t['questions_per_s']:.2f} (×{t.get('batch')})"
 
 
 @per_run
