@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.schema import mean_of
-from bench.core.stats import mcnemar_exact
+from bench.core.stats import holm, mcnemar_exact
 from bench.eval.sweep import REFERENCE, check_points, load_sweep
+from bench.io import read_json
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 
 SWEEP = Path("sweeps") / "ft-recipes"  # under results/
@@ -131,6 +132,56 @@ def paired(ref_dir: Path, q: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _vs_reference(ref_dir: Path, pts: list[dict[str, Any]], mine: str, theirs: str) -> dict[str, Any]:
+    """Each point's ``mine`` against the reference's ``theirs`` (McNemar), Holm-adjusted over the points."""
+    tests = {}
+    b = correct(ref_dir, theirs)
+    for q in pts:
+        a = correct(q["dir"], mine)
+        ids = sorted(set(a) & set(b))
+        if ids:
+            t = mcnemar_exact([a[i] for i in ids], [b[i] for i in ids])
+            tests[q["name"]] = {**t, "diff": (sum(a[i] for i in ids) - sum(b[i] for i in ids)) / len(ids)}
+    for name, p_adj in zip(tests, holm([t["p_value"] for t in tests.values()]), strict=True):
+        tests[name]["p_holm"] = p_adj
+    return tests
+
+
+def multiplicity_lines(ref_dir: Path, by_recipe: dict[str, list[dict[str, Any]]], top: str) -> list[str]:
+    """The claims a "best of N" needs: Holm over the N points, the points that went the other way, and the
+    closed-book points against the prior (the most frequent train answer), when the reference has it."""
+    pts = [q for qs in by_recipe.values() for q in qs]
+    out = []
+    rag = _vs_reference(ref_dir, pts, "ft_rag", "rag")
+    if top in rag:
+        worse = sorted(n for n, t in rag.items() if t["diff"] < 0 and t["p_holm"] < 0.05)
+        out.append(
+            f"FT+RAG − RAG over the {len(rag)} points, Holm-corrected: the best ({top}) has p = "
+            f"{rag[top]['p_holm']:.3g} after correction ({rag[top]['p_value']:.3g} before); significantly "
+            f"below RAG after correction: {', '.join(worse) or 'none'}; below RAG at all: "
+            f"{sum(t['diff'] < 0 for t in rag.values())} of {len(rag)}."
+        )
+    if "prior" in correct_variants(ref_dir):
+        prior = _vs_reference(ref_dir, pts, "ft", "prior")
+        above = sorted(n for n, t in prior.items() if t["diff"] > 0 and t["p_holm"] < 0.05)
+        best_name = max(prior, key=lambda n: prior[n]["diff"]) if prior else None
+        if best_name:
+            b = prior[best_name]
+            out.append(
+                f"Closed-book FT against the prior (the most frequent train answer of the relation, EM "
+                f"{fmt_num(mean_of(_em(read_json(ref_dir / 'scores.json'), 'prior')))}): best {best_name} "
+                f"{b['diff']:+.3f} (b10={b['b10']}, b01={b['b01']}, p = {b['p_value']:.3g}, Holm over "
+                f"{len(prior)}: {b['p_holm']:.3g}); significantly above it after correction: "
+                f"{', '.join(above) or 'none'}."
+            )
+    return out
+
+
+def correct_variants(run_dir: Path) -> set[str]:
+    variants = (read_json(Path(run_dir) / "scores.json").get("variants") or {}).keys()
+    return set(variants)
+
+
 def verdict_lines(root: Path, ref: dict[str, Any], by_recipe: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Generated sentences: the best recipe against the goal, whether the NLL still fell, FT+RAG vs RAG."""
     lines = []
@@ -163,12 +214,13 @@ def verdict_lines(root: Path, ref: dict[str, Any], by_recipe: dict[str, list[dic
     )
     top_ft_rag = mean_of(_em(top_rag["scores"], "ft_rag")) or 0.0
     vs = paired(ref_dir, top_rag)["ft_rag-rag"]
+    lines += [*multiplicity_lines(ref_dir, by_recipe, top_rag["name"])]
     lines.append(
         f"Goal (closed-book EM ≥ {GOAL_EM:.2f} on these dev facts): "
         f"{'met' if top_em >= GOAL_EM else 'not met'} — best {top_em:.3f} ({top['name']}). The strongest "
         f"no-model baseline on the same retrieved passages (typed span extractor) scores {fmt_num(span)}; "
         f"best FT+RAG {top_ft_rag:.3f} ({top_rag['name']}; − RAG {fmt_num(vs['diff'], 3)}, b10={vs['b10']}, "
-        f"b01={vs['b01']}, p = {vs['p_value']:.3g}, picked on these questions)."
+        f"b01={vs['b01']}, p = {vs['p_value']:.3g} before correction, picked on these questions)."
     )
     return lines
 
