@@ -165,9 +165,7 @@ def _add_eval(add: _Adder) -> None:
 
 
 def _add_questions(add: _Adder) -> None:
-    p = add(
-        "questions", cmd_questions, "generate fact-probe questions from a dump (questions/README.md)", False
-    )
+    p = add("questions", cmd_questions, "fact-probe questions from a dump (questions/README.md)", False)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     g = actions.add_parser("generate", help="lead-sentence facts → question rows + .report.json beside them")
     g.add_argument("--corpus", required=True, help="dump (.xml/.xml.bz2) or articles JSONL")
@@ -178,6 +176,9 @@ def _add_questions(add: _Adder) -> None:
     g.add_argument(
         "--train-templates", choices=["one", "all"], default="one", help="all: every template for train facts"
     )
+    d = actions.add_parser("describe", help="the questions without the subject's name (harder retrieval)")
+    d.add_argument("--questions", required=True, help="question JSONL (from questions generate)")
+    _output(d, "question JSONL to write", required=True)
     c = actions.add_parser("corpus", help="the dump pages a question subset needs, plus distractors, as XML")
     c.add_argument("--questions", required=True, help="question JSONL (from questions generate)")
     c.add_argument("--dump", required=True, help="the dump the questions were generated from")

@@ -250,6 +250,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_questions(args: argparse.Namespace) -> int:
     import json
 
+    if args.action == "describe":
+        from bench.io import iter_jsonl, write_jsonl
+        from bench.questions import described
+
+        rows, counts = described.describe_rows(iter_jsonl(args.questions))
+        write_jsonl(Path(args.output), rows)
+        print(f"{args.output}: {len(rows)} described questions; {json.dumps(dict(sorted(counts.items())))}")
+        return 0
     if args.action == "generate":
         from bench.questions import factprobe
 

@@ -128,7 +128,8 @@ def test_render_table_numbers_cis_and_order() -> None:
         "| variant | EM | F1 (q-stripped) | token F1 | containment | truncated | PT rate | EN rate | "
         "other-lang rate | undetermined | recall@3 | answer in prompt@3 |"
     )
-    assert [line.split("|")[1].strip() for line in lines[2:]] == ["base", "RAG", "FT", "FT+RAG", "oracle (gold paragraph)"]
+    names = [line.split("|")[1].strip() for line in lines[2:]]
+    assert names == ["base", "RAG", "FT", "FT+RAG", "oracle (gold paragraph)"]
     rag = lines[3]
     assert "0.412 [0.36, 0.46]" in rag  # F1 with its CI
     assert "0.800 [0.75, 0.85]" in rag  # recall@k

@@ -242,7 +242,8 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
     assert v["echo"]["f1_qstripped"]["mean"] == 0.0 and v["echo"]["exact_match"]["mean"] == 0.0
     assert set(scores["comparisons"]) == {
         "rag-base", "ft-base", "ft_rag-rag", "ft_rag-ft", "oracle-rag",
-        "base-echo", "ft-echo", "base-prior", "ft-prior", "rag-picker_rag", "ft_rag-picker_rag", "oracle-picker_oracle",
+        "base-echo", "ft-echo", "base-prior", "ft-prior", "rag-picker_rag", "ft_rag-picker_rag",
+        "oracle-picker_oracle",
         "rag-span_rag", "ft_rag-span_rag", "oracle-span_oracle",
     }  # fmt: skip
     assert set(scores["comparisons"]["rag-base"]["f1"]) == {"diff", "ci95", "significant", "n", "test", "mde"}

@@ -158,7 +158,7 @@ def _run_bodies(
     """(name, source, body) of every run block; body None = the results (+ baselines) table. The timing
     block comes from ``timing_run``'s make_bench.json (default: ``run``'s): the headline may be a study run
     while the timing that matters is `make bench`'s."""
-    from bench.reporting.tables import render_reader_change, render_timing
+    from bench.reporting.run_tables import render_reader_change, render_timing
 
     after = read_json(run / "scores.json")
     bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]

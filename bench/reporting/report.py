@@ -20,13 +20,13 @@ from bench.io import atomic_write_text
 from bench.reporting.costs import render_costs
 from bench.reporting.diagnostics_tables import render_diagnostics
 from bench.reporting.plots import plot
+from bench.reporting.run_tables import render_side_by_side
 from bench.reporting.tables import (
     DASH,
     render_baseline_checks,
     render_comparisons,
     render_groups,
     render_ragas,
-    render_side_by_side,
     render_table,
     table,
 )
