@@ -58,7 +58,7 @@ def run_cmd(tmp: Path, model: Path, questions: Path, out: Path) -> list[str]:
         f"model.name={model}", "model.backend=vllm", f"vllm.python={fake_python(tmp)}",
         "vllm.max_in_flight=2", "vllm.start_timeout_s=120", f"questions={questions}",
         f"results_dir={tmp / 'results'}", "split=", f"corpus={tmp / 'ficcao.xml'}",
-        "run.variants=base", "run.bootstrap_samples=50",
+        "run.variants=base", "run.bootstrap_samples=50", "run.latency_probe=0",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "bench", "run", "--profile", "faquad", "--output", str(out)]
     return cmd + [x for s in sets for x in ("--set", s)]

@@ -84,7 +84,8 @@ def _merged_json(cache_dirs: list[Path], stem: str) -> list[dict[str, Any]]:
 
 
 def merged_resources(cache_dirs: list[Path], keys: dict[str, str]) -> dict[str, Any]:
-    """Per variant, the largest peak memory any shard recorded for the current key."""
+    """Per variant, the largest peak memory any shard recorded for the current key, and the first shard's
+    one-at-a-time latency; no throughput (shards may have run one after another or side by side)."""
     out: dict[str, Any] = {}
     for res in _merged_json(cache_dirs, "resources"):
         for name, r in res.items():
@@ -94,6 +95,8 @@ def merged_resources(cache_dirs: list[Path], keys: dict[str, str]) -> dict[str, 
             for m in ("peak_rss_mb", "peak_vram_mb"):
                 vals = [v for v in (prev[m], r.get(m)) if v is not None]
                 prev[m] = max(vals) if vals else None
+            if r.get("single_latency_ms") is not None:
+                prev.setdefault("single_latency_ms", r["single_latency_ms"])
     return out
 
 
