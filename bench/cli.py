@@ -168,7 +168,7 @@ def cmd_rag_sweep(args: argparse.Namespace) -> int:
     root = rag_sweep.run_rag_sweep(
         args.config, _overrides(args), args.name, variant=args.variant, report_limit=args.report_limit
     )
-    print(f"rag-sweep: {root / 'sweep.json'}")
+    print(f"rag-sweep: {root / rag_sweep.SETTINGS}")
     return 0
 
 

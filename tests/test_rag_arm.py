@@ -243,7 +243,7 @@ def test_rag_sweep_chooses_on_selection_and_reports_on_report(tmp_path: Path) ->
             "run.bootstrap_samples=50", "model.batch_size=1"]  # fmt: skip
     fake = FakeStages(tmp_path)
     root = rag_sweep.run_rag_sweep("default", sets, "rs", report_limit=10, stages=fake.stages())
-    out = json.loads((root / "sweep.json").read_text(encoding="utf-8"))
+    out = json.loads((root / "settings.json").read_text(encoding="utf-8"))
     names = [rag_sweep.point_name(p) for p in rag_sweep.points()]
     assert len(names) == 14 == len(set(names)) and out["reference"] == "k3-first"
     n_sel = sum(subset_of(r) == "selection" for r in rows)
@@ -295,7 +295,7 @@ def test_rescore_adds_the_prior_from_the_run_s_own_question_file(tmp_path: Path)
     assert rescore.rescore(run_dir)["added"] == []
 
 
-def test_rag_settings_block_renders_from_sweep_json(tmp_path: Path) -> None:
+def test_rag_settings_block_renders_from_its_json(tmp_path: Path) -> None:
     from bench.reporting import rag_settings
 
     def pt(em: float, diff: float, p: float, holm: float) -> dict[str, Any]:
@@ -311,7 +311,7 @@ def test_rag_settings_block_renders_from_sweep_json(tmp_path: Path) -> None:
         "chosen_on_report": {"em": 0.4, "diff": -0.15, "b10": 3, "b01": 9, "p_value": 0.001, "n": 120},
         "worse_on_report": ["k1-first"],
     }  # fmt: skip
-    (tmp_path / "sweep.json").write_text(json.dumps(doc), encoding="utf-8")
+    (tmp_path / "settings.json").write_text(json.dumps(doc), encoding="utf-8")
     text = rag_settings.render(tmp_path)
     assert "**k1-first** (chosen)" in text and "n = 89" in text and "n = 120" in text
     assert "-0.150 against the reference" in text and "after Holm: k1-first." in text

@@ -7,7 +7,7 @@ passages), and every point is then run on the *report* subset, where the chosen 
 profile's setting (one planned test) and every point with it, Holm-corrected over the points
 (:func:`bench.core.stats.holm`), the points significantly worse listed too. One engine serves every point
 (the generators are shared), each point is an ordinary resumable run directory:
-``results/sweeps/<name>/<subset>-<point>/``; ``sweep.json`` beside them is what the report renders
+``results/sweeps/<name>/<subset>-<point>/``; ``settings.json`` beside them is what the report renders
 (bench/reporting/rag_settings.py).
 """
 
@@ -33,6 +33,7 @@ KS = (1, 2, 3, 5)
 ORDERS = ("best_first", "best_last")
 PAGE_ONLY = (False, True)
 SUBSETS = ("selection", "report")
+SETTINGS = "settings.json"  # not sweep.json: that names a fine-tuning sweep (make report renders those)
 
 
 def points(ks: tuple[int, ...] = KS) -> list[dict[str, Any]]:
@@ -150,7 +151,7 @@ def run_rag_sweep(
     report_limit: int = 120,
     stages: Stages | None = None,
 ) -> Path:
-    """Selection then report subsets over the grid; writes ``sweep.json``; returns the sweep directory."""
+    """Selection then report subsets over the grid; writes ``settings.json``; returns the sweep directory."""
     base = load_config(profile, overrides)
     root = base.results_path / "sweeps" / name
     grid = points()
@@ -181,5 +182,5 @@ def run_rag_sweep(
     out["worse_on_report"] = sorted(
         n for n, r in out["report"]["points"].items() if r.get("significant_holm") and r["diff"] < 0
     )
-    atomic_write_json(root / "sweep.json", out)
+    atomic_write_json(root / SETTINGS, out)
     return root

@@ -1,5 +1,5 @@
 """The RAG settings sweep (``bench rag-sweep``, :mod:`bench.eval.rag_sweep`) as Markdown, from its
-``sweep.json`` only: every point's EM on the selection subset (where the choice is made) and on the report
+``settings.json`` only: every point's EM on the selection subset (where the choice is made) and on the report
 subset (where it is judged), each against the profile's own setting, Holm-corrected over the points."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.eval.rag_sweep import SETTINGS
 from bench.io import read_json
 from bench.reporting.tables import table
 
@@ -32,7 +33,7 @@ def _vs(row: dict[str, Any] | None, is_ref: bool) -> str:
 
 
 def render(root: Path) -> str:
-    doc = read_json(root / "sweep.json")
+    doc = read_json(root / SETTINGS)
     sel, rep = doc.get("selection") or {}, doc.get("report") or {}
     ref, chosen = doc["reference"], doc.get("chosen")
     rows = []

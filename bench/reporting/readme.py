@@ -69,7 +69,8 @@ def _rag_settings(perf_dir: Path) -> tuple[Path, str] | None:
     from bench.reporting import rag_settings
 
     root = perf_dir.parent / rag_settings.SWEEP
-    return (root / "sweep.json", rag_settings.render(root)) if (root / "sweep.json").exists() else None
+    found = root / rag_settings.SETTINGS
+    return (found, rag_settings.render(root)) if found.exists() else None
 
 
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
