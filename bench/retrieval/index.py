@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,7 +134,8 @@ def _build(
     store.open(full_sig, dim)
     bm25 = Bm25Encoder()
     new = 0
-    bar = tqdm(desc="index", unit="chunk", disable=None)
+    # a log file gets a line every 30 s (an hour-long build is not silent); a terminal the live bar
+    bar = tqdm(desc="index", unit="chunk", mininterval=0.1 if sys.stderr.isatty() else 30.0)
     try:
         for batch in _batches(chain([first], chunks), max(1, cfg.index.embed_batch_size) * 4):
             new += upsert_batch(store, emb, bm25, batch)
