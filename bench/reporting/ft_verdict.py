@@ -2,7 +2,7 @@
 
 Rendered from ``results/sweeps/ft-recipes/`` only (each point's ``scores.json`` and ``answers.jsonl``): per
 recipe and budget the closed-book EM with its interval, the answer-level NLL of the gold answers (the
-injection probe), the trained / held-out page perplexities and the training cost; per popularity stratum
+injection probe), the trained / held-out page perplexities and the training cost; per article-length stratum
 at each recipe's best budget; and FT+RAG against RAG on the same questions with an exact McNemar test.
 """
 
@@ -100,7 +100,7 @@ def budget_table(ref: dict[str, Any], by_recipe: dict[str, list[dict[str, Any]]]
 
 
 def strata_table(ref: dict[str, Any], by_recipe: dict[str, list[dict[str, Any]]]) -> str:
-    """Closed-book EM and answer NLL per popularity stratum: untrained vs each recipe's best budget."""
+    """Closed-book EM and answer NLL per article-length stratum: untrained vs each recipe's best budget."""
     strata = sorted(((ref.get("groups") or {}).get("stratum") or {}).keys())
     header = ["stratum (n)", "untrained EM / NLL"]
     header += [f"{r} @ {fmt_num(best(p)['cost'].get('epochs'), 0)} ep" for r, p in sorted(by_recipe.items())]
@@ -240,7 +240,8 @@ def render(root: Path) -> str:
         " optimistic; the untrained row and the largest budget are not picked.",
         "",
         budget_table(ref, by_recipe),
-        "By popularity stratum (closed-book EM / answer NLL):",
+        "By article-length stratum (obscure / mid / popular = terciles of the page's length, a popularity "
+        "proxy; closed-book EM / answer NLL):",
         "",
         strata_table(ref, by_recipe),
         *(f"- {line}" for line in verdict_lines(root, ref, by_recipe)),
