@@ -39,6 +39,7 @@ TRAINING_CODE = (
     "training/sft_data.py", "training/sft_qa.py", "training/sft_views.py", "training/finetune.py",
     "questions/leakage.py", "core/prompts.py", "generation/base.py", "training/recipes.py",
     "training/sft_recipes.py", "training/repro.py", "recipe_keys.py", "training/snapshots.py",
+    "training/augment.py", "training/augment_rules.py",
 )  # fmt: skip
 
 
@@ -168,8 +169,10 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
         }
     if recipe_keys.uses_pages(recipe):
         data["articles"] = articles(cfg).key
-        # the questions pick the trained pages (scope = question_pages) or the probe's held-out pages
-        if cfg.finetune.scope == "question_pages" or cfg.finetune.probe:
+        # the questions pick the trained pages (scope = question_pages) or the probe's held-out pages, and
+        # augmentation reads each page's facts from them
+        fc = cfg.finetune
+        if fc.scope == "question_pages" or fc.probe or recipe_keys.augment_of(fc):
             data.update(
                 questions_sha256=file_sha256(cfg, cfg.path(cfg.questions), "questions"),
                 split=cfg.split,

@@ -88,6 +88,7 @@ AT_LEAST_0 = (
     "finetune.min_text_chars",
     "finetune.min_title_chars",
     "finetune.max_records",
+    "finetune.augment",
     "openai.max_retries",
     "openai.backoff_s",
 )
@@ -175,14 +176,25 @@ def _snapshot_errors(cfg: Config) -> list[str]:
             " the adapter after e epochs of a longer run differ from a run of e epochs)"
         )
     # the names of recipe_keys.SCHEDULED (recipe_keys imports bench.config: importing it here is a cycle)
-    if (ft.recipe or ft.train_format) not in ("cpt", "mixed", "pit") or ft.max_steps:
-        errors.append("finetune.snapshot_epochs needs a scheduled recipe (cpt, mixed, pit) and max_steps=0")
+    if (ft.recipe or ft.train_format) not in ("cpt", "mixed", "pit", "aug") or ft.max_steps:
+        errors.append(
+            "finetune.snapshot_epochs needs a scheduled recipe (cpt, mixed, pit, aug) and max_steps=0"
+        )
     return errors
+
+
+def _augment_errors(cfg: Config) -> list[str]:
+    """``finetune.augment`` only where it is applied (recipe_keys.AUGMENTED; cpt + augmentation = ``aug``)."""
+    n, recipe = cfg.finetune.augment, cfg.finetune.recipe or cfg.finetune.train_format
+    if n <= 0 or recipe in ("aug", "mixed", "pit"):
+        return []
+    hint = "; use recipe aug (cpt + augmented texts)" if recipe == "cpt" else ""
+    return [f"finetune.augment={n} applies to the recipes aug, mixed and pit, not {recipe}{hint}"]
 
 
 def validate(cfg: Config, source: str = "config") -> Config:
     """Raise one BenchError listing every impossible setting (with the valid values); return ``cfg``."""
-    errors = _enum_errors(cfg) + _range_errors(cfg) + _snapshot_errors(cfg)
+    errors = _enum_errors(cfg) + _range_errors(cfg) + _snapshot_errors(cfg) + _augment_errors(cfg)
     if errors:
         raise BenchError(f"{source}: " + "; ".join(errors))
     return cfg

@@ -58,8 +58,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | qa | raft | text | instruct;
-    # empty = train_format's (deprecated alias: text, instruct, qa, raft).
+    # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | aug | qa | raft | text |
+    # instruct; empty = train_format's (deprecated alias: text, instruct, qa, raft).
     recipe: str = "mixed"
     train_format: str = "text"  # deprecated: use recipe
     page_part: str = "lead"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
@@ -68,6 +68,9 @@ class FinetuneConfig:
     )
     qa_pairs: int = 100  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
     pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
+    # aug/mixed/pit: rule-based texts restating each trained page's facts (bench/training/augment.py), added
+    # to its page records; 0 = none (aug: 0 means recipe_keys.AUG_TEXTS = 8)
+    augment: int = 0
     train_questions: str = "questions/ptwiki-facts.jsonl"  # mixed/pit/qa/raft: its train split is used
     quantization: str = "none"  # "none" (fp32/bf16 LoRA) | "nf4" (QLoRA, bitsandbytes)
     lora_r: int = 16
@@ -103,7 +106,7 @@ class FinetuneConfig:
     warmup_steps: int = 2
     logging_steps: int = 5
     save_steps: int = 20
-    min_text_chars: int = 200
+    min_text_chars: int = 200  # scheduled recipes: never applied to an evaluated page's records
     min_title_chars: int = 2
     max_records: int = 2000
     val_fraction: float = 0.0

@@ -9,11 +9,13 @@ from typing import Any
 
 from bench.config import BenchError, FinetuneConfig, config_to_dict
 
-SCHEDULED = ("cpt", "mixed", "pit")
+SCHEDULED = ("cpt", "mixed", "pit", "aug")
 LEGACY = ("text", "instruct", "qa", "raft")
 RECIPES = (*SCHEDULED, *LEGACY)
 PAGE_PARTS = ("lead_section", "lead", "page")
-NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs")  # not in a legacy recipe's adapter key
+NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs", "augment")  # not in a legacy recipe's key
+AUG_TEXTS = 8  # recipe aug with finetune.augment = 0: augmented texts per page (bench/training/augment.py)
+AUGMENTED = ("aug", "mixed", "pit")  # the recipes finetune.augment applies to
 BOOKKEEPING = ("logging_steps", "save_steps", "train_questions", "snapshot_epochs")  # same weights either way
 
 
@@ -25,6 +27,15 @@ def recipe_of(ft: FinetuneConfig) -> str:
     if name in SCHEDULED and ft.page_part not in PAGE_PARTS:
         raise BenchError(f"unknown finetune.page_part {ft.page_part!r}; use one of {', '.join(PAGE_PARTS)}")
     return name
+
+
+def augment_of(ft: FinetuneConfig) -> int:
+    """Augmented texts per trained page: ``finetune.augment`` for ``mixed``/``pit`` (0 = none), that or
+    :data:`AUG_TEXTS` for ``aug``; 0 for every other recipe (config_checks refuses augment > 0 there)."""
+    recipe = recipe_of(ft)
+    if recipe == "aug":
+        return ft.augment or AUG_TEXTS
+    return ft.augment if recipe in AUGMENTED else 0
 
 
 def uses_pages(recipe: str) -> bool:
@@ -51,8 +62,10 @@ def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
         return out
     out.pop("train_format")
     out.update(recipe=recipe, page_part=ft.page_part)
-    if recipe != "cpt":
+    if uses_questions(recipe):
         out["qa_pairs"] = ft.qa_pairs
     if recipe == "pit":
         out["pit_qa_epochs"] = ft.pit_qa_epochs
+    if augment_of(ft):  # absent at 0: the adapters before the key existed keep their key
+        out["augment"] = augment_of(ft)
     return out

@@ -9,14 +9,18 @@
   model also sees QA about other entities);
 * ``pit``: pre-instruction-tuning (Jiang et al. 2024): ``pit_qa_epochs`` passes over the QA pairs first,
   then the pages and the QA pairs together;
+* ``aug``: ``cpt`` plus ``finetune.augment`` (default 8) texts per page restating its facts in other
+  templates and orders (:mod:`bench.training.augment`); ``mixed``/``pit`` take the same texts with
+  ``augment`` > 0 (``pit``: QA first, then the augmented pages with the QA);
 * ``qa`` / ``raft``: question → span records only (closed-book / with passages), as before;
 * ``text`` / ``instruct``: the formats before recipes (whole pages, trainer-shuffled), kept so adapters
   trained with ``train_format`` stay reproducible; ``train_format`` is the deprecated alias of ``recipe``.
 
-``cpt``, ``mixed`` and ``pit`` are *scheduled*: the whole ordered sequence of records is built here (every
-epoch's order from the seed), trained front to back, and written as is by ``bench finetune --dry-run``; their
-budget ``finetune.epochs`` is the number of exposures of each page record (fractions take the first part of
-the last pass). The other recipes keep the trainer's seeded shuffle over ``epochs`` passes. The recipe names
+``cpt``, ``mixed``, ``pit`` and ``aug`` are *scheduled*: the whole ordered sequence of records is built
+here (every epoch's order from the seed), trained front to back, and written as is by ``bench finetune
+--dry-run``; their budget ``finetune.epochs`` is the number of exposures of each page record (an augmented
+text is a page record; fractions take the first part of the last pass). The other recipes keep the
+trainer's seeded shuffle over ``epochs`` passes. The recipe names
 and the adapter-key fields are :mod:`bench.recipe_keys` (ground: the artifact keys use them).
 """
 
@@ -78,7 +82,7 @@ def schedule(
         head = _passes(qa, ft.pit_qa_epochs, seed, "qa")
     body_units = [*pages, *qa] if recipe in ("mixed", "pit") else list(pages)
     epochs = ft.epochs or _epochs_for(max(need - len(head), 0), len(body_units))
-    phase = {"cpt": "pages", "mixed": "pages+qa", "pit": "pages+qa"}[recipe]
+    phase = {"cpt": "pages", "aug": "pages", "mixed": "pages+qa", "pit": "pages+qa"}[recipe]
     out = head + _passes(body_units, epochs, seed, phase)
     if ft.max_steps > 0:
         out = out[:need]

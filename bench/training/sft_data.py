@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ class _Source:
     probe: dict[str, str] = field(default_factory=dict)
     question_ids: frozenset[str] = frozenset()
     recorded: list[dict[str, Any]] = field(default_factory=list)
+    pages: list[Any] = field(default_factory=list)  # the trained pages (cut to the page part), in order
 
 
 # --------------------------------------------------------------------------- rendering
@@ -79,35 +80,6 @@ def _prompt_completion(tok: Any, use_chat: bool, instruction: str, inp: str, res
 
 
 # --------------------------------------------------------------------------- record builders
-
-
-def _paragraphs(article: Any) -> list[str]:
-    return [p.strip() for p in str(article.text or "").split("\n\n") if p.strip()]
-
-
-def pack_text(articles: Iterable[Any], tok: Any, max_length: int, min_chars: int) -> Iterable[dict[str, str]]:
-    """Greedy paragraph packing, per article, up to ``max_length`` tokens (long paragraphs are windowed)."""
-    for art in articles:
-        buf: list[str] = []
-        used = 0
-        for para in [f"{art.title}\n\n{p}" if i == 0 else p for i, p in enumerate(_paragraphs(art))]:
-            ids = tok(para, add_special_tokens=False)["input_ids"]
-            if len(ids) > max_length:
-                if buf:
-                    yield {"text": "\n\n".join(buf)}
-                    buf, used = [], 0
-                for i in range(0, len(ids), max_length):
-                    piece = tok.decode(ids[i : i + max_length]).strip()
-                    if len(piece) >= min_chars:
-                        yield {"text": piece}
-                continue
-            if used + len(ids) + 2 > max_length and buf:
-                yield {"text": "\n\n".join(buf)}
-                buf, used = [], 0
-            buf.append(para)
-            used += len(ids) + 2
-        if buf:
-            yield {"text": "\n\n".join(buf)}
 
 
 def instruct_records(articles: Iterable[Any], tok: Any, use_chat: bool) -> Iterable[dict[str, str]]:
@@ -134,35 +106,61 @@ def in_validation(key: str, seed: int, fraction: float) -> bool:
     return h / 0xFFFFFFFF < fraction
 
 
+Exempt = Callable[[dict[str, str]], bool]
+
+
 def curate(
-    records: Iterable[dict[str, str]], cfg: Config, tok: Any, drops: Counter[str]
+    records: Iterable[dict[str, str]],
+    cfg: Config,
+    tok: Any,
+    drops: Counter[str],
+    exempt: Exempt | None = None,
+    cap: bool = True,
 ) -> list[dict[str, str]]:
-    """Drop empty, short, over-long and duplicate records; cap at ``max_records`` (first ones kept)."""
+    """Drop empty, short, over-long and duplicate records; cap at ``max_records`` (first ones kept).
+    ``exempt`` (scheduled recipes: an evaluated page's records): neither ``min_text_chars`` nor the cap drops
+    them (the records after the cap are then dropped one by one); ``cap`` false: no cap (a QA pool)."""
     ft = cfg.finetune
+    stop_at_cap = exempt is None
+    is_exempt: Exempt = exempt or (lambda rec: False)
     seen: set[str] = set()
     kept: list[dict[str, str]] = []
+    capped, full = 0, False  # kept records the cap counts (not the exempt ones); the cap is reached
     for rec in records:
-        body = rec.get("text") or rec.get("completion") or ""
-        if not body.strip() or ("prompt" in rec and not rec["prompt"].strip()):
-            drops["empty"] += 1
+        free = is_exempt(rec)
+        if not _usable(rec, ft.min_text_chars, drops, free):
             continue
-        if "question_id" not in rec and len(body) < ft.min_text_chars:
-            drops["short_text"] += 1
+        if full and not free:
+            drops["max_records_reached"] += 1
             continue
-        full = nfc(_record_text(rec))
-        if len(tok(full, add_special_tokens=False)["input_ids"]) > ft.max_length:
+        text = nfc(_record_text(rec))
+        if len(tok(text, add_special_tokens=False)["input_ids"]) > ft.max_length:
             drops["too_long"] += 1
             continue
-        key = hashlib.sha256(" ".join(full.split()).lower().encode()).hexdigest()
+        key = hashlib.sha256(" ".join(text.split()).lower().encode()).hexdigest()
         if key in seen:
             drops["duplicate"] += 1
             continue
         seen.add(key)
         kept.append({k: nfc(v) for k, v in rec.items()})
-        if ft.max_records and len(kept) >= ft.max_records:
+        capped += not free
+        full = bool(cap and ft.max_records and capped >= ft.max_records)
+        if full and stop_at_cap:
             drops["max_records_reached"] += 1
             break
     return kept
+
+
+def _usable(rec: dict[str, str], min_chars: int, drops: Counter[str], exempt: bool = False) -> bool:
+    """Not empty, and (a page record not ``exempt``) at least ``min_chars`` characters long."""
+    body = rec.get("text") or rec.get("completion") or ""
+    if not body.strip() or ("prompt" in rec and not rec["prompt"].strip()):
+        drops["empty"] += 1
+        return False
+    if not exempt and "question_id" not in rec and len(body) < min_chars:
+        drops["short_text"] += 1
+        return False
+    return True
 
 
 def load_articles(cfg: Config) -> Iterable[Any]:
@@ -198,7 +196,7 @@ def _article_source(
     arts, held, page_stats = sft_views.split_pages(cfg, _usable_articles(articles, cfg, drops))
     if part != "page":
         arts, held = [recipes.page_part(a, part) for a in arts], [recipes.page_part(a, part) for a in held]
-    src = _Source([], TEXT_NOTE, extra=dict(page_stats))
+    src = _Source([], TEXT_NOTE, extra=dict(page_stats), pages=arts)
 
     def tokenize(text: str) -> list[int]:
         return list(tok(text, add_special_tokens=False)["input_ids"])
@@ -206,7 +204,7 @@ def _article_source(
     if fmt == "text":
 
         def plain(pages: list[Any]) -> Iterable[dict[str, str]]:
-            return pack_text(pages, tok, ft.max_length, ft.min_text_chars)
+            return sft_views.pack_text(pages, tok, ft.max_length, ft.min_text_chars)
 
         src.records, src.extra["view_records"] = sft_views.view_records(
             arts, ft.views, tokenize, ft.max_length, plain

@@ -167,8 +167,60 @@ def qa_records(
         prompt = eval_prompt(tok, use_chat, question, passages, reader)
         rec = {"prompt": prompt, "completion": str(answers[0]), "question_id": str(row.get("id"))}
         rec["title"] = str(row.get("title") or "")
+        if row.get("relation"):
+            rec["relation"] = str(row["relation"])
         out.append(rec)
     return out
+
+
+def relation_quotas(mix: Counter[str], available: Counter[str], n: int) -> dict[str, int]:
+    """``n`` pairs split over the relations in the shares of ``mix`` (largest remainders, ties by name),
+    none above what ``available`` holds: a relation short of its quota passes the rest to the others, and
+    what the mix's relations cannot fill goes to the other relations by their size."""
+    quotas = dict.fromkeys(available, 0)
+    left = _fill(quotas, mix, available, min(n, sum(available.values())))
+    _fill(quotas, available, available, left)
+    return quotas
+
+
+def _fill(quotas: dict[str, int], weights: Counter[str], available: Counter[str], left: int) -> int:
+    """Add ``left`` pairs to ``quotas`` by ``weights`` within ``available``; returns what found no room."""
+    open_ = {r for r in available if weights.get(r) and quotas[r] < available[r]}
+    while left > 0 and open_:
+        total = sum(weights[r] for r in open_)
+        share = {r: left * weights[r] / total for r in sorted(open_)}
+        take = {r: int(share[r]) for r in share}
+        for r in sorted(share, key=lambda r: (take[r] - share[r], r))[: left - sum(take.values())]:
+            take[r] += 1
+        for r in sorted(open_):
+            got = min(take[r], available[r] - quotas[r])
+            quotas[r] += got
+            left -= got
+        open_ = {r for r in open_ if quotas[r] < available[r]}
+    return left
+
+
+def sample_pairs(
+    records: Sequence[dict[str, str]], mix: Counter[str], n: int, seed: int
+) -> list[dict[str, str]]:
+    """``n`` of the QA ``records`` (0 or more than there are: all), stratified by ``relation`` to the shares
+    of ``mix`` (the evaluated questions' relations), each relation's pairs in a seeded hash order of their
+    question ids; kept in the pool's order. Without relations (or a mix), a seeded sample of them all."""
+    if not n or len(records) <= n:
+        return list(records)
+    rel = [str(r.get("relation") or "") for r in records]
+    usable = Counter(x for x in rel if x and mix.get(x))
+    pool = Counter(rel) if usable else Counter({"": len(records)})
+    quotas = relation_quotas(mix if usable else Counter({"": 1}), pool, n)
+
+    def rank(i: int) -> str:
+        return hashlib.sha256(f"{seed}\0qa\0{records[i].get('question_id')}".encode()).hexdigest()
+
+    chosen: set[int] = set()
+    for relation, quota in quotas.items():
+        members = [i for i, x in enumerate(rel) if (x if usable else "") == relation]
+        chosen.update(sorted(members, key=rank)[:quota])
+    return [records[i] for i in sorted(chosen)]
 
 
 def answer_probe_items(cfg: Config, tok: Any, use_chat: bool) -> list[dict[str, Any]]:

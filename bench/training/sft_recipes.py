@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from bench import recipe_keys
 from bench.config import BenchError, Config
 from bench.io import atomic_write_text
-from bench.training import recipes, sft_data
+from bench.training import augment, coverage, recipes, sft_data, sft_qa
+from bench.training.sft_views import title_key
 
 log = logging.getLogger(__name__)
 
-DRY_RUN_FIELDS = ("part", "phase", "epoch", "view", "title", "question_id")
+DRY_RUN_FIELDS = ("part", "phase", "epoch", "view", "title", "question_id", "relation")
+SUMMARY = ("unique_records", "train_tokens", "coverage", "per_page", "augment", "qa_relations", "leakage")
 
 
 def build_training_data(
@@ -56,46 +58,92 @@ def _scheduled(
     cfg: Config, tok: Any, use_chat: bool, recipe: str, articles: Iterable[Any] | None
 ) -> sft_data.SftData:
     ft = cfg.finetune
+    count = _token_counter(tok)
     page_drops: Counter[str] = Counter()
     qa_drops: Counter[str] = Counter()
-    pages = articles if articles is not None else sft_data.load_articles(cfg)
-    page_src = sft_data._article_source(cfg, tok, use_chat, pages, page_drops, "text", ft.page_part)
-    page_recs = [{**r, "part": "page"} for r in sft_data.curate(page_src.records, cfg, tok, page_drops)]
-    if ft.page_chunks:
-        page_recs = _first_chunks(page_recs, ft.page_chunks, page_drops)
+    eval_rows = coverage.evaluated_rows(cfg)
+    page_recs, page_src, extra = _page_records(cfg, tok, eval_rows, articles, page_drops)
     qa_recs: list[dict[str, Any]] = []
-    extra: dict[str, Any] = {}
     qids: frozenset[str] = frozenset()
     recorded: list[dict[str, Any]] = []
-    if recipe != "cpt":
-        q_src = sft_data._question_source(cfg, tok, use_chat, qa_drops, raft=False, entities=True)
-        qa_recs = [{**r, "part": "qa"} for r in sft_data.curate(q_src.records, cfg, tok, qa_drops)]
-        if ft.qa_pairs:
-            qa_drops["qa_pairs_cap"] += max(0, len(qa_recs) - ft.qa_pairs)
-            qa_recs = qa_recs[: ft.qa_pairs]
+    if recipe_keys.uses_questions(recipe):
+        qa_recs, q_src = _qa_records(cfg, tok, use_chat, eval_rows, qa_drops)
         page_recs = [_as_completion(r) for r in page_recs]
-        used = {str(r["question_id"]) for r in qa_recs}
-        qids = frozenset(used)
-        recorded = [r for r in q_src.recorded if r["id"] in used]
+        qids = frozenset(str(r["question_id"]) for r in qa_recs)
+        recorded = [r for r in q_src.recorded if r["id"] in qids]
         extra["leakage"] = q_src.extra["leakage"]
+        extra["qa_relations"] = dict(sorted(Counter(str(r.get("relation")) for r in qa_recs).items()))
     page_train, page_val = _split(page_recs, cfg)
     qa_train, qa_val = _split(qa_recs, cfg)
     if not page_train:
         raise BenchError(f"recipe {recipe}: no page records left (dropped: {dict(page_drops)})")
-    if recipe != "cpt" and not qa_train:
+    if recipe_keys.uses_questions(recipe) and not qa_train:
         raise BenchError(f"recipe {recipe}: no train-split QA pairs left (dropped: {dict(qa_drops)})")
     train = recipes.schedule(recipe, page_train, qa_train, ft, cfg.seed)
-    stats = _stats(cfg, tok, recipe, use_chat, train, page_train, qa_train, page_val + qa_val)
+    stats = _stats(cfg, count, recipe, use_chat, train, page_train, qa_train, page_val + qa_val)
+    exposures = recipes.page_exposures(train, len(page_train))
     stats.update(
+        coverage=coverage.coverage(eval_rows, train),
+        per_page=coverage.per_page(train, exposures, count),
         dropped=dict(sorted(page_drops.items())),
         qa_dropped=dict(sorted(qa_drops.items())),
         training_questions=recorded,
-        leakage_note=sft_data.TEXT_NOTE if recipe == "cpt" else f"{sft_data.TEXT_NOTE}; {sft_data.QA_NOTE}",
+        leakage_note=sft_data.TEXT_NOTE if not qa_recs else f"{sft_data.TEXT_NOTE}; {sft_data.QA_NOTE}",
         **{k: v for k, v in page_src.extra.items() if k != "view_records"},
         **extra,
     )
     log.info("recipe %s: %d scheduled records (%s)", recipe, len(train), stats["unique_records"])
     return sft_data.SftData(recipe, train, page_val + qa_val, qids, stats, page_src.probe, scheduled=True)
+
+
+def _page_records(
+    cfg: Config,
+    tok: Any,
+    eval_rows: list[dict[str, Any]],
+    articles: Iterable[Any] | None,
+    drops: Counter[str],
+) -> tuple[list[dict[str, Any]], sft_data._Source, dict[str, Any]]:
+    """The page records (views of the pages in scope, cut to ``page_part``; ``page_chunks`` per view; then
+    the augmented texts), curated so that no floor or cap drops an evaluated page's records or an augmented
+    text; with the page source and the augmentation's counts (``augment``, when on)."""
+    ft = cfg.finetune
+    evaluated = {title_key(str(r.get("title") or "")) for r in eval_rows} - {""}
+
+    def exempt(rec: dict[str, str]) -> bool:
+        return rec.get("view") == augment.VIEW or title_key(str(rec.get("title") or "")) in evaluated
+
+    pages = articles if articles is not None else sft_data.load_articles(cfg)
+    src = sft_data._article_source(cfg, tok, False, pages, drops, "text", ft.page_part)
+    recs = [{**r, "part": "page"} for r in sft_data.curate(src.records, cfg, tok, drops, exempt=exempt)]
+    if ft.page_chunks:
+        recs = _first_chunks(recs, ft.page_chunks, drops)
+    extra: dict[str, Any] = {}
+    n = recipe_keys.augment_of(ft)
+    if n:
+
+        def tokenize(text: str) -> list[int]:
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+
+        facts = augment.question_facts(cfg)
+        aug, counts = augment.augment_records(src.pages, facts, n, cfg.seed, tokenize, ft.max_length)
+        kept = sft_data.curate(aug, cfg, tok, drops, exempt=exempt)
+        recs += [{**r, "part": "page"} for r in kept]
+        extra["augment"] = {**counts, "kept": len(kept)}
+    return recs, src, extra
+
+
+def _qa_records(
+    cfg: Config, tok: Any, use_chat: bool, eval_rows: list[dict[str, Any]], drops: Counter[str]
+) -> tuple[list[dict[str, Any]], sft_data._Source]:
+    """The train-split QA pairs: every one the guard keeps, curated, then ``qa_pairs`` of them sampled to the
+    evaluated questions' relation mix (:func:`bench.training.sft_qa.sample_pairs`, seeded)."""
+    ft = cfg.finetune
+    src = sft_data._question_source(cfg, tok, use_chat, drops, raft=False, entities=True)
+    pool = [{**r, "part": "qa"} for r in sft_data.curate(src.records, cfg, tok, drops, cap=False)]
+    mix = Counter(str(r["relation"]) for r in eval_rows if r.get("relation"))
+    recs = sft_qa.sample_pairs(pool, mix, ft.qa_pairs or ft.max_records, cfg.seed)
+    drops["qa_pairs_cap" if ft.qa_pairs else "max_records_reached"] += len(pool) - len(recs)
+    return recs, src
 
 
 def _first_chunks(recs: list[dict[str, Any]], n: int, drops: Counter[str]) -> list[dict[str, Any]]:
@@ -112,16 +160,8 @@ def _first_chunks(recs: list[dict[str, Any]], n: int, drops: Counter[str]) -> li
     return kept
 
 
-def _stats(
-    cfg: Config,
-    tok: Any,
-    recipe: str,
-    use_chat: bool,
-    train: list[dict[str, Any]],
-    pages: list[dict[str, Any]],
-    qa: list[dict[str, Any]],
-    val: list[dict[str, Any]],
-) -> dict[str, Any]:
+def _token_counter(tok: Any) -> Callable[[dict[str, Any]], int]:
+    """A record's token count (memoised by text)."""
     lengths: dict[str, int] = {}
 
     def n_tokens(rec: dict[str, Any]) -> int:
@@ -130,6 +170,19 @@ def _stats(
             lengths[text] = len(tok(text, add_special_tokens=False)["input_ids"])
         return lengths[text]
 
+    return n_tokens
+
+
+def _stats(
+    cfg: Config,
+    n_tokens: Callable[[dict[str, Any]], int],
+    recipe: str,
+    use_chat: bool,
+    train: list[dict[str, Any]],
+    pages: list[dict[str, Any]],
+    qa: list[dict[str, Any]],
+    val: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "format": recipe,
         "recipe": recipe,
@@ -172,7 +225,5 @@ def dry_run(cfg: Config, out: Path) -> dict[str, Any]:
         "as trained (front to back)" if data.scheduled else "dataset order; the trainer shuffles each epoch"
     )
     summary = {"recipe": recipe, "records": len(data.train), "val_records": len(data.val), "order": order}
-    summary.update(
-        {k: data.stats[k] for k in ("unique_records", "train_tokens", "leakage") if k in data.stats}
-    )
+    summary.update({k: data.stats[k] for k in SUMMARY if k in data.stats})
     return summary

@@ -102,16 +102,46 @@ def split_pages(cfg: Config, articles: Iterable[Any]) -> tuple[list[Any], list[A
     return trained, held, stats
 
 
+def _paragraphs(article: Any) -> list[str]:
+    return [p.strip() for p in str(article.text or "").split("\n\n") if p.strip()]
+
+
+def pack_text(articles: Iterable[Any], tok: Any, max_length: int, min_chars: int) -> Iterable[dict[str, str]]:
+    """Greedy paragraph packing, per article, up to ``max_length`` tokens (long paragraphs are windowed)."""
+    for art in articles:
+        buf: list[str] = []
+        used = 0
+        for para in [f"{art.title}\n\n{p}" if i == 0 else p for i, p in enumerate(_paragraphs(art))]:
+            ids = tok(para, add_special_tokens=False)["input_ids"]
+            if len(ids) > max_length:
+                if buf:
+                    yield {"text": "\n\n".join(buf)}
+                    buf, used = [], 0
+                for i in range(0, len(ids), max_length):
+                    piece = tok.decode(ids[i : i + max_length]).strip()
+                    if len(piece) >= min_chars:
+                        yield {"text": piece}
+                continue
+            if used + len(ids) + 2 > max_length and buf:
+                yield {"text": "\n\n".join(buf)}
+                buf, used = [], 0
+            buf.append(para)
+            used += len(ids) + 2
+        if buf:
+            yield {"text": "\n\n".join(buf)}
+
+
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENT_END.split(" ".join(text.split())) if s.strip()]
 
 
 def _pack(pieces: Iterable[str], tokenize: Tokenize, max_length: int, sep: str = "\n\n") -> Iterable[str]:
-    """Greedy packing of pieces into texts of at most ``max_length`` tokens (a longer piece stands alone and
-    is cut by the curation step's length filter, so it is windowed here by sentences instead)."""
+    """Greedy packing of pieces into texts of at most ``max_length`` tokens; a piece longer than that (a
+    run-on "sentence", e.g. one ending in ``.[carece de fontes]``) is cut at word boundaries first, so the
+    curation's length filter never drops a page's only text."""
     buf: list[str] = []
     used = 0
-    for piece in pieces:
+    for piece in (part for whole in pieces for part in _word_windows(whole, tokenize, max_length)):
         n = len(tokenize(piece)) + 2
         if used + n > max_length and buf:
             yield sep.join(buf)
@@ -120,6 +150,24 @@ def _pack(pieces: Iterable[str], tokenize: Tokenize, max_length: int, sep: str =
         used += n
     if buf:
         yield sep.join(buf)
+
+
+def _word_windows(piece: str, tokenize: Tokenize, max_length: int) -> list[str]:
+    """``piece`` itself when it fits ``max_length`` tokens (with packing's 2 of slack), else consecutive
+    word runs that each fit (a single over-long word stays alone)."""
+    if len(tokenize(piece)) + 2 <= max_length:
+        return [piece]
+    out: list[str] = []
+    words: list[str] = []
+    used = 0
+    for word in piece.split():
+        n = len(tokenize(f" {word}"))  # words are pre-tokenized apart: their counts add up
+        if words and used + n + 2 > max_length:
+            out.append(" ".join(words))
+            words, used = [], 0
+        words.append(word)
+        used += n
+    return [*out, " ".join(words)] if words else out
 
 
 def titled_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]:
@@ -160,7 +208,7 @@ def view_records(
     pages: Sequence[Any], views: Sequence[str], tokenize: Tokenize, max_length: int, plain: Callable[..., Any]
 ) -> tuple[list[dict[str, str]], dict[str, int]]:
     """Records of every requested view (view by view, pages in order), each tagged with its ``view`` and
-    page ``title``; ``plain`` is sft_data's paragraph packer."""
+    page ``title``; ``plain`` packs a page's paragraphs (sft_data: :func:`pack_text` at its settings)."""
     unknown = [v for v in views if v not in VIEWS]
     if unknown or not views:
         raise BenchError(f"finetune.views: unknown {unknown or 'empty'}; use some of {', '.join(VIEWS)}")

@@ -79,6 +79,7 @@ def metadata(run: Any, wall_s: float) -> dict[str, Any]:
         "views": list(ft.views),
         "train_records": len(run.train_ds),
         "train_tokens": data.stats.get("train_tokens"),
+        "coverage": data.stats.get("coverage"),  # evaluated pages / questions with a training record
         "probe": {
             "before": before,
             "after": after,
