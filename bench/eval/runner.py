@@ -23,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.config import BenchError, Config
+from bench.core import memory
 from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
 from bench.core.stats import percentile
 from bench.eval import shards
@@ -32,7 +33,7 @@ from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
 from bench.eval.stages import Stages, check_leakage, default_stages, load_adapter
 from bench.eval.train_answers import load_train_answers
 from bench.eval.variants import VariantSpec, build_variants, get_spec
-from bench.io import atomic_write_json, crash_point, peak_rss_mb, read_json
+from bench.io import atomic_write_json, crash_point, read_json
 from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def _run_variant(
 ) -> dict[str, Any]:
     spec: VariantSpec = variant.spec
     _cuda_peak(cfg, reset=True)
+    engine = _engine_pids(variant)
+    memory.reset_peaks([os.getpid(), *engine])
     cap = cfg.run.max_consecutive_errors
     streak: list[dict[str, Any]] = []  # the failed rows since the last answered question
     # A generator that schedules requests itself (vllm) gets the variant's whole question list at once.
@@ -77,11 +80,19 @@ def _run_variant(
         for start in range(0, len(pending), size):
             answer_into(variant, spec, key, pending[start : start + size], sink)
         wall = time.perf_counter() - t0
-    out = {"key": key, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
+    out = {"key": key, "peak_rss_mb": memory.own_peak_mb(), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
+    if engine:
+        out["engine_peak_rss_mb"] = memory.peak_mb(engine)
     if spec.uses_model and pending:
         out["throughput"] = {"questions_per_s": len(pending) / wall, "n": len(pending), "batch": size}
         out["single_latency_ms"] = latency_probe(variant, pending[: cfg.run.latency_probe])
     return out
+
+
+def _engine_pids(variant: Any) -> list[int]:
+    """The processes of the generator's engine when it runs apart (a vLLM server), else none."""
+    pid = getattr(getattr(variant, "generator", None), "engine_pid", None)
+    return memory.tree(pid()) if callable(pid) and pid() else []
 
 
 def latency_probe(variant: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -148,6 +148,12 @@ class VllmGenerator:
             self.engine.server.check_alive()
             raise
 
+    def engine_pid(self) -> int | None:
+        """The server's process (its reaper; the engine and its workers are below it): the runner reads
+        their peak memory per variant."""
+        proc = getattr(self.engine.server, "proc", None)
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def info(self) -> dict[str, Any]:
         server = self.engine.server
         return {

@@ -33,6 +33,7 @@ LATENCY_COLUMNS = (("p50", "latency_p50_ms", "p50 ms"), ("p95", "latency_p95_ms"
 NUMBER_COLUMNS = (  # (key, header, digits)
     ("tokens_per_s", "tok/s", 1),
     ("peak_rss_mb", "RSS MB", 0),
+    ("engine_peak_rss_mb", "engine RSS MB", 0),
     ("peak_vram_mb", "VRAM MB", 0),
 )
 
