@@ -245,7 +245,8 @@ def test_rag_sweep_chooses_on_selection_and_reports_on_report(tmp_path: Path) ->
     root = rag_sweep.run_rag_sweep("default", sets, "rs", report_limit=10, stages=fake.stages())
     out = json.loads((root / "settings.json").read_text(encoding="utf-8"))
     names = [rag_sweep.point_name(p) for p in rag_sweep.points()]
-    assert len(names) == 14 == len(set(names)) and out["reference"] == "k3-first"
+    assert len(names) == 13 == len(set(names)) and out["reference"] == "k3-first"
+    assert "k1-first-page" not in names  # the same passage as k1-first
     n_sel = sum(subset_of(r) == "selection" for r in rows)
     assert out["selection"]["n"] == n_sel and out["report"]["n"] == 10
     assert set(out["selection"]["points"]) == set(names) == set(out["report"]["points"])
@@ -253,7 +254,7 @@ def test_rag_sweep_chooses_on_selection_and_reports_on_report(tmp_path: Path) ->
     assert out["chosen"] == "k3-first"  # all tied: the profile's own setting
     assert all("p_holm" in r for n, r in out["report"]["points"].items() if n != "k3-first")
     assert (root / "selection-k5-last-page" / "answers.jsonl").exists()
-    assert fake.loaded == 1  # one engine for the 28 runs
+    assert fake.loaded == 1  # one engine for the 26 runs
     calls = len(fake.calls)
     rag_sweep.run_rag_sweep("default", sets, "rs", report_limit=10, stages=fake.stages())
     assert len(fake.calls) == calls  # a rerun answers nothing again

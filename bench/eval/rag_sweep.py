@@ -37,10 +37,10 @@ SETTINGS = "settings.json"  # not sweep.json: that names a fine-tuning sweep (ma
 
 
 def points(ks: tuple[int, ...] = KS) -> list[dict[str, Any]]:
-    """The grid, without duplicates (one passage has no order)."""
+    """The grid, without duplicates (one passage has no order, and is the top hit's page anyway)."""
     out = []
     for k, order, page in itertools.product(ks, ORDERS, PAGE_ONLY):
-        if k == 1 and order != "best_first":
+        if k == 1 and (order != "best_first" or page):
             continue
         out.append({"k": k, "passage_order": order, "page_only": page})
     return out

@@ -8,6 +8,7 @@ at each recipe's best budget; and FT+RAG against RAG on the same questions with 
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -182,25 +183,32 @@ def correct_variants(run_dir: Path) -> set[str]:
     return set(variants)
 
 
+def _nll_trend(pts: list[dict[str, Any]]) -> str:
+    """Every budget's answer NLL and whether it fell at each step ("untrained → at 2 / 4 / 6 epochs")."""
+    nll = [mean_of(_probe(q).get("answer_nll_after")) for q in pts]
+    start = fmt_num(_probe(pts[0]).get("answer_nll_before"), 2)
+    epochs = " / ".join(fmt_num(q["cost"].get("epochs"), 0) for q in pts)
+    steps = [mean_of(_probe(pts[0]).get("answer_nll_before")), *nll]
+    known = [x for x in steps if x is not None]
+    falling = len(known) == len(steps) and all(b < a for a, b in itertools.pairwise(known))
+    trend = "falling at every budget" if falling else "not falling at every budget"
+    return f"{start} → {' / '.join(fmt_num(x, 2) for x in nll)} at {epochs} epochs ({trend})"
+
+
 def verdict_lines(root: Path, ref: dict[str, Any], by_recipe: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Generated sentences: the best recipe against the goal, whether the NLL still fell, FT+RAG vs RAG."""
     lines = []
     ref_dir = Path(root) / REFERENCE
     span = mean_of(_em(ref, "span_rag"))
     for recipe, pts in sorted(by_recipe.items()):
-        b, last = best(pts), pts[-1]
-        nll = [mean_of(_probe(q).get("answer_nll_after")) for q in pts]
-        still = len(nll) > 1 and None not in nll[-2:] and nll[-1] < nll[-2]  # type: ignore[operator]
+        b = best(pts)
         t = paired(ref_dir, b)
-        trend = "still falling at the largest budget" if still else "no longer falling"
         fr, fb = t["ft_rag-rag"], t["ft-base"]
         lines.append(
             f"**{recipe}**: best closed-book EM {fmt_num(_em(b['scores'], 'ft'))} at "
             f"{fmt_num(b['cost'].get('epochs'), 0)} epochs (untrained {fmt_num(_em(ref, 'base'))}; FT − base "
             f"{fmt_num(fb['diff'], 3)}, McNemar b10={fb['b10']}, b01={fb['b01']}, p = {fb['p_value']:.3g}); "
-            f"answer NLL {fmt_num(_probe(pts[0]).get('answer_nll_before'), 2)} → "
-            f"{fmt_num(_probe(last).get('answer_nll_after'), 2)} at {fmt_num(last['cost'].get('epochs'), 0)} "
-            f"epochs ({trend}); FT+RAG − RAG "
+            f"answer NLL {_nll_trend(pts)}; FT+RAG − RAG "
             f"at the best budget {fmt_num(fr['diff'], 3)} (b10={fr['b10']}, b01={fr['b01']}, "
             f"p = {fr['p_value']:.3g}, n = {fr['n']})."
         )
