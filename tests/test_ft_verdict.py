@@ -82,7 +82,7 @@ def test_best_budget_paired_tests_goal_and_trend(tmp_path: Path, monkeypatch: py
     assert "b10=4, b01=0, p = 0.125" in text  # FT vs base at mixed's best point
     # cpt: best at 8 epochs; FT+RAG there: questions 2-5 right, RAG 0-4: b10 = 1 (q5), b01 = 2 (q0, q1)
     assert "**cpt**: best closed-book EM 0.200 at 8 epochs" in text and "(b10=1, b01=2, p = 1" in text
-    assert "answer NLL 2.50 → 1.20 at 8 epochs (still falling at the largest budget)" in text
+    assert "answer NLL 2.50 → 1.50 / 1.20 at 2 / 8 epochs (falling at every budget)" in text
     assert ": met — best 0.400 (recipe-mixed_epochs-2)" in text
     assert (
         "scores 0.900; best FT+RAG 0.700 (recipe-mixed_epochs-2; − RAG 0.200, b10=2, b01=0, p = 0.5" in text
@@ -106,3 +106,14 @@ def test_a_tie_picks_the_smaller_budget() -> None:
     pts = [{"scores": {"variants": {"ft": {"exact_match": _em(0.1)}}}, "b": b} for b in (2, 4, 6)]
     pts[2]["scores"] = {"variants": {"ft": {"exact_match": _em(0.05)}}}
     assert ft_verdict.best(pts)["b"] == 2
+
+
+def test_the_nll_trend_says_when_it_rose() -> None:
+    def pt(epochs: int, after: float) -> dict:
+        probe = {"answer_nll_before": 2.42, "answer_nll_after": after}
+        return {"cost": {"epochs": float(epochs), "probe": probe}}
+
+    assert ft_verdict._nll_trend([pt(2, 1.77), pt(4, 1.84), pt(6, 1.94)]) == (
+        "2.42 → 1.77 / 1.84 / 1.94 at 2 / 4 / 6 epochs (not falling at every budget)"
+    )
+    assert "(falling at every budget)" in ft_verdict._nll_trend([pt(2, 2.0), pt(4, 1.5)])
