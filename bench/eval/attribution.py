@@ -36,7 +36,7 @@ from typing import Any
 from bench.core import metrics as m
 from bench.core import stats
 from bench.eval.baselines import BASELINES
-from bench.eval.spans import PLACE_KINDS, capitalised, kind_of_row, years
+from bench.eval.spans import PLACE_KINDS, capitalised, closing_paren, kind_of_row, years
 from bench.eval.variants import VARIANTS
 
 EMPTY, RIGHT_PLUS_EXTRA, FORMAT = "empty", "right_plus_extra", "format"
@@ -84,19 +84,10 @@ def answer_value(answer: str, kind: str | None) -> str | None:
     return answer.strip() or None
 
 
-def _closing(text: str, open_at: int) -> int:
-    depth = 0
-    for i in range(open_at, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[i], 0)
-        if depth == 0:
-            return i
-    return -1
-
-
 def life_span(context: str) -> tuple[str, str] | None:
     """(birth side, death side) of the first parenthesis holding a year (``""`` for a living subject)."""
     for match in re.finditer(r"\(", context):
-        close = _closing(context, match.start())
+        close = closing_paren(context, match.start())
         if close < 0:
             continue
         sides = _DASH.split(context[match.start() + 1 : close], maxsplit=1)

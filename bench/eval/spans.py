@@ -146,7 +146,8 @@ def _typed(kind: str | None, text: str) -> list[Span]:
     return list(capitalised(text))  # place, person, or an unknown kind: a name is the best bet
 
 
-def _closing(text: str, open_at: int) -> int:
+def closing_paren(text: str, open_at: int) -> int:
+    """The index of the parenthesis closing the one at ``open_at`` (-1 when it is never closed)."""
     depth = 0
     for i in range(open_at, len(text)):
         depth += {"(": 1, ")": -1}.get(text[i], 0)
@@ -164,7 +165,7 @@ def lead_parenthesis(kind: str, death: bool, subject: set[str], passages: Sequen
         for m in re.finditer(r"\(", text):
             before = text[max(0, m.start() - LEAD_WINDOW) : m.start()]
             before = _SENTENCE_START.split(before)[-1]
-            close = _closing(text, m.start())
+            close = closing_paren(text, m.start())
             lead = close >= 0 and bool(_LEAD_TAIL.match(text, close + 1))
             # subject words before it, then a lead sentence's "(…) foi" over a citation's "(O Globo, 2007)"
             hits = 2 * len(subject & set(normalize_pt(before).split())) + lead
