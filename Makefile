@@ -137,7 +137,7 @@ SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $
 # (and its timing) beside it; until then the default run.
 README_RUN = $(if $(wildcard results/runs/study/scores.json),--readme-run results/runs/study --readme-timing-run results/runs/default --readme-block default=results/runs/default,--readme-run results/runs/default)
 report-readme:
-	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md $(README_RUN) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE)$(if $(wildcard results/runs/faquad/scores.json),=results/runs/faquad,),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,) $(if $(wildcard results/runs/faquad/scores.json),--readme-block faquad=results/runs/faquad,),)
+	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md $(README_RUN) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE)$(if $(wildcard results/runs/faquad/scores.json),=results/runs/faquad,),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,) $(if $(wildcard results/runs/faquad/scores.json),--readme-block faquad=results/runs/faquad,) $(if $(wildcard results/runs/study-large/scores.json),--readme-block study-large=results/runs/study-large,),)
 	@echo "report: results/REPORT.md"
 
 # CI: every README/docs block equals what the committed JSON renders to now (`make report-readme` fixes it).

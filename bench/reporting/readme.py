@@ -26,7 +26,7 @@ from bench.training.compare import render as render_repro
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts", "faquad", "default")
+NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large")
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
