@@ -335,3 +335,57 @@ def test_latency_is_timed_one_question_at_a_time_beside_throughput(tmp_path: Pat
         assert v[name]["single_latency_ms"]["n"] == 1 and v[name]["single_latency_ms"]["p50"] > 0
         assert v[name]["throughput"]["n"] == 2 and v[name]["throughput"]["questions_per_s"] > 0
     assert "single_latency_ms" not in v["echo"] and "throughput" not in v["echo"]
+
+
+def test_oracle_page_reads_only_the_gold_page_of_unseen_pages_among_namesakes(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The real stack (transformers backend, embedded Qdrant, hashing embedder) on invented pages nobody has
+    seen, each with a namesake page that repeats its name: oracle_page's passages come from the gold page
+    only, while RAG's also come from the namesakes."""
+    from tests.conftest import make_dump
+
+    people = [("Teodora Prates", "Vila Serena", "1871"), ("Bernardo Quintela", "Campos Altos", "1902"),
+              ("Iolanda Sarzedo", "Fontelinda", "1931")]  # fmt: skip
+    pages, rows = [], []
+    for i, (name, place, year) in enumerate(people):
+        lead = f"'''{name}''' ({place}, {year}) foi uma pessoa inventada. " + "Viveu e trabalhou. " * 40
+        pages.append(
+            {"title": name, "id": 10 + i, "text": lead + "\n\n== Vida ==\n" + "Escreveu livros. " * 40}
+        )
+        namesake = f"'''{name} Filho''' foi filho de {name}, nascido em Porto Azul. " + "Nada mais. " * 30
+        pages.append({"title": f"{name} Filho", "id": 20 + i, "text": namesake})
+        rows.append(
+            {
+                "id": f"q{i}",
+                "question": f"Onde nasceu {name}?",
+                "answers": [place],
+                "title": name,
+                "article_id": 10 + i,
+                "context": lead[:80],
+                "split": "dev",
+                "relation": "birth_place",
+            }
+        )
+    dump = tmp_path / "pessoas.xml"
+    dump.write_text(make_dump(pages), encoding="utf-8")
+    qpath = tmp_path / "q.jsonl"
+    qpath.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cfg = load_config("faquad", [
+        f"model.name={tiny_model_dir}", "model.backend=transformers", "model.dtype=float32",
+        "model.max_new_tokens=4", "model.batch_size=1", f"corpus={dump}", f"questions={qpath}",
+        f"results_dir={tmp_path / 'results'}", "split=", "index.embedder=hashing", "index.embedder_model=32",
+        "index.chunk_tokens=48", "index.chunk_overlap=8", "index.k=3", "run.bootstrap_samples=20",
+        "run.latency_probe=0", "run.variants=rag,oracle_page"])  # fmt: skip
+    run_dir = runner.run(cfg)
+    rows_out = read_answers(run_dir)
+    gold = {r["id"]: r["title"] for r in rows}
+    page_rows = [r for r in rows_out if r["variant"] == "oracle_page"]
+    assert len(page_rows) == 3 and all(r["error"] is None for r in page_rows)
+    for r in page_rows:
+        titles = [p["title"] for p in r["passages"]]
+        assert len(titles) == 3 and set(titles) == {gold[r["question_id"]]}, (
+            titles
+        )  # k chunks, gold page only
+    rag_titles = {p["title"] for r in rows_out if r["variant"] == "rag" for p in r["passages"]}
+    assert any(t.endswith("Filho") for t in rag_titles)  # the namesakes do compete in RAG
