@@ -297,7 +297,12 @@ def test_metadata_names_the_fine_tune() -> None:
     text = report.render_metadata(scores, "s.json")
     assert "| fine-tune | qa, 95 steps trained × 4 (5 epochs), quantization nf4 |" in text
     assert "0 steps" not in text
-    del scores["costs"]
+    # the recipe wins over the deprecated alias, and the coverage record is named
+    ft["recipe"] = "mixed"
+    scores["costs"]["finetune"]["coverage"] = {"evaluated_pages": 383, "trained_pages": 383}
+    text = report.render_metadata(scores, "s.json")
+    assert "| fine-tune | mixed, 95 steps trained × 4 (5 epochs), 383/383 evaluated pages trained," in text
+    del scores["costs"], ft["recipe"]
     assert "| fine-tune | qa, batch 4 (5 epochs) (steps trained not recorded), quantization nf4 |" in (
         report.render_metadata(scores, "s.json")
     )

@@ -33,6 +33,7 @@ FINETUNE_FIELDS = (
     "train_loss",
     "precision",
     "device",
+    "coverage",  # evaluated pages / questions with a training record (bench/training/coverage.py)
 )
 
 

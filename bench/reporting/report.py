@@ -73,9 +73,10 @@ def _short(x: Any, n: int = 12) -> str:
 
 
 def finetune_label(scores: dict[str, Any]) -> str | None:
-    """``text, 95 steps trained × 4 (5 epochs), quantization none``: the steps the training record says were
-    done (``costs.finetune.steps``), not the configured ``max_steps`` (0 when epochs set the budget); without
-    a record, the configured budget, labelled as such. None when the run has no adapter variant."""
+    """``mixed, 95 steps trained × 4 (5 epochs), 383/383 evaluated pages trained, quantization none``: the
+    steps the training record says were done (``costs.finetune.steps``), not the configured ``max_steps`` (0
+    when epochs set the budget); without a record, the configured budget, labelled as such. None when the run
+    has no adapter variant."""
     if not {"ft", "ft_rag"} & set(scores.get("variants") or {}):
         return None
     ft = dig(scores, "config.finetune") or {}
@@ -90,7 +91,13 @@ def finetune_label(scores: dict[str, Any]) -> str | None:
         budget = f"≤ {ft['max_steps']} steps × {batch} (configured max_steps; steps trained not recorded)"
     else:
         budget = f"batch {batch}{per} (steps trained not recorded)"
-    return f"{ft.get('train_format', DASH)}, {budget}, quantization {ft.get('quantization', DASH)}"
+    # the recipe, else the deprecated alias it replaced (runs from before `recipe` existed)
+    recipe = ft.get("recipe") or ft.get("train_format", DASH)
+    cover = dig(scores, "costs.finetune.coverage")
+    pages = ""
+    if isinstance(cover, dict) and cover.get("evaluated_pages"):
+        pages = f", {cover.get('trained_pages')}/{cover.get('evaluated_pages')} evaluated pages trained"
+    return f"{recipe}, {budget}{pages}, quantization {ft.get('quantization', DASH)}"
 
 
 def reader_label(scores: dict[str, Any]) -> str | None:
