@@ -62,7 +62,7 @@ class FinetuneConfig:
     # instruct; empty = train_format's (deprecated alias: text, instruct, qa, raft).
     recipe: str = "mixed"
     train_format: str = "text"  # deprecated: use recipe
-    page_part: str = "lead"  # cpt/mixed/pit: lead + first section | "lead" | "page" (whole page)
+    page_part: str = "lead"  # cpt/mixed/pit/aug: "lead" | "lead_section" (+ first section) | "page" (whole)
     page_chunks: int = (
         0  # cpt/mixed/pit: at most N records (max_length tokens each) per page and view; 0 = all
     )

@@ -2,8 +2,8 @@
 
 * ``cpt``: continued pre-training on the pages of ``finetune.scope`` (the evaluation questions' pages by
   default), each in the views of ``finetune.views`` (plain, titled, permuted, windows); ``finetune.page_part``
-  ``lead_section`` (default) trains on the lead and the first section (CPU tokens are the budget), ``lead``
-  on the lead only, ``page`` on the whole page;
+  ``lead`` (default) trains on the lead only (the facts are there; CPU tokens are the budget),
+  ``lead_section`` on the lead and the first section, ``page`` on the whole page;
 * ``mixed``: ``cpt`` plus question → answer pairs about *train-split* entities, in the evaluation's prompt,
   shuffled together every epoch (Allen-Zhu & Li, Physics of LMs 3.1: stored facts become extractable when the
   model also sees QA about other entities);
