@@ -81,3 +81,37 @@ def test_the_run_records_the_engine_s_peak_per_variant(tmp_path: Path) -> None:
     v = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))["variants"]
     assert v["base"]["engine_peak_rss_mb"] > 30  # the engine's 40 MiB buffer is in its peak
     assert v["base"]["peak_rss_mb"] > 0 and "engine_peak_rss_mb" not in v["echo"]
+
+
+@LINUX
+def test_an_engine_started_during_the_variant_is_measured_too(tmp_path: Path) -> None:
+    """vLLM starts its server on the first request: the first variant's engine peak is still recorded."""
+    from bench.config import load_config
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    class LazyEngine(FakeGenerator):
+        def engine_pid(self) -> int | None:
+            return started[0].pid if started else None
+
+        def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Any:
+            if not started:
+                code = "import time; x = b'x' * (40 * 2**20); print('ready', flush=True); time.sleep(60)"
+                started.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE))
+                assert started[0].stdout is not None and started[0].stdout.readline() == b"ready\n"
+            return super().generate(messages, max_new_tokens)
+
+    try:
+        fake = FakeStages(tmp_path)
+        stages = fake.stages()
+        stages.make_generators = lambda cfg, adapter: {"base": LazyEngine("base", fake.calls)}
+        cfg = load_config("default", [f"questions={_questions(tmp_path)}", f"results_dir={tmp_path / 'r'}",
+                                      f"corpus={tmp_path / 'x.xml'}", "split=dev", "limit=0",
+                                      "run.latency_probe=0", "run.variants=base"])  # fmt: skip
+        run_dir = runner.run(cfg, stages=stages)
+    finally:
+        for p in started:
+            p.kill()
+            p.wait(timeout=10)
+    v = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))["variants"]
+    assert v["base"]["engine_peak_rss_mb"] > 30

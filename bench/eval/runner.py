@@ -81,6 +81,8 @@ def _run_variant(
             answer_into(variant, spec, key, pending[start : start + size], sink)
         wall = time.perf_counter() - t0
     out = {"key": key, "peak_rss_mb": memory.own_peak_mb(), "peak_vram_mb": _cuda_peak(cfg, reset=False)}
+    # an engine started by this variant's first request (vLLM starts lazily) has only this variant's peak
+    engine = _engine_pids(variant) or engine
     if engine:
         out["engine_peak_rss_mb"] = memory.peak_mb(engine)
     if spec.uses_model and pending:
