@@ -18,6 +18,7 @@ from bench.io import atomic_write_text, read_json
 from bench.reporting import perf_tables, scale_projection, scale_tables
 from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
+from bench.reporting.diagnostics_tables import render_diagnostics
 from bench.reporting.report import run_label
 from bench.reporting.tables import render_baseline_checks, render_detectable, render_groups, render_table
 from bench.reporting.vllm_tables import render_backend_run, render_vllm
@@ -26,7 +27,8 @@ from bench.training.compare import render as render_repro
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large")
+NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large", "rag-arm")
+DIAGNOSED_BLOCKS = ("study-large", "rag-arm")  # their blocks add the error attribution and faithfulness
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
@@ -104,13 +106,16 @@ def block_names(text: str) -> list[str]:
     return re.findall(r"<!-- ([A-Za-z0-9_-]+):start -->", text)
 
 
-def render_run_summary(scores: dict[str, Any]) -> str:
-    """A run's variant table, its per-group tables and its baseline check, for a README block."""
+def render_run_summary(scores: dict[str, Any], diagnostics: bool = False) -> str:
+    """A run's variant table, its per-group tables and its baseline check, for a README block (and its
+    diagnostics tables: ``diagnostics``)."""
     parts = [f"Run `{scores.get('run_id')}` ({run_label(scores)}):", "", render_table(scores)]
     for field, body in render_groups(scores):
         parts += [f"By {field} (EM [95 % Wilson] / containment):", "", body]
     if (checks := render_baseline_checks(scores)) is not None:
         parts += ["Does each model variant beat its no-model baseline?", "", checks]
+    if diagnostics:  # where the passage readers lose, and context against memory
+        parts += render_diagnostics(scores)
     return "\n".join(parts)
 
 
@@ -173,7 +178,7 @@ def _run_bodies(
         bodies.append(("reader", before, render_reader_change(read_json(before), reader_after)))
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
-        bodies.append((name, src, render_run_summary(read_json(src))))
+        bodies.append((name, src, render_run_summary(read_json(src), diagnostics=name in DIAGNOSED_BLOCKS)))
     if "groups" in present:  # the headline run by stratum / relation (the question rows' fields)
         groups = [
             f"By {field} (EM [95 % Wilson] / containment):\n\n{body}" for field, body in render_groups(after)
