@@ -27,8 +27,8 @@ from bench.training.compare import render as render_repro
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large", "rag-arm")
-DIAGNOSED_BLOCKS = ("study-large", "rag-arm")  # their blocks add the error attribution and faithfulness
+NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large", "rag-arm", "described")
+DIAGNOSED_BLOCKS = ("study-large", "rag-arm", "described")  # + error attribution and faithfulness
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
