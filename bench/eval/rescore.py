@@ -67,15 +67,19 @@ def span_rows(name: str, rows_by_variant: dict[str, list[dict[str, Any]]]) -> li
             break
     else:
         return None
-    out = []
-    for r in rows:
-        answer = BASELINES[name](question_row(r), [str(p.get("text") or "") for p in r["passages"]])
-        latency = {"retrieval_ms": 0.0, "generation_ms": 0.0, "ttft_ms": 0.0, "new_tokens": 0}
-        out.append(
-            {**r, "variant": name, "answer": answer, "finish_reason": "stop", "truncated": False,
-             "metrics": {}, "error": None, "latency": {**latency, "tokens_per_s": None, "batch_size": 1}}
-        )  # fmt: skip
-    return out
+    answer = BASELINES[name]
+    return [
+        _baseline_row(r, name, answer(question_row(r), [str(p.get("text") or "") for p in r["passages"]]))
+        for r in rows
+    ]
+
+
+def _baseline_row(row: dict[str, Any], name: str, answer: str, **fields: Any) -> dict[str, Any]:
+    """A no-model variant's row built on another variant's row for the same question (no time, no error)."""
+    latency = {"retrieval_ms": 0.0, "generation_ms": 0.0, "ttft_ms": 0.0, "new_tokens": 0}
+    return {**row, "variant": name, "answer": answer, "finish_reason": "stop", "truncated": False,
+            "metrics": {}, "error": None, "latency": {**latency, "tokens_per_s": None, "batch_size": 1},
+            **fields}  # fmt: skip
 
 
 def prior_rows(
@@ -97,13 +101,9 @@ def prior_rows(
         return None
     table = train_answers_of(path, str(config.get("split") or ""))
     source = next(iter(rows_by_variant.values()))
-    latency = {"retrieval_ms": 0.0, "generation_ms": 0.0, "ttft_ms": 0.0, "new_tokens": 0}
     return [
-        {**r, "variant": "prior", "answer": table.prior(question_row(r)), "retrieved": [], "passages": [],
-         "finish_reason": "stop", "truncated": False, "metrics": {}, "error": None,
-         "latency": {**latency, "tokens_per_s": None, "batch_size": 1}}
-        for r in source
-    ]  # fmt: skip
+        _baseline_row(r, "prior", table.prior(question_row(r)), retrieved=[], passages=[]) for r in source
+    ]
 
 
 def headline(scores: dict[str, Any]) -> dict[str, dict[str, float | None]]:
