@@ -15,6 +15,7 @@ log says so).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -88,8 +89,20 @@ class TrainAnswers:
 
 
 def load_train_answers(cfg: Config) -> TrainAnswers:
-    """The first answer of every train-split row of ``cfg.questions`` (none if the run evaluates them)."""
-    return train_answers_of(cfg.path(cfg.questions), cfg.split, str(cfg.questions))
+    """The first answer of every train-split row of ``cfg.questions`` (none if the run evaluates them). Read
+    once per file version: every prior/counterfactual variant key and the runner ask for the same table."""
+    path = cfg.path(cfg.questions)
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = (0, 0)  # missing: train_answers_of raises the file's own error
+    return _cached(path, cfg.split, str(cfg.questions), version)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(path: Path, split: str, source: str, version: tuple[int, int]) -> TrainAnswers:
+    return train_answers_of(path, split, source)
 
 
 def train_answers_of(path: Path, split: str, source: str = "") -> TrainAnswers:
