@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
 RUN_DIR ?= results/runs/$(PROFILE)
+# The run's long-form twin (bench/eval/longform.py): one sentence question per page of the first N pages, answered
+# by the model variants with the fact run's adapter, so answer language is measured per variant (0 = none).
+LONGFORM_PAGES ?= 60
 # The default questions answered by the first reader ("a short sentence", 24 tokens): README's before → after.
 READER_BEFORE ?= results/runs/default-reader-v1
 # Extra `--set key=value` overrides for every bench stage, e.g. SET="--set device=cuda".
@@ -119,11 +122,13 @@ bench: install
 	t1=$$(date +%s); $(PY) -m bench index --profile $(PROFILE) $(SET); \
 	t2=$$(date +%s); $(PY) -m bench finetune --profile $(PROFILE) $(SET); \
 	t3=$$(date +%s); $(PY) -m bench run --profile $(PROFILE) $(SET) --output $(RUN_DIR); \
-	t4=$$(date +%s); \
-	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d}, "total_s": %d, "finished": "%s"}\n' \
-		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t4-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json.tmp; \
+	t4=$$(date +%s); $(if $(filter-out 0,$(LONGFORM_PAGES)),$(PY) -m bench run --profile $(PROFILE) $(SET) \
+		--set run.longform_pages=$(LONGFORM_PAGES) --output $(RUN_DIR)-longform;,) \
+	t5=$$(date +%s); \
+	printf '{"profile": "%s", "set": "%s", "stages_s": {"ingest": %d, "index": %d, "finetune": %d, "run": %d, "longform": %d}, "total_s": %d, "finished": "%s"}\n' \
+		"$(PROFILE)" "$(SET)" $$((t1-t0)) $$((t2-t1)) $$((t3-t2)) $$((t4-t3)) $$((t5-t4)) $$((t5-t0)) "$$(date -u +%FT%TZ)" > $(RUN_DIR)/make_bench.json.tmp; \
 	mv -f $(RUN_DIR)/make_bench.json.tmp $(RUN_DIR)/make_bench.json; \
-	echo "make bench: $$((t4-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
+	echo "make bench: $$((t5-t0)) s (timings in $(RUN_DIR)/make_bench.json)"
 	$(MAKE) --no-print-directory report
 
 SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s)))
@@ -137,7 +142,7 @@ SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $
 # (and its timing) beside it; until then the default run.
 README_RUN = $(if $(wildcard results/runs/study/scores.json),--readme-run results/runs/study --readme-timing-run results/runs/default --readme-block default=results/runs/default,--readme-run results/runs/default)
 report-readme:
-	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md $(README_RUN) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE)$(if $(wildcard results/runs/faquad/scores.json),=results/runs/faquad,),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,) $(if $(wildcard results/runs/faquad/scores.json),--readme-block faquad=results/runs/faquad,) $(if $(wildcard results/runs/study-large/scores.json),--readme-block study-large=results/runs/study-large,) $(if $(wildcard results/runs/rag-arm/scores.json),--readme-block rag-arm=results/runs/rag-arm,) $(if $(wildcard results/runs/described/scores.json),--readme-block described=results/runs/described,),)
+	$(PY) -m bench report $(SWEEP_ARGS) $(foreach d,$(wildcard docs/*.md),--docs $(d)) $(if $(and $(filter default facts,$(PROFILE)),$(if $(SET),,1)),--readme README.md $(README_RUN) $(if $(wildcard $(READER_BEFORE)/scores.json),--readme-reader-before $(READER_BEFORE)$(if $(wildcard results/runs/faquad/scores.json),=results/runs/faquad,),) $(if $(wildcard results/runs/facts/scores.json),--readme-block facts=results/runs/facts,) $(if $(wildcard results/runs/faquad/scores.json),--readme-block faquad=results/runs/faquad,) $(if $(wildcard results/runs/study-large/scores.json),--readme-block study-large=results/runs/study-large,) $(if $(wildcard results/runs/rag-arm/scores.json),--readme-block rag-arm=results/runs/rag-arm,) $(if $(wildcard results/runs/described/scores.json),--readme-block described=results/runs/described,) $(if $(wildcard results/runs/default-longform/scores.json),--readme-block longform=results/runs/default-longform,),)
 	@echo "report: results/REPORT.md"
 
 # CI: every README/docs block equals what the committed JSON renders to now (`make report-readme` fixes it).
@@ -161,7 +166,7 @@ sweep-%: install
 		$(if $(wildcard $(RUN_DIR)/cache),--reference $(RUN_DIR),)
 
 smoke:
-	$(MAKE) bench PROFILE=smoke
+	$(MAKE) bench PROFILE=smoke LONGFORM_PAGES=5
 
 # What fine-tuning buys (docs/finetune.md): recipes x budgets on the `curves` profile (120 dev fact questions,
 # over 100 articles); one 6-epoch training per recipe saves the 2- and 4-epoch adapters on its way (constant rate),

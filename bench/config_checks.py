@@ -73,6 +73,7 @@ AT_LEAST_1 = (
     "finetune.probe_tokens",
     "finetune.leak_doc_ngram",
     "run.bootstrap_samples",
+    "run.longform_tokens",
 )
 AT_LEAST_0 = (
     "limit",
@@ -91,6 +92,7 @@ AT_LEAST_0 = (
     "finetune.augment",
     "openai.max_retries",
     "openai.backoff_s",
+    "run.longform_pages",
 )
 FRACTIONS = (
     "finetune.lora_dropout",

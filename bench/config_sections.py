@@ -150,6 +150,10 @@ class RunConfig:
     # per-question latency measured apart from the batch: this many questions of each model variant answered
     # again one at a time after its batch (0 = off); the batch gives throughput (bench/eval/runner.py)
     latency_probe: int = 20
+    # > 0: the run's long-form twin (bench/eval/longform.py): one open question per page of the run's
+    # questions (the first N pages), answered in sentences by the model variants: answer language measurable
+    longform_pages: int = 0
+    longform_tokens: int = 96  # new tokens per long-form answer
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 ``extractive`` (default): answer with the shortest exact span, one line, without repeating the question;
 optionally preceded by fixed worked examples (``model.fewshot``) taken from FaQuAD's *train* split — never
 from an evaluation split (tests check it). ``sentence-v1`` is the first reader ("a short sentence"), kept
-only to measure the change. Passages go into the prompt whole (no cut inside a span).
+only to measure the change; ``longform`` answers the long-form questions in one or two sentences. Passages
+go into the prompt whole (no cut inside a span).
 
 The answer cache is keyed by :func:`prompt_id`: a hash of the reader's texts, its examples and the source
 of the functions that build the messages, so any change to a prompt re-generates its answers.
@@ -87,6 +88,11 @@ READERS: dict[str, Reader] = {
             "Responda sempre em português, de forma breve (uma frase curta ou apenas a resposta), "
             "sem explicações. Quando houver contexto, use-o para responder.",
             max_passage_chars=1200,
+        ),
+        Reader(  # long-form questions (bench/eval/longform.py): Portuguese instructions, no language demanded
+            "longform",
+            "Você responde a perguntas sobre a Wikipédia em português. Responda com uma ou duas frases "
+            "completas, sem listas e sem repetir a pergunta. Quando houver contexto, use-o para responder.",
         ),
     )
 }

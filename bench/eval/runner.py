@@ -26,7 +26,7 @@ from bench.config import BenchError, Config
 from bench.core import memory
 from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
 from bench.core.stats import percentile
-from bench.eval import shards
+from bench.eval import longform, shards
 from bench.eval.answer_loop import QUESTION_ERRORS, RunStopped, answer_into
 from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
@@ -131,6 +131,8 @@ def run(
     specs = {name: get_spec(name) for name in cfg.run.variants}
     question_stats: dict[str, int] = {}
     questions = load_questions(cfg, stats=question_stats)
+    if cfg.run.longform_pages > 0:
+        cfg, stages, specs, questions = longform.prepare(cfg, stages, specs, questions)
     run_dir = Path(out_dir) if out_dir is not None else cfg.results_path / "runs" / run_id(cfg)
     with RunLock(run_dir, name="lock" + shard.suffix):
         keys = _answer(cfg, stages, specs, questions, run_dir, shard)

@@ -27,7 +27,7 @@ from bench.training.compare import render as render_repro
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large", "rag-arm", "described")
+NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large", "rag-arm", "described", "longform")
 DIAGNOSED_BLOCKS = ("study-large", "rag-arm", "described")  # + error attribution and faithfulness
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
@@ -178,6 +178,11 @@ def _run_bodies(
         bodies.append(("reader", before, render_reader_change(read_json(before), reader_after)))
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
+        if name == "longform":  # the long-form twin: its language table (bench/eval/longform.py)
+            from bench.reporting.longform_table import render_longform
+
+            bodies.append((name, src, render_longform(read_json(src))))
+            continue
         bodies.append((name, src, render_run_summary(read_json(src), diagnostics=name in DIAGNOSED_BLOCKS)))
     if "groups" in present:  # the headline run by stratum / relation (the question rows' fields)
         groups = [
