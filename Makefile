@@ -157,7 +157,7 @@ check-readme: report-readme
 # (epochs 0, 1, 3: each qa point costs ~10 CPU minutes here; add 10 on a faster machine).
 SWEEPS ?= ft-curve ft-curve-qa
 SWEEP_SET_ft-curve ?= --set finetune.epochs=0,1,3,5,10
-SWEEP_SET_ft-curve-qa ?= --set finetune.train_format=qa --set finetune.max_records=100 --set finetune.epochs=0,1,3
+SWEEP_SET_ft-curve-qa ?= --set finetune.recipe=qa --set finetune.max_records=100 --set finetune.epochs=0,1,3
 sweep: install $(addprefix sweep-,$(SWEEPS))
 	$(MAKE) --no-print-directory report
 
@@ -166,7 +166,7 @@ sweep-%: install
 		$(if $(wildcard $(RUN_DIR)/cache),--reference $(RUN_DIR),)
 
 smoke:
-	$(MAKE) bench PROFILE=smoke LONGFORM_PAGES=5
+	$(MAKE) bench PROFILE=smoke LONGFORM_PAGES=3
 
 # What fine-tuning buys (docs/finetune.md): recipes x budgets on the `curves` profile (120 dev fact questions,
 # over 100 articles); one 6-epoch training per recipe saves the 2- and 4-epoch adapters on its way (constant rate),

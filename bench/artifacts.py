@@ -152,7 +152,7 @@ def model_identity(cfg: Config) -> dict[str, Any]:
 
 def finetune_inputs(cfg: Config) -> dict[str, Any]:
     """The adapter's own inputs and upstream keys (:func:`adapter` adds the training code)."""
-    # one spelling of the recipe (recipe or the deprecated train_format), without what it ignores
+    # one spelling of the recipe, without what it ignores
     ft = recipe_keys.key_fields(cfg.finetune)
     recipe = recipe_keys.recipe_of(cfg.finetune)
     data: dict[str, Any] = {}

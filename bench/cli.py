@@ -43,7 +43,7 @@ def _inputs(cfg: Config, command: str) -> list[str]:
     trains = command == "finetune" or (command == "run" and {"ft", "ft_rag"} & set(cfg.run.variants))
     if trains and cfg.finetune.scope == "question_pages":
         keys.append("questions")
-    if trains and cfg.finetune.train_format in ("qa", "raft"):
+    if trains and cfg.finetune.recipe in ("qa", "raft"):
         keys.append("finetune.train_questions")
     return keys
 

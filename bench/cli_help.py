@@ -25,7 +25,7 @@ EXAMPLES: dict[str | None, list[str]] = {
     ],
     "finetune": [
         "python -m bench finetune --profile smoke",
-        "python -m bench finetune --set finetune.epochs=1 --set finetune.train_format=qa",
+        "python -m bench finetune --set finetune.epochs=1 --set finetune.recipe=qa",
         "python -m bench finetune --device cuda --set finetune.quantization=nf4   # QLoRA",
     ],
     "config": [

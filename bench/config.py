@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ CONFIG_DIR = PACKAGE_DIR / "configs"  # the bundled profiles: package data, foun
 # The source checkout (git state in run manifests only). Inputs and outputs never resolve against it: an
 # installed package lives in site-packages.
 REPO_ROOT = PACKAGE_DIR.parent
+# Deprecated spellings, still read (with a warning) so old profiles and commands keep working: name → key.
+ALIASES = {"finetune.train_format": "finetune.recipe"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,17 @@ def _resolve_key(key: str) -> tuple[str | None, str]:
     )
 
 
+def _alias(key: str) -> str:
+    """The current key for a deprecated spelling (dotted or bare), with a warning; others unchanged."""
+    for old, new in ALIASES.items():
+        if key in (old, old.split(".", 1)[1]):
+            log.warning("config key %r is deprecated: use %r (same adapter key)", key, new)
+            return new
+    return key
+
+
 def _apply(raw: dict[str, dict[str, Any] | Any], key: str, value: Any) -> None:
-    sec, name = _resolve_key(key)
+    sec, name = _resolve_key(_alias(key))
     if sec is None:
         raw[name] = value
     else:
@@ -190,19 +203,49 @@ def profile_path(name_or_path: str) -> Path:
     return CONFIG_DIR / f"{name_or_path}.toml"
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a profile (name such as ``smoke`` or a TOML path) and apply ``key=value`` overrides."""
+def _read_profile(path: str | Path | None, chain: tuple[Path, ...] = ()) -> tuple[Path, dict[str, Any]]:
+    """A profile's TOML merged over the profile it ``extends`` (none: the dataclass defaults, which are the
+    default profile), with deprecated keys renamed."""
     p = profile_path(str(path)) if path else CONFIG_DIR / "default.toml"
     if not p.exists():
         if p.parent == CONFIG_DIR:
             raise BenchError(
                 f"unknown profile {str(path)!r}; profiles: {', '.join(profiles())} (or a .toml file)"
             )
-        raise BenchError(f"config file not found: {p}")
+        raise BenchError(f"config file not found: {p}" + (f" (extended by {chain[-1]})" if chain else ""))
+    if p.resolve() in chain:
+        raise BenchError(f"{p}: 'extends' loops back ({' → '.join(map(str, chain))} → {p})")
     try:
         raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{p}: invalid TOML: {exc}") from exc
+    for old, new in ALIASES.items():  # a profile that still spells a key the old way: "recipe or alias"
+        sec, name = old.split(".", 1)
+        table = raw.get(sec)
+        if isinstance(table, dict) and name in table:
+            log.warning("%s: %s is deprecated: use %s (same adapter key)", p, old, new)
+            value, current = table.pop(name), new.split(".", 1)[1]
+            if not table.get(current):
+                table[current] = value
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return p, raw
+    if not isinstance(parent, str):
+        raise BenchError(f"{p}: 'extends' names one profile (a string), got {parent!r}")
+    base = _read_profile(parent, (*chain, p.resolve()))[1]
+    base.pop("profile", None)
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return p, base
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a profile (name such as ``smoke`` or a TOML path; ``extends = "other"`` inherits) and apply
+    ``key=value`` overrides."""
+    p, raw = _read_profile(path)
     raw.setdefault("profile", p.stem)
     for item in overrides or []:
         if "=" not in item:

@@ -46,7 +46,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "model.backend": ("bench.generation.registry", "BACKENDS"),
     "index.embedder": ("bench.retrieval.embedders", "EMBEDDERS"),
     "model.reader": ("bench.core.prompts", "READERS"),
-    "finetune.train_format": ("bench.training.sft_data", "FORMATS"),
+    "finetune.recipe": ("bench.recipe_keys", "RECIPES"),
     "finetune.views": ("bench.training.sft_views", "VIEWS"),
     "run.variants": ("bench.eval.variants", "VARIANTS"),
 }
@@ -178,7 +178,7 @@ def _snapshot_errors(cfg: Config) -> list[str]:
             " the adapter after e epochs of a longer run differ from a run of e epochs)"
         )
     # the names of recipe_keys.SCHEDULED (recipe_keys imports bench.config: importing it here is a cycle)
-    if (ft.recipe or ft.train_format) not in ("cpt", "mixed", "pit", "aug") or ft.max_steps:
+    if ft.recipe not in ("cpt", "mixed", "pit", "aug") or ft.max_steps:
         errors.append(
             "finetune.snapshot_epochs needs a scheduled recipe (cpt, mixed, pit, aug) and max_steps=0"
         )
@@ -187,7 +187,7 @@ def _snapshot_errors(cfg: Config) -> list[str]:
 
 def _augment_errors(cfg: Config) -> list[str]:
     """``finetune.augment`` only where it is applied (recipe_keys.AUGMENTED; cpt + augmentation = ``aug``)."""
-    n, recipe = cfg.finetune.augment, cfg.finetune.recipe or cfg.finetune.train_format
+    n, recipe = cfg.finetune.augment, cfg.finetune.recipe
     if n <= 0 or recipe in ("aug", "mixed", "pit"):
         return []
     hint = "; use recipe aug (cpt + augmented texts)" if recipe == "cpt" else ""

@@ -59,9 +59,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | aug | qa | raft | text |
-    # instruct; empty = train_format's (deprecated alias: text, instruct, qa, raft).
+    # instruct (the deprecated key train_format is read as recipe: bench.config.ALIASES).
     recipe: str = "mixed"
-    train_format: str = "text"  # deprecated: use recipe
     page_part: str = "lead"  # cpt/mixed/pit/aug: "lead" | "lead_section" (+ first section) | "page" (whole)
     page_chunks: int = (
         0  # cpt/mixed/pit: at most N records (max_length tokens each) per page and view; 0 = all

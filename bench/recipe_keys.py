@@ -20,8 +20,8 @@ BOOKKEEPING = ("logging_steps", "save_steps", "train_questions", "snapshot_epoch
 
 
 def recipe_of(ft: FinetuneConfig) -> str:
-    """The effective recipe: ``recipe``, or the deprecated ``train_format`` when it is empty."""
-    name = ft.recipe or ft.train_format
+    """``finetune.recipe``, checked (the deprecated ``train_format`` is renamed on load: bench.config)."""
+    name = ft.recipe
     if name not in RECIPES:
         raise BenchError(f"unknown finetune.recipe {name!r}; use one of {', '.join(RECIPES)}")
     if name in SCHEDULED and ft.page_part not in PAGE_PARTS:
@@ -46,9 +46,15 @@ def uses_questions(recipe: str) -> bool:
     return recipe in ("qa", "raft", "mixed", "pit")
 
 
+def recorded_recipe(finetune: dict[str, Any]) -> str:
+    """The recipe of a recorded ``config.finetune`` (scores.json): results written before the deprecated
+    ``train_format`` key was renamed on load say ``recipe = ""`` and name their recipe there."""
+    return str(finetune.get("recipe") or finetune.get("train_format") or "")
+
+
 def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
-    """The ``[finetune]`` settings that shape the adapter, with the recipe spelled one way: ``recipe = X`` and
-    the deprecated ``train_format = X`` give one key, and a setting a recipe ignores is left out."""
+    """The ``[finetune]`` settings that shape the adapter, with the recipe spelled one way (the adapters
+    trained before recipes existed keep their key), and a setting a recipe ignores left out."""
     recipe = recipe_of(ft)
     out = {k: v for k, v in config_to_dict(ft).items() if k not in BOOKKEEPING}
     if not out.get("page_chunks"):  # 0 = every chunk: the adapters before the key existed
@@ -60,7 +66,6 @@ def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
     if recipe in LEGACY:  # exactly the key the adapter had before recipes existed
         out["train_format"] = recipe
         return out
-    out.pop("train_format")
     out.update(recipe=recipe, page_part=ft.page_part)
     if uses_questions(recipe):
         out["qa_pairs"] = ft.qa_pairs

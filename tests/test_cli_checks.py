@@ -4,7 +4,6 @@ CLI's flags (--version, -o/--output, shorthands, config); commands without a pro
 
 from __future__ import annotations
 
-import time
 import tomllib
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
         ("run", "model.batch_size=0", ">= 1"),
         ("finetune", "finetune.epochs=-1", ">= 0"),
         ("run", "model.backend=nonesuch", "transformers, llamacpp, openai, vllm"),
-        ("finetune", "finetune.train_format=chat", "text, instruct, qa, raft"),
+        ("finetune", "finetune.recipe=chat", "cpt, mixed, pit, aug, text, instruct, qa, raft"),
         ("run", "model.reader=free", "extractive"),
         ("run", "finetune.val_fraction=1.5", "[0, 1]"),
         ("run", "model.dtype=int3", "bfloat16, float32, float16"),
@@ -52,11 +51,11 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_impossible_setting_is_refused_fast(
     command: str, setting: str, valid: str, no_loading: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    t0 = time.perf_counter()
+    # "fast" = before anything loads (no_loading fails the test on any model, generator or embedder): a wall
+    # clock here would measure the machine's other load, not the check
     assert main([command, "--set", setting]) == 2
     err = capsys.readouterr().err
     assert setting.split("=")[0] in err and valid in err, err
-    assert time.perf_counter() - t0 < 5
 
 
 def test_every_profile_is_valid_and_the_registries_have_names() -> None:

@@ -126,3 +126,78 @@ def test_profiles_that_promise_all_questions_say_split_all() -> None:
     """Config's default split is the default profile's ("dev"); smoke and full evaluate every row."""
     assert load_config("smoke").split == "" and load_config("full").split == ""
     assert load_config("default").split == "dev" and load_config("facts").split == "dev"
+
+
+EFFECTIVE = Path(__file__).parent / "data" / "effective-configs"
+
+
+@pytest.mark.parametrize("snapshot", sorted(EFFECTIVE.glob("*.toml")), ids=lambda p: p.stem)
+def test_profiles_keep_their_effective_config(snapshot: Path) -> None:
+    """Each bundled profile's effective config (`bench config --profile X`) is what it was when profiles
+    stopped restating defaults (tests/data/effective-configs): keys added since are not in the snapshot."""
+    import tomllib
+
+    from bench.config import config_to_dict
+
+    want = tomllib.loads(snapshot.read_text(encoding="utf-8"))
+    got = config_to_dict(load_config(snapshot.stem))
+    for key, value in want.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                g = got[key][sub]
+                assert (list(g) if isinstance(g, list | tuple) else g) == v, f"{snapshot.stem}: {key}.{sub}"
+        else:
+            assert got[key] == value, f"{snapshot.stem}: {key}"
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in EFFECTIVE.glob("*.toml")))
+def test_no_profile_restates_a_default(profile: str) -> None:
+    """A bundled profile lists only what differs from the dataclass defaults (or the profile it extends)."""
+    import tomllib
+
+    from bench.config import CONFIG_DIR, Config, config_to_dict
+
+    raw = tomllib.loads((CONFIG_DIR / f"{profile}.toml").read_text(encoding="utf-8"))
+    base = config_to_dict(load_config(raw["extends"]) if "extends" in raw else Config())
+    restated = [
+        f"{key}.{sub}" if isinstance(value, dict) else key
+        for key, value in raw.items()
+        if key != "extends"
+        for sub in (value if isinstance(value, dict) else [None])
+        if (base[key][sub] if sub else base[key]) == _plain(value[sub] if sub else value)
+    ]
+    assert restated == [], f"{profile}.toml restates defaults: {restated}"
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, list | tuple) else value
+
+
+def test_a_profile_extends_another(tmp_path: Path) -> None:
+    child = tmp_path / "mine.toml"
+    child.write_text('extends = "study"\nlimit = 7\n[index]\nk = 5\n', encoding="utf-8")
+    cfg, study = load_config(child), load_config("study")
+    assert cfg.profile == "mine" and cfg.limit == 7 and cfg.index.k == 5
+    assert cfg.run.variants == study.run.variants and cfg.finetune.probe is False  # study's, not default's
+    assert cfg.index.retrieval == study.index.retrieval
+    loop = tmp_path / "loop.toml"
+    loop.write_text(f'extends = "{loop}"\n', encoding="utf-8")
+    with pytest.raises(BenchError, match="loops back"):
+        load_config(loop)
+    (tmp_path / "bad.toml").write_text('extends = "nonesuch"\n', encoding="utf-8")
+    with pytest.raises(BenchError, match="unknown profile 'nonesuch'"):
+        load_config(tmp_path / "bad.toml")
+
+
+def test_the_deprecated_train_format_key_is_read_as_recipe(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alias shim: --set (dotted or bare) and old TOML files; an explicit --set wins over the profile."""
+    assert load_config("default", ["finetune.train_format=qa"]).finetune.recipe == "qa"
+    assert load_config("default", ["train_format=raft"]).finetune.recipe == "raft"
+    assert "deprecated" in caplog.text
+    old = tmp_path / "old.toml"
+    old.write_text('[finetune]\nrecipe = ""\ntrain_format = "instruct"\n', encoding="utf-8")
+    assert load_config(old).finetune.recipe == "instruct"
+    old.write_text('[finetune]\nrecipe = "mixed"\ntrain_format = "text"\n', encoding="utf-8")
+    assert load_config(old).finetune.recipe == "mixed"  # as before: the recipe, else the alias

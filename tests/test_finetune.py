@@ -123,7 +123,7 @@ def test_killed_run_resumes_from_checkpoint(
 def test_qa_training_and_leakage(
     tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, tiny_questions: Path
 ) -> None:
-    q = [f"train_questions={tiny_questions}", f"questions={tiny_questions}", "train_format=qa", "max_steps=2"]
+    q = [f"train_questions={tiny_questions}", f"questions={tiny_questions}", "recipe=qa", "max_steps=2"]
     with pytest.raises(BenchError, match="leakage"):
         finetune.run_finetune(_cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split="))
     cfg = _cfg(tmp_path, tiny_model_dir, tiny_dump, *q, "split=dev", "max_length=512")

@@ -188,13 +188,11 @@ bootstrap_samples = 50
 
 
 def test_grid_parsing_and_plan(tmp_path: Path, tiny_questions: Path, tiny_dump: Path) -> None:
-    fixed, axes = sweep.parse_grid(
-        ["epochs=0,1,3", "train_format=text,qa", "lora_r=4", "views=plain|plain,titled"]
-    )
+    fixed, axes = sweep.parse_grid(["epochs=0,1,3", "recipe=text,qa", "lora_r=4", "views=plain|plain,titled"])
     assert fixed == ["lora_r=4"]
     assert axes == {
         "epochs": ["0", "1", "3"],
-        "train_format": ["text", "qa"],
+        "recipe": ["text", "qa"],
         "views": ["plain", "plain,titled"],
     }
     points = sweep.plan(

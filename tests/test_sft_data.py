@@ -61,7 +61,7 @@ def test_text_packing_respects_max_length(tmp_path: Path, tok: Any) -> None:
 
 
 def test_instruct_records_with_and_without_chat_template(tmp_path: Path, tok: Any) -> None:
-    cfg = _cfg(tmp_path, "train_format=instruct", "max_length=256")
+    cfg = _cfg(tmp_path, "recipe=instruct", "max_length=256")
     chat = sft_data.build_sft_data(cfg, tok, use_chat=True, articles=ARTICLES)
     plain = sft_data.build_sft_data(cfg, tok, use_chat=False, articles=ARTICLES)
     prompts = [r["prompt"] for r in plain.train]
@@ -74,14 +74,14 @@ def test_instruct_records_with_and_without_chat_template(tmp_path: Path, tok: An
 
 
 def test_max_records_and_too_long(tmp_path: Path, tok: Any) -> None:
-    cfg = _cfg(tmp_path, "train_format=instruct", "max_length=256", "max_records=2")
+    cfg = _cfg(tmp_path, "recipe=instruct", "max_length=256", "max_records=2")
     data = sft_data.build_sft_data(cfg, tok, use_chat=False, articles=ARTICLES)
     assert len(data.train) == 2 and data.stats["dropped"]["max_records_reached"] == 1
-    cfg = _cfg(tmp_path, "train_format=instruct", "max_length=100")
+    cfg = _cfg(tmp_path, "recipe=instruct", "max_length=100")
     data = sft_data.build_sft_data(cfg, tok, use_chat=False, articles=ARTICLES)
     assert data.stats["dropped"]["too_long"] >= 1
     with pytest.raises(BenchError, match="no training records"):
-        sft_data.build_sft_data(_cfg(tmp_path, "train_format=instruct", "max_length=5"), tok, False, ARTICLES)
+        sft_data.build_sft_data(_cfg(tmp_path, "recipe=instruct", "max_length=5"), tok, False, ARTICLES)
 
 
 def test_split_is_deterministic_and_seeded(tmp_path: Path, tok: Any) -> None:
@@ -106,11 +106,11 @@ def test_split_is_deterministic_and_seeded(tmp_path: Path, tok: Any) -> None:
 def test_qa_and_raft_use_only_train_split(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     base = [f"train_questions={tiny_questions}", f"questions={tiny_questions}", "split=dev", "max_length=512"]
     base.append("raft_no_gold=0")  # every record keeps its gold paragraph here (test_ft_arm covers the rest)
-    qa = sft_data.build_sft_data(_cfg(tmp_path, "train_format=qa", *base), tok, use_chat=False)
+    qa = sft_data.build_sft_data(_cfg(tmp_path, "recipe=qa", *base), tok, use_chat=False)
     assert qa.question_ids == {"q3"} and len(qa.train) == 1
     assert qa.train[0]["prompt"].endswith("Pergunta: Quantas colinas tem Lisboa?\nResposta:")
     assert qa.train[0]["completion"] == "sete colinas"  # the gold span, as the evaluation scores it
-    cfg = _cfg(tmp_path, "train_format=raft", *base)
+    cfg = _cfg(tmp_path, "recipe=raft", *base)
     assert sft_qa.training_question_ids(cfg) == {"q3"}
     extra = [
         {
@@ -128,7 +128,7 @@ def test_qa_and_raft_use_only_train_split(tmp_path: Path, tok: Any, tiny_questio
         tiny_questions.read_text(encoding="utf-8") + "".join(json.dumps(r) + "\n" for r in extra),
         encoding="utf-8",
     )
-    cfg = _cfg(tmp_path, "train_format=raft", *base, f"train_questions={train_file}")
+    cfg = _cfg(tmp_path, "recipe=raft", *base, f"train_questions={train_file}")
     raft1 = sft_data.build_sft_data(cfg, tok, use_chat=False)
     raft2 = sft_data.build_sft_data(cfg, tok, use_chat=False)
     assert raft1.train == raft2.train  # distractors are deterministic
@@ -146,7 +146,7 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     assert sft_qa.training_question_ids(_cfg(tmp_path)) == set()  # text format trains on no questions
     cfg = _cfg(
         tmp_path,
-        "train_format=qa",
+        "recipe=qa",
         f"train_questions={tiny_questions}",
         f"questions={tiny_questions}",
         "split=",
@@ -161,7 +161,7 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     renamed.write_text(json.dumps({**rows[2], "id": "other", "split": "dev"}) + "\n", encoding="utf-8")
     cfg = _cfg(
         tmp_path,
-        "train_format=qa",
+        "recipe=qa",
         f"train_questions={tiny_questions}",
         f"questions={renamed}",
         "split=dev",
@@ -189,4 +189,4 @@ def test_leakage_guard(tmp_path: Path, tok: Any, tiny_questions: Path) -> None:
     assert rows[2]["question"] not in json.dumps(dropped.train, ensure_ascii=False)
     assert dropped.question_ids == {"q9"} and len(dropped.train) == 1
     with pytest.raises(BenchError, match="train_questions"):
-        sft_data.build_sft_data(_cfg(tmp_path, "train_format=qa", "train_questions="), tok, use_chat=False)
+        sft_data.build_sft_data(_cfg(tmp_path, "recipe=qa", "train_questions="), tok, use_chat=False)

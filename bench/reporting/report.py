@@ -17,6 +17,7 @@ from typing import Any
 from bench.config import BenchError
 from bench.core.schema import dig, generator_field, load_scores, scores_path
 from bench.io import atomic_write_text
+from bench.recipe_keys import recorded_recipe
 from bench.reporting.costs import render_costs
 from bench.reporting.diagnostics_tables import render_diagnostics
 from bench.reporting.plots import plot
@@ -91,8 +92,7 @@ def finetune_label(scores: dict[str, Any]) -> str | None:
         budget = f"≤ {ft['max_steps']} steps × {batch} (configured max_steps; steps trained not recorded)"
     else:
         budget = f"batch {batch}{per} (steps trained not recorded)"
-    # the recipe, else the deprecated alias it replaced (runs from before `recipe` existed)
-    recipe = ft.get("recipe") or ft.get("train_format", DASH)
+    recipe = recorded_recipe(ft) or DASH  # results from before the alias was renamed on load too
     cover = dig(scores, "costs.finetune.coverage")
     pages = ""
     if isinstance(cover, dict) and cover.get("evaluated_pages"):

@@ -13,8 +13,8 @@
   templates and orders (:mod:`bench.training.augment`); ``mixed``/``pit`` take the same texts with
   ``augment`` > 0 (``pit``: QA first, then the augmented pages with the QA);
 * ``qa`` / ``raft``: question → span records only (closed-book / with passages), as before;
-* ``text`` / ``instruct``: the formats before recipes (whole pages, trainer-shuffled), kept so adapters
-  trained with ``train_format`` stay reproducible; ``train_format`` is the deprecated alias of ``recipe``.
+* ``text`` / ``instruct``: the formats before recipes (whole pages, trainer-shuffled), kept so the adapters
+  trained before recipes existed stay reproducible (the deprecated key naming them: bench.config.ALIASES).
 
 ``cpt``, ``mixed``, ``pit`` and ``aug`` are *scheduled*: the whole ordered sequence of records is built
 here (every epoch's order from the seed), trained front to back, and written as is by ``bench finetune

@@ -1,6 +1,6 @@
 """Training records for fine-tuning, built from the corpus stream or a question file's train split.
 
-Formats (recipes before :mod:`bench.training.recipes`; ``finetune.train_format`` is their deprecated alias):
+Formats (the recipes before :mod:`bench.training.recipes`, selected by ``finetune.recipe``):
 
 * ``text``: continued pre-training: the Portuguese passages packed into ``max_length``-token texts;
 * ``instruct``: ``### Instruction`` / ``### Input`` / ``### Response`` records from articles (summarise the

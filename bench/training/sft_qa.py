@@ -65,9 +65,7 @@ def _qkey(row: dict[str, Any]) -> str:
 
 def _train_questions_path(cfg: Config) -> Path:
     if not cfg.finetune.train_questions:
-        raise BenchError(
-            f"recipe {cfg.finetune.recipe or cfg.finetune.train_format} needs finetune.train_questions=FILE"
-        )
+        raise BenchError(f"recipe {cfg.finetune.recipe} needs finetune.train_questions=FILE")
     return cfg.path(cfg.finetune.train_questions)
 
 
