@@ -40,6 +40,7 @@ TRAINING_CODE = (
     "questions/leakage.py", "core/prompts.py", "generation/base.py", "training/recipes.py",
     "training/sft_recipes.py", "training/repro.py", "recipe_keys.py", "training/snapshots.py",
     "training/augment.py", "training/augment_rules.py",
+    "generation/models.py",  # how the base model is loaded for training: dtype, nf4
 )  # fmt: skip
 
 
@@ -183,6 +184,7 @@ def finetune_inputs(cfg: Config) -> dict[str, Any]:
     # device: on CUDA nf4 switches to bf16 compute and paged 8-bit AdamW, so a CPU adapter is not the same
     return {
         "model": model_identity(cfg),
+        "attn_implementation": cfg.model.attn_implementation,  # the attention kernel the adapter trains with
         "data": data,
         "finetune": ft,
         "seed": cfg.seed,

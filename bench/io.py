@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import glob
 import hashlib
@@ -214,10 +215,35 @@ def current_rss_mb() -> float:
         return peak_rss_mb()
 
 
-def code_version(*relpaths: str) -> str:
-    """Hash of the given ``bench/`` source files' text (16 hex digits): never bumped by hand."""
-    pkg = Path(__file__).resolve().parent
+class _NoDocstrings(ast.NodeTransformer):
+    """Drops the docstring of every module, class and function (comments are never in the tree)."""
+
+    def _strip(self, node: Any) -> Any:
+        self.generic_visit(node)
+        body = node.body
+        first = body[0].value if body and isinstance(body[0], ast.Expr) else None
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    visit_Module = visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _strip
+
+
+def semantic_source(path: Path) -> bytes:
+    """What a source file *does*: a Python file's syntax tree without docstrings (so comments, docstrings
+    and formatting are left out); any other file's bytes."""
+    data = path.read_bytes()
+    if path.suffix != ".py":
+        return data
+    tree = _NoDocstrings().visit(ast.parse(data, filename=str(path)))
+    return ast.dump(tree, annotate_fields=True, include_attributes=False).encode("utf-8")
+
+
+def code_version(*relpaths: str, root: Path | None = None) -> str:
+    """Hash of what the given ``bench/`` source files do (16 hex digits; :func:`semantic_source`): a comment
+    or docstring edit keeps every artifact key, a change to the code re-keys. Never bumped by hand."""
+    pkg = root or Path(__file__).resolve().parent
     h = hashlib.sha256()
     for rel in sorted(relpaths):
-        h.update(rel.encode("utf-8") + b"\0" + (pkg / rel).read_bytes() + b"\0")
+        h.update(rel.encode("utf-8") + b"\0" + semantic_source(pkg / rel) + b"\0")
     return h.hexdigest()[:16]

@@ -161,6 +161,41 @@ def test_code_version_follows_the_source_text() -> None:
     assert len(a) == 16
 
 
+STAGE_CODE = sorted(
+    {*artifacts.CLEANER_CODE, *artifacts.CHUNKER_CODE, *artifacts.EMBEDDER_CODE, *artifacts.SEARCH_CODE,
+     *artifacts.TRAINING_CODE, "eval/baselines.py", "eval/train_answers.py", "eval/contexts.py"}
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("rel", STAGE_CODE)
+def test_a_comment_or_docstring_edit_keeps_the_key_a_code_edit_changes_it(rel: str, tmp_path: Path) -> None:
+    """Every stage module: a copy with a new comment, a reworded docstring and reflowed blank lines hashes
+    the same (no artifact re-keyed); the same copy with one more statement does not."""
+    import ast
+    import shutil
+
+    pkg = Path(artifacts.__file__).parent
+    copy = tmp_path / rel
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pkg / rel, copy)
+    before = artifacts.code_version(rel, root=tmp_path)
+    assert before == artifacts.code_version(rel)
+    source = copy.read_text(encoding="utf-8")
+    doc = ast.get_docstring(ast.parse(source), clean=False)
+    edited = source.replace(doc, doc + " (reworded)", 1) if doc else source
+    copy.write_text("# a new comment\n\n" + edited + "\n\n# the end\n", encoding="utf-8")
+    assert artifacts.code_version(rel, root=tmp_path) == before
+    copy.write_text(edited + "\n_CHANGED = 1\n", encoding="utf-8")
+    assert artifacts.code_version(rel, root=tmp_path) != before
+
+
+def test_training_dtype_and_attention_rekey_the_adapter(tmp_path: Path) -> None:
+    dump = _dump(tmp_path / "wiki.xml")
+    key = artifacts.adapter(_cfg(tmp_path, dump)).key
+    assert artifacts.adapter(_cfg(tmp_path, dump, "model.attn_implementation=eager")).key != key
+    assert "generation/models.py" in artifacts.TRAINING_CODE  # dtype and nf4 loading live there
+
+
 def test_cli_ingest_without_dump_builds_the_profiles_articles(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
