@@ -194,8 +194,8 @@ class JudgeConfig:
     enabled: bool = (
         False  # `bench run` judges its answers after writing them (`bench judge RUN_DIR`: any time)
     )
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = ""  # the judge's served model name; with the ragas version it keys each cached verdict
+    base_url: str = "http://127.0.0.1:8000/v1"  # empty: the project's vLLM engine serves judge.model
+    model: str = ""  # served model name (or what vLLM loads); with the ragas version it keys each verdict
     api_key_env: str = "JUDGE_API_KEY"  # the key is read from this variable, never from config
     metrics: tuple[str, ...] = ("answer_correctness", "faithfulness")  # faithfulness: rows with passages
     of_variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle")  # whose answers are judged

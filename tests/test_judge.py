@@ -69,6 +69,37 @@ def test_ragas_judge_on_22_open_answers_records_raw_verdicts_and_is_cached(
     assert summary["judge"]["model"] == "tiny-judge" and summary["agreement"]["n"] == cell["n"]
 
 
+VLLM_PYTHON = Config().path(".venv-vllm/bin/python")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"{VLLM_PYTHON} missing: make install EXTRAS=vllm")
+def test_an_empty_judge_base_url_starts_the_projects_vllm_engine_for_the_judge(
+    vllm_tiny_dir: Path, tmp_path: Path
+) -> None:
+    """judge.base_url = "": vLLM's real OpenAI server (bench.generation.vllm_engine) serves the judge model
+    for the 22 answers, and is not started again when every verdict is cached."""
+    model = tmp_path / "judge-model"  # the tiny vLLM model with room for ragas' few-shot prompts
+    shutil.copytree(vllm_tiny_dir, model)
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 8192}), "utf-8")
+    run = run_dir_with_open_answers(tmp_path)
+    cfg = replace(judge_cfg("", model=str(model), metrics=("answer_correctness",), concurrency=8),
+                  results_dir=str(tmp_path))  # fmt: skip
+    cfg = replace(cfg, model=replace(cfg.model, dtype="float32"),
+                  vllm=replace(cfg.vllm, max_model_len=8192, kv_cache_gib=1))  # fmt: skip
+    first = judge_run(cfg, run)
+    logs = sorted((tmp_path / "vllm").glob("vllm-*.log"))
+    again = judge_run(cfg, run)
+    assert first["calls"] == {"verdicts": 22, "asked": 22, "cached": 0, "transport_errors": 0}
+    assert again["calls"]["cached"] == 22 and sorted((tmp_path / "vllm").glob("vllm-*.log")) == logs
+    assert len(logs) == 1  # one engine, started once
+    verdicts = [json.loads(line) for line in (run / "judge.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all(v["raw"] and v["judge"]["base_url"].startswith("http://127.0.0.1:") for v in verdicts)
+    assert all((v["score"] is not None) != bool(v["unparseable"]) for v in verdicts)
+
+
 def test_a_judge_that_does_not_answer_gives_errors_that_are_asked_again(tmp_path: Path) -> None:
     import socket
 

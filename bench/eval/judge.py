@@ -5,6 +5,7 @@ ragas (:mod:`bench.eval.judge_llm`), with any OpenAI-compatible judge (``[judge]
 Each verdict is cached by content in ``RUN_DIR/cache/judge.jsonl`` (the run's :class:`AnswerCache`): key = the
 metric, judge model, ragas version and this module's prompt settings; question hash = the question, answer,
 reference and passages. A rerun asks the judge only what it has not judged (transport errors are asked again).
+``judge.base_url`` empty: the project's vLLM engine serves ``judge.model`` (:mod:`bench.eval.judge_server`).
 Outputs, written atomically: ``RUN_DIR/judge.jsonl`` (every verdict with the judge's raw completions) and
 ``RUN_DIR/judge.json`` (per variant and metric: mean, n, unparseable; and the judge's agreement with exact
 match on the short-answer questions, :mod:`bench.eval.judge_stats`).
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config, stable_hash
 from bench.eval import judge_llm
+from bench.eval.judge_server import judge_endpoint
 from bench.eval.judge_stats import summarize
 from bench.eval.runstate import AnswerCache
 from bench.io import atomic_write_json, iter_jsonl, write_jsonl
@@ -122,7 +124,10 @@ def judge_run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         todo = [(m, i) for m, i in wanted if cache.get(keys[m], i.cache_id, i.content_hash(m)) is None]
         log.info("judge %s: %d verdicts, %d cached, %d to ask", cfg.judge.model, len(wanted),
                  len(wanted) - len(todo), len(todo))  # fmt: skip
-        errors = asyncio.run(_ask(cfg, todo, cache, keys)) if todo else 0
+        errors = 0
+        if todo:  # the engine (judge.base_url empty) starts only when something is left to ask
+            with judge_endpoint(cfg) as jc:
+                errors = asyncio.run(_ask(replace(cfg, judge=jc), todo, cache, keys))
     finally:
         cache.close()
     rows = [cache.get(keys[m], i.cache_id, i.content_hash(m), include_errors=True) for m, i in wanted]
