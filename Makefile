@@ -20,7 +20,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install chromium lock test test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves reader-before gpu report baseline clean help
+.PHONY: install chromium lock test report-screenshot test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -202,6 +202,11 @@ gpu: install
 # results/REPORT.md (+ PNGs) from every committed run and sweep; touches nothing outside results/.
 report: install
 	$(PY) -m bench report $(SWEEP_ARGS)
+
+# docs/report-html.png: results/REPORT.html in headless Chromium, the default run's questions of one relation.
+report-screenshot: install chromium
+	$(PY) -m bench.reporting.browser results/REPORT.html docs/report-html.png --select f-run=runs/default \
+		--select f-group-relation=death_place --select f-group-stratum=obscure --scroll-to '#every-question'
 
 baseline: install
 	$(MAKE) smoke

@@ -6,30 +6,19 @@ fails (it does not skip) without it."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bench.io import iter_jsonl
 from bench.reporting import report
-from bench.reporting.browser import Page
+from bench.reporting.browser import Page, choose
 from bench.reporting.html import markdown_to_html
 
 RUN = Path(__file__).resolve().parents[1] / "results" / "runs" / "default"
 
 SHOWN = "[...document.querySelectorAll('#answers tbody tr')].map((tr) => tr.dataset.qid)"
-
-
-def choose(page: Page, select_id: str, value: str) -> Any:
-    """Pick ``value`` in a filter (as a user would: the change event) and return the question ids shown."""
-    page.eval(
-        f"(() => {{ const s = document.getElementById({json.dumps(select_id)});"
-        f" s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()"
-    )
-    return page.eval(SHOWN)
 
 
 @pytest.fixture(scope="module")

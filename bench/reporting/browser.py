@@ -85,7 +85,10 @@ class Page:
         with urllib.request.urlopen(url, timeout=self.timeout_s) as resp:  # the local DevTools port
             targets = json.loads(resp.read())
         page = next(t for t in targets if t.get("type") == "page")
-        self._ws = connect(page["webSocketDebuggerUrl"], open_timeout=self.timeout_s, max_size=None)
+        ws = connect(page["webSocketDebuggerUrl"], open_timeout=self.timeout_s, max_size=None)
+        self._ws = (
+            ws.__enter__()
+        )  # websockets 17: a connection is used as a context manager (closed in close())
         for domain in ("Runtime", "Log", "Network", "Page"):
             self.send(f"{domain}.enable")
         size = {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False}
@@ -154,7 +157,7 @@ class Page:
     def close(self) -> None:
         if self._ws is not None:
             try:
-                self._ws.close()
+                self._ws.__exit__(None, None, None)
             finally:
                 self._ws = None
         if self._proc is not None:
@@ -166,18 +169,30 @@ class Page:
             self._profile = ""
 
 
+def choose(page: Page, select_id: str, value: str) -> list[str]:
+    """Pick ``value`` in REPORT.html's filter ``select_id`` as a user would (the change event); returns the
+    question ids then shown."""
+    sid, val = json.dumps(select_id), json.dumps(value)
+    page.eval(
+        f"(() => {{ const s = document.getElementById({sid}); if (!s) throw Error('no select ' + {sid});"
+        f" s.value = {val}; s.dispatchEvent(new Event('change')); }})()"
+    )
+    return list(page.eval("[...document.querySelectorAll('#answers tbody tr')].map((tr) => tr.dataset.qid)"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.reporting.browser REPORT.html OUT.png [--js EXPR]``: the docs screenshot."""
+    """``python -m bench.reporting.browser REPORT.html OUT.png [--select ID=VALUE]``: the docs screenshot."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("page", type=Path)
     p.add_argument("png", type=Path)
-    p.add_argument("--js", default="", help="JavaScript run after the load (e.g. set a filter)")
+    p.add_argument("--select", action="append", default=[], metavar="ID=VALUE", help="pick a filter value")
     p.add_argument("--scroll-to", default="", help="CSS selector scrolled to the top before the shot")
     args = p.parse_args(argv)
     with Page(width=1400, height=1000) as page:
         page.open(args.page)
-        if args.js:
-            page.eval(args.js)
+        for item in args.select:
+            select_id, _, value = item.partition("=")
+            choose(page, select_id, value)
         if args.scroll_to:
             page.eval(f"document.querySelector({json.dumps(args.scroll_to)}).scrollIntoView()")
         size = page.screenshot(args.png)

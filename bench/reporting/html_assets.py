@@ -25,7 +25,8 @@ img.plot { max-width: 100%; border: 1px solid #ddd; }
 #answers td.right { background: #e6f4e6; } #answers td.wrong { background: #fbe9e9; }
 #answers td.none { background: #f6f6f6; color: #777; }
 #answers .m { display: block; color: #555; font-size: 11px; }
-#answers td.q { max-width: 22em; } #answers td.a { max-width: 16em; overflow-wrap: anywhere; }
+#answers td.q { max-width: 22em; }
+#answers td.a { min-width: 6em; max-width: 16em; overflow-wrap: break-word; }
 code { background: #f3f3f3; padding: 0 2px; }
 """
 
