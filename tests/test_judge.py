@@ -37,18 +37,41 @@ def judge_cfg(base_url: str, **judge: object) -> Config:
     return Config(judge=replace(jc, **judge))  # type: ignore[arg-type]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_ragas_judge_on_22_open_answers_records_raw_verdicts_and_is_cached(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_model_dir: Path) -> object:
     from bench.generation.transformers_backend import transformers_generators
 
     model = Config(model=ModelConfig(name=str(tiny_model_dir), backend="transformers", dtype="float32",
                                      stop_at_newline=False))  # fmt: skip
-    generator = transformers_generators(model, None)["base"]
+    return transformers_generators(model, None)["base"]
+
+
+@pytest.mark.timeout(240)
+def test_two_judged_answers_reach_the_server_keep_its_raw_text_and_are_cached(
+    tiny_generator: object, tmp_path: Path
+) -> None:
+    """The quick version of the next test (the fast suite): two answers, answer correctness only."""
     run = run_dir_with_open_answers(tmp_path)
-    with serve(generator, max_new_tokens=24) as server:
+    with serve(tiny_generator, max_new_tokens=16) as server:
+        cfg = judge_cfg(server.base_url, max_questions=2, metrics=("answer_correctness",), max_tokens=16)
+        first = judge_run(cfg, run)
+        asked = server.requests
+        again = judge_run(cfg, run)
+        assert server.requests == asked >= 2
+    assert first["calls"]["asked"] == 2 and again["calls"] == {**first["calls"], "asked": 0, "cached": 2}
+    verdicts = [json.loads(line) for line in (run / "judge.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [v["qid"] for v in verdicts] == ["open-pt-01", "open-pt-02"]
+    assert sum(len(v["raw"]) for v in verdicts) == asked
+    assert all((v["score"] is not None) != bool(v["unparseable"]) and v["error"] is None for v in verdicts)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ragas_judge_on_22_open_answers_records_raw_verdicts_and_is_cached(
+    tiny_generator: object, tmp_path: Path
+) -> None:
+    run = run_dir_with_open_answers(tmp_path)
+    with serve(tiny_generator, max_new_tokens=24) as server:
         cfg = judge_cfg(server.base_url)
         first = judge_run(cfg, run)
         asked = server.requests
