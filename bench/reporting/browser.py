@@ -72,7 +72,7 @@ class Page:
             if self._proc is not None and self._proc.poll() is not None:
                 raise BenchError(f"chromium exited with status {self._proc.returncode} while starting")
             lines = active.read_text().splitlines() if active.exists() else []
-            if lines and lines[0].isdigit():
+            if len(lines) >= 2 and lines[0].isdigit():  # port, then the browser's path: written whole
                 return int(lines[0])
             time.sleep(0.1)
         raise BenchError(f"chromium did not open its DevTools port within {self.timeout_s:g} s")
