@@ -134,7 +134,8 @@ def judge_run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     verdicts = [r for r in rows if r is not None]
     ems = {i.cache_id: (i.em, i.golds) for i in items}
     summary = summarize(verdicts, ems, cfg.judge.threshold)
-    summary.update(judge={"model": cfg.judge.model, "base_url": cfg.judge.base_url,
+    url = cfg.judge.base_url or "(the project's vLLM engine)"
+    summary.update(judge={"model": cfg.judge.model, "base_url": url,
                           "ragas": judge_llm.ragas_version(), "threshold": cfg.judge.threshold},
                    calls={"verdicts": len(wanted), "asked": len(todo), "cached": len(wanted) - len(todo),
                           "transport_errors": errors})  # fmt: skip
