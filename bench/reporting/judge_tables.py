@@ -61,7 +61,7 @@ def render_judge(run_dir: Path) -> tuple[str, str] | None:
     )
     asked = f"{calls.get('verdicts', DASH)} verdicts{errors}"
     body = [
-        table([h.strip() for h in header], rows),
+        table([h.strip() for h in header], rows).rstrip("\n"),
         agreement_line(j.get("agreement") or {}),
         f"{asked}; each with the judge's raw completions in judge.jsonl.",
     ]

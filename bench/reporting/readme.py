@@ -221,7 +221,10 @@ def update_doc_blocks(doc: Path, perf_dir: Path = PERF_DIR) -> list[str]:
     Returns what changed."""
     names = block_names(Path(doc).read_text(encoding="utf-8"))
     runs = {*RUN_BLOCKS, *NAMED_RUN_BLOCKS}  # rendered from runs by update_readme_blocks (--readme)
-    unknown = [n for n in names if n not in PERF_BLOCKS and n not in runs]
+    runs_judged = [
+        n for n in names if n.startswith("judge-")
+    ]  # judge-<run>: a run's judge, with --readme too
+    unknown = [n for n in names if n not in PERF_BLOCKS and n not in runs and n not in runs_judged]
     if unknown:
         raise BenchError(f"{doc}: blocks {unknown} have no renderer (known: {sorted(PERF_BLOCKS)})")
     out = []
