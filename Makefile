@@ -23,7 +23,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install lock test test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves reader-before gpu report baseline clean help
+.PHONY: install chromium lock test report-screenshot test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -89,14 +89,21 @@ TEST_DEADLINE ?= 2400
 TIMEOUT := timeout --kill-after=60 $(TEST_DEADLINE)
 # Slow tests (real weights, several processes) get 20 minutes each instead of 5.
 SLOW_DEADLINES := -o timeout=1200 -o faulthandler_timeout=1180
-test: install
+test: install chromium
 	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not slow and not gpu and not perf" -q
+
+# REPORT.html is checked in Debian's headless Chromium (tests/test_report_html.py fails, never skips, without
+# it): installed here when missing (apt-get; sudo when not root).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # The slow tests (real e5/SmolLM2 weights, the ptwiki sample; a few minutes on 2 cores). CI runs them after `make test`.
 test-slow: install
 	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "slow and not gpu and not perf" -q $(SLOW_DEADLINES)
 
-test-all: install
+test-all: install chromium
 	$(OFFLINE) $(TIMEOUT) $(PY) -m pytest -m "not gpu and not perf" -q $(SLOW_DEADLINES)
 
 lint: install
@@ -200,6 +207,11 @@ gpu: install
 # results/REPORT.md (+ PNGs) from every committed run and sweep; touches nothing outside results/.
 report: install
 	$(PY) -m bench report $(SWEEP_ARGS)
+
+# docs/report-html.png: results/REPORT.html in headless Chromium, the default run's questions of one relation.
+report-screenshot: install chromium
+	$(PY) -m bench.reporting.browser results/REPORT.html docs/report-html.png --select f-run=runs/default \
+		--select f-group-relation=death_place --select f-group-stratum=obscure --scroll-to '#every-question'
 
 baseline: install
 	$(MAKE) smoke

@@ -32,6 +32,7 @@ from bench.cli import (
 from bench.cli_dist import cmd_finetune, cmd_index, cmd_merge, cmd_run
 from bench.cli_help import FORMATTER as _FORMATTER
 from bench.cli_help import epilog as _epilog
+from bench.cli_judge import add_judge
 from bench.config import BenchError, profiles
 from bench.config_checks import DEVICES
 
@@ -116,9 +117,7 @@ def _add_data_stages(add: _Adder) -> None:
     p.add_argument("--corpus", default=None, help="dump or articles JSONL (default: config corpus)")
     p.add_argument("--shard", default=None, metavar="I/N", help="embed articles I::N only (a Qdrant server)")
     p = add("finetune", cmd_finetune, "build training data from the corpus and train a (Q)LoRA adapter")
-    p.add_argument(
-        "--dry-run", action="store_true", help="write the training records (-o FILE), train nothing"
-    )
+    p.add_argument("--dry-run", action="store_true", help="write the training records (-o FILE) only")
     _output(p, "--dry-run: JSONL of the exact training records")
     add("config", cmd_config, "print the effective config (profile + --set + shorthands) as TOML")
 
@@ -143,9 +142,7 @@ def _add_eval(add: _Adder) -> None:
     _output(p, "run directory to write (default: the first RUN_DIR)")
     p = add("sweep", cmd_sweep, "a grid over config keys (--set finetune.epochs=1,3,10): one run per point")
     p.add_argument("--name", required=True, help="sweep name: results/sweeps/NAME/")
-    p.add_argument(
-        "--reference", default=None, help="a run of this profile whose base/RAG answers are reused"
-    )
+    p.add_argument("--reference", default=None, help="a run of this profile: its base/RAG answers are reused")
     p = add("rag-sweep", cmd_rag_sweep, "the RAG reading settings (k, order, page only): choose, then report")
     p.add_argument("--name", default="rag-settings", help="sweep name: results/sweeps/NAME/")
     p.add_argument("--variant", default="rag", choices=["rag", "ft_rag"], help="the variant tuned")
@@ -252,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(add)
     _add_questions(add)
     _add_report(add)
+    add_judge(add)
     return parser
 
 

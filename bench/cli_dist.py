@@ -22,11 +22,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
-    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None, shard=shard)
+    cfg = _cfg(args)
+    if cfg.judge.enabled and not cfg.judge.model:  # said before the run, not after it
+        raise BenchError("judge.enabled needs judge.model (judge.base_url empty: served by vLLM here)")
+    run_dir = runner.run(cfg, out_dir=Path(args.output) if args.output else None, shard=shard)
     if shard.sharded and not (shard.launched and shard.index == 0):
         print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
     else:
         print(f"results: {run_dir}")
+        if cfg.judge.enabled:  # LLM-judged metrics beside the run's own (off by default; bench/eval/judge.py)
+            from bench.eval.judge import judge_run
+
+            judge_run(cfg, run_dir)
     return 0
 
 

@@ -71,6 +71,10 @@ EXAMPLES: dict[str | None, list[str]] = {
         "python -m bench report                       # every run under results/runs",
         "python -m bench report results/runs/smoke -o smoke.md",
     ],
+    "judge": [
+        "python -m bench judge results/runs/open --set judge.base_url=http://127.0.0.1:8000/v1 "
+        "--set judge.model=NAME",
+    ],
     "check": [
         "python -m bench check --baseline results/baseline/smoke.json results/runs/smoke",
     ],

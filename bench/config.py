@@ -24,6 +24,7 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     FinetuneConfig,
     IndexConfig,
     IngestConfig,
+    JudgeConfig,
     ModelConfig,
     OpenAIConfig,
     RunConfig,
@@ -64,6 +65,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured input path: absolute as is, relative to :func:`data_root` otherwise."""

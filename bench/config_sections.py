@@ -1,5 +1,5 @@
 """The settings of each stage: one frozen dataclass per TOML section (``[ingest]``, ``[index]``, ``[model]``,
-``[finetune]``, ``[run]``, ``[openai]``, ``[vllm]``).
+``[finetune]``, ``[run]``, ``[openai]``, ``[vllm]``, ``[judge]``).
 
 :class:`bench.config.Config` holds one of each beside the top-level keys; import them from
 :mod:`bench.config`, which re-exports them beside the loader. The defaults here equal
@@ -188,3 +188,23 @@ class VllmConfig:
     lora_on_cpu: bool = (
         False  # CPU: LoRA requests (measured 8.7x slower) instead of a merged copy of the weights
     )
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """LLM-judged metrics through ragas (bench/eval/judge.py): any OpenAI-compatible judge; off by default."""
+
+    enabled: bool = (
+        False  # `bench run` judges its answers after writing them (`bench judge RUN_DIR`: any time)
+    )
+    base_url: str = "http://127.0.0.1:8000/v1"  # empty: the project's vLLM engine serves judge.model
+    model: str = ""  # served model name (or what vLLM loads); with the ragas version it keys each verdict
+    api_key_env: str = "JUDGE_API_KEY"  # the key is read from this variable, never from config
+    metrics: tuple[str, ...] = ("answer_correctness", "faithfulness")  # faithfulness: rows with passages
+    of_variants: tuple[str, ...] = ("base", "rag", "ft", "ft_rag", "oracle")  # whose answers are judged
+    max_questions: int = 0  # per variant, in answers.jsonl order; 0 = all
+    threshold: float = 0.5  # answer correctness >= threshold counts as right (agreement with EM)
+    max_tokens: int = 1024  # per judge completion
+    timeout_s: float = 120.0  # per judge request
+    max_retries: int = 2  # per judge request (the openai client's own retries)
+    concurrency: int = 4  # judged answers in flight

@@ -195,3 +195,23 @@ def held_in_a_thread(lock: contextlib.AbstractContextManager[None], hold_s: floa
     finally:
         release.set()
         t.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def vllm_tiny_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's tokenizer on a random Llama with heads vLLM's CPU attention supports (head_dim 64)."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("vllm-tiny")
+    for f in tiny_model_dir.iterdir():
+        if f.name not in ("model.safetensors", "config.json"):
+            shutil.copy2(f, out / f.name)
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.update({"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2,
+                   "num_key_value_heads": 1, "head_dim": 64})  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    return out

@@ -87,6 +87,7 @@ def test_the_tree_reads_like_the_pipeline() -> None:
         "cli",
         "cli_dist",
         "cli_help",
+        "cli_judge",
         "config",
         "config_checks",
     }
@@ -164,7 +165,7 @@ LAYERS = {
     "vocabulary": {"core"},
     "stages": {"ingest", "retrieval", "training", "generation", "questions"},
     "orchestration": {"eval", "reporting"},
-    "entry": {"__main__", "cli", "cli_dist", "cli_help", "offline", "interactive"},
+    "entry": {"__main__", "cli", "cli_dist", "cli_help", "cli_judge", "offline", "interactive"},
 }
 FLOOR = {pkg: n for n, pkgs in enumerate(LAYERS.values()) for pkg in pkgs}
 

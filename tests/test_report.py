@@ -193,7 +193,7 @@ def test_render_is_deterministic(tmp_path: Path) -> None:
     report.render([run], out)
     second = {p.name: p.read_bytes() for p in tmp_path.glob("REPORT*")}
     assert first == second
-    assert len(first) == 2  # the report and its plot
+    assert len(first) == 3  # the report, its plot and REPORT.html (deterministic too)
     png = next(v for k, v in first.items() if k.endswith(".png"))
     assert b"Software" not in png and b"matplotlib" not in png.lower()
 

@@ -161,26 +161,6 @@ def test_registry_knows_vllm_and_the_runner_gives_it_the_whole_list() -> None:
 VLLM_PYTHON = Config().path(".venv-vllm/bin/python")
 
 
-@pytest.fixture(scope="module")
-def vllm_tiny_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model's tokenizer on a random Llama with heads vLLM's CPU attention supports (head_dim 64)."""
-    import shutil
-
-    import torch
-    from transformers import AutoConfig, LlamaForCausalLM
-
-    out = tmp_path_factory.mktemp("vllm-tiny")
-    for f in tiny_model_dir.iterdir():
-        if f.name not in ("model.safetensors", "config.json"):
-            shutil.copy2(f, out / f.name)
-    config = AutoConfig.from_pretrained(tiny_model_dir)
-    config.update({"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2,
-                   "num_key_value_heads": 1, "head_dim": 64})  # fmt: skip
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"{VLLM_PYTHON} missing: make install EXTRAS=vllm")
 def test_vllm_engine_end_to_end(vllm_tiny_dir: Path, tmp_path: Path) -> None:

@@ -164,6 +164,7 @@ def _run_bodies(
     """(name, source, body) of every run block; body None = the results (+ baselines) table. The timing
     block comes from ``timing_run``'s make_bench.json (default: ``run``'s): the headline may be a study run
     while the timing that matters is `make bench`'s."""
+    from bench.reporting.judge_tables import render_judge
     from bench.reporting.run_tables import render_reader_change, render_timing
 
     after = read_json(run / "scores.json")
@@ -191,6 +192,11 @@ def _run_bodies(
         bodies.append(
             ("groups", run / "scores.json", "\n".join(groups) or "No per-group fields in this run.\n")
         )
+    for name in sorted(n for n in present if n.startswith("judge-")):  # a run's LLM judge: judge-<run name>
+        if (judged := render_judge(run.parent / name.removeprefix("judge-"))) is not None:
+            bodies.append(
+                (name, run.parent / name.removeprefix("judge-") / "judge.json", "\n\n".join(judged))
+            )
     if "costs" in present and (costs := render_costs(after)) is not None:
         bodies.append(("costs", run / "scores.json", costs))
     if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
@@ -220,7 +226,10 @@ def update_doc_blocks(doc: Path, perf_dir: Path = PERF_DIR) -> list[str]:
     Returns what changed."""
     names = block_names(Path(doc).read_text(encoding="utf-8"))
     runs = {*RUN_BLOCKS, *NAMED_RUN_BLOCKS}  # rendered from runs by update_readme_blocks (--readme)
-    unknown = [n for n in names if n not in PERF_BLOCKS and n not in runs]
+    runs_judged = [
+        n for n in names if n.startswith("judge-")
+    ]  # judge-<run>: a run's judge, with --readme too
+    unknown = [n for n in names if n not in PERF_BLOCKS and n not in runs and n not in runs_judged]
     if unknown:
         raise BenchError(f"{doc}: blocks {unknown} have no renderer (known: {sorted(PERF_BLOCKS)})")
     out = []

@@ -20,6 +20,8 @@ from bench.io import atomic_write_text
 from bench.recipe_keys import recorded_recipe
 from bench.reporting.costs import render_costs
 from bench.reporting.diagnostics_tables import render_diagnostics
+from bench.reporting.html import HtmlRun, HtmlSet, render_html
+from bench.reporting.judge_tables import render_judge
 from bench.reporting.plots import plot
 from bench.reporting.run_tables import render_side_by_side
 from bench.reporting.tables import (
@@ -188,10 +190,54 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
+def html_run(i: int, p: Path, s: dict[str, Any], base: Path) -> HtmlRun:
+    """One run of REPORT.html: its title, id (its folder, relative to the report), answers and judge table."""
+    title = f"Run {i + 1}: {run_label(s)} — {s.get('run_id') or p.parent.name}"
+    judged = render_judge(p.parent)
+    return HtmlRun(title, _rel(p.parent, base), s, p.parent / "answers.jsonl", [judged] if judged else [])
+
+
+def _run_section(p: Path, s: dict[str, Any], output: Path, samples: int) -> list[str]:
+    """One run's part of REPORT.md under its heading: tables, judge, diagnostics, metadata, answer samples."""
+    out: list[str] = []
+    if (warning := dirty_warning(s)) is not None:
+        out += [warning, ""]
+    out += [render_table(s)]
+    if (costs := render_costs(s)) is not None:
+        out += ["#### What each approach costs (one-off build, per question, accuracy)", "", costs]
+    if (ragas := render_ragas(s)) is not None:
+        out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
+    if (judged := render_judge(p.parent)) is not None:
+        out += [f"#### {judged[0]}", "", judged[1]]
+    for field, body in render_groups(s):
+        out += [f"#### By {field} (EM [95 % Wilson] / containment)", "", body]
+    out += render_diagnostics(s)  # attribution, distractors, faithfulness (when present)
+    if (checks := render_baseline_checks(s)) is not None:
+        out += ["#### Does each model variant beat its no-model baseline?", "", checks]
+    out += [
+        "#### Paired comparisons (**✔** = significant: exact McNemar p < 0.05 for binary metrics, "
+        "95 % bootstrap interval excluding 0 for F1)",
+        "",
+    ]
+    meta = render_metadata(s, _rel(p, output.parent))
+    out += [render_comparisons(s), "#### Run metadata", "", meta]
+    # --- answer samples hook (bench/reporting/samples.py): only when answers.jsonl sits beside
+    # scores.json ---
+    if (p.parent / "answers.jsonl").exists():
+        from bench.io import iter_jsonl
+        from bench.reporting.samples import render_answer_samples
+
+        rows = list(iter_jsonl(p.parent / "answers.jsonl"))
+        out += ["#### Answers side by side", "", render_answer_samples(rows, samples, seed=0)]
+    # --- end of answer samples hook ---
+    return out
+
+
 def render(
     run_dirs: list[Path], output: Path | None = None, samples: int = 8, sweeps: Iterable[Path] = ()
 ) -> Path:
-    """Render the Markdown report (and plots beside it) from the runs' scores.json; return its path.
+    """Render the Markdown report (and plots beside it) from the runs' scores.json; return its path. The
+    same runs go to a self-contained REPORT.html beside it (answers.jsonl: every question, filterable).
 
     ``samples``: questions per run in "Answers side by side" (from the run's answers.jsonl, when present).
     """
@@ -204,6 +250,7 @@ def render(
         # (repository-relative) path names it.
         qpath = str(dig(s, "config.questions") or shown_path(dig(s, "datasets.questions.path")) or "unknown")
         groups.setdefault((qpath, str(dig(s, "datasets.questions.sha256") or "")), []).append((p, s))
+    html_sets: list[HtmlSet] = []  # the same runs, for REPORT.html (bench/reporting/html.py)
     out = ["# ptwiki-bench report", ""]
     out.append(
         "Generated from `scores.json` files only. Rates (EM, containment, truncation, language, recall) are "
@@ -218,46 +265,25 @@ def render(
         out += ["", f"## Question set `{qpath}`" + (f" ({sha[:12]})" if sha else ""), ""]
         png = output.with_name(f"{output.stem}-{_slug(Path(qpath).stem)}-{(sha or 'nosha')[:8]}.png")
         runs = [(run_label(s), s) for _, s in members]
-        if plot(runs, png, f"{qpath}: accuracy vs latency"):
+        plotted = plot(runs, png, f"{qpath}: accuracy vs latency")
+        if plotted:
             out += [f"![accuracy vs latency for {qpath}]({png.name})", ""]
+        html_sets.append(HtmlSet(f"{qpath}" + (f" ({sha[:12]})" if sha else ""), png if plotted else None))
         if len(members) > 1:
             out += ["Runs side by side (EM / question-stripped F1 / p50 ms):", "", render_side_by_side(runs)]
         for i, (p, s) in enumerate(members):
             out += [f"### Run {i + 1}: {run_label(s)} — `{s.get('run_id') or p.parent.name}`", ""]
-            if (warning := dirty_warning(s)) is not None:
-                out += [warning, ""]
-            out += [render_table(s)]
-            if (costs := render_costs(s)) is not None:
-                out += ["#### What each approach costs (one-off build, per question, accuracy)", "", costs]
-            if (ragas := render_ragas(s)) is not None:
-                out += ["#### ragas non-LLM metrics (inputs normalised first; docs/harness.md)", "", ragas]
-            for field, body in render_groups(s):
-                out += [f"#### By {field} (EM [95 % Wilson] / containment)", "", body]
-            out += render_diagnostics(s)  # attribution, distractors, faithfulness (when present)
-            if (checks := render_baseline_checks(s)) is not None:
-                out += ["#### Does each model variant beat its no-model baseline?", "", checks]
-            out += [
-                "#### Paired comparisons (**✔** = significant: exact McNemar p < 0.05 for binary metrics, "
-                "95 % bootstrap interval excluding 0 for F1)",
-                "",
-            ]
-            meta = render_metadata(s, _rel(p, output.parent))
-            out += [render_comparisons(s), "#### Run metadata", "", meta]
-            # --- answer samples hook (bench/reporting/samples.py): only when answers.jsonl sits beside
-            # scores.json ---
-            if (p.parent / "answers.jsonl").exists():
-                from bench.io import iter_jsonl
-                from bench.reporting.samples import render_answer_samples
-
-                rows = list(iter_jsonl(p.parent / "answers.jsonl"))
-                out += ["#### Answers side by side", "", render_answer_samples(rows, samples, seed=0)]
-            # --- end of answer samples hook ---
+            html_sets[-1].runs.append(html_run(i, p, s, output.parent))
+            out += _run_section(p, s, output, samples)
+    curves: list[tuple[str, Path]] = []
     for root in sweeps:
         from bench.reporting.curves import render_section
 
         png = output.with_name(f"{output.stem}-curve-{_slug(Path(root).name)}.png")
         out += ["", render_section(Path(root), png)]
+        curves.append((f"Learning curve: {Path(root).name}", png))
     text = "\n".join(out).rstrip("\n") + "\n"
     atomic_write_text(output, text)
+    render_html(html_sets, output.with_suffix(".html"), render_table, curves)
     log.info("wrote %s (%d run(s), %d question set(s))", output, len(loaded), len(groups))
     return output
