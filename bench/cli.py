@@ -14,7 +14,7 @@ from bench.config import BenchError, Config, load_config
 log = logging.getLogger("bench")
 
 
-def _overrides(args: argparse.Namespace, extra: list[str] | None = None) -> list[str]:
+def cli_overrides(args: argparse.Namespace, extra: list[str] | None = None) -> list[str]:
     """--set items, then the shorthands (--model, --device, --batch-size, --limit) as their keys."""
     sets = [*args.overrides, *(extra or [])]
     if getattr(args, "model", None):
@@ -48,12 +48,12 @@ def _inputs(cfg: Config, command: str) -> list[str]:
     return keys
 
 
-def _cfg(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
+def load_cli_config(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
     """Load, validate (bench.config_checks) and check the inputs, before any stage imports a model."""
     from bench.config_checks import check_inputs, resolve_device
     from bench.offline import set_offline
 
-    cfg = resolve_device(load_config(args.config, _overrides(args, extra)))
+    cfg = resolve_device(load_config(args.config, cli_overrides(args, extra)))
     check_inputs(cfg, _inputs(cfg, args.command))
     set_offline(cfg)
     return cfg
@@ -62,7 +62,7 @@ def _cfg(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
 def cmd_config(args: argparse.Namespace) -> int:
     from bench.config import config_to_toml
 
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_config(args.config, cli_overrides(args))
     print(config_to_toml(cfg), end="")
     return 0
 
@@ -70,7 +70,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def _hint(args: argparse.Namespace) -> str:
     from bench.interactive.ask import command_hint
 
-    return command_hint(args.config, _overrides(args))
+    return command_hint(args.config, cli_overrides(args))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -81,11 +81,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise BenchError("ingest without DUMP builds the profile's articles (no -o/--index; see --help)")
         extra = [f"ingest.workers={args.workers}"] if args.workers is not None else []
         extra += [f"ingest.limit={args.limit}"] if args.limit is not None else []
-        print(f"articles: {corpus.ensure_articles(_cfg(args, extra))}")
+        print(f"articles: {corpus.ensure_articles(load_cli_config(args, extra))}")
         return 0
     if not args.output:
         raise BenchError("ingest DUMP needs -o OUT.jsonl")
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_config(args.config, cli_overrides(args))
     workers = args.workers if args.workers is not None else cfg.ingest.workers
     limit = args.limit if args.limit is not None else cfg.ingest.limit
     index = Path(args.index) if args.index else None
@@ -104,7 +104,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from bench.retrieval import index
 
-    cfg = _cfg(args)
+    cfg = load_cli_config(args)
     hits = index.retrieve(cfg, args.query, k=args.k or cfg.index.k, mode=args.mode or cfg.index.retrieval)
     for rank, hit in enumerate(hits, 1):
         text = hit.text.replace("\n", " ")
@@ -145,7 +145,7 @@ def cmd_retrieve_eval(args: argparse.Namespace) -> int:
 
     extra = [f"corpus={args.corpus}"] if args.corpus else []
     extra += [f"questions={args.questions}"] if args.questions else []
-    cfg = _cfg(args, extra)
+    cfg = load_cli_config(args, extra)
     result = _retrieval_record(cfg) if args.output else retrieval_eval(cfg)
     if args.output:
         atomic_write_json(args.output, result)
@@ -157,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.eval import sweep
 
     ref = Path(args.reference) if args.reference else None
-    root = sweep.run_sweep(args.config, _overrides(args), args.name, reference=ref)
+    root = sweep.run_sweep(args.config, cli_overrides(args), args.name, reference=ref)
     print(f"sweep: {root} (render: python -m bench report --sweep {root})")
     return 0
 
@@ -166,7 +166,7 @@ def cmd_rag_sweep(args: argparse.Namespace) -> int:
     from bench.eval import rag_sweep
 
     root = rag_sweep.run_rag_sweep(
-        args.config, _overrides(args), args.name, variant=args.variant, report_limit=args.report_limit
+        args.config, cli_overrides(args), args.name, variant=args.variant, report_limit=args.report_limit
     )
     print(f"rag-sweep: {root / rag_sweep.SETTINGS}")
     return 0
@@ -177,7 +177,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     from bench.interactive import ask as interactive
 
-    cfg = _cfg(args)
+    cfg = load_cli_config(args)
     row = interactive.question_row(cfg, args.question, args.qid)
     names = args.variants.split(",") if args.variants else interactive.default_variants(cfg, bool(args.qid))
     bench = interactive.Workbench(cfg, _hint(args))
@@ -195,7 +195,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from bench.interactive import chat
 
-    return chat.run_chat(_cfg(args), args.variant, hint=_hint(args), max_new_tokens=args.max_new_tokens)
+    return chat.run_chat(
+        load_cli_config(args), args.variant, hint=_hint(args), max_new_tokens=args.max_new_tokens
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

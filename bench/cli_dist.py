@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.cli import _cfg, _overrides
+from bench.cli import cli_overrides, load_cli_config
 from bench.config import BenchError, load_config
 
 log = logging.getLogger("bench")
@@ -22,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
-    cfg = _cfg(args)
+    cfg = load_cli_config(args)
     if cfg.judge.enabled and not cfg.judge.model:  # said before the run, not after it
         raise BenchError("judge.enabled needs judge.model (judge.base_url empty: served by vLLM here)")
     run_dir = runner.run(cfg, out_dir=Path(args.output) if args.output else None, shard=shard)
@@ -46,7 +46,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
-    cfg = _cfg(args, [f"corpus={args.corpus}"] if args.corpus else [])
+    cfg = load_cli_config(args, [f"corpus={args.corpus}"] if args.corpus else [])
     # one process beside another `bench index` or `bench run` building the same index (two `make bench`):
     # take turns (the shards of a sharded build each write their own share)
     turn = (
@@ -70,10 +70,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         if not (args.dry_run and args.output):
             raise BenchError("finetune --dry-run needs -o FILE (and -o only goes with --dry-run)")
-        summary = sft_recipes.dry_run(_cfg(args), Path(args.output))
+        summary = sft_recipes.dry_run(load_cli_config(args), Path(args.output))
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
-    cfg = _cfg(args)
+    cfg = load_cli_config(args)
     if shard_from_env().launched:  # every rank trains together (DDP): no turns
         out = finetune.run_finetune(cfg)
     else:  # beside other processes that may build the same adapter (a run, a sweep job): take turns
@@ -92,8 +92,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     for d in run_dirs:
         if not (d / "cache").is_dir():
             raise BenchError(f"{d}: no cache/ directory (not a run directory, or no shard has run there)")
-    flags = args.config or _overrides(args)
-    cfg = resolve_device(load_config(args.config, _overrides(args))) if flags else None
+    flags = args.config or cli_overrides(args)
+    cfg = resolve_device(load_config(args.config, cli_overrides(args))) if flags else None
     cfg = shards.load_merge_config(run_dirs, cfg)
     out = shards.merge(cfg, run_dirs, Path(args.output) if args.output else None)
     print(f"results: {out}")

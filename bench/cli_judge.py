@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli import _cfg
+from bench.cli import load_cli_config
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
     from bench.eval.judge import judge_run
 
-    summary = judge_run(_cfg(args, ["judge.enabled=true"]), Path(args.run_dir))
+    summary = judge_run(load_cli_config(args, ["judge.enabled=true"]), Path(args.run_dir))
     calls, agree = summary["calls"], summary["agreement"]
     print(f"{args.run_dir}: {calls['verdicts']} verdicts ({calls['cached']} cached, {calls['asked']} asked, "
           f"{calls['transport_errors']} transport errors)")  # fmt: skip

@@ -86,7 +86,7 @@ class Config:
         return paths
 
 
-def _section_types() -> dict[str, type]:
+def section_types() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
     return {name: hints[name] for name in hints if dataclasses.is_dataclass(hints[name])}
 
@@ -125,10 +125,10 @@ def _fields(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _resolve_key(key: str) -> tuple[str | None, str]:
+def resolve_key(key: str) -> tuple[str | None, str]:
     """Map a (possibly bare) key to (section or None, field)."""
     top = _fields(Config)
-    sections = _section_types()
+    sections = section_types()
     if "." in key:
         sec, name = key.split(".", 1)
         if sec not in sections:
@@ -161,7 +161,7 @@ def _alias(key: str) -> str:
 
 
 def _apply(raw: dict[str, dict[str, Any] | Any], key: str, value: Any) -> None:
-    sec, name = _resolve_key(_alias(key))
+    sec, name = resolve_key(_alias(key))
     if sec is None:
         raw[name] = value
     else:
@@ -172,7 +172,7 @@ def _apply(raw: dict[str, dict[str, Any] | Any], key: str, value: Any) -> None:
 
 def _build(raw: dict[str, Any], source: str) -> Config:
     top = _fields(Config)
-    sections = _section_types()
+    sections = section_types()
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in sections:
@@ -275,7 +275,7 @@ def _toml_value(value: Any) -> str:
 def config_to_toml(cfg: Config) -> str:
     """The effective config as a TOML profile (``tomllib`` reads it back to the same Config)."""
     d = dataclasses.asdict(cfg)
-    sections = _section_types()
+    sections = section_types()
     lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if k not in sections]
     for sec in sections:
         lines += ["", f"[{sec}]", *(f"{k} = {_toml_value(v)}" for k, v in d[sec].items())]

@@ -247,3 +247,32 @@ def test_long_function_allow_list_only_shrinks() -> None:
     gone = sorted(LONG_FUNCTIONS - set(long_functions()))
     assert not gone, f"no longer over {MAX_FUNCTION_LINES} lines, remove from LONG_FUNCTIONS: {gone}"
     assert long_functions(10)["eval/runner.py:_run_variant"] > 10  # the finder sees module-level functions
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    """A name with a leading underscore stays in its module: neither ``from bench.x import _y`` nor
+    ``x._y`` on an imported bench module (a helper that others need is public and named for it)."""
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted((root / "bench").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bench"):
+                for alias in node.names:
+                    target = root / Path(*f"{node.module}.{alias.name}".split("."))
+                    if target.with_suffix(".py").exists() or target.is_dir():
+                        modules.add(alias.asname or alias.name)
+                    elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(root)}:{node.lineno} imports {alias.name}")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert found == []

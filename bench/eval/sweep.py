@@ -23,7 +23,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from bench.config import BenchError, Config, _resolve_key, _section_types, load_config
+from bench.config import BenchError, Config, load_config, resolve_key, section_types
 from bench.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,10 @@ REFERENCE = "reference"
 
 
 def _is_tuple_key(key: str) -> bool:
-    sec, name = _resolve_key(key)
+    sec, name = resolve_key(key)
     if sec is None:
         return False
-    hint = typing.get_type_hints(_section_types()[sec])[name]
+    hint = typing.get_type_hints(section_types()[sec])[name]
     return typing.get_origin(hint) is tuple
 
 
@@ -90,7 +90,7 @@ def plan(profile: str | None, overrides: list[str]) -> list[dict[str, Any]]:
 
 
 def _full_key(key: str) -> str:
-    sec, name = _resolve_key(key)
+    sec, name = resolve_key(key)
     return f"{sec}.{name}" if sec else name
 
 

@@ -73,14 +73,14 @@ def convert_gguf(gguf: Path, out: Path) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 1),
         "peak_rss_mb": round(peak_rss_mb()),
         "params": sum(p.numel() for p in model.parameters()),
-        "transformers": _version("transformers"),
+        "transformers": package_version("transformers"),
     }
     atomic_write_json(out / HF_MARKER, info)
     log.info("converted %s in %.1fs (peak RSS %.0f MB)", gguf.name, info["seconds"], info["peak_rss_mb"])
     return info
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
     try:
         return md.version(dist)
     except md.PackageNotFoundError:

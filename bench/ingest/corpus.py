@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 BATCH_PAGES = 64
 
 
-def _article_pages(path: Path, stats: IngestStats, prefetch: bool = False) -> Iterator[tuple[int, str, str]]:
+def article_pages(path: Path, stats: IngestStats, prefetch: bool = False) -> Iterator[tuple[int, str, str]]:
     return filter_pages(iter_pages(path, stats, prefetch), stats)
 
 
@@ -58,10 +58,10 @@ def _batches(pages: Iterator[tuple[int, str, str]]) -> Iterator[list[tuple[int, 
 def _cleaned(path: Path, stats: IngestStats, workers: int) -> Generator[list[tuple[str | None, int]]]:
     """Cleaned batches in dump order; with workers > 1 at most 2×workers batches are in flight."""
     if workers <= 1:
-        for batch in _batches(_article_pages(path, stats)):
+        for batch in _batches(article_pages(path, stats)):
             yield clean_batch(batch)
         return
-    batches = ((batch,) for batch in _batches(_article_pages(path, stats, prefetch=True)))
+    batches = ((batch,) for batch in _batches(article_pages(path, stats, prefetch=True)))
     # A dump error while reading (truncated, corrupt): what was already read is still written, then reported.
     yield from ordered_map(clean_batch, batches, workers, what=f"ingest {path}", drain_on=(BenchError,))
 
@@ -130,7 +130,7 @@ def _write(
             break
 
 
-def _looks_like_jsonl(path: Path) -> bool:
+def looks_like_jsonl(path: Path) -> bool:
     if path.suffix in {".jsonl", ".json", ".ndjson"}:
         return True
     if path.suffix in {".xml", ".bz2", ".gz"}:
@@ -160,10 +160,10 @@ def iter_articles(path: str | Path, limit: int = 0) -> Iterator[Article]:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: file not found")
-    if _looks_like_jsonl(path):
+    if looks_like_jsonl(path):
         source: Iterator[Article] = _iter_jsonl_articles(path)
     else:
-        source = (a for pid, t, w in _article_pages(path, IngestStats()) if (a := make_article(pid, t, w)[0]))
+        source = (a for pid, t, w in article_pages(path, IngestStats()) if (a := make_article(pid, t, w)[0]))
     for n, article in enumerate(source, 1):
         yield article
         if limit and n >= limit:
@@ -200,7 +200,7 @@ def ensure_articles(cfg: Config) -> Path:
     with atomic_open(art.path, "w") as out:  # two builders never share a temp file; none is left on error
         for path in cfg.corpus_paths():
             left = limit - written if limit else 0
-            if _looks_like_jsonl(path):
+            if looks_like_jsonl(path):
                 n = 0
                 for article in iter_articles(path, limit=left):
                     out.write(json.dumps(article.to_dict(), ensure_ascii=False) + "\n")

@@ -112,7 +112,7 @@ class _Prefetch:
         self.raw.close()
 
 
-def _open_raw(path: Path) -> IO[bytes]:
+def open_raw(path: Path) -> IO[bytes]:
     if not path.exists():
         raise BenchError(f"{path}: file not found")
     with path.open("rb") as fh:
@@ -124,7 +124,7 @@ def _open_raw(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def _check_prolog(path: Path | str, head: bytes) -> None:
+def check_prolog(path: Path | str, head: bytes) -> None:
     """Reject DTDs (entity expansion / XXE) and non-MediaWiki documents before lxml sees them."""
     root = re.search(rb"<(?![?!])", head)
     if root is None and len(head) >= _PROLOG_BYTES:
@@ -146,7 +146,7 @@ def iter_pages(path: Path, stats: PageCounts | None = None, prefetch: bool = Fal
     ``prefetch`` decompresses in a background thread, overlapping it with parsing (used with workers > 1).
     """
     path = Path(path)
-    raw: Any = _open_raw(path)
+    raw: Any = open_raw(path)
     if prefetch:
         raw = _Prefetch(raw)
     try:
@@ -166,7 +166,7 @@ def parse_pages(path: Path | str, raw: IO[bytes], stats: PageCounts | None = Non
         head = raw.read(_PROLOG_BYTES)
     except (EOFError, OSError, zlib.error) as exc:
         raise BenchError(f"{path}: truncated or corrupt compressed data ({exc})") from exc
-    _check_prolog(path, head)
+    check_prolog(path, head)
     reader = _CountingReader(path, raw, head)
     parser_events = etree.iterparse(
         reader,

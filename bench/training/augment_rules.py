@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bench.training.sft_views import _sentences
+from bench.training.sft_views import split_sentences
 
 Fits = Callable[[str], bool]  # does this text fit finetune.max_length tokens
 T = TypeVar("T")
@@ -166,7 +166,7 @@ def rule_text(page: PageFacts, i: int, seed: int, fits: Fits) -> str:
     rng = random.Random(f"{seed}:aug:{page.title}:{i}")
     variant = i // len(KINDS) + i % len(KINDS)
     facts = statements(page, variant, rng)
-    lead = _sentences(page.lead)
+    lead = split_sentences(page.lead)
     kind = KINDS[i % len(KINDS)]
     if kind == "facts":
         return " ".join(facts)

@@ -67,7 +67,7 @@ def _plain_loss_trainer(base: Any) -> Any:
     return PlainLossSFTTrainer
 
 
-def _lora_targets(model: Any, wanted: tuple[str, ...]) -> list[str]:
+def lora_targets(model: Any, wanted: tuple[str, ...]) -> list[str]:
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [m for m in wanted if m in present]
     if not targets:
@@ -158,7 +158,7 @@ def _attach_lora(run: _Run) -> None:
         r=ft.lora_r,
         lora_alpha=ft.lora_alpha,
         lora_dropout=ft.lora_dropout,
-        target_modules=_lora_targets(run.model, ft.target_modules),
+        target_modules=lora_targets(run.model, ft.target_modules),
         bias="none",
         task_type="CAUSAL_LM",
     )

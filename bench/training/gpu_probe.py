@@ -14,7 +14,7 @@ from typing import Any
 from bench.config import BenchError, Config
 from bench.generation import models
 from bench.io import peak_rss_mb
-from bench.training.finetune import _lora_targets
+from bench.training.finetune import lora_targets
 from bench.training.train_meta import versions as _versions
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _with_lora(model: Any, cfg: Config) -> tuple[Any, Any]:
     model = prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=ft.gradient_checkpointing or on_cuda
     )
-    targets = _lora_targets(model, ft.target_modules)
+    targets = lora_targets(model, ft.target_modules)
     model = get_peft_model(
         model,
         LoraConfig(

@@ -47,7 +47,7 @@ class SftData:
 
 
 @dataclass
-class _Source:
+class RecordSource:
     """One format's records before curation, and what the stats say about where they came from."""
 
     records: Iterable[dict[str, str]]
@@ -96,7 +96,7 @@ def instruct_records(articles: Iterable[Any], tok: Any, use_chat: bool) -> Itera
 # --------------------------------------------------------------------------- curation and split
 
 
-def _record_text(rec: dict[str, str]) -> str:
+def record_text(rec: dict[str, str]) -> str:
     return rec["text"] if "text" in rec else rec["prompt"] + rec["completion"]
 
 
@@ -133,7 +133,7 @@ def curate(
         if full and not free:
             drops["max_records_reached"] += 1
             continue
-        text = nfc(_record_text(rec))
+        text = nfc(record_text(rec))
         if len(tok(text, add_special_tokens=False)["input_ids"]) > ft.max_length:
             drops["too_long"] += 1
             continue
@@ -181,7 +181,7 @@ def _usable_articles(articles: Iterable[Any], cfg: Config, drops: Counter[str]) 
     return arts
 
 
-def _article_source(
+def article_source(
     cfg: Config,
     tok: Any,
     use_chat: bool,
@@ -189,14 +189,14 @@ def _article_source(
     drops: Counter[str],
     fmt: str,
     part: str = "page",
-) -> _Source:
+) -> RecordSource:
     """``text`` (packed views of each page) or ``instruct`` records of the pages in ``finetune.scope``;
     ``part``: each page cut to it (recipes.page_part; trained and held-out pages alike)."""
     ft = cfg.finetune
     arts, held, page_stats = sft_views.split_pages(cfg, _usable_articles(articles, cfg, drops))
     if part != "page":
         arts, held = [recipes.page_part(a, part) for a in arts], [recipes.page_part(a, part) for a in held]
-    src = _Source([], TEXT_NOTE, extra=dict(page_stats), pages=arts)
+    src = RecordSource([], TEXT_NOTE, extra=dict(page_stats), pages=arts)
 
     def tokenize(text: str) -> list[int]:
         return list(tok(text, add_special_tokens=False)["input_ids"])
@@ -219,9 +219,9 @@ def _article_source(
     return src
 
 
-def _question_source(
+def question_source(
     cfg: Config, tok: Any, use_chat: bool, drops: Counter[str], raft: bool, entities: bool = False
-) -> _Source:
+) -> RecordSource:
     """``qa``/``raft`` records of the train questions the evaluation does not ask (``entities``: nor about
     the pages it asks about)."""
     ft = cfg.finetune
@@ -229,7 +229,7 @@ def _question_source(
     records = sft_qa.qa_records(rows, tok, use_chat, raft, cfg.seed, cfg.model.reader, ft.raft_no_gold)
     drops["no_answer_or_context"] += len(rows) - len(records)
     used = {str(rec.get("question_id")) for rec in records}
-    return _Source(
+    return RecordSource(
         records,
         QA_NOTE,
         question_ids=frozenset(str(r.get("id")) for r in rows),
@@ -248,16 +248,16 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
     drops: Counter[str] = Counter()
     if fmt in ("text", "instruct"):
         pages = articles if articles is not None else load_articles(cfg)
-        src = _article_source(cfg, tok, use_chat, pages, drops, fmt)
+        src = article_source(cfg, tok, use_chat, pages, drops, fmt)
     else:
-        src = _question_source(cfg, tok, use_chat, drops, fmt == "raft")
+        src = question_source(cfg, tok, use_chat, drops, fmt == "raft")
     kept = curate(src.records, cfg, tok, drops)
     if "view_records" in src.extra:  # after de-duplication: what each view adds
         src.extra["view_records"] = dict(sorted(Counter(str(r.get("view")) for r in kept).items()))
     train: list[dict[str, str]] = []
     val: list[dict[str, str]] = []
     for rec in kept:
-        (val if in_validation(_record_text(rec), cfg.seed, ft.val_fraction) else train).append(rec)
+        (val if in_validation(record_text(rec), cfg.seed, ft.val_fraction) else train).append(rec)
     if not train:
         raise BenchError(f"no training records left for format {fmt!r} (dropped: {dict(drops)})")
     stats: dict[str, Any] = {
@@ -265,7 +265,7 @@ def build_sft_data(cfg: Config, tok: Any, use_chat: bool, articles: Iterable[Any
         "train_records": len(train),
         "val_records": len(val),
         "dropped": dict(sorted(drops.items())),
-        "train_tokens": sum(len(tok(_record_text(r), add_special_tokens=False)["input_ids"]) for r in train),
+        "train_tokens": sum(len(tok(record_text(r), add_special_tokens=False)["input_ids"]) for r in train),
         "chat_template": use_chat,
         "leakage_note": src.note,
         "training_questions": src.recorded,

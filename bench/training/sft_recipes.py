@@ -43,7 +43,7 @@ def _split(records: list[dict[str, Any]], cfg: Config) -> tuple[list[dict[str, A
     train: list[dict[str, Any]] = []
     val: list[dict[str, Any]] = []
     for rec in records:
-        key = sft_data._record_text(rec)
+        key = sft_data.record_text(rec)
         (val if sft_data.in_validation(key, cfg.seed, cfg.finetune.val_fraction) else train).append(rec)
     return train, val
 
@@ -102,7 +102,7 @@ def _page_records(
     eval_rows: list[dict[str, Any]],
     articles: Iterable[Any] | None,
     drops: Counter[str],
-) -> tuple[list[dict[str, Any]], sft_data._Source, dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], sft_data.RecordSource, dict[str, Any]]:
     """The page records (views of the pages in scope, cut to ``page_part``; ``page_chunks`` per view; then
     the augmented texts), curated so that no floor or cap drops an evaluated page's records or an augmented
     text; with the page source and the augmentation's counts (``augment``, when on)."""
@@ -113,7 +113,7 @@ def _page_records(
         return rec.get("view") == augment.VIEW or title_key(str(rec.get("title") or "")) in evaluated
 
     pages = articles if articles is not None else sft_data.load_articles(cfg)
-    src = sft_data._article_source(cfg, tok, False, pages, drops, "text", ft.page_part)
+    src = sft_data.article_source(cfg, tok, False, pages, drops, "text", ft.page_part)
     recs = [{**r, "part": "page"} for r in sft_data.curate(src.records, cfg, tok, drops, exempt=exempt)]
     if ft.page_chunks:
         recs = _first_chunks(recs, ft.page_chunks, drops)
@@ -134,11 +134,11 @@ def _page_records(
 
 def _qa_records(
     cfg: Config, tok: Any, use_chat: bool, eval_rows: list[dict[str, Any]], drops: Counter[str]
-) -> tuple[list[dict[str, Any]], sft_data._Source]:
+) -> tuple[list[dict[str, Any]], sft_data.RecordSource]:
     """The train-split QA pairs: every one the guard keeps, curated, then ``qa_pairs`` of them sampled to the
     evaluated questions' relation mix (:func:`bench.training.sft_qa.sample_pairs`, seeded)."""
     ft = cfg.finetune
-    src = sft_data._question_source(cfg, tok, use_chat, drops, raft=False, entities=True)
+    src = sft_data.question_source(cfg, tok, use_chat, drops, raft=False, entities=True)
     pool = [{**r, "part": "qa"} for r in sft_data.curate(src.records, cfg, tok, drops, cap=False)]
     mix = Counter(str(r["relation"]) for r in eval_rows if r.get("relation"))
     recs = sft_qa.sample_pairs(pool, mix, ft.qa_pairs or ft.max_records, cfg.seed)
@@ -165,7 +165,7 @@ def _token_counter(tok: Any) -> Callable[[dict[str, Any]], int]:
     lengths: dict[str, int] = {}
 
     def n_tokens(rec: dict[str, Any]) -> int:
-        text = sft_data._record_text(rec)
+        text = sft_data.record_text(rec)
         if text not in lengths:
             lengths[text] = len(tok(text, add_special_tokens=False)["input_ids"])
         return lengths[text]

@@ -131,7 +131,7 @@ def pack_text(articles: Iterable[Any], tok: Any, max_length: int, min_chars: int
             yield {"text": "\n\n".join(buf)}
 
 
-def _sentences(text: str) -> list[str]:
+def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENT_END.split(" ".join(text.split())) if s.strip()]
 
 
@@ -174,12 +174,12 @@ def titled_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]:
     for sec in art.sections:
         head = f"{art.title} — {sec.heading}:" if sec.heading else f"{art.title}:"
         budget = max_length - len(tokenize(head)) - 2
-        for body in _pack(_sentences(str(sec.text or "")), tokenize, budget, sep=" "):
+        for body in _pack(split_sentences(str(sec.text or "")), tokenize, budget, sep=" "):
             yield f"{head} {body}"
 
 
 def windows_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]:
-    sents = _sentences(str(art.text or ""))
+    sents = split_sentences(str(art.text or ""))
     if not sents:
         return
     lengths = [len(tokenize(s)) + 1 for s in sents]
@@ -193,7 +193,7 @@ def windows_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]
 
 
 def permuted_view(art: Any, tokenize: Tokenize, max_length: int) -> Iterable[str]:
-    sents = _sentences(str(art.text or ""))
+    sents = split_sentences(str(art.text or ""))
     random.Random(title_key(art.title)).shuffle(sents)
     head = f"{art.title}:"
     budget = max_length - len(tokenize(head)) - 2

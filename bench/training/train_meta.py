@@ -30,7 +30,8 @@ def precision_label(cfg: Config) -> str:
 
 def versions() -> dict[str, str]:
     return {
-        d: models._version(d) for d in ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
+        d: models.package_version(d)
+        for d in ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
     }
 
 

@@ -45,9 +45,9 @@ def test_build_throughput_vs_plain_encode(tmp_path: Path, benchmark: Any) -> Non
     corpus = _subset(tmp_path, 6)
     cfg = load_config("faquad", [f"corpus={corpus}", f"results_dir={tmp_path / 'res'}"])
     emb = make_embedder(cfg)
-    from bench.retrieval.index import _iter_articles
+    from bench.retrieval.index import index_articles
 
-    chunks = list(Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap).iter_chunks(_iter_articles(cfg)))
+    chunks = list(Chunker(cfg.index.chunk_tokens, cfg.index.chunk_overlap).iter_chunks(index_articles(cfg)))
     texts = [c.embed_text() for c in chunks]
     emb.embed_passages(texts[:4])  # warm-up
     bs = cfg.index.embed_batch_size * 4
