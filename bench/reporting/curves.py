@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.config import ALIASES
 from bench.core.machine import machine_line
 from bench.core.schema import mean_of
 from bench.eval.scoring import METRICS as REGISTRY
@@ -207,8 +208,14 @@ def provenance_caption(
 
 
 def _fixed(manifest: dict[str, Any]) -> list[str]:
+    """The sweep's fixed overrides, a deprecated key spelled as the key it now is (bench.config.ALIASES)."""
     axes = set(manifest.get("axes") or {})
-    return [o for o in manifest.get("overrides") or [] if o.split("=", 1)[0].strip() not in axes]
+    out = []
+    for o in manifest.get("overrides") or []:
+        key, _, value = o.partition("=")
+        if key.strip() not in axes:
+            out.append(f"{ALIASES.get(key.strip(), key.strip())}={value}" if value else o)
+    return out
 
 
 def summarize_curve(rows: list[dict[str, Any]]) -> list[str]:
