@@ -126,7 +126,7 @@ def test_index_reads_the_articles_artifact_not_the_xml(
     def no_xml(*args: object, **kwargs: object) -> None:
         raise AssertionError("the XML was parsed again")
 
-    monkeypatch.setattr(corpus, "_article_pages", no_xml)
+    monkeypatch.setattr(corpus, "article_pages", no_xml)
     info = index.build_index(cfg)
     assert info.points_total == info.chunks > 0
 
