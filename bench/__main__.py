@@ -9,7 +9,6 @@ import argparse
 import errno
 import importlib.metadata
 import logging
-import os
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from bench.cli_help import epilog as _epilog
 from bench.cli_judge import add_judge
 from bench.config import BenchError, profiles
 from bench.config_checks import DEVICES
+from bench.environment import configure_env
 
 log = logging.getLogger("bench")
 
@@ -274,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    configure_env()
     try:
         return int(args.fn(args))
     except BenchError as exc:

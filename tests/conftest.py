@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.environment import configure_env
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["RAGAS_DO_NOT_TRACK"] = "true"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+configure_env()  # the suite's entry point, as the CLI's main is the command line's
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -91,7 +91,16 @@ def test_the_tree_reads_like_the_pipeline() -> None:
         "config",
         "config_checks",
     }
-    foundation |= {"config_sections", "errors", "io", "model_registry", "offline", "recipe_keys", "weights"}
+    foundation |= {
+        "config_sections",
+        "environment",
+        "errors",
+        "io",
+        "model_registry",
+        "offline",
+        "recipe_keys",
+    }
+    foundation |= {"weights"}
     assert top == foundation, top
     stages = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
     assert {"core", "ingest", "retrieval", "training", "generation", "eval", "reporting"} <= stages, stages
@@ -160,7 +169,8 @@ def test_known_two_way_pairs_are_still_there() -> None:
 
 # The floors of the house, bottom up: a package imports only its own floor or the floors below it.
 LAYERS = {
-    "ground": {"__init__", "artifacts", "config", "config_checks", "config_sections", "errors", "io"}
+    "ground": {"__init__", "artifacts", "config", "config_checks", "config_sections", "environment", "errors"}
+    | {"io"}
     | {"model_registry", "recipe_keys", "weights"},
     "vocabulary": {"core"},
     "stages": {"ingest", "retrieval", "training", "generation", "questions"},
@@ -276,3 +286,17 @@ def test_no_module_imports_a_private_name_of_another() -> None:
             ):
                 found.append(f"{path.relative_to(root)}:{node.lineno} uses {node.value.id}.{node.attr}")
     assert found == []
+
+
+def test_the_environment_is_configured_in_one_place() -> None:
+    """Process-wide defaults (RAGAS_DO_NOT_TRACK, TOKENIZERS_PARALLELISM): set by bench.environment only."""
+    root = Path(__file__).resolve().parents[1] / "bench"
+    setters = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if any(
+            f'"{v}"' in p.read_text(encoding="utf-8")
+            for v in ("RAGAS_DO_NOT_TRACK", "TOKENIZERS_PARALLELISM")
+        )
+    )
+    assert setters == ["environment.py"]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError, Config, load_config
+from bench.errors import BackendError
 from bench.eval import answer_loop, runner
 from bench.eval.stages import Stages
 from bench.generation.base import Generation
@@ -72,7 +73,7 @@ class BatchingFakeGenerator(FakeGenerator):
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         if self.poison and self.poison in messages[-1]["content"]:
-            raise BenchError("poisoned question")
+            raise BackendError("poisoned question")
         return super().generate(messages, max_new_tokens)
 
     def generate_batch(self, batch: list[list[dict[str, str]]], max_new_tokens: int) -> list[Generation]:
@@ -378,7 +379,7 @@ def test_consecutive_failures_stop_the_run_with_the_first_error(tmp_path: Path) 
         TimeoutError("slow"),  # a streak of 1, broken by the answer after it
         None,
         ConnectionError("server down"),
-        BenchError("HTTP 503 from server"),
+        BackendError("HTTP 503 from server"),
         RuntimeError("CUDA out of memory"),
     ]
     with pytest.raises(
@@ -390,11 +391,20 @@ def test_consecutive_failures_stop_the_run_with_the_first_error(tmp_path: Path) 
 
 
 def test_scattered_failures_and_cap_zero_never_stop(tmp_path: Path) -> None:
-    errors: list[BaseException | None] = [BenchError("x"), None] * 4
+    errors: list[BaseException | None] = [BackendError("x"), None] * 4
     rows = read_answers(_run_flaky(tmp_path, 8, errors, "run.max_consecutive_errors=2"))
     assert [r["error"] is not None for r in rows] == [True, False] * 4
     rows = read_answers(_run_flaky(tmp_path / "b", 6, [OSError("disk")] * 6, "run.max_consecutive_errors=0"))
     assert all("OSError: disk" in r["error"] for r in rows)
+
+
+def test_a_user_error_for_one_question_stops_the_run_a_backend_error_does_not(tmp_path: Path) -> None:
+    """The error hierarchy: a BenchError (the user's to fix) stops the run with its line; a BackendError
+    (one request failed) becomes that question's error row."""
+    with pytest.raises(BenchError, match="bad question file"):
+        _run_flaky(tmp_path, 2, [BenchError("bad question file")])
+    rows = read_answers(_run_flaky(tmp_path / "b", 2, [BackendError("HTTP 503"), None]))
+    assert [r["error"] for r in rows] == ["BackendError: HTTP 503", None]
 
 
 @pytest.mark.parametrize("bug", [TypeError("bad argument"), KeyError("text"), NotImplementedError("todo")])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.config import BenchError
+from bench.errors import BackendError
 from bench.eval.runstate import question_hash
 from bench.eval.variants import VariantSpec, record_of
 
@@ -19,12 +20,13 @@ __all__ = ["QUESTION_ERRORS", "RunStopped", "answer_into", "is_question_error"]
 
 
 #: What one question may fail with without it being a bug, so that the run records an error row (retried on
-#: the next run) and goes on: the backends' own errors (BenchError: an HTTP error after the openai
-#: backend's retries, a prompt over llama.cpp's n_ctx, a malformed stream), I/O, connection errors and
+#: the next run) and goes on: the backends' own errors (BackendError: an HTTP error after the openai
+#: backend's retries, a prompt over llama.cpp's n_ctx, a malformed stream; any other BenchError is a user
+#: error, which stops the run with one line), I/O, connection errors and
 #: timeouts (OSError: ConnectionError, TimeoutError), the engines' runtime failures (RuntimeError: torch's
 #: out-of-memory and NaN/inf sampling, llama.cpp decode errors) and MemoryError. Anything else (TypeError,
 #: KeyError, ValueError, ... and NotImplementedError/RecursionError, RuntimeErrors that are bugs) propagates.
-QUESTION_ERRORS: tuple[type[Exception], ...] = (BenchError, OSError, RuntimeError, MemoryError)
+QUESTION_ERRORS: tuple[type[Exception], ...] = (BackendError, OSError, RuntimeError, MemoryError)
 
 
 class RunStopped(BenchError):

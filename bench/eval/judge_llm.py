@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.config import BenchError, JudgeConfig
+from bench.environment import configure_env
 
 METRICS = ("answer_correctness", "faithfulness")
 #: The raw completions of the verdict being computed (one list per judged answer and metric).
@@ -67,7 +68,7 @@ def make_metrics(jc: JudgeConfig) -> dict[str, Any]:
             if unknown
             else "judge: set judge.model (and judge.base_url) to the OpenAI-compatible judge's model name"
         )
-    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    configure_env()
     with warnings.catch_warnings():  # ragas 0.4 marks these metrics and the wrapper deprecated (for v1.0)
         warnings.simplefilter("ignore", DeprecationWarning)
         from langchain_openai import ChatOpenAI

@@ -15,12 +15,12 @@ ragas is imported lazily (≈ 2–4 s, ≈ 240 MB); its telemetry is switched of
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 from bench.core.metrics import normalize_pt
+from bench.environment import configure_env
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ RAGAS_METRICS = ANSWER_METRICS + CONTEXT_METRICS
 
 @cache
 def _scorers() -> dict[str, Any]:
-    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    configure_env()
     logging.getLogger("absl").setLevel(logging.WARNING)  # rouge_score: "Using default tokenizer." per call
     try:
         from ragas.metrics import _NonLLMContextRecall

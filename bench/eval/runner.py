@@ -123,7 +123,6 @@ def run(
     ``i::n`` into this shard's cache (bench.eval.shards). Under a launcher every rank then meets at a barrier
     and rank 0 merges; with an explicit ``--shard`` ``bench merge`` does.
     """
-    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     stages = stages or default_stages()
     shard = shard or shard_from_env()
     if not cfg.run.variants:

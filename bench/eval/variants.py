@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.config import BenchError, Config
 from bench.core.prompts import build_messages, first_line, format_passage, get_reader
+from bench.errors import BackendError
 from bench.eval import contexts
 from bench.eval.baselines import BASELINES, Baseline
 from bench.eval.contexts import Reading, RetrieverLike
@@ -223,7 +224,7 @@ class PromptVariant:
         else:
             gens = list(batch_fn(messages, self.max_new_tokens))
         if len(gens) != len(rows):
-            raise BenchError(f"variant {self.name}: generate_batch returned {len(gens)} of {len(rows)}")
+            raise BackendError(f"variant {self.name}: generate_batch returned {len(gens)} of {len(rows)}")
         return [result(g, i) for i, g in enumerate(gens)]
 
 

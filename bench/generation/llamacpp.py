@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config
+from bench.errors import BackendError
 from bench.generation.base import (
     Generation,
     Generator,
@@ -162,7 +163,7 @@ class LlamaCppGenerator:
         tokens = self.tokens_for(messages)
         n_ctx = self.cfg.model.n_ctx
         if len(tokens) + max_new_tokens > n_ctx:
-            raise BenchError(f"prompt of {len(tokens)} tokens + {max_new_tokens} new exceeds n_ctx={n_ctx}")
+            raise BackendError(f"prompt of {len(tokens)} tokens + {max_new_tokens} new exceeds n_ctx={n_ctx}")
         sh = self.shared
         sh.use_adapter(self.use_adapter)
         sh.llm.reset()

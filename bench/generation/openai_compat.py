@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from bench.config import BenchError, Config
+from bench.errors import BackendError
 from bench.generation.base import Generation, check_messages, versions
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class OpenAIGenerator:
                 choices = event.get("choices") or [{}]
                 delta = (choices[0].get("delta") or {}).get("content") or ""
             except (ValueError, AttributeError, IndexError) as exc:
-                raise BenchError(f"malformed stream event from {self.url}: {data[:200]}") from exc
+                raise BackendError(f"malformed stream event from {self.url}: {data[:200]}") from exc
             yield str(delta), event
 
     def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Gen[str, None, Generation]:
@@ -207,7 +208,7 @@ class OpenAIGenerator:
                         continue
                     if resp.status_code >= 400:
                         resp.read()
-                        raise BenchError(f"HTTP {resp.status_code} from {url}: {resp.text[:200]}")
+                        raise BackendError(f"HTTP {resp.status_code} from {url}: {resp.text[:200]}")
                     usage: dict[str, Any] = {}
                     ttft, reason = 0.0, "stop"
                     for delta, event in self._stream_chunks(resp):
@@ -226,8 +227,8 @@ class OpenAIGenerator:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 error = f"{type(exc).__name__} after {oc.timeout_s:g}s timeout: {exc}"
                 if parts:  # text was already shown: a retry would repeat it
-                    raise BenchError(f"{self.backend} backend: stream broke off: {error}") from exc
-        raise BenchError(f"{self.backend} backend: {error}")
+                    raise BackendError(f"{self.backend} backend: stream broke off: {error}") from exc
+        raise BackendError(f"{self.backend} backend: {error}")
 
     def info(self) -> dict[str, Any]:
         return {
