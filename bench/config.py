@@ -1,8 +1,8 @@
 """Frozen dataclass configuration, loaded from TOML and overridable with ``--set key=value``.
 
 Every stage reads one :class:`Config`. Sections mirror the stages (``[ingest]``, ``[index]``,
-``[model]``, ``[finetune]``, ``[run]``, ``[openai]``; their dataclasses live in :mod:`bench.config_sections`
-and are importable from here); top-level keys are shared by all of them.
+``[model]``, ``[finetune]``, ``[run]``, ``[openai]``, ``[tracking]``; their dataclasses live in
+:mod:`bench.config_sections` and are importable from here); top-level keys are shared by all of them.
 ``--set`` accepts either a dotted key (``index.k=5``) or a bare key that names exactly one field
 (``k=5``, ``variants=base,rag``, ``device=cuda``).
 """
@@ -26,6 +26,7 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     ModelConfig,
     OpenAIConfig,
     RunConfig,
+    TrackingConfig,
     VllmConfig,
 )
 from bench.errors import BenchError  # re-exported: callers import it from here
@@ -60,6 +61,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured input path: absolute as is, relative to :func:`data_root` otherwise."""
@@ -243,10 +245,15 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
+# Settings that never change a result: a run's hash (and its default run id) is the same with any of them.
+UNHASHED = ("profile", "tracking")
+
+
 def config_hash(cfg: Config, sections: tuple[str, ...] | None = None) -> str:
     """Hash of the effective config, or of only the named sections/top-level keys."""
     d = config_to_dict(cfg)
-    d.pop("profile", None)
+    for key in UNHASHED:
+        d.pop(key, None)
     if sections is not None:
         d = {k: d[k] for k in sections}
     return stable_hash(d)
