@@ -19,13 +19,16 @@ log = logging.getLogger("bench")
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.dist import bind_local_device, pick_shard
     from bench.eval import runner
+    from bench.tracking.track import track_run
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
-    run_dir = runner.run(_cfg(args), out_dir=Path(args.output) if args.output else None, shard=shard)
+    cfg = _cfg(args)
+    run_dir = runner.run(cfg, out_dir=Path(args.output) if args.output else None, shard=shard)
     if shard.sharded and not (shard.launched and shard.index == 0):
         print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
     else:
+        track_run(cfg, run_dir)  # MLflow (tracking.*): once per content, a cached rerun logs nothing
         print(f"results: {run_dir}")
     return 0
 
@@ -53,6 +56,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from bench import artifacts
     from bench.core.dist import artifact_lock, shard_from_env, warn_one_process_launch
+    from bench.tracking.track import track_finetune
     from bench.training import finetune
 
     warn_one_process_launch()
@@ -72,6 +76,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     else:  # beside other processes that may build the same adapter (a run, a sweep job): take turns
         with artifact_lock(cfg.results_path, "finetune", artifacts.adapter(cfg).key):
             out = finetune.run_finetune(cfg)
+    if shard_from_env().index == 0:  # rank 0 logs the adapter (MLflow), once per adapter key
+        track_finetune(cfg, Path(out))
     print(f"adapter: {out}")
     return 0
 
@@ -80,6 +86,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard caches: the run's own config (cache/config.toml) unless --profile/--set are given."""
     from bench.config_checks import resolve_device
     from bench.eval import shards
+    from bench.tracking.track import track_run
 
     run_dirs = [Path(d) for d in args.run_dirs]
     for d in run_dirs:
@@ -89,5 +96,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
     cfg = resolve_device(load_config(args.config, _overrides(args))) if flags else None
     cfg = shards.load_merge_config(run_dirs, cfg)
     out = shards.merge(cfg, run_dirs, Path(args.output) if args.output else None)
+    track_run(cfg, Path(out))
     print(f"results: {out}")
     return 0
