@@ -39,6 +39,7 @@ def _inputs(cfg: Config, command: str) -> list[str]:
         "run": ["corpus", "questions"],
         "ask": ["corpus", "questions"],
         "chat": ["corpus"],
+        "export": ["questions"],
     }.get(command, [])
     trains = command == "finetune" or (command == "run" and {"ft", "ft_rag"} & set(cfg.run.variants))
     if trains and cfg.finetune.scope == "question_pages":

@@ -1,5 +1,6 @@
 """The command bodies of the stages that run over several processes: ``bench run`` / ``bench index`` (with
-``--shard`` or under a launcher), ``bench finetune`` (under accelerate/torchrun) and ``bench merge``.
+``--shard`` or under a launcher), ``bench finetune`` (under accelerate/torchrun) and ``bench merge``; and
+``bench export`` (HF datasets, lm-eval tasks: bench/export).
 
 Kept beside :mod:`bench.cli` (which holds the other stages) so that each stays a readable size.
 """
@@ -98,4 +99,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
     out = shards.merge(cfg, run_dirs, Path(args.output) if args.output else None)
     track_run(cfg, Path(out))
     print(f"results: {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.export.hf import export
+
+    run_dir = Path(args.run) if args.run else None
+    if run_dir is not None and not (run_dir / "answers.jsonl").exists():
+        raise BenchError(f"--run {run_dir}: no answers.jsonl (a finished `bench run` directory)")
+    out = export(_cfg(args), Path(args.output), run_dir)
+    print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in out.items()}, indent=2))
     return 0

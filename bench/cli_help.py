@@ -71,6 +71,10 @@ EXAMPLES: dict[str | None, list[str]] = {
         "python -m bench report                       # every run under results/runs",
         "python -m bench report results/runs/smoke -o smoke.md",
     ],
+    "export": [
+        "python -m bench export --profile smoke -o export/smoke   # questions: HF dataset + lm-eval tasks",
+        "python -m bench export --profile smoke --run results/runs/smoke -o export/smoke   # + its answers",
+    ],
     "check": [
         "python -m bench check --baseline results/baseline/smoke.json results/runs/smoke",
     ],

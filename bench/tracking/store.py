@@ -68,8 +68,10 @@ class Tracker:
     """The MLflow client for one tracking URI (with a deadline on every request to a server)."""
 
     def __init__(self, tc: TrackingConfig, results: Path) -> None:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(tc.timeout_s))))
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        # a server that does not answer fails within ~3 timeouts (2 retries, 1 s then 2 s apart), never hangs
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(tc.timeout_s)))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         from mlflow import MlflowClient
 
         self.uri = tracking_uri(tc, results)
