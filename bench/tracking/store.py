@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 CONTENT_TAG = "bench.content_key"
 MAX_PARAM_CHARS = 500  # MLflow 2.0 servers accept 500 characters per param value, newer ones 6000
 BATCH = 100  # params/tags per log_batch request (MLflow's limit), metrics go 1000 at a time
+KIND = "custom_model_development"  # the UI opens such an experiment on its training-runs view
 _BAD_KEY = re.compile(r"[^\w./\- :]")
 
 
@@ -84,9 +85,8 @@ class Tracker:
         """The experiment called ``name`` (created, or restored when it was deleted)."""
         exp = self.client.get_experiment_by_name(name)
         if exp is None:
-            return str(
-                self.client.create_experiment(name, artifact_location=artifact_location(self.uri, name))
-            )
+            where = artifact_location(self.uri, name)
+            return str(self.client.create_experiment(name, where, tags={"mlflow.experimentKind": KIND}))
         if exp.lifecycle_stage == "deleted":
             self.client.restore_experiment(exp.experiment_id)
         return str(exp.experiment_id)
