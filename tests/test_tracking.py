@@ -223,3 +223,24 @@ def test_store_location_and_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     tracker = Tracker(cfg.tracking, cfg.results_path)
     exp = tracker.client.get_experiment(tracker.experiment_id("x/sweep/y"))
     assert exp.artifact_location == (tmp_path / "mlartifacts" / "x-sweep-y").as_uri()
+
+
+def test_bench_finetune_logs_the_trainers_loss_curve_once(
+    tmp_path: Path, tiny_model_dir: Path, tiny_dump: Path, store: str
+) -> None:
+    """The real CLI and trainer: the MLflow series train/loss is the trainer's logged losses (8 steps)."""
+    sets = [f"model.name={tiny_model_dir}", f"corpus={tiny_dump}", f"results_dir={tmp_path / 'results'}",
+            "min_text_chars=10", "finetune.max_length=64", "finetune.batch_size=2", "max_steps=8",
+            "logging_steps=1", "save_steps=4", "learning_rate=0.005", "warmup_steps=0", "lora_r=8",
+            "val_fraction=0", "finetune.scope=corpus", "finetune.epochs=0", "finetune.bf16=false",
+            "finetune.probe=false", f"tracking.uri={store}", "tracking.experiment=t-ft-cli"]  # fmt: skip
+    argv = ["finetune", "--profile", "faquad", *(x for s in sets for x in ("--set", s))]
+    assert main(argv) == 0
+    (adapter,) = (tmp_path / "results" / "finetune").iterdir()
+    meta = json.loads((adapter / "train_metadata.json").read_text(encoding="utf-8"))
+    df = runs(store, "t-ft-cli")
+    assert len(df) == 1 and df["tags.bench.artifact.finetune"][0] == adapter.name
+    history = mlflow.MlflowClient(store).get_metric_history(str(df["run_id"][0]), "train/loss")
+    got = [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)]
+    assert got == [(p["step"], p["loss"]) for p in meta["loss_curve"]] and len(got) == 8
+    assert main(argv) == 0 and len(runs(store, "t-ft-cli")) == 1  # the adapter is cached: nothing new
