@@ -41,7 +41,7 @@ help:
 # Optional parts, e.g. EXTRAS=llamacpp (the llama.cpp backend: a source build of several minutes).
 EXTRAS ?=
 
-# Every install is constrained by the committed lock (pip and uv then resolve the same 165 packages).
+# Every install is constrained by the committed lock (pip and uv then resolve the same 208 packages).
 LOCK := requirements/lock.txt
 PIP_INSTALL = $(PY) -m pip install $(FIND_LINKS) -c $(LOCK)
 

@@ -28,7 +28,7 @@ from bench.cli import (
     cmd_retrieve_eval,
     cmd_sweep,
 )
-from bench.cli_dist import cmd_finetune, cmd_index, cmd_merge, cmd_run
+from bench.cli_dist import cmd_export, cmd_finetune, cmd_index, cmd_merge, cmd_run
 from bench.cli_help import FORMATTER as _FORMATTER
 from bench.cli_help import epilog as _epilog
 from bench.cli_judge import add_judge
@@ -152,13 +152,9 @@ def _add_eval(add: _Adder) -> None:
     p.add_argument("--variants", default=None, help="comma-separated (default: the profile's run.variants)")
     p.add_argument("--qid", default=None, help="a question id from the profile's question file (gold shown)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p = add(
-        "chat", cmd_chat, "interactive chat with one variant, answers streamed (cached index/adapter only)"
-    )
+    p = add("chat", cmd_chat, "interactive chat with one variant, streamed (cached index/adapter only)")
     p.add_argument("--variant", default="rag", help="variant to start with (/variant NAME switches)")
-    p.add_argument(
-        "--max-new-tokens", type=int, default=0, help="answer length (default: model.max_new_tokens)"
-    )
+    p.add_argument("--max-new-tokens", type=int, default=0, help="answer length (0: model.max_new_tokens)")
 
 
 def _add_questions(add: _Adder) -> None:
@@ -228,6 +224,9 @@ def _add_report(add: _Adder) -> None:
     )
     p.add_argument("run_dirs", nargs="+", help="run directories, or folders holding them (results/sweeps/X)")
     p.add_argument("--dry-run", action="store_true", help="print the before/after headlines only")
+    p = add("export", cmd_export, "the question set (+ a run's answers) as a HF dataset and lm-eval tasks")
+    p.add_argument("--run", default=None, help="a run directory of this profile: its answers.jsonl too")
+    _output(p, "folder to write: OUT/hf (datasets), OUT/lm_eval (task folder)", required=True)
     p = add(
         "check", cmd_check, "compare a run with a baseline; exit 1 on a regression of a stable metric", False
     )

@@ -39,6 +39,7 @@ def _inputs(cfg: Config, command: str) -> list[str]:
         "run": ["corpus", "questions"],
         "ask": ["corpus", "questions"],
         "chat": ["corpus"],
+        "export": ["questions"],
     }.get(command, [])
     trains = command == "finetune" or (command == "run" and {"ft", "ft_rag"} & set(cfg.run.variants))
     if trains and cfg.finetune.scope == "question_pages":
@@ -155,19 +156,25 @@ def cmd_retrieve_eval(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.eval import sweep
+    from bench.tracking.track import track_sweep
 
     ref = Path(args.reference) if args.reference else None
     root = sweep.run_sweep(args.config, cli_overrides(args), args.name, reference=ref)
+    track_sweep(
+        sweep.plan(args.config, cli_overrides(args))[0]["cfg"], root
+    )  # one experiment, a run per point
     print(f"sweep: {root} (render: python -m bench report --sweep {root})")
     return 0
 
 
 def cmd_rag_sweep(args: argparse.Namespace) -> int:
     from bench.eval import rag_sweep
+    from bench.tracking.track import track_sweep
 
     root = rag_sweep.run_rag_sweep(
         args.config, cli_overrides(args), args.name, variant=args.variant, report_limit=args.report_limit
     )
+    track_sweep(load_config(args.config, cli_overrides(args)), root)
     print(f"rag-sweep: {root / rag_sweep.SETTINGS}")
     return 0
 

@@ -1,5 +1,6 @@
 """The command bodies of the stages that run over several processes: ``bench run`` / ``bench index`` (with
-``--shard`` or under a launcher), ``bench finetune`` (under accelerate/torchrun) and ``bench merge``.
+``--shard`` or under a launcher), ``bench finetune`` (under accelerate/torchrun) and ``bench merge``; and
+``bench export`` (HF datasets, lm-eval tasks: bench/export).
 
 Kept beside :mod:`bench.cli` (which holds the other stages) so that each stays a readable size.
 """
@@ -19,6 +20,7 @@ log = logging.getLogger("bench")
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.dist import bind_local_device, pick_shard
     from bench.eval import runner
+    from bench.tracking.track import track_run
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
@@ -29,6 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if shard.sharded and not (shard.launched and shard.index == 0):
         print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
     else:
+        track_run(cfg, run_dir)  # MLflow (tracking.*): once per content, a cached rerun logs nothing
         print(f"results: {run_dir}")
         if cfg.judge.enabled:  # LLM-judged metrics beside the run's own (off by default; bench/eval/judge.py)
             from bench.eval.judge import judge_run
@@ -60,6 +63,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from bench import artifacts
     from bench.core.dist import artifact_lock, shard_from_env, warn_one_process_launch
+    from bench.tracking.track import track_finetune
     from bench.training import finetune
 
     warn_one_process_launch()
@@ -79,6 +83,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     else:  # beside other processes that may build the same adapter (a run, a sweep job): take turns
         with artifact_lock(cfg.results_path, "finetune", artifacts.adapter(cfg).key):
             out = finetune.run_finetune(cfg)
+    if shard_from_env().index == 0:  # rank 0 logs the adapter (MLflow), once per adapter key
+        track_finetune(cfg, Path(out))
     print(f"adapter: {out}")
     return 0
 
@@ -87,6 +93,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard caches: the run's own config (cache/config.toml) unless --profile/--set are given."""
     from bench.config_checks import resolve_device
     from bench.eval import shards
+    from bench.tracking.track import track_run
 
     run_dirs = [Path(d) for d in args.run_dirs]
     for d in run_dirs:
@@ -96,5 +103,19 @@ def cmd_merge(args: argparse.Namespace) -> int:
     cfg = resolve_device(load_config(args.config, cli_overrides(args))) if flags else None
     cfg = shards.load_merge_config(run_dirs, cfg)
     out = shards.merge(cfg, run_dirs, Path(args.output) if args.output else None)
+    track_run(cfg, Path(out))
     print(f"results: {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.export.hf import export
+
+    run_dir = Path(args.run) if args.run else None
+    if run_dir is not None and not (run_dir / "answers.jsonl").exists():
+        raise BenchError(f"--run {run_dir}: no answers.jsonl (a finished `bench run` directory)")
+    out = export(load_cli_config(args), Path(args.output), run_dir)
+    print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in out.items()}, indent=2))
     return 0

@@ -75,6 +75,10 @@ EXAMPLES: dict[str | None, list[str]] = {
         "python -m bench judge results/runs/open --set judge.base_url=http://127.0.0.1:8000/v1 "
         "--set judge.model=NAME",
     ],
+    "export": [
+        "python -m bench export --profile smoke -o export/smoke   # questions: HF dataset + lm-eval tasks",
+        "python -m bench export --profile smoke --run results/runs/smoke -o export/smoke   # + its answers",
+    ],
     "check": [
         "python -m bench check --baseline results/baseline/smoke.json results/runs/smoke",
     ],

@@ -1,8 +1,8 @@
 """Frozen dataclass configuration, loaded from TOML and overridable with ``--set key=value``.
 
 Every stage reads one :class:`Config`. Sections mirror the stages (``[ingest]``, ``[index]``,
-``[model]``, ``[finetune]``, ``[run]``, ``[openai]``; their dataclasses live in :mod:`bench.config_sections`
-and are importable from here); top-level keys are shared by all of them.
+``[model]``, ``[finetune]``, ``[run]``, ``[openai]``, ``[tracking]``; their dataclasses live in
+:mod:`bench.config_sections` and are importable from here); top-level keys are shared by all of them.
 ``--set`` accepts either a dotted key (``index.k=5``) or a bare key that names exactly one field
 (``k=5``, ``variants=base,rag``, ``device=cuda``).
 """
@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,16 @@ from bench.config_sections import (  # the section dataclasses, importable from 
     ModelConfig,
     OpenAIConfig,
     RunConfig,
+    TrackingConfig,
     VllmConfig,
 )
 from bench.errors import BenchError  # re-exported: callers import it from here
+from bench.profiles import ALIASES, CONFIG_DIR, profile_path, profiles, read_profile  # noqa: F401 (re-exported)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-CONFIG_DIR = PACKAGE_DIR / "configs"  # the bundled profiles: package data, found in a wheel too
 # The source checkout (git state in run manifests only). Inputs and outputs never resolve against it: an
 # installed package lives in site-packages.
 REPO_ROOT = PACKAGE_DIR.parent
-# Deprecated spellings, still read (with a warning) so old profiles and commands keep working: name → key.
-ALIASES = {"finetune.train_format": "finetune.recipe"}
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +64,7 @@ class Config:
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured input path: absolute as is, relative to :func:`data_root` otherwise."""
@@ -192,62 +191,10 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     return Config(**kwargs)
 
 
-def profiles() -> list[str]:
-    """The bundled profile names (``bench/configs/*.toml``, package data)."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
-
-
-def profile_path(name_or_path: str) -> Path:
-    """A profile name (bundled) or a TOML file (relative to the current directory)."""
-    p = Path(name_or_path).expanduser()
-    if p.suffix == ".toml" or p.exists():
-        return p
-    return CONFIG_DIR / f"{name_or_path}.toml"
-
-
-def _read_profile(path: str | Path | None, chain: tuple[Path, ...] = ()) -> tuple[Path, dict[str, Any]]:
-    """A profile's TOML merged over the profile it ``extends`` (none: the dataclass defaults, which are the
-    default profile), with deprecated keys renamed."""
-    p = profile_path(str(path)) if path else CONFIG_DIR / "default.toml"
-    if not p.exists():
-        if p.parent == CONFIG_DIR:
-            raise BenchError(
-                f"unknown profile {str(path)!r}; profiles: {', '.join(profiles())} (or a .toml file)"
-            )
-        raise BenchError(f"config file not found: {p}" + (f" (extended by {chain[-1]})" if chain else ""))
-    if p.resolve() in chain:
-        raise BenchError(f"{p}: 'extends' loops back ({' → '.join(map(str, chain))} → {p})")
-    try:
-        raw: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchError(f"{p}: invalid TOML: {exc}") from exc
-    for old, new in ALIASES.items():  # a profile that still spells a key the old way: "recipe or alias"
-        sec, name = old.split(".", 1)
-        table = raw.get(sec)
-        if isinstance(table, dict) and name in table:
-            log.warning("%s: %s is deprecated: use %s (same adapter key)", p, old, new)
-            value, current = table.pop(name), new.split(".", 1)[1]
-            if not table.get(current):
-                table[current] = value
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return p, raw
-    if not isinstance(parent, str):
-        raise BenchError(f"{p}: 'extends' names one profile (a string), got {parent!r}")
-    base = _read_profile(parent, (*chain, p.resolve()))[1]
-    base.pop("profile", None)
-    for key, value in raw.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = {**base[key], **value}
-        else:
-            base[key] = value
-    return p, base
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a profile (name such as ``smoke`` or a TOML path; ``extends = "other"`` inherits) and apply
     ``key=value`` overrides."""
-    p, raw = _read_profile(path)
+    p, raw = read_profile(path)
     raw.setdefault("profile", p.stem)
     for item in overrides or []:
         if "=" not in item:
@@ -288,10 +235,15 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
+# Settings that never change a result: a run's hash (and its default run id) is the same with any of them.
+UNHASHED = ("profile", "tracking")
+
+
 def config_hash(cfg: Config, sections: tuple[str, ...] | None = None) -> str:
     """Hash of the effective config, or of only the named sections/top-level keys."""
     d = config_to_dict(cfg)
-    d.pop("profile", None)
+    for key in UNHASHED:
+        d.pop(key, None)
     if sections is not None:
         d = {k: d[k] for k in sections}
     return stable_hash(d)

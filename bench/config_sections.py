@@ -1,5 +1,6 @@
 """The settings of each stage: one frozen dataclass per TOML section (``[ingest]``, ``[index]``, ``[model]``,
-``[finetune]``, ``[run]``, ``[openai]``, ``[vllm]``, ``[judge]``).
+``[finetune]``, ``[run]``, ``[openai]``, ``[vllm]``, ``[judge]``,
+``[tracking]``).
 
 :class:`bench.config.Config` holds one of each beside the top-level keys; import them from
 :mod:`bench.config`, which re-exports them beside the loader. The defaults here equal
@@ -208,3 +209,16 @@ class JudgeConfig:
     timeout_s: float = 120.0  # per judge request
     max_retries: int = 2  # per judge request (the openai client's own retries)
     concurrency: int = 4  # judged answers in flight
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow experiment tracking (docs/tracking.md). Never changes an answer: not part of any key or of
+    ``config_hash``."""
+
+    enabled: bool = True  # log every run, fine-tuning and sweep point that finishes
+    # "" = $MLFLOW_TRACKING_URI if set, else sqlite:///<results_dir>/mlflow.db (no server); or any MLflow URI
+    uri: str = ""
+    experiment: str = "ptwiki-bench"  # runs and fine-tunings; a sweep is "<experiment>/sweep/<name>"
+    artifacts: bool = True  # scores.json, answers.jsonl, the run's REPORT.md and plots, train_metadata.json
+    timeout_s: float = 30.0  # one request to an MLflow server (then 2 retries)
