@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.variant_specs import DEFAULT_RUN
+
 
 @dataclass(frozen=True)
 class IngestConfig:
@@ -129,20 +131,7 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    variants: tuple[str, ...] = (
-        "base",
-        "rag",
-        "ft",
-        "ft_rag",
-        "oracle",
-        "oracle_page",
-        "echo",
-        "prior",
-        "picker_oracle",
-        "picker_rag",
-        "span_oracle",
-        "span_rag",
-    )
+    variants: tuple[str, ...] = DEFAULT_RUN  # bench.variant_specs
     bootstrap_samples: int = 10000
     run_name: str = ""  # empty = derived from profile and config hash
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)

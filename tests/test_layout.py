@@ -100,7 +100,7 @@ def test_the_tree_reads_like_the_pipeline() -> None:
         "offline",
         "recipe_keys",
     }
-    foundation |= {"profiles", "weights"}
+    foundation |= {"profiles", "variant_specs", "weights"}
     assert top == foundation, top
     stages = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
     assert {"core", "ingest", "retrieval", "training", "generation", "eval", "reporting"} <= stages, stages
@@ -171,7 +171,7 @@ def test_known_two_way_pairs_are_still_there() -> None:
 LAYERS = {
     "ground": {"__init__", "artifacts", "config", "config_checks", "config_sections", "environment", "errors"}
     | {"io", "profiles"}
-    | {"model_registry", "recipe_keys", "weights"},
+    | {"model_registry", "recipe_keys", "variant_specs", "weights"},
     "vocabulary": {"core"},
     "stages": {"ingest", "retrieval", "training", "generation", "questions"},
     "orchestration": {"eval", "reporting", "tracking", "export"},
@@ -300,3 +300,29 @@ def test_the_environment_is_configured_in_one_place() -> None:
         )
     )
     assert setters == ["environment.py"]
+
+
+def test_variant_metadata_is_defined_once() -> None:
+    """Labels, colours and the report order live on the specs in bench/variant_specs.py: any other module
+    with a dict literal mapping three or more variant names to strings, or a literal list of eight or more
+    of them, is a second definition that would drift."""
+    import ast
+
+    from bench.variant_specs import VARIANTS
+
+    root = Path(__file__).resolve().parents[1] / "bench"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "variant_specs.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict):
+                names = [k.value for k in node.keys if isinstance(k, ast.Constant) and k.value in VARIANTS]
+                texts = all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in node.values)
+                if len(names) >= 3 and texts:  # labels or colours (not a name → function registry)
+                    found.append(f"{path.relative_to(root)}:{node.lineno} dict keyed by {names}")
+            elif isinstance(node, ast.Tuple | ast.List):
+                names = [e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in VARIANTS]
+                if len(names) >= 8:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} list of {len(names)} variants")
+    assert found == []

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_registry_covers_the_model_variants_and_the_baselines() -> None:
-    baselines = ["echo", "prior", "picker_oracle", "picker_rag", "span_oracle", "span_rag"]
+    baselines = ["echo", "prior", "picker_rag", "picker_oracle", "span_rag", "span_oracle"]  # report order
     models = ["base", "rag", "ft", "ft_rag", "oracle", "oracle_page", "rag_cf", "ft_rag_cf"]
     assert list(VARIANTS) == [*models, *baselines]
     assert [n for n, s in VARIANTS.items() if s.retrieves] == [

@@ -15,11 +15,9 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.io import read_json
+from bench.variant_specs import ORDER
 
-VARIANT_ORDER = (
-    "base", "rag", "ft", "ft_rag", "oracle", "oracle_page", "rag_cf", "ft_rag_cf",
-    "echo", "prior", "picker_rag", "picker_oracle", "span_rag", "span_oracle",
-)  # fmt: skip
+VARIANT_ORDER = ORDER  # bench.variant_specs: the one report order
 
 
 @dataclass(frozen=True)

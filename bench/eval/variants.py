@@ -37,6 +37,7 @@ from bench.eval import contexts
 from bench.eval.baselines import BASELINES, Baseline
 from bench.eval.contexts import Reading, RetrieverLike
 from bench.eval.train_answers import TrainAnswers, edit_passages
+from bench.variant_specs import VARIANTS, VariantSpec
 
 if TYPE_CHECKING:
     from bench.generation.base import Generation, Generator
@@ -62,64 +63,6 @@ class Variant(Protocol):
     def answer_batch(
         self, rows: list[dict[str, Any]], on_result: Callable[[int, VariantResult], None] | None = None
     ) -> list[VariantResult]: ...
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    name: str
-    generator: str  # key in make_generators(): "base" | "ft"; "none" for no-model baselines
-    context: str  # "none" | "retrieval" | "gold" | "gold_page" (bench.eval.contexts)
-    description: str
-    edit: str = ""  # "counterfactual": the gold answer in the passages replaced (bench.eval.train_answers)
-
-    @property
-    def uses_retrieval(self) -> bool:
-        """Needs the index (the retrieval and gold-page kinds)."""
-        return self.context in ("retrieval", "gold_page")
-
-    @property
-    def retrieves(self) -> bool:
-        """Searches the whole index (recall@k means something)."""
-        return self.context == "retrieval"
-
-    @property
-    def uses_adapter(self) -> bool:
-        return self.generator == "ft"
-
-    @property
-    def uses_model(self) -> bool:
-        return self.generator != "none"
-
-
-VARIANTS: dict[str, VariantSpec] = {
-    s.name: s
-    for s in (
-        VariantSpec("base", "base", "none", "base model, closed book"),
-        VariantSpec("rag", "base", "retrieval", "base model + top-k retrieved chunks"),
-        VariantSpec("ft", "ft", "none", "base model + fine-tuned LoRA adapter, closed book"),
-        VariantSpec("ft_rag", "ft", "retrieval", "fine-tuned adapter + top-k retrieved chunks"),
-        VariantSpec("oracle", "base", "gold", "base model given the gold sentence (reading ceiling)"),
-        VariantSpec("oracle_page", "base", "gold_page", "base model given the gold page's top-k chunks"),
-        VariantSpec(
-            "rag_cf",
-            "base",
-            "retrieval",
-            "rag with the gold answer in the passages replaced",
-            "counterfactual",
-        ),
-        VariantSpec("ft_rag_cf", "ft", "retrieval", "ft_rag with the gold answer replaced", "counterfactual"),
-        VariantSpec("echo", "none", "none", "no model: answers with the question itself"),
-        VariantSpec("prior", "none", "none", "no model: the most frequent train answer of the relation"),
-        VariantSpec(
-            "picker_oracle", "none", "gold", "no model: gold-paragraph sentence with most question words"
-        ),
-        VariantSpec(
-            "picker_rag", "none", "retrieval", "no model: retrieved sentence with most question words"
-        ),
-        VariantSpec("span_oracle", "none", "gold", "no model: best-typed span of the gold paragraph"),
-        VariantSpec("span_rag", "none", "retrieval", "no model: best-typed span of the retrieved chunks"),
-    )
-}
 
 
 def get_spec(name: str) -> VariantSpec:

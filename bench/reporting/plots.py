@@ -19,44 +19,16 @@ from typing import Any, TypeVar
 
 from bench.core.schema import mean_of, ordered_variants
 from bench.io import atomic_write_bytes
+from bench.variant_specs import BASELINES, SPECS
 
-VARIANT_LABELS = {
-    "base": "base",
-    "rag": "RAG",
-    "ft": "FT",
-    "ft_rag": "FT+RAG",
-    "oracle": "oracle ({gold})",
-    "oracle_page": "oracle (gold page)",
-    "rag_cf": "RAG, counterfactual context",
-    "ft_rag_cf": "FT+RAG, counterfactual context",
-    "echo": "echo (question)",
-    "prior": "prior (top train answer)",
-    "picker_oracle": "picker ({gold})",
-    "picker_rag": "picker (retrieved)",
-    "span_oracle": "typed span ({gold})",
-    "span_rag": "typed span (retrieved)",
-}
+VARIANT_LABELS = {s.name: s.label for s in SPECS}  # bench.variant_specs: labels, colours, order
 # What the gold context of a run is: ptwiki fact questions carry the one lead sentence they were generated
 # from, FaQuAD questions their paragraph. Set per rendered run (:func:`per_run`); read by :func:`vlabel`.
 GOLD: ContextVar[str] = ContextVar("gold", default="gold context")
-VARIANT_COLORS = {
-    "base": "tab:blue",
-    "rag": "tab:orange",
-    "ft": "tab:green",
-    "ft_rag": "tab:red",
-    "oracle": "tab:purple",
-    "echo": "tab:gray",
-    "prior": "black",
-    "oracle_page": "indigo",
-    "picker_oracle": "tab:brown",
-    "picker_rag": "tab:olive",
-    "span_oracle": "tab:pink",
-    "span_rag": "tab:cyan",
-}
+VARIANT_COLORS = {s.name: s.color for s in SPECS}
 COLORS = ["black", "lime", "gold", "navy", "teal"]  # variants not named above, in order
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]  # one per run
 LINESTYLES: list[Any] = ["--", ":", "-.", (0, (5, 1))]  # one per run, for the reference lines
-BASELINES = ("echo", "prior", "picker_oracle", "picker_rag", "span_oracle", "span_rag")
 PANELS = (  # (candidate metric keys in order of preference, axis label)
     (("exact_match",), "exact match"),
     (("f1_qstripped", "f1", "contains"), "{key}"),
