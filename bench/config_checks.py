@@ -40,6 +40,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sample": ("first", "stratified"),
     "subset": ("", "selection", "report"),
     "index.passage_order": ("best_first", "best_last"),
+    "split": ("", "train", "dev", "test"),
+    "finetune.page_part": ("lead_section", "lead", "page"),  # bench.recipe_keys.PAGE_PARTS
+    "model.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
+    "judge.metrics": ("answer_correctness", "faithfulness"),
 }
 # key -> (module, attribute): the registry whose names are the valid values
 REGISTRIES: dict[str, tuple[str, str]] = {
@@ -48,7 +52,8 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "model.reader": ("bench.core.prompts", "READERS"),
     "finetune.recipe": ("bench.recipe_keys", "RECIPES"),
     "finetune.views": ("bench.training.sft_views", "VIEWS"),
-    "run.variants": ("bench.eval.variants", "VARIANTS"),
+    "run.variants": ("bench.variant_specs", "VARIANTS"),
+    "judge.of_variants": ("bench.variant_specs", "VARIANTS"),
 }
 DEVICE = re.compile(r"cpu|cuda|cuda:\d+|auto")
 DEVICES = "cpu, cuda, cuda:N, auto"
@@ -74,6 +79,11 @@ AT_LEAST_1 = (
     "finetune.leak_doc_ngram",
     "run.bootstrap_samples",
     "run.longform_tokens",
+    "openai.concurrency",
+    "vllm.max_in_flight",
+    "vllm.max_model_len",
+    "judge.max_tokens",
+    "judge.concurrency",
 )
 AT_LEAST_0 = (
     "limit",
@@ -93,8 +103,16 @@ AT_LEAST_0 = (
     "openai.max_retries",
     "openai.backoff_s",
     "run.longform_pages",
+    "finetune.qa_pairs",
+    "finetune.pit_qa_epochs",
+    "run.max_consecutive_errors",
+    "run.latency_probe",
+    "vllm.kv_cache_gib",
+    "vllm.max_kv_cache_gib",
+    "judge.max_questions",
+    "judge.max_retries",
 )
-FRACTIONS = (
+FRACTIONS: tuple[str, ...] = (
     "finetune.lora_dropout",
     "finetune.raft_no_gold",
     "finetune.val_fraction",
@@ -102,7 +120,33 @@ FRACTIONS = (
     "finetune.leak_answer_f1",
     "finetune.leak_doc_overlap",
 )
-POSITIVE = ("finetune.learning_rate", "index.timeout_s", "openai.timeout_s")
+POSITIVE: tuple[str, ...] = ("finetune.learning_rate", "index.timeout_s", "openai.timeout_s")
+POSITIVE += ("vllm.start_timeout_s", "vllm.request_timeout_s", "judge.timeout_s", "tracking.timeout_s")
+POSITIVE += ("vllm.gpu_memory_utilization",)  # and at most 1 (FRACTIONS)
+FRACTIONS += ("judge.threshold", "vllm.gpu_memory_utilization")
+URLS = ("index.qdrant_url", "openai.base_url", "openai.base_urls", "judge.base_url")  # "" or http(s)://
+URL = re.compile(r"https?://\S+")
+ENV_NAMES = ("index.qdrant_api_key_env", "openai.api_key_env", "judge.api_key_env")  # a variable's name
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys any value of their type suits here, and where what they name is checked instead. With the tables above
+# and the booleans (any true/false), every config key is accounted for (a test walks them all).
+CHECKED_ELSEWHERE = {
+    "profile": "the profile's own name",
+    "corpus": "check_inputs: the files a command reads exist",
+    "questions": "check_inputs",
+    "finetune.train_questions": "check_inputs (recipes that read it)",
+    "results_dir": "an output directory, created when written",
+    "index.embedder_model": "resolved by the embedder: an e5 variant[:dtype] or a sentence-transformers name",
+    "index.collection": "any Qdrant collection name",
+    "model.name": "resolved by bench.model_registry: a bundled name, a hub id or a local directory",
+    "openai.model": "the name the server serves",
+    "judge.model": "the name the judge server serves (or what vLLM loads)",
+    "run.run_name": "the run directory's name",
+    "finetune.target_modules": "module names of the model, checked when LoRA attaches",
+    "vllm.python": "the engine's interpreter, checked when the engine starts",
+    "tracking.uri": "any MLflow tracking URI",
+    "tracking.experiment": "any MLflow experiment name",
+}
 
 
 def get(cfg: Config, key: str) -> Any:
@@ -128,7 +172,9 @@ def _one_of(key: str, value: str, valid: Iterable[str]) -> str | None:
 def _enum_errors(cfg: Config) -> list[str]:
     errors = []
     for key, valid in CHOICES.items():
-        errors.append(_one_of(key, get(cfg, key), valid))
+        value = get(cfg, key)
+        for v in value if isinstance(value, tuple) else (value,):
+            errors.append(_one_of(key, v, valid))
     for key in REGISTRIES:
         value = get(cfg, key)
         names = registry_names(key)
@@ -137,6 +183,14 @@ def _enum_errors(cfg: Config) -> list[str]:
     for key in ("device", "index.embed_device"):
         if not DEVICE.fullmatch(get(cfg, key)):
             errors.append(f"unknown {key} {get(cfg, key)!r}; use one of: {DEVICES}")
+    for key in URLS:
+        value = get(cfg, key)
+        for v in value if isinstance(value, tuple) else (value,):
+            if v and not URL.fullmatch(v):
+                errors.append(f"{key} {v!r} is not an http(s):// URL")
+    for key in ENV_NAMES:
+        if not ENV_NAME.fullmatch(get(cfg, key)):
+            errors.append(f"{key} {get(cfg, key)!r} is not an environment variable name")
     return [e for e in errors if e]
 
 

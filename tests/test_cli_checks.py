@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import build_parser, main
-from bench.config import _build, config_to_toml, load_config, profiles
+from bench.config import BenchError, _build, config_to_toml, load_config, profiles
 from bench.config_checks import REGISTRIES, registry_names
 
 
@@ -128,3 +128,76 @@ def test_hub_id_offline_and_uncached_is_a_clear_error(
     assert main(["run", "--profile", "smoke", "--model", "no-such-org/no-such-model-xyz"]) == 2
     err = capsys.readouterr().err
     assert "no-such-org/no-such-model-xyz: a Hugging Face hub id" in err and "unset HF_HUB_OFFLINE" in err
+
+
+def _all_keys() -> dict[str, object]:
+    """Every config key (dotted) → its declared type."""
+    import dataclasses
+    import typing
+
+    from bench.config import Config, section_types
+
+    sections = section_types()
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(Config):
+        if f.name in sections:
+            hints = typing.get_type_hints(sections[f.name])
+            out |= {f"{f.name}.{g.name}": hints[g.name] for g in dataclasses.fields(sections[f.name])}
+        else:
+            out[f.name] = typing.get_type_hints(Config)[f.name]
+    return out
+
+
+def _invalid(key: str, typ: object) -> str | None:
+    """A value of the right type that the checks must refuse (None: any value of the type is valid)."""
+    from bench import config_checks as cc
+
+    if key in cc.CHOICES or key in cc.REGISTRIES:
+        return "nonesuch"
+    if key in ("device", "index.embed_device"):
+        return "gpu"
+    if key in cc.URLS:
+        return "ftp:/nowhere"
+    if key in cc.ENV_NAMES:
+        return "1 BAD NAME"
+    for table, bad in (
+        (cc.AT_LEAST_1, "0"),
+        (cc.AT_LEAST_0, "-1"),
+        (cc.FRACTIONS, "1.5"),
+        (cc.POSITIVE, "0"),
+    ):
+        if key in table:
+            return bad
+    if key == "finetune.snapshot_epochs":
+        return "99"
+    if key == "finetune.augment":
+        return "-1"
+    return None
+
+
+def test_every_config_key_is_checked_and_refuses_a_bad_value_before_anything_loads(no_loading: None) -> None:
+    """Each key has a check (a table in bench/config_checks.py, a boolean, or a named place where what it
+    names is checked); each checked key given a bad value fails load_config with its name in the error."""
+    from bench.config_checks import CHECKED_ELSEWHERE
+
+    unaccounted, silent = [], []
+    for key, typ in _all_keys().items():
+        bad = _invalid(key, typ)
+        if bad is None:
+            if typ is not bool and key not in CHECKED_ELSEWHERE:
+                unaccounted.append(key)
+            continue
+        try:
+            load_config("default", [f"{key}={bad}"])
+        except BenchError as exc:
+            if key not in str(exc):
+                silent.append(f"{key}: {exc}")
+            continue
+        silent.append(f"{key}={bad} was accepted")
+    assert unaccounted == [] and silent == []
+
+
+@pytest.mark.parametrize("key", ["limit", "finetune.probe", "vllm.max_model_len", "judge.threshold"])
+def test_a_value_of_the_wrong_type_names_the_key(key: str) -> None:
+    with pytest.raises(BenchError, match=key.split(".")[-1]):
+        load_config("default", [f"{key}=not-a-number-or-bool"])
