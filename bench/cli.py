@@ -51,7 +51,8 @@ def _inputs(cfg: Config, command: str) -> list[str]:
 
 def load_cli_config(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
     """Load, validate (bench.config_checks) and check the inputs, before any stage imports a model."""
-    from bench.config_checks import check_inputs, resolve_device
+    from bench.config_checks import check_inputs
+    from bench.environment import resolve_device
     from bench.offline import set_offline
 
     cfg = resolve_device(load_config(args.config, cli_overrides(args, extra)))

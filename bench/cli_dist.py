@@ -91,7 +91,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard caches: the run's own config (cache/config.toml) unless --profile/--set are given."""
-    from bench.config_checks import resolve_device
+    from bench.environment import resolve_device
     from bench.eval import shards
     from bench.tracking.track import track_run
 

@@ -256,32 +256,6 @@ def validate(cfg: Config, source: str = "config") -> Config:
     return cfg
 
 
-def resolve_device(cfg: Config) -> Config:
-    """``auto`` → cuda when torch sees a GPU, else cpu; ``cuda:N`` → cuda with CUDA_VISIBLE_DEVICES=N (the
-    stages compare ``device == "cuda"``), refused when CUDA_VISIBLE_DEVICES already names other GPUs."""
-    import dataclasses
-
-    changes: dict[str, Any] = {}
-    index_changes: dict[str, Any] = {}
-    for key, value in (("device", cfg.device), ("index.embed_device", cfg.index.embed_device)):
-        new = value
-        if value == "auto":
-            import torch
-
-            new = "cuda" if torch.cuda.is_available() else "cpu"
-        elif value.startswith("cuda:"):
-            gpu = value.split(":", 1)[1]
-            visible = os.environ.setdefault("CUDA_VISIBLE_DEVICES", gpu)
-            if visible != gpu:
-                raise BenchError(f"{key}={value!r} but CUDA_VISIBLE_DEVICES={visible!r}; use one of them")
-            new = "cuda"
-        if new != value:
-            (changes if key == "device" else index_changes)[key.rpartition(".")[2]] = new
-    if index_changes:
-        changes["index"] = dataclasses.replace(cfg.index, **index_changes)
-    return dataclasses.replace(cfg, **changes) if changes else cfg
-
-
 def input_file(cfg: Config, value: str, key: str) -> Path:
     """The file a relative/absolute input setting names; a clear error when it is absent."""
     path = cfg.path(value)
