@@ -263,7 +263,7 @@ def test_rule_texts_use_the_title_and_every_fact() -> None:
     texts = augment_rules.rule_texts(page, 10, seed=0, fits=lambda text: len(text) < 400)
     assert len(set(texts)) == 10 and all(all(a in t for a in ("1888", "Porto Sereno", "1950")) for t in texts)
     assert texts == augment_rules.rule_texts(page, 10, seed=0, fits=lambda text: len(text) < 400)
-    named = augment_rules.name_sentences(page.title, augment_rules._sentences(page.lead))
+    named = augment_rules.name_sentences(page.title, augment_rules.split_sentences(page.lead))
     assert named == [
         "Aurélia Brasfim (Porto Sereno, 1888) foi uma pintora.",  # the title, not the full name
         "Aurélia Brasfim estudou em Lagoa Funda.",  # not "Ela"
