@@ -137,7 +137,7 @@ POSITIVE += ("vllm.start_timeout_s", "vllm.request_timeout_s", "judge.timeout_s"
 POSITIVE += ("vllm.gpu_memory_utilization",)  # and at most 1 (FRACTIONS)
 FRACTIONS += ("judge.threshold", "vllm.gpu_memory_utilization")
 URLS = ("index.qdrant_url", "openai.base_url", "openai.base_urls", "judge.base_url")  # "" or http(s)://
-URL = re.compile(r"https?://\S+")
+URL = re.compile(r"https?://\S+|:memory:")  # ":memory:": qdrant-client's in-process server (tests, trials)
 ENV_NAMES = ("index.qdrant_api_key_env", "openai.api_key_env", "judge.api_key_env")  # a variable's name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Keys any value of their type suits here, and where what they name is checked instead. With the tables above
@@ -198,7 +198,7 @@ def _enum_errors(cfg: Config) -> list[str]:
         value = get(cfg, key)
         for v in value if isinstance(value, tuple) else (value,):
             if v and not URL.fullmatch(v):
-                errors.append(f"{key} {v!r} is not an http(s):// URL")
+                errors.append(f"{key} {v!r} is not an http(s):// URL (or :memory:)")
     for key in ENV_NAMES:
         if not ENV_NAME.fullmatch(get(cfg, key)):
             errors.append(f"{key} {get(cfg, key)!r} is not an environment variable name")
