@@ -163,7 +163,7 @@ LAYERS = {
     | {"model_registry", "recipe_keys", "weights"},
     "vocabulary": {"core"},
     "stages": {"ingest", "retrieval", "training", "generation", "questions"},
-    "orchestration": {"eval", "reporting"},
+    "orchestration": {"eval", "reporting", "perf"},
     "entry": {"__main__", "cli", "cli_dist", "cli_help", "offline", "interactive"},
 }
 FLOOR = {pkg: n for n, pkgs in enumerate(LAYERS.values()) for pkg in pkgs}
