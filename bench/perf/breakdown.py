@@ -68,19 +68,6 @@ def probe_cost(cfg: Config, compare: int = 50) -> dict[str, Any]:
     }
 
 
-def record_lengths(tok: Any, texts: Sequence[str], max_length: int) -> list[int]:
-    """Token count of each training text as trl's language-modelling path sees it: the tokenizer's ids, EOS
-    appended when missing, cut to ``max_length``."""
-    eos = tok.eos_token_id
-    out = []
-    for text in texts:
-        ids = tok(text)["input_ids"]
-        if eos is not None and (not ids or ids[-1] != eos):
-            ids = [*ids, eos]
-        out.append(min(len(ids), max_length))
-    return out
-
-
 def padded_tokens(lengths: Sequence[int], batch: int) -> int:
     """Token slots computed when consecutive ``batch``-sized groups are padded to their longest."""
     return sum(
@@ -89,13 +76,12 @@ def padded_tokens(lengths: Sequence[int], batch: int) -> int:
 
 
 def grouped_padded_tokens(lengths: Sequence[int], batch: int, window: int = 64) -> int:
-    """The same, with each ``window`` consecutive records sorted by length before batching (what a
-    group-by-length sampler does: the order within a window changes, the schedule's order across windows
+    """The same, with each ``window`` consecutive records sorted by length before batching
+    (``finetune.length_window``: the order within a window changes, the schedule's order across windows
     stays)."""
-    total = 0
-    for i in range(0, len(lengths), window):
-        total += padded_tokens(sorted(lengths[i : i + window]), batch)
-    return total
+    from bench.training.batching import window_order
+
+    return padded_tokens([lengths[i] for i in window_order(lengths, window)], batch)
 
 
 def padding_report(lengths: Sequence[int], batch: int, max_length: int) -> dict[str, Any]:
@@ -121,14 +107,15 @@ def padding_report(lengths: Sequence[int], batch: int, max_length: int) -> dict[
 
 def training_padding(cfg: Config) -> dict[str, Any]:
     """:func:`padding_report` of the default recipe's records (tokenizer only: no model is loaded)."""
-    from bench.training import sft_recipes
+    from bench.training import batching, sft_recipes
 
     tok = tokenizer(cfg)
     use_chat = tok.chat_template is not None
-    data = sft_recipes.build_training_data(cfg, tok, use_chat=use_chat)
-    texts = [r.get("text") or (r.get("prompt", "") + r.get("completion", "")) for r in data.train]
+    data = sft_recipes.build_training_data(cfg, tok, use_chat=use_chat)  # the built order
+    texts = [batching.record_text(r) for r in data.train]
     ft = cfg.finetune
-    return padding_report(record_lengths(tok, texts, ft.max_length), ft.batch_size, ft.max_length)
+    out = padding_report(batching.record_lengths(tok, texts, ft.max_length), ft.batch_size, ft.max_length)
+    return {**out, "length_window": ft.length_window}
 
 
 def prompt_parts(

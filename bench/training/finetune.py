@@ -21,7 +21,7 @@ from bench.config import BenchError, Config
 from bench.core import dist
 from bench.generation import models
 from bench.io import KILL_ENV
-from bench.training import injection, probe_cache, repro, sft_qa, sft_recipes, snapshots, train_meta
+from bench.training import batching, injection, probe_cache, repro, sft_qa, sft_recipes, snapshots, train_meta
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,10 @@ def _load_and_build_data(run: _Run) -> None:
         raise BenchError(
             "finetune.snapshot_epochs needs finetune.length_window = 0 (a snapshot cuts a window)"
         )
+    if run.data.scheduled and ft.length_window > 1:  # fewer padding tokens per batch, same schedule
+        texts = [batching.record_text(r) for r in run.data.train]
+        lengths = batching.record_lengths(run.tok, texts, ft.max_length)
+        run.data.train = batching.length_grouped(run.data.train, lengths, ft.length_window)
     cols = ["text"] if "text" in run.data.train[0] else ["prompt", "completion"]
     run.train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.train])
     if run.data.val:
