@@ -166,3 +166,50 @@ def test_time_breakdown_renders_its_figures() -> None:
     assert "| finetune | 700 | training steps (100) | 500 | 200 |" in body
     assert "| run | 249 | generation + retrieval of every variant | 159 | 90 |" in body
     assert "19 % of the computed token slots" in body and "| rag | 834 | 341 | 387 | 107 | 433 |" in body
+
+
+def test_base_probe_is_computed_once_per_base_model_and_questions(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from bench.config import load_config
+    from bench.training import probe_cache
+
+    cfg = load_config("smoke", [f"results_dir={tmp_path}", f"model.name={tiny_model_dir}"])
+    calls: list[int] = []
+
+    def run_with(question: str) -> Any:
+        data = SimpleNamespace(probe_texts={"trained": "texto", "heldout": "outro"})
+        return SimpleNamespace(cfg=cfg, use_bf16=False, data=data, answer_items=[], q=question)
+
+    def probe(run: Any) -> dict[str, Any]:
+        calls.append(1)
+        return {"answers": {"q1": float(len(calls))}}
+
+    def items(run: Any) -> Any:
+        return lambda: run.answer_items.append({"id": "q1", "prompt": run.q, "answer": "1945"}) or None
+
+    a = run_with("Em que ano?")
+    first = probe_cache.cached_probe(a, probe, items(a))
+    b = run_with("Em que ano?")  # another adapter, same base model and questions: read back
+    assert probe_cache.cached_probe(b, probe, items(b)) == first and len(calls) == 1
+    c = run_with("Onde nasceu?")  # other questions: computed again
+    assert probe_cache.cached_probe(c, probe, items(c)) != first and len(calls) == 2
+    assert len(list((tmp_path / probe_cache.DIR).glob("*.json"))) == 2
+
+
+def test_train_ab_renders_speedup_and_loss_gap() -> None:
+    doc = {
+        "steps": 16,
+        "order": "before, after, after, before; the best tokens/s of each counts",
+        "settings": {"before": ["finetune.length_window=0"], "after": ["(default profile)"]},
+        "tokens_per_s": {"before": 90.0, "after": 110.0},
+        "s_per_step": {"before": 4.4, "after": 3.6},
+        "mean_loss": {"before": 2.9, "after": 2.91},
+        "speedup": 1.222,
+        "mean_loss_rel_gap": 0.0034,
+    }
+    body = limits_tables.render_train_ab(doc)
+    assert "| before | `finetune.length_window=0` | 90.0 | 4.40 | 2.9000 |" in body
+    assert "**1.22×** tokens/s" in body and "differ by 0.34 %" in body

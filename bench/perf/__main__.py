@@ -1,9 +1,10 @@
-"""``python -m bench.perf limits|breakdown``: issue 35's measurements (``make perf`` runs both).
+"""``python -m bench.perf limits|breakdown|train-ab``: issue 35's measurements (``make perf``: the first two).
 
 ``limits``: this machine's matmul peaks and bandwidth, then a short run of each stage, written to
 ``results/perf/limits-<cpu>.json``. ``breakdown``: where the committed default run's time went, written to
-``results/perf/time-breakdown.json``. ``--set`` takes config overrides (``results_dir=...`` reuses another
-checkout's assembled models)."""
+``results/perf/time-breakdown.json``. ``train-ab``: training tokens/s of ``--before`` and ``--after``
+settings, interleaved in one process (``results/perf/train-ab.json``). ``--set`` takes config overrides
+(``results_dir=...`` reuses another checkout's assembled models)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ PARTS = ("training", "embedding", "generation")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
-    p.add_argument("what", choices=("limits", "breakdown"))
+    p.add_argument("what", choices=("limits", "breakdown", "train-ab"))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--parts", default=",".join(PARTS), help="limits: stages to measure (comma-separated)")
     p.add_argument("--train-steps", type=int, default=8)
     p.add_argument("--embed-chunks", type=int, default=128)
     p.add_argument("--run", type=Path, default=Path("results/runs/default"), help="breakdown: the run")
     p.add_argument("--no-probe", action="store_true", help="breakdown: skip timing the before-probe")
+    p.add_argument("--before", action="append", default=[], help="train-ab: settings of the 'before' runs")
+    p.add_argument("--after", action="append", default=[], help="train-ab: settings of the 'after' runs")
     p.add_argument("-o", "--output", type=Path, default=None)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -39,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown --parts {sorted(unknown)}; known: {', '.join(PARTS)}")
         doc = report.measure(cfg, parts, a.train_steps, a.embed_chunks)
         out = a.output or report.limits_path()
-    else:
+    elif a.what == "breakdown":
         doc = report.time_breakdown(cfg, a.run, probe=not a.no_probe)
         out = a.output or report.PERF_DIR / "time-breakdown.json"
+    else:
+        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after))
+        out = a.output or report.PERF_DIR / "train-ab.json"
     atomic_write_json(out, doc)
     print(f"wrote {out}")
     return 0

@@ -47,13 +47,15 @@ def generator_shape(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def train_steps(cfg: Config, steps: int) -> dict[str, Any]:
+def train_steps(cfg: Config, steps: int, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """``steps`` optimizer steps of the default recipe through :func:`bench.training.finetune.run_finetune`
-    (probe off), the adapter removed afterwards: tokens/s (non-padding tokens), s/step, LoRA parameters."""
+    (probe off; ``extra`` settings on top), the adapter removed afterwards: tokens/s (non-padding tokens),
+    s/step, the loss curve, LoRA parameters."""
     from bench.config import load_config
     from bench.training import finetune
 
     sets = [
+        *extra,
         "finetune.epochs=0",
         f"finetune.max_steps={steps}",
         "finetune.probe=false",
@@ -74,6 +76,7 @@ def train_steps(cfg: Config, steps: int) -> dict[str, Any]:
         "tokens_per_s": meta["tokens_per_s"],
         "s_per_step": meta["s_per_step"],
         "tokens_seen": meta["tokens_seen"],
+        "loss_curve": [p["loss"] for p in meta["loss_curve"]],
         "trainable_params": meta["trainable_params"],
         "batch": f"{short.finetune.batch_size} x ≤{short.finetune.max_length} tokens",
         "max_length": short.finetune.max_length,
