@@ -113,6 +113,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "time-breakdown": _one(
         "time-breakdown.json", limits_tables.render_time_breakdown
     ),  # bench.perf breakdown
+    "train-ab": _one("train-ab.json", limits_tables.render_train_ab),  # python -m bench.perf train-ab
 }
 
 
