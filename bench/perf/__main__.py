@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-probe", action="store_true", help="breakdown: skip timing the before-probe")
     p.add_argument("--before", action="append", default=[], help="train-ab: settings of the 'before' runs")
     p.add_argument("--after", action="append", default=[], help="train-ab: settings of the 'after' runs")
+    p.add_argument(
+        "--order", default=",".join(report.AB_ORDER), help="train-ab: run order, e.g. before,after"
+    )
     p.add_argument("-o", "--output", type=Path, default=None)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -46,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         doc = report.time_breakdown(cfg, a.run, probe=not a.no_probe)
         out = a.output or report.PERF_DIR / "time-breakdown.json"
     else:
-        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after))
+        order = tuple(x for x in a.order.split(",") if x)
+        if set(order) != {"before", "after"}:
+            p.error("--order names both before and after, comma-separated")
+        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after), order)
         out = a.output or report.PERF_DIR / "train-ab.json"
     atomic_write_json(out, doc)
     print(f"wrote {out}")

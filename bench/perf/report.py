@@ -119,21 +119,27 @@ def time_breakdown(cfg: Config, run_dir: Path, probe: bool = True) -> dict[str, 
 AB_ORDER = ("before", "after", "after", "before")
 
 
-def train_ab(cfg: Config, steps: int, before: tuple[str, ...], after: tuple[str, ...]) -> dict[str, Any]:
+def train_ab(
+    cfg: Config,
+    steps: int,
+    before: tuple[str, ...],
+    after: tuple[str, ...],
+    order: tuple[str, ...] = AB_ORDER,
+) -> dict[str, Any]:
     """Training tokens/s of two settings in one process, interleaved (before, after, after, before: load
     drift hits both alike), ``steps`` steps each over the same records; the best run of each counts, and the
     mean loss over the steps (the same records, ordered differently) says whether the training is the same."""
     sets = {"before": before, "after": after}
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with MachineProbe() as probe:
-        for name in AB_ORDER:
+        for name in order:
             runs[name].append(stages.train_steps(cfg, steps, sets[name]))
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items()}
     mean_loss = {k: round(sum(r["loss_curve"]) / len(r["loss_curve"]), 4) for k, r in best.items()}
     return {
         "steps": steps,
         "settings": {k: list(v) or ["(default profile)"] for k, v in sets.items()},
-        "order": ", ".join(AB_ORDER) + "; the best tokens/s of each counts",
+        "order": ", ".join(order) + "; the best tokens/s of each counts",
         "tokens_per_s": {k: r["tokens_per_s"] for k, r in best.items()},
         "all_runs_tokens_per_s": {k: [r["tokens_per_s"] for r in v] for k, v in runs.items()},
         "s_per_step": {k: r["s_per_step"] for k, r in best.items()},
