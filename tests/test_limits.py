@@ -124,6 +124,8 @@ def test_limits_table_one_row_per_machine_and_contention() -> None:
     assert "200 / 80" in rows[0] and "50 % (100 GFLOP/s)" in rows[0] and "25 % (5 GB/s)" in rows[0]
     assert "contended" not in rows[0] and "*contended*" in rows[1]
     details = limits_tables.render_limits_details([_limits_doc("AMD EPYC", 1.0)])
+    assert "Not this CPU's fractions" not in details
+    assert "Not this CPU's fractions" in limits_tables.render_limits_details([_limits_doc("X", 60.0)])
     assert "training 50.0 tokens/s (8 steps" in details and "- training: 4 N." in details
 
 

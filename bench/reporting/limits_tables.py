@@ -10,6 +10,10 @@ from bench.core.machine import is_contended, machine_line
 from bench.reporting.tables import DASH, fmt_num, table
 
 LIMITS_GLOB = "limits-*.json"
+CONTENDED_NOTE = (
+    " Not this CPU's fractions: other processes held a core while it ran, and two-thread torch kernels wait"
+    " for it at every barrier (training suffers most); regenerate on a quiet machine (`make perf`)."
+)
 STAGE_LABELS = {
     "training": "training MFU",
     "embedding": "embedding MFU",
@@ -83,6 +87,7 @@ def render_limits_details(docs: list[dict[str, Any]]) -> str:
         lines.append(
             f"- {d.get('cpu_model')}: {'; '.join(bits) or 'no stage measured'}. bf16 peak re-measured after "
             f"the stages: {fmt_num(after, 0)} GFLOP/s. {machine_line(d.get('machine'))}."
+            + (CONTENDED_NOTE if is_contended(d.get("machine") or {}) else "")
         )
     if docs and (formulas := docs[0].get("formulas")):
         lines.append("")
