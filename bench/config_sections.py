@@ -127,7 +127,7 @@ class FinetuneConfig:
     fused_loss: bool = False  # trl's tiled LM-head loss: less memory, slower on CPU (false: plain loss)
     # scheduled recipes: sort each N consecutive records by length before batching, so a batch pads less
     # (bench/training/batching.py); 0 = the built order
-    length_window: int = 0
+    length_window: int = 64
 
 
 @dataclass(frozen=True)
