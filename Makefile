@@ -31,7 +31,7 @@ help:
 	@echo "make test     - offline CPU test suite"
 	@echo "make test-slow - the slow tests (real weights, the ptwiki sample); CI runs them too"
 	@echo "make smoke    - the smoke profile (~20 questions), as CI runs it"
-	@echo "make perf     - pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
+	@echo "make perf     - this CPU's limits and each stage's share of them, where make bench's time goes, then the pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
 	@echo "make ft-curves - what fine-tuning buys: recipes x budgets on ptwiki facts (docs/finetune.md)"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
@@ -117,6 +117,8 @@ typecheck: install
 # results/benchmarks, on any benchmark whose mean is more than 50 % slower than the last saved run.
 PERF_COMPARE := $(if $(wildcard results/benchmarks/*/*.json),--benchmark-compare --benchmark-compare-fail=mean:50%,)
 perf: install
+	$(OFFLINE) $(PY) -m bench.perf limits $(SET)
+	$(OFFLINE) $(PY) -m bench.perf breakdown $(SET)
 	$(OFFLINE) $(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
 		$(PERF_COMPARE) -q
 

@@ -41,6 +41,7 @@ TRAINING_CODE = (
     "training/sft_recipes.py", "training/repro.py", "recipe_keys.py", "training/snapshots.py",
     "training/augment.py", "training/augment_rules.py",
     "generation/models.py",  # how the base model is loaded for training: dtype, nf4
+    "training/batching.py",  # the record order of length_window
 )  # fmt: skip
 
 

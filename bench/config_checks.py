@@ -99,6 +99,7 @@ AT_LEAST_1 = (
 )
 AT_LEAST_0 = (
     "limit",
+    "finetune.length_window",
     "seed",
     "ingest.limit",
     "index.chunk_overlap",
@@ -242,6 +243,8 @@ def _snapshot_errors(cfg: Config) -> list[str]:
             "finetune.snapshot_epochs needs finetune.lr_scheduler=constant_with_warmup (a decaying rate makes"
             " the adapter after e epochs of a longer run differ from a run of e epochs)"
         )
+    if ft.length_window > 1:  # a snapshot's cut would fall inside a window sorted over both sides of it
+        errors.append("finetune.snapshot_epochs needs finetune.length_window=0")
     # the names of recipe_keys.SCHEDULED (recipe_keys imports bench.config: importing it here is a cycle)
     if ft.recipe not in ("cpt", "mixed", "pit", "aug") or ft.max_steps:
         errors.append(

@@ -127,6 +127,9 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False
     bf16: bool = True  # bf16 base weights + autocast (fp32 LoRA parameters); false: fp32 throughout
     fused_loss: bool = False  # trl's tiled LM-head loss: less memory, slower on CPU (false: plain loss)
+    # scheduled recipes: sort each N consecutive records by length before batching, so a batch pads less
+    # (bench/training/batching.py); 0 = the built order
+    length_window: int = 64
 
 
 @dataclass(frozen=True)

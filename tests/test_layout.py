@@ -174,7 +174,7 @@ LAYERS = {
     | {"model_registry", "recipe_keys", "variant_specs", "weights"},
     "vocabulary": {"core"},
     "stages": {"ingest", "retrieval", "training", "generation", "questions"},
-    "orchestration": {"eval", "reporting", "tracking", "export"},
+    "orchestration": {"eval", "reporting", "tracking", "export", "perf"},
     "entry": {"__main__", "cli", "cli_dist", "cli_help", "cli_judge", "offline", "interactive"},
 }
 FLOOR = {pkg: n for n, pkgs in enumerate(LAYERS.values()) for pkg in pkgs}

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.io import atomic_write_text, read_json
-from bench.reporting import perf_tables, scale_projection, scale_tables
+from bench.reporting import limits_tables, perf_tables, scale_projection, scale_tables
 from bench.reporting.costs import render_costs
 from bench.reporting.curves import render_train_speed
 from bench.reporting.diagnostics_tables import render_diagnostics
@@ -53,6 +53,18 @@ def _fidelity(perf_dir: Path) -> tuple[Path, str] | None:
         return None
     docs = {f.stem.removeprefix("e5-torch-fidelity-"): read_json(f) for f in files}
     return perf_dir / "e5-torch-fidelity-*.json", scale_tables.render_fidelity(docs)
+
+
+def _limits(details: bool) -> Callable[[Path], tuple[Path, str] | None]:
+    def load(perf_dir: Path) -> tuple[Path, str] | None:
+        files = sorted(perf_dir.glob(limits_tables.LIMITS_GLOB))
+        if not files:
+            return None
+        docs = [read_json(f) for f in files]
+        body = limits_tables.render_limits_details(docs) if details else limits_tables.render_limits(docs)
+        return perf_dir / limits_tables.LIMITS_GLOB, body
+
+    return load
 
 
 def _ft(summary: bool) -> Callable[[Path], tuple[Path, str] | None]:
@@ -96,6 +108,12 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ft-summary": _ft(summary=True),
     "rag-settings": _rag_settings,  # results/sweeps/rag-settings (bench rag-sweep)
     "ft-repro": _one("ft-repro.json", render_repro),  # python -m bench.training.compare A B -o ...
+    "limits": _limits(details=False),  # python -m bench.perf limits (make perf): one row per machine
+    "limits-details": _limits(details=True),
+    "time-breakdown": _one(
+        "time-breakdown.json", limits_tables.render_time_breakdown
+    ),  # bench.perf breakdown
+    "train-ab": _one("train-ab.json", limits_tables.render_train_ab),  # python -m bench.perf train-ab
 }
 
 

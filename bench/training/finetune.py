@@ -21,7 +21,7 @@ from bench.config import BenchError, Config
 from bench.core import dist
 from bench.generation import models
 from bench.io import KILL_ENV
-from bench.training import injection, repro, sft_qa, sft_recipes, snapshots, train_meta
+from bench.training import batching, injection, probe_cache, repro, sft_qa, sft_recipes, snapshots, train_meta
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,14 @@ def _load_and_build_data(run: _Run) -> None:
     run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
     run.use_chat = bool(run.spec.chat_template and run.tok.chat_template is not None)
     run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=run.use_chat)
+    if ft.length_window > 1 and ft.snapshot_epochs:
+        raise BenchError(
+            "finetune.snapshot_epochs needs finetune.length_window = 0 (a snapshot cuts a window)"
+        )
+    if run.data.scheduled and ft.length_window > 1:  # fewer padding tokens per batch, same schedule
+        texts = [batching.record_text(r) for r in run.data.train]
+        lengths = batching.record_lengths(run.tok, texts, ft.max_length)
+        run.data.train = batching.length_grouped(run.data.train, lengths, ft.length_window)
     cols = ["text"] if "text" in run.data.train[0] else ["prompt", "completion"]
     run.train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.train])
     if run.data.val:
@@ -247,13 +255,17 @@ def _fit(run: _Run) -> None:
         run.eval_loss = run.trainer.evaluate().get("eval_loss")
 
 
+def _answer_items(run: _Run) -> None:
+    if run.cfg.finetune.probe and not run.answer_items:
+        run.answer_items = sft_qa.answer_probe_items(run.cfg, run.tok, run.use_chat)
+
+
 def _probe(run: _Run) -> dict[str, Any]:
     """Page perplexities (trained / held-out) and the answer NLLs of the evaluated questions."""
     cfg = run.cfg
     out = injection.probe(run.model, run.tok, run.data.probe_texts, cfg.finetune.max_length, run.use_bf16)
     if cfg.finetune.probe:
-        if not run.answer_items:
-            run.answer_items = sft_qa.answer_probe_items(cfg, run.tok, run.use_chat)
+        _answer_items(run)
         out["answers"] = injection.answer_probe(run.model, run.tok, run.answer_items, run.use_bf16)
     return out
 
@@ -265,7 +277,7 @@ def _train(cfg: Config, out: Path) -> Path:
     run = _Run(cfg, out, t_start=t_start)
     with repro.deterministic(cfg) as run.repro:
         _load_and_build_data(run)
-        run.probe_before = _probe(run)
+        run.probe_before = probe_cache.cached_probe(run, _probe, lambda: _answer_items(run))  # base model
         _attach_lora(run)
         _fit(run)
         run.probe_after = _probe(run)

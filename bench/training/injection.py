@@ -92,9 +92,75 @@ def answer_nll(model: Any, tok: Any, prompt: str, answer: str, bf16: bool = Fals
     return float(loss)
 
 
+def common_prefix(seqs: list[list[int]]) -> int:
+    """Length of the prefix every token list in ``seqs`` shares."""
+    if not seqs:
+        return 0
+    n = min(len(x) for x in seqs)
+    first = seqs[0]
+    for i in range(n):
+        if any(x[i] != first[i] for x in seqs):
+            return i
+    return n
+
+
+MIN_SHARED = 16  # tokens: below this a shared-prefix cache saves less than it costs
+
+
 def answer_probe(model: Any, tok: Any, items: list[dict[str, Any]], bf16: bool = False) -> dict[str, float]:
-    """{question id: NLL of its gold answer}; ``items`` hold ``id``, ``prompt`` and ``answer``."""
-    return {str(it["id"]): round(answer_nll(model, tok, it["prompt"], it["answer"], bf16), 4) for it in items}
+    """{question id: NLL of its gold answer}; ``items`` hold ``id``, ``prompt`` and ``answer``.
+
+    The prompts share the reader's instruction and worked examples (about 180 of a closed-book prompt's
+    ~200 tokens): that prefix runs once, and each question runs only its own tokens on top of its KV cache
+    (cropped back after each), as :func:`answer_nll` would score them one by one."""
+    if not items:
+        return {}
+    enc = [
+        (
+            str(it["id"]),
+            tok(it["prompt"], add_special_tokens=False)["input_ids"],
+            tok(it["answer"], add_special_tokens=False)["input_ids"],
+        )
+        for it in items
+    ]
+    prefix = min(common_prefix([p for _, p, _ in enc]), min(len(p) for _, p, _ in enc) - 1)
+    if prefix < MIN_SHARED:
+        return {
+            str(it["id"]): round(answer_nll(model, tok, it["prompt"], it["answer"], bf16), 4) for it in items
+        }
+    return _prefix_cached_nll(model, enc, prefix, bf16)
+
+
+def _prefix_cached_nll(
+    model: Any, enc: list[tuple[str, list[int], list[int]]], prefix: int, bf16: bool
+) -> dict[str, float]:
+    import torch
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    with torch.no_grad(), autocast:
+        cache = DynamicCache()
+        model(
+            input_ids=torch.tensor([enc[0][1][:prefix]], device=device), past_key_values=cache, use_cache=True
+        )
+        for qid, p_ids, a_ids in enc:
+            if not a_ids:
+                out[qid] = float("nan")
+                continue
+            rest = p_ids[prefix:]
+            x = torch.tensor([rest + a_ids], device=device)
+            labels = torch.tensor([[-100] * len(rest) + a_ids], device=device)
+            loss = model(input_ids=x, labels=labels, past_key_values=cache, use_cache=True).loss
+            out[qid] = round(float(loss), 4)
+            if (extra := cache.get_seq_length() - prefix) > 0:
+                cache.crop(-extra)  # back to the shared prefix
+    if was_training:
+        model.train()
+    return out
 
 
 def _mean(values: list[float]) -> float | None:

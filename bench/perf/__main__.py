@@ -1,0 +1,63 @@
+"""``python -m bench.perf limits|breakdown|train-ab``: issue 35's measurements (``make perf``: the first two).
+
+``limits``: this machine's matmul peaks and bandwidth, then a short run of each stage, written to
+``results/perf/limits-<cpu>.json``. ``breakdown``: where the committed default run's time went, written to
+``results/perf/time-breakdown.json``. ``train-ab``: training tokens/s of ``--before`` and ``--after``
+settings, interleaved in one process (``results/perf/train-ab.json``). ``--set`` takes config overrides
+(``results_dir=...`` reuses another checkout's assembled models)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bench.config import load_config
+from bench.io import atomic_write_json
+from bench.perf import report
+
+PARTS = ("training", "embedding", "generation")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
+    p.add_argument("what", choices=("limits", "breakdown", "train-ab"))
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--parts", default=",".join(PARTS), help="limits: stages to measure (comma-separated)")
+    p.add_argument("--train-steps", type=int, default=8)
+    p.add_argument("--embed-chunks", type=int, default=128)
+    p.add_argument("--run", type=Path, default=Path("results/runs/default"), help="breakdown: the run")
+    p.add_argument("--no-probe", action="store_true", help="breakdown: skip timing the before-probe")
+    p.add_argument("--before", action="append", default=[], help="train-ab: settings of the 'before' runs")
+    p.add_argument("--after", action="append", default=[], help="train-ab: settings of the 'after' runs")
+    p.add_argument(
+        "--order", default=",".join(report.AB_ORDER), help="train-ab: run order, e.g. before,after"
+    )
+    p.add_argument("-o", "--output", type=Path, default=None)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = load_config(None, a.sets)
+    if a.what == "limits":
+        parts = tuple(x for x in a.parts.split(",") if x)
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            p.error(f"unknown --parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+        doc = report.measure(cfg, parts, a.train_steps, a.embed_chunks)
+        out = a.output or report.limits_path()
+    elif a.what == "breakdown":
+        doc = report.time_breakdown(cfg, a.run, probe=not a.no_probe)
+        out = a.output or report.PERF_DIR / "time-breakdown.json"
+    else:
+        order = tuple(x for x in a.order.split(",") if x)
+        if set(order) != {"before", "after"}:
+            p.error("--order names both before and after, comma-separated")
+        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after), order)
+        out = a.output or report.PERF_DIR / "train-ab.json"
+    atomic_write_json(out, doc)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

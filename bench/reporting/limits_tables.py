@@ -1,0 +1,200 @@
+"""The ``limits`` block (README, docs/performance.md: one row per machine, from
+``results/perf/limits-*.json``) and the ``time-breakdown`` block (docs/performance.md, from
+``results/perf/time-breakdown.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.core.machine import is_contended, machine_line
+from bench.reporting.tables import DASH, fmt_num, table
+
+LIMITS_GLOB = "limits-*.json"
+CONTENDED_NOTE = (
+    " Not this CPU's fractions: other processes held a core while it ran, and two-thread torch kernels wait"
+    " for it at every barrier (training suffers most); regenerate on a quiet machine (`make perf`)."
+)
+STAGE_LABELS = {
+    "training": "training MFU",
+    "embedding": "embedding MFU",
+    "prefill": "prefill MFU",
+    "decode": "decode, share of bandwidth",
+}
+
+
+def _pct(frac: Any) -> str:
+    return f"{100 * frac:.0f} %" if isinstance(frac, int | float) else DASH
+
+
+def _stage_cell(f: dict[str, Any] | None, unit: str) -> str:
+    if not f:
+        return DASH
+    key = "achieved_gbs" if unit == "GB/s" else "achieved_gflops"
+    return f"{_pct(f.get('fraction'))} ({fmt_num(f.get(key), 0)} {unit})"
+
+
+def _gflops(mat: dict[str, Any], dtype: str) -> str:
+    return fmt_num((mat.get(dtype) or {}).get("gflops"), 0)
+
+
+def render_limits(docs: list[dict[str, Any]]) -> str:
+    """One row per machine: its measured peaks and each stage's fraction of them."""
+    rows = []
+    for d in docs:
+        mm, peaks, fr = d.get("machine") or {}, d.get("peaks") or {}, d.get("fractions") or {}
+        mat = peaks.get("matmul") or {}
+        name = f"{d.get('cpu_model', DASH)}, {d.get('cores', '?')} cores" + (
+            " (*contended*)" if mm and is_contended(mm) else ""
+        )
+        rows.append(
+            [
+                name,
+                f"{_gflops(mat, 'bfloat16')} / {_gflops(mat, 'float32')}",
+                fmt_num((peaks.get("bandwidth") or {}).get("gbs"), 1),
+                *(_stage_cell(fr.get(k), "GB/s" if k == "decode" else "GFLOP/s") for k in STAGE_LABELS),
+            ]
+        )
+    head = ["machine", "bf16 / fp32 matmul GFLOP/s", "GB/s", *STAGE_LABELS.values()]
+    return table(head, rows)
+
+
+def render_limits_details(docs: list[dict[str, Any]]) -> str:
+    """docs/performance.md: the table, each machine's stage throughputs and the FLOP formulas."""
+    lines = [render_limits(docs)]
+    for d in docs:
+        st = d.get("stages") or {}
+        tr, em, gen = st.get("training") or {}, st.get("embedding") or {}, st.get("generation") or {}
+        bits = []
+        if tr:
+            bits.append(
+                f"training {fmt_num(tr.get('tokens_per_s'), 1)} tokens/s ({tr.get('steps')} steps, "
+                f"{tr.get('batch')}, {fmt_num(tr.get('s_per_step'), 2)} s/step)"
+            )
+        if em:
+            bits.append(
+                f"embedding {fmt_num(em.get('chunks_per_s'), 1)} chunks/s, "
+                f"{fmt_num(em.get('tokens_per_s'), 0)} tokens/s ({em.get('chunks')} chunks)"
+            )
+        if gen:
+            bits.append(
+                f"vLLM prefill {fmt_num(gen.get('prefill_tokens_per_s'), 0)} tokens/s "
+                f"({gen.get('prompt_tokens')}-token prompt), "
+                f"decode {fmt_num(gen.get('decode_steps_per_s'), 1)} tokens/s at batch 1, "
+                f"{fmt_num(gen.get('batch_decode_tokens_per_s'), 1)} at batch {gen.get('batch')}; "
+                f"engine start {fmt_num(gen.get('engine_start_s'), 0)} s"
+            )
+        after = d.get("bf16_peak_after_stages_gflops")
+        lines.append(
+            f"- {d.get('cpu_model')}: {'; '.join(bits) or 'no stage measured'}. bf16 peak re-measured after "
+            f"the stages: {fmt_num(after, 0)} GFLOP/s. {machine_line(d.get('machine'))}."
+            + (CONTENDED_NOTE if is_contended(d.get("machine") or {}) else "")
+        )
+    if docs and (formulas := docs[0].get("formulas")):
+        lines.append("")
+        lines += [f"- {k}: {v}." for k, v in formulas.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _prompt_rows(prompts: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            v,
+            fmt_num(p.get("total"), 0),
+            fmt_num(p.get("examples"), 0),
+            fmt_num(p.get("passages"), 0),
+            fmt_num(p.get("instruction_and_question"), 0),
+            fmt_num(p.get("shared_prefix"), 0),
+        ]
+        for v, p in sorted(prompts.items())
+    ]
+
+
+def render_time_breakdown(doc: dict[str, Any]) -> str:
+    """Stage accounting of the committed run, padding of the training batches, prompt tokens per variant."""
+    st = doc.get("stages") or {}
+    ft, run, stages = st.get("finetune") or {}, st.get("run") or {}, st.get("stages_s") or {}
+    out = [
+        f"The committed default run (`{doc.get('run')}`, {st.get('cpu_model')}): "
+        f"{fmt_num(st.get('total_s'), 0)} s in all.",
+        "",
+        table(
+            ["stage", "wall s", "accounted for by its records", "s", "the rest (s)"],
+            [
+                ["ingest", fmt_num(stages.get("ingest"), 0), DASH, DASH, DASH],
+                ["index", fmt_num(stages.get("index"), 0), DASH, DASH, DASH],
+                [
+                    "finetune",
+                    fmt_num(ft.get("wall_s"), 0),
+                    f"training steps ({ft.get('steps')})",
+                    fmt_num(ft.get("train_s"), 0),
+                    fmt_num(float(ft.get("wall_s") or 0) - float(ft.get("train_s") or 0), 0),
+                ],
+                [
+                    "run",
+                    fmt_num(run.get("wall_s"), 0),
+                    "generation + retrieval of every variant",
+                    fmt_num(float(run.get("generation_s") or 0) + float(run.get("retrieval_s") or 0), 0),
+                    fmt_num(run.get("unaccounted_s"), 0),
+                ],
+            ],
+        ),
+    ]
+    if pb := doc.get("probe_before"):
+        page_s, answer_s = fmt_num(pb.get("page_probe_s"), 1), fmt_num(pb.get("answer_probe_s"), 1)
+        out.append(
+            "\nThe fine-tuning stage's probe on the base model (before training; the same again after it): "
+            f"page perplexities {page_s} s ({pb.get('page_probe_tokens')} tokens), "
+            f"answer NLL of {pb.get('answer_probe_questions')} questions {answer_s} s; "
+            f"{machine_line(doc.get('machine'))}."
+        )
+        if pb.get("compared_questions"):
+            out.append(
+                f"On the first {pb['compared_questions']} questions the answer probe took "
+                f"{fmt_num(pb.get('one_by_one_s'), 1)} s scoring each whole prompt (the previous path) and "
+                f"{fmt_num(pb.get('shared_prefix_s'), 1)} s with the shared prefix run once (largest NLL "
+                f"difference {fmt_num(pb.get('max_abs_nll_difference'), 4)})."
+            )
+    if pad := doc.get("padding"):
+        frac = pad.get("pad_fraction") or {}
+        out.append(
+            f"\nPadding in the training batches at the default settings ({pad.get('records')} records, batch "
+            f"{pad.get('batch')}, ≤ {pad.get('max_length')} tokens, "
+            f"mean {fmt_num(pad.get('mean_length'), 1)}): "
+            f"{_pct(frac.get('sequential'))} of the computed token slots are padding in training order, "
+            f"{_pct(frac.get('grouped_64'))} with each 64 consecutive records grouped by length, "
+            f"{_pct(frac.get('packed'))} packed."
+        )
+    if prompts := doc.get("prompts"):
+        head = [
+            "variant",
+            "prompt tokens",
+            "worked examples",
+            "passages",
+            "instruction + question",
+            "prefix shared with the previous prompt",
+        ]
+        out += [
+            "",
+            "Prompt tokens per variant (mean of the first 50 answers of the committed run):",
+            "",
+            table(head, _prompt_rows(prompts)),
+        ]
+    return "\n".join(out) + "\n"
+
+
+def render_train_ab(doc: dict[str, Any]) -> str:
+    """``results/perf/train-ab.json``: training tokens/s before and after a change, one process."""
+    tps, sps, loss = doc.get("tokens_per_s") or {}, doc.get("s_per_step") or {}, doc.get("mean_loss") or {}
+    sets = doc.get("settings") or {}
+    rows = [
+        [k, " ".join(f"`{x}`" for x in sets.get(k, [])), fmt_num(tps.get(k), 1), fmt_num(sps.get(k), 2),
+         fmt_num(loss.get(k), 4)]
+        for k in ("before", "after")
+    ]  # fmt: skip
+    gap = doc.get("mean_loss_rel_gap")
+    return (
+        f"{doc.get('steps')} steps of each, {doc.get('order')}; {machine_line(doc.get('machine'))}.\n\n"
+        + table(["run", "settings", "tokens/s", "s/step", "mean loss over the steps"], rows)
+        + f"\nAfter over before: **{fmt_num(doc.get('speedup'), 2)}×** tokens/s; mean losses differ by "
+        f"{_pct(gap) if isinstance(gap, float) and gap >= 0.01 else f'{100 * (gap or 0):.2f} %'}.\n"
+    )

@@ -1,0 +1,217 @@
+"""Issue 35: the limits microbenchmark, the FLOP counts, the time-breakdown counts and their renderers; the
+answer probe's shared-prefix cache against scoring each question on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.core import limits
+from bench.perf import breakdown
+from bench.reporting import limits_tables, readme
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_cpu_slug_and_flags(tmp_path: Path) -> None:
+    assert limits.cpu_slug("AMD EPYC") == "amd-epyc"
+    assert limits.cpu_slug("Intel(R) Xeon(R) Processor") == "intel-xeon-processor"
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: X\nflags\t\t: fpu avx2 avx512f avx512_bf16\n", encoding="utf-8")
+    flags = limits.cpu_flags(info)
+    assert flags["avx512_bf16"] and flags["avx2"] and not flags["amx_bf16"]
+
+
+def test_small_peaks_are_positive() -> None:
+    mm = limits.best_matmul_peak("float32", sizes=(64, 128), reps=2)
+    assert mm["gflops"] > 0 and set(mm["by_size"]) == {"64", "128"}
+    assert mm["gflops"] == max(mm["by_size"].values())
+    bw = limits.bandwidth(mib=8, reps=2)
+    assert bw["copy_gbs"] > 0 and bw["gbs"] == max(bw["copy_gbs"], bw["read_gbs"])
+
+
+def test_flop_counts_and_fractions() -> None:
+    n = 494e6
+    assert limits.forward_flops(n) == 2 * n
+    # LoRA: forward 2N + activation gradients 2N (no weight gradients of the frozen base) + 6 N_lora
+    assert limits.lora_train_flops(n, 8.8e6) == 4 * n + 6 * 8.8e6
+    assert limits.lora_train_flops(n, 0, n_layer=24, ctx=64, d_attn=896) == 4 * n + 3 * 2 * 24 * 64 * 896
+    m = limits.mfu(100.0, 2e9, 400.0)
+    assert m["achieved_gflops"] == 200.0 and m["fraction"] == 0.5
+    assert limits.mfu(None, 2e9, 400.0)["fraction"] is None
+    d = limits.decode_bandwidth_use(10.0, 1e9, 20.0)
+    assert d["achieved_gbs"] == 10.0 and d["fraction"] == 0.5
+
+
+def test_padding_counts() -> None:
+    lengths = [10, 100, 10, 100, 10, 100, 10, 100]
+    assert breakdown.padded_tokens(lengths, 2) == 8 * 100  # every pair padded to 100
+    assert breakdown.grouped_padded_tokens(lengths, 2, window=8) == 4 * 10 + 4 * 100
+    rep = breakdown.padding_report(lengths, batch=2, max_length=100)
+    assert rep["real_tokens"] == 440 and rep["pad_fraction"]["sequential"] == round(1 - 440 / 800, 4)
+    assert rep["pad_fraction"]["grouped_64"] == 0.0 and rep["at_max_length"] == 4
+
+
+def test_common_prefix() -> None:
+    from bench.training import injection
+
+    assert injection.common_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert injection.common_prefix([[1, 2], [1, 2]]) == 2
+    assert injection.common_prefix([]) == 0
+
+
+def test_shared_prefix_probe_equals_one_by_one(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.training import injection
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    shared = "Responda com um trecho do contexto. " * 6
+    items: list[dict[str, Any]] = [
+        {"id": i, "prompt": shared + q, "answer": a}
+        for i, (q, a) in enumerate(
+            [("Quem fundou Lisboa?", "os fenícios"), ("Em que ano?", "1147"), ("Onde?", "Porto")]
+        )
+    ]
+    fast = injection.answer_probe(model, tok, items)
+    slow = {
+        str(it["id"]): round(injection.answer_nll(model, tok, it["prompt"], it["answer"]), 4) for it in items
+    }
+    assert set(fast) == set(slow)
+    assert all(abs(fast[k] - slow[k]) < 2e-3 for k in slow), (fast, slow)
+    assert len(set(fast.values())) > 1  # the questions differ: not one number repeated
+
+
+def _limits_doc(cpu: str, others: float) -> dict[str, Any]:
+    frac = {"fraction": 0.5, "achieved_gflops": 100.0}
+    return {
+        "cpu_model": cpu,
+        "cores": 2,
+        "peaks": {
+            "matmul": {"bfloat16": {"gflops": 200.0}, "float32": {"gflops": 80.0}},
+            "bandwidth": {"gbs": 20.0},
+        },
+        "fractions": {
+            "training": frac,
+            "embedding": frac,
+            "prefill": frac,
+            "decode": {"fraction": 0.25, "achieved_gbs": 5.0},
+        },
+        "stages": {
+            "training": {"tokens_per_s": 50.0, "steps": 8, "batch": "4 x ≤128 tokens", "s_per_step": 9.0}
+        },
+        "formulas": {"training": "4 N"},
+        "machine": {
+            "cpu_model": cpu,
+            "cores": 2,
+            "wall_s": 100.0,
+            "others_cpu_s": others,
+            "niced_cpu_s": 0.0,
+            "others_counts_niced": True,
+            "load_average_start": [0.1, 0, 0],
+            "load_average_end": [2.0, 0, 0],
+        },
+    }
+
+
+def test_limits_table_one_row_per_machine_and_contention() -> None:
+    body = limits_tables.render_limits([_limits_doc("AMD EPYC", 1.0), _limits_doc("Intel Xeon", 60.0)])
+    rows = [ln for ln in body.splitlines() if ln.startswith("| AMD") or ln.startswith("| Intel")]
+    assert len(rows) == 2
+    assert "200 / 80" in rows[0] and "50 % (100 GFLOP/s)" in rows[0] and "25 % (5 GB/s)" in rows[0]
+    assert "contended" not in rows[0] and "*contended*" in rows[1]
+    details = limits_tables.render_limits_details([_limits_doc("AMD EPYC", 1.0)])
+    assert "Not this CPU's fractions" not in details
+    assert "Not this CPU's fractions" in limits_tables.render_limits_details([_limits_doc("X", 60.0)])
+    assert "training 50.0 tokens/s (8 steps" in details and "- training: 4 N." in details
+
+
+def test_limits_block_is_rendered_from_the_perf_dir(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "limits-amd-epyc.json").write_text(json.dumps(_limits_doc("AMD EPYC", 1.0)), encoding="utf-8")
+    found = dict((n, b) for n, _, b in readme.perf_bodies(["limits", "limits-details"], tmp_path))
+    assert "| AMD EPYC, 2 cores |" in found["limits"] and "- training: 4 N." in found["limits-details"]
+
+
+def test_time_breakdown_renders_its_figures() -> None:
+    doc = {
+        "run": "results/runs/default",
+        "stages": {
+            "cpu_model": "X",
+            "total_s": 1000,
+            "stages_s": {"ingest": 1, "index": 50},
+            "finetune": {"wall_s": 700, "train_s": 500, "steps": 100},
+            "run": {"wall_s": 249, "generation_s": 150.0, "retrieval_s": 9.0, "unaccounted_s": 90.0},
+        },
+        "padding": {
+            "records": 8,
+            "batch": 4,
+            "max_length": 128,
+            "mean_length": 90.0,
+            "pad_fraction": {"sequential": 0.19, "grouped_64": 0.03, "packed": 0.0},
+        },
+        "prompts": {
+            "rag": {
+                "total": 834,
+                "examples": 341,
+                "passages": 387,
+                "instruction_and_question": 107,
+                "shared_prefix": 433,
+            }
+        },
+    }
+    body = limits_tables.render_time_breakdown(doc)
+    assert "| finetune | 700 | training steps (100) | 500 | 200 |" in body
+    assert "| run | 249 | generation + retrieval of every variant | 159 | 90 |" in body
+    assert "19 % of the computed token slots" in body and "| rag | 834 | 341 | 387 | 107 | 433 |" in body
+
+
+def test_base_probe_is_computed_once_per_base_model_and_questions(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from bench.config import load_config
+    from bench.training import probe_cache
+
+    cfg = load_config("smoke", [f"results_dir={tmp_path}", f"model.name={tiny_model_dir}"])
+    calls: list[int] = []
+
+    def run_with(question: str) -> Any:
+        data = SimpleNamespace(probe_texts={"trained": "texto", "heldout": "outro"})
+        return SimpleNamespace(cfg=cfg, use_bf16=False, data=data, answer_items=[], q=question)
+
+    def probe(run: Any) -> dict[str, Any]:
+        calls.append(1)
+        return {"answers": {"q1": float(len(calls))}}
+
+    def items(run: Any) -> Any:
+        return lambda: run.answer_items.append({"id": "q1", "prompt": run.q, "answer": "1945"}) or None
+
+    a = run_with("Em que ano?")
+    first = probe_cache.cached_probe(a, probe, items(a))
+    b = run_with("Em que ano?")  # another adapter, same base model and questions: read back
+    assert probe_cache.cached_probe(b, probe, items(b)) == first and len(calls) == 1
+    c = run_with("Onde nasceu?")  # other questions: computed again
+    assert probe_cache.cached_probe(c, probe, items(c)) != first and len(calls) == 2
+    assert len(list((tmp_path / probe_cache.DIR).glob("*.json"))) == 2
+
+
+def test_train_ab_renders_speedup_and_loss_gap() -> None:
+    doc = {
+        "steps": 16,
+        "order": "before, after, after, before; the best tokens/s of each counts",
+        "settings": {"before": ["finetune.length_window=0"], "after": ["(default profile)"]},
+        "tokens_per_s": {"before": 90.0, "after": 110.0},
+        "s_per_step": {"before": 4.4, "after": 3.6},
+        "mean_loss": {"before": 2.9, "after": 2.91},
+        "speedup": 1.222,
+        "mean_loss_rel_gap": 0.0034,
+    }
+    body = limits_tables.render_train_ab(doc)
+    assert "| before | `finetune.length_window=0` | 90.0 | 4.40 | 2.9000 |" in body
+    assert "**1.22×** tokens/s" in body and "differ by 0.34 %" in body
