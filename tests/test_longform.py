@@ -35,7 +35,7 @@ def _cfg(tmp_path: Path, *extra: str) -> Config:
         "default",
         [f"questions={path}", f"results_dir={tmp_path / 'results'}", f"corpus={tmp_path / 'missing.xml'}",
          "split=dev", "limit=0", "sample=first", "run.bootstrap_samples=50", "model.batch_size=1",
-         "run.latency_probe=0",
+         "run.latency_probe=3",
          *extra],
     )  # fmt: skip
 
@@ -79,6 +79,7 @@ def test_longform_run_answers_in_sentences_with_the_fact_runs_adapter(tmp_path: 
     assert seen and all(c.model.reader == "extractive" and c.run.longform_pages == 2 for c in seen)
     scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
     assert scores["config"]["model"]["reader"] == "longform"
+    assert scores["config"]["run"]["latency_probe"] == 0  # timed in the fact run, not twice
     ft = scores["variants"]["ft"]  # the fake ft answers in English: the language rate sees it
     assert ft["lang_en"]["n"] == 2 and ft["lang_en"]["mean"] == 1.0
     assert scores["variants"]["base"]["lang_pt"]["mean"] == 1.0

@@ -70,7 +70,7 @@ def longform_questions(rows: list[dict[str, Any]], pages: int) -> list[dict[str,
 
 def longform_config(cfg: Config) -> Config:
     """The config the long-form answers are generated and keyed under (the model section is in every
-    answer's key)."""
+    answer's key). No latency probe: per-question latency is the fact run's measurement."""
     model = dataclasses.replace(
         cfg.model,
         reader=READER,
@@ -78,7 +78,7 @@ def longform_config(cfg: Config) -> Config:
         stop_at_newline=False,
         max_new_tokens=cfg.run.longform_tokens,
     )
-    return dataclasses.replace(cfg, model=model)
+    return dataclasses.replace(cfg, model=model, run=dataclasses.replace(cfg.run, latency_probe=0))
 
 
 def fact_run_stages(stages: Stages, fact_cfg: Config) -> Stages:
