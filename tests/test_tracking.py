@@ -236,7 +236,6 @@ def test_bench_finetune_logs_the_trainers_loss_curve_once(
             "finetune.probe=false", f"tracking.uri={store}", "tracking.experiment=t-ft-cli"]  # fmt: skip
     argv = ["finetune", "--profile", "faquad", *(x for s in sets for x in ("--set", s))]
     assert main(argv) == 0
-    # the adapter's folder (beside it: the base model's cached probe, bench/training/probe_cache.py)
     (adapter,) = [
         p for p in (tmp_path / "results" / "finetune").iterdir() if (p / "train_metadata.json").exists()
     ]

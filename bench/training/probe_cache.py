@@ -4,7 +4,8 @@ The "before" probe (page perplexities and the answer NLL of every evaluated ques
 base weights, the probe's texts and prompts, the precision and the block length only — not of the recipe,
 the budget or anything else that shapes an adapter. A sweep over recipes and budgets trained on the same
 base model and questions (`make ft-curves`: nine adapters) computed it nine times; it is stored under
-``results/finetune/probe-before/<hash>.json``, keyed by all of those inputs, and read back.
+``results/probes/before-<hash>.json`` (beside the adapters' folder, not in it), keyed by all of
+those inputs, and read back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
-DIR = Path("finetune") / "probe-before"
+DIR = Path("probes")
 
 
 def probe_key(run: Any) -> str:
@@ -51,7 +52,7 @@ def cached_probe(
     """``probe(run)`` of the base model, from the cache when an identical one was stored. ``items`` builds
     ``run.answer_items`` first (the key covers them)."""
     items()
-    path = Path(run.cfg.results_path) / DIR / f"{probe_key(run)}.json"
+    path = Path(run.cfg.results_path) / DIR / f"before-{probe_key(run)}.json"
     if path.exists():
         try:
             found = read_json(path)
