@@ -114,11 +114,11 @@ def test_the_import_graph_sees_package_imports() -> None:
     assert any(d.startswith("retrieval.") for d in graph["eval.stages"]), graph["eval.stages"]  # lazy import
 
 
-MAX_MODULE_LINES = 300
+MAX_MODULE_LINES = 400
 
 
 def test_modules_stay_readable() -> None:
-    """Every module stays under ~300 lines: split along a real seam rather than grow one file."""
+    """Every module stays under ~400 lines: split along a real seam (cohesion), not to meet a count."""
     too_long = {
         str(p.relative_to(PKG.parent)): n
         for p in sorted(PKG.rglob("*.py"))
@@ -285,6 +285,22 @@ def test_no_module_imports_a_private_name_of_another() -> None:
                 and not node.attr.startswith("__")
             ):
                 found.append(f"{path.relative_to(root)}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert found == []
+
+
+def test_no_stand_in_objects_built_with_type() -> None:
+    """No fake objects: ``type("T", (), {...})()`` stood in for a trainer's state in the snapshots; typed
+    state (a dataclass) is handed over instead."""
+    root = Path(__file__).resolve().parents[1] / "bench"
+    found = [
+        f"{p.relative_to(root)}:{node.lineno}"
+        for p in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("type", "SimpleNamespace")
+        and (node.func.id == "SimpleNamespace" or len(node.args) == 3)
+    ]
     assert found == []
 
 

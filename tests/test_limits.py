@@ -173,31 +173,26 @@ def test_time_breakdown_renders_its_figures() -> None:
 def test_base_probe_is_computed_once_per_base_model_and_questions(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    from types import SimpleNamespace
-
     from bench.config import load_config
     from bench.training import probe_cache
 
     cfg = load_config("smoke", [f"results_dir={tmp_path}", f"model.name={tiny_model_dir}"])
     calls: list[int] = []
+    texts = {"trained": "texto", "heldout": "outro"}
 
-    def run_with(question: str) -> Any:
-        data = SimpleNamespace(probe_texts={"trained": "texto", "heldout": "outro"})
-        return SimpleNamespace(cfg=cfg, use_bf16=False, data=data, answer_items=[], q=question)
-
-    def probe(run: Any) -> dict[str, Any]:
+    def probe() -> dict[str, Any]:
         calls.append(1)
         return {"answers": {"q1": float(len(calls))}}
 
-    def items(run: Any) -> Any:
-        return lambda: run.answer_items.append({"id": "q1", "prompt": run.q, "answer": "1945"}) or None
+    def key(question: str) -> str:
+        return probe_cache.probe_key(cfg, False, texts, [{"id": "q1", "prompt": question, "answer": "1945"}])
 
-    a = run_with("Em que ano?")
-    first = probe_cache.cached_probe(a, probe, items(a))
-    b = run_with("Em que ano?")  # another adapter, same base model and questions: read back
-    assert probe_cache.cached_probe(b, probe, items(b)) == first and len(calls) == 1
-    c = run_with("Onde nasceu?")  # other questions: computed again
-    assert probe_cache.cached_probe(c, probe, items(c)) != first and len(calls) == 2
+    first = probe_cache.cached_probe(cfg, key("Em que ano?"), probe)
+    # another adapter, same base model and questions: read back
+    assert probe_cache.cached_probe(cfg, key("Em que ano?"), probe) == first and len(calls) == 1
+    # other questions: computed again
+    assert probe_cache.cached_probe(cfg, key("Onde nasceu?"), probe) != first and len(calls) == 2
+    assert probe_cache.probe_key(cfg, True, texts, []) != probe_cache.probe_key(cfg, False, texts, [])
     assert len(list((tmp_path / probe_cache.DIR).glob("*.json"))) == 2
 
 

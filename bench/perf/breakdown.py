@@ -32,8 +32,9 @@ def tokenizer(cfg: Config) -> Any:
 
 def probe_cost(cfg: Config, compare: int = 50) -> dict[str, Any]:
     """Seconds of the fine-tuning stage's "before" probe on the base model (page perplexities and the
-    answer NLL of every evaluated question), as :func:`bench.training.finetune._train` runs it; and, on the
-    first ``compare`` questions, the shared-prefix answer probe against scoring each whole prompt."""
+    answer NLL of every evaluated question), as ``FinetuneRecipe.setup`` (bench.training.finetune) runs
+    it; and, on the first ``compare`` questions, the shared-prefix answer probe against scoring each whole
+    prompt."""
     import time
 
     from bench.generation import models

@@ -4,6 +4,10 @@
 written last: its presence means the run finished. The hash covers the model weights, the training data
 sources (corpus / question-file sha256s), the format, the curation filters and the hyper-parameters. A
 rerun reuses the adapter; a killed run resumes from ``checkpoints/``.
+
+One training is one :class:`FinetuneRecipe`, torchtune-style: :meth:`FinetuneRecipe.setup` (model,
+records, the base model's probe, LoRA) → :meth:`~FinetuneRecipe.train` (snapshots saved on the way) →
+:meth:`~FinetuneRecipe.save`, each step's output a typed field or return value.
 """
 
 from __future__ import annotations
@@ -12,16 +16,24 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import artifacts, model_registry, recipe_keys
 from bench.config import BenchError, Config
 from bench.core import dist
 from bench.generation import models
 from bench.io import KILL_ENV
+from bench.model_registry import ModelSpec
 from bench.training import batching, injection, probe_cache, repro, sft_qa, sft_recipes, snapshots, train_meta
+from bench.training.sft_data import SftData
+from bench.training.train_meta import Progress, Trained
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase, TrainerState, TrainingArguments
+    from trl import SFTConfig, SFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -93,88 +105,6 @@ def run_finetune(cfg: Config) -> Path:
     return _train(cfg, out)
 
 
-@dataclass
-class _Run:
-    """What the steps of one training hand each other."""
-
-    cfg: Config
-    out: Path
-    spec: Any = None
-    model: Any = None
-    tok: Any = None
-    data: Any = None
-    train_ds: Any = None
-    val_ds: Any = None
-    use_bf16: bool = False
-    steps: int = 0
-    trainable: int = 0
-    total: int = 0
-    probe_before: dict[str, Any] = field(default_factory=dict)
-    probe_after: dict[str, Any] = field(default_factory=dict)
-    trainer: Any = None
-    result: Any = None
-    resume: bool = False
-    train_s: float = 0.0
-    eval_loss: float | None = None
-    answer_items: list[dict[str, Any]] = field(default_factory=list)
-    repro: dict[str, Any] = field(default_factory=dict)
-    t_start: float = 0.0
-    t_fit: float = 0.0
-    use_chat: bool = False  # the model has a chat template: records and probe prompts go through it
-
-
-def _load_and_build_data(run: _Run) -> None:
-    """Load the base model and tokenizer, build the training records and the datasets."""
-    from datasets import Dataset
-
-    cfg, ft = run.cfg, run.cfg.finetune
-    run.spec = model_registry.resolve_model(cfg)
-    run.model, run.tok = models.load_model(cfg, for_training=True, quantization=ft.quantization)
-    run.use_chat = bool(run.spec.chat_template and run.tok.chat_template is not None)
-    run.data = sft_recipes.build_training_data(cfg, run.tok, use_chat=run.use_chat)
-    if ft.length_window > 1 and ft.snapshot_epochs:
-        raise BenchError(
-            "finetune.snapshot_epochs needs finetune.length_window = 0 (a snapshot cuts a window)"
-        )
-    if run.data.scheduled and ft.length_window > 1:  # fewer padding tokens per batch, same schedule
-        texts = [batching.record_text(r) for r in run.data.train]
-        lengths = batching.record_lengths(run.tok, texts, ft.max_length)
-        run.data.train = batching.length_grouped(run.data.train, lengths, ft.length_window)
-    cols = ["text"] if "text" in run.data.train[0] else ["prompt", "completion"]
-    run.train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.train])
-    if run.data.val:
-        run.val_ds = Dataset.from_list([{c: r[c] for c in cols} for r in run.data.val[:MAX_EVAL_RECORDS]])
-    per_step = ft.batch_size * ft.grad_accum
-    if run.data.scheduled:  # the records are the whole schedule, epochs and max_steps applied: one pass
-        run.steps = planned_steps(1.0, 0, len(run.train_ds), per_step)
-    else:
-        run.steps = planned_steps(ft.epochs, ft.max_steps, len(run.train_ds), per_step)
-    run.use_bf16 = ft.bf16 or (cfg.device == "cuda" and ft.quantization == "nf4")
-
-
-def _attach_lora(run: _Run) -> None:
-    """Wrap the base model in LoRA adapters (after k-bit preparation for nf4)."""
-    import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-    ft = run.cfg.finetune
-    if ft.quantization == "nf4":
-        run.model = prepare_model_for_kbit_training(
-            run.model, use_gradient_checkpointing=ft.gradient_checkpointing
-        )
-    lora = LoraConfig(
-        r=ft.lora_r,
-        lora_alpha=ft.lora_alpha,
-        lora_dropout=ft.lora_dropout,
-        target_modules=lora_targets(run.model, ft.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    torch.manual_seed(run.cfg.seed)  # LoRA's A matrices are drawn from the global generator
-    run.model = get_peft_model(run.model, lora)
-    run.trainable, run.total = run.model.get_nb_trainable_parameters()
-
-
 def _per_device_batch(batch_size: int) -> int:
     """finetune.batch_size is the micro-batch over all ranks (torchrun / accelerate launch): each of W ranks
     takes batch_size / W, so the global configuration, the planned steps and the adapter key do not change."""
@@ -184,20 +114,55 @@ def _per_device_batch(batch_size: int) -> int:
     return batch_size // world
 
 
-def _sft_config(run: _Run) -> Any:
-    """trl's SFTConfig for this run: batch, budget, precision, optimizer, seeds, checkpoints."""
+@dataclass(frozen=True)
+class Records:
+    """The training records and what the trainer reads of them."""
+
+    data: SftData
+    train_ds: Dataset
+    val_ds: Dataset | None
+    steps: int  # optimizer steps planned
+
+
+def build_records(cfg: Config, tok: PreTrainedTokenizerBase, use_chat: bool) -> Records:
+    """``cfg``'s recipe's records (length-grouped when ``finetune.length_window`` asks), as datasets."""
+    from datasets import Dataset
+
+    ft = cfg.finetune
+    data = sft_recipes.build_training_data(cfg, tok, use_chat=use_chat)
+    if ft.length_window > 1 and ft.snapshot_epochs:
+        raise BenchError(
+            "finetune.snapshot_epochs needs finetune.length_window = 0 (a snapshot cuts a window)"
+        )
+    if data.scheduled and ft.length_window > 1:  # fewer padding tokens per batch, same schedule
+        lengths = batching.record_lengths(tok, [batching.record_text(r) for r in data.train], ft.max_length)
+        data.train = batching.length_grouped(data.train, lengths, ft.length_window)
+    cols = ["text"] if "text" in data.train[0] else ["prompt", "completion"]
+    train_ds = Dataset.from_list([{c: r[c] for c in cols} for r in data.train])
+    val = data.val[:MAX_EVAL_RECORDS]
+    val_ds = Dataset.from_list([{c: r[c] for c in cols} for r in val]) if val else None
+    per_step = ft.batch_size * ft.grad_accum
+    if data.scheduled:  # the records are the whole schedule, epochs and max_steps applied: one pass
+        steps = planned_steps(1.0, 0, len(train_ds), per_step)
+    else:
+        steps = planned_steps(ft.epochs, ft.max_steps, len(train_ds), per_step)
+    return Records(data, train_ds, val_ds, steps)
+
+
+def sft_config(cfg: Config, out: Path, steps: int, use_bf16: bool, scheduled: bool) -> SFTConfig:
+    """trl's SFTConfig for one training: batch, budget, precision, optimizer, seeds, checkpoints."""
     from trl import SFTConfig
 
-    cfg, ft = run.cfg, run.cfg.finetune
+    ft = cfg.finetune
     on_cuda = cfg.device == "cuda"
     return SFTConfig(
-        output_dir=str(run.out / "checkpoints"),
+        output_dir=str(out / "checkpoints"),
         max_length=ft.max_length,
         per_device_train_batch_size=_per_device_batch(ft.batch_size),
         per_device_eval_batch_size=_per_device_batch(ft.batch_size),
         gradient_accumulation_steps=ft.grad_accum,
         learning_rate=ft.learning_rate,
-        max_steps=run.steps,
+        max_steps=steps,
         warmup_steps=ft.warmup_steps,
         lr_scheduler_type=ft.lr_scheduler,
         logging_steps=ft.logging_steps,
@@ -206,14 +171,14 @@ def _sft_config(run: _Run) -> Any:
         save_strategy="steps",
         eval_strategy="no",
         prediction_loss_only=True,  # evaluate() would otherwise keep every logit (GBs for a 152k vocab)
-        bf16=run.use_bf16,
+        bf16=use_bf16,
         fp16=False,
         gradient_checkpointing=ft.gradient_checkpointing,
         use_cpu=not on_cuda,
         optim="paged_adamw_8bit" if on_cuda and ft.quantization == "nf4" else "adamw_torch",
         seed=cfg.seed,
         data_seed=cfg.seed,
-        train_sampling_strategy="sequential" if run.data.scheduled else "random",
+        train_sampling_strategy="sequential" if scheduled else "random",
         report_to="none",
         dataloader_num_workers=0,
         dataset_num_proc=None,
@@ -223,73 +188,152 @@ def _sft_config(run: _Run) -> Any:
     )
 
 
-def _fit(run: _Run) -> None:
-    """Train (resuming from the last checkpoint if one is there), then the eval loss."""
-    import torch
-    from trl import SFTTrainer
+class FinetuneRecipe:
+    """One adapter's training. :meth:`setup` builds a ready instance (base model and tokenizer, records,
+    the base model's probe, LoRA attached); :meth:`train` fits it, saving the snapshots that
+    ``finetune.snapshot_epochs`` asks for on the way; :meth:`save` writes the adapter, then its metadata."""
 
-    ft = run.cfg.finetune
-    trainer_cls = SFTTrainer if ft.fused_loss else _plain_loss_trainer(SFTTrainer)
-    run.trainer = trainer_cls(
-        model=run.model,
-        args=_sft_config(run),
-        train_dataset=run.train_ds,
-        eval_dataset=run.val_ds,
-        processing_class=run.tok,
-    )
-    snaps = snapshots.plan(run, run.use_chat) if ft.snapshot_epochs else []
-    if snaps:
-        run.trainer.add_callback(snapshots.callback(run, snaps, _probe))
-    if os.environ.get(KILL_ENV):  # the kill -9 tests' fault injection
-        run.trainer.add_callback(snapshots.crash_callback())
-    ckpt_dir = run.out / "checkpoints"
-    run.resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
-    if run.resume:
-        log.info("resuming from the last checkpoint in %s", ckpt_dir)
-    if run.cfg.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    run.t_fit = time.perf_counter()
-    run.result = run.trainer.train(resume_from_checkpoint=True if run.resume else None)
-    run.train_s = time.perf_counter() - run.t_fit
-    if run.val_ds is not None:
-        run.eval_loss = run.trainer.evaluate().get("eval_loss")
+    def __init__(
+        self, cfg: Config, out: Path, spec: ModelSpec, model: Any, tok: PreTrainedTokenizerBase,
+        records: Records, use_chat: bool, repro_record: dict[str, Any],
+    ) -> None:  # fmt: skip
+        self.cfg, self.out, self.spec = cfg, out, spec
+        self.model = model  # the base model, then (after setup) its peft wrapper: a torch module
+        self.tok, self.records, self.use_chat = tok, records, use_chat
+        self.use_bf16 = cfg.finetune.bf16 or (cfg.device == "cuda" and cfg.finetune.quantization == "nf4")
+        self.repro = repro_record
+        self.answer_items: list[dict[str, Any]] = (
+            sft_qa.answer_probe_items(cfg, tok, use_chat) if cfg.finetune.probe else []
+        )
+        self.probe_before: dict[str, Any] = {}
+        self.trainable = self.total = 0
+        self.resumed = False
+        self.t_start = self.t_fit = time.perf_counter()
+        self.trainer: SFTTrainer | None = None
 
+    @classmethod
+    def setup(cls, cfg: Config, out: Path, repro_record: dict[str, Any]) -> FinetuneRecipe:
+        """Load the base model and tokenizer, build the records, probe the base model (cached), attach
+        LoRA."""
+        t_start = time.perf_counter()
+        spec = model_registry.resolve_model(cfg)
+        model, tok = models.load_model(cfg, for_training=True, quantization=cfg.finetune.quantization)
+        use_chat = bool(spec.chat_template and tok.chat_template is not None)
+        recipe = cls(cfg, out, spec, model, tok, build_records(cfg, tok, use_chat), use_chat, repro_record)
+        recipe.t_start = t_start
+        texts = recipe.records.data.probe_texts
+        key = probe_cache.probe_key(cfg, recipe.use_bf16, texts, recipe.answer_items)
+        recipe.probe_before = probe_cache.cached_probe(cfg, key, lambda: recipe.probe(texts))
+        recipe.attach_lora()
+        return recipe
 
-def _answer_items(run: _Run) -> None:
-    if run.cfg.finetune.probe and not run.answer_items:
-        run.answer_items = sft_qa.answer_probe_items(run.cfg, run.tok, run.use_chat)
+    def attach_lora(self) -> None:
+        """Wrap the base model in LoRA adapters (after k-bit preparation for nf4)."""
+        import torch
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+        ft = self.cfg.finetune
+        if ft.quantization == "nf4":
+            self.model = prepare_model_for_kbit_training(
+                self.model, use_gradient_checkpointing=ft.gradient_checkpointing
+            )
+        lora = LoraConfig(
+            r=ft.lora_r,
+            lora_alpha=ft.lora_alpha,
+            lora_dropout=ft.lora_dropout,
+            target_modules=lora_targets(self.model, ft.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        torch.manual_seed(self.cfg.seed)  # LoRA's A matrices are drawn from the global generator
+        self.model = get_peft_model(self.model, lora)
+        self.trainable, self.total = self.model.get_nb_trainable_parameters()
 
-def _probe(run: _Run) -> dict[str, Any]:
-    """Page perplexities (trained / held-out) and the answer NLLs of the evaluated questions."""
-    cfg = run.cfg
-    out = injection.probe(run.model, run.tok, run.data.probe_texts, cfg.finetune.max_length, run.use_bf16)
-    if cfg.finetune.probe:
-        _answer_items(run)
-        out["answers"] = injection.answer_probe(run.model, run.tok, run.answer_items, run.use_bf16)
-    return out
+    def probe(self, texts: dict[str, str]) -> dict[str, Any]:
+        """Perplexities of the probe ``texts`` (trained / held-out), the evaluated questions' answer NLLs."""
+        ft = self.cfg.finetune
+        out = injection.probe(self.model, self.tok, texts, ft.max_length, self.use_bf16)
+        if ft.probe:
+            out["answers"] = injection.answer_probe(self.model, self.tok, self.answer_items, self.use_bf16)
+        return out
+
+    def train(self) -> tuple[Progress, float | None]:
+        """Fit (resuming from the last checkpoint if there is one): what training reached, the eval loss."""
+        import torch
+        from trl import SFTTrainer
+
+        cfg, rec = self.cfg, self.records
+        trainer_cls = SFTTrainer if cfg.finetune.fused_loss else _plain_loss_trainer(SFTTrainer)
+        args = sft_config(cfg, self.out, rec.steps, self.use_bf16, rec.data.scheduled)
+        trainer = trainer_cls(
+            model=self.model, args=args, train_dataset=rec.train_ds, eval_dataset=rec.val_ds,
+            processing_class=self.tok,
+        )  # fmt: skip
+        self.trainer = trainer
+        per_step = cfg.finetune.batch_size * cfg.finetune.grad_accum
+        snaps = snapshots.plan(cfg, self.tok, self.use_chat, rec.data.train, per_step)
+        if snaps:
+            trainer.add_callback(snapshots.callback(snaps, self.snapshot))
+        if os.environ.get(KILL_ENV):  # the kill -9 tests' fault injection
+            trainer.add_callback(snapshots.crash_callback())
+        ckpt_dir = self.out / "checkpoints"
+        self.resumed = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
+        if self.resumed:
+            log.info("resuming from the last checkpoint in %s", ckpt_dir)
+        if cfg.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        self.t_fit = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=True if self.resumed else None)
+        train_s = time.perf_counter() - self.t_fit
+        progress = Progress.of(trainer.state, trainer.args, train_s, float(result.training_loss))
+        eval_loss = trainer.evaluate().get("eval_loss") if rec.val_ds is not None else None
+        return progress, eval_loss
+
+    def trained(
+        self, cfg: Config, out: Path, data: SftData, progress: Progress, eval_loss: float | None = None
+    ) -> Trained:
+        """The record of the adapter in ``out`` (this training's, or a snapshot's): probed now."""
+        return Trained(
+            cfg=cfg, out=out, spec=self.spec, data=data, progress=progress, resumed=self.resumed,
+            probe_before=self.probe_before, probe_after=self.probe(data.probe_texts),
+            answer_items=self.answer_items, eval_loss=eval_loss, trainable=self.trainable,
+            total=self.total, repro=self.repro,
+        )  # fmt: skip
+
+    def snapshot(self, snap: snapshots.Snapshot, state: TrainerState, args: TrainingArguments) -> None:
+        """Save the adapter of a smaller budget when training reaches its last step (rank 0)."""
+        losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
+        mean_loss = sum(losses) / len(losses) if losses else float("nan")
+        progress = Progress.of(state, args, time.perf_counter() - self.t_fit, mean_loss)
+        meta = train_meta.metadata(
+            self.trained(snap.cfg, snap.out, snap.data, progress), time.perf_counter() - self.t_start
+        )
+        meta["snapshot_of"] = {
+            "key": artifacts.adapter(self.cfg).key,
+            "epochs": self.cfg.finetune.epochs,
+            "train_loss_note": "mean of the logged losses up to this step",
+        }
+        snapshots.write(self.model, self.tok, snap, meta)
+
+    def save(self, meta: dict[str, Any]) -> None:
+        """The adapter and tokenizer, then its metadata (rank 0; every rank fails when that save failed)."""
+        if self.trainer is None:
+            raise BenchError(f"{self.out}: save() before train()")
+        train_meta.save_adapter(self.trainer, self.model, self.tok, self.out, meta)
 
 
 def _train(cfg: Config, out: Path) -> Path:
-    """Load, probe, attach LoRA, fit, probe again, save the adapter and (last) its metadata; seeded, on a
-    fixed thread count, with deterministic kernels (:mod:`bench.training.repro`)."""
-    t_start = time.perf_counter()
-    run = _Run(cfg, out, t_start=t_start)
-    with repro.deterministic(cfg) as run.repro:
-        _load_and_build_data(run)
-        run.probe_before = probe_cache.cached_probe(run, _probe, lambda: _answer_items(run))  # base model
-        _attach_lora(run)
-        _fit(run)
-        run.probe_after = _probe(run)
-    meta = train_meta.metadata(run, time.perf_counter() - t_start)
-    train_meta.save_adapter(run, out, meta)
+    """Set up, train, probe again, save the adapter and (last) its metadata; seeded, on a fixed thread count,
+    with deterministic kernels (:mod:`bench.training.repro`)."""
+    with repro.deterministic(cfg) as repro_record:
+        recipe = FinetuneRecipe.setup(cfg, out, repro_record)
+        progress, eval_loss = recipe.train()
+        trained = recipe.trained(cfg, out, recipe.records.data, progress, eval_loss)
+    meta = train_meta.metadata(trained, time.perf_counter() - recipe.t_start)
+    recipe.save(meta)
     log.info(
         "adapter %s: %d steps, %.1fs/step, %.0f tokens/s, loss %s, peak RSS %d MB",
-        out,
-        meta["steps"],
-        meta["s_per_step"],
-        meta["tokens_per_s"] or 0,
-        meta["train_loss"],
+        out, meta["steps"], meta["s_per_step"], meta["tokens_per_s"] or 0, meta["train_loss"],
         meta["peak_rss_mb"],
-    )
+    )  # fmt: skip
     return out

@@ -169,7 +169,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarize_answers(
-    items: list[dict[str, Any]], before: dict[str, float], after: dict[str, float]
+    items: list[dict[str, Any]], before: dict[str, float] | None, after: dict[str, float] | None
 ) -> dict[str, Any]:
     """Mean answer NLL before/after over the questions, and per ``stratum`` / ``relation`` when the question
     rows carry them (``answer_nll_by_<group>``: {value: {n, before, after}})."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import artifacts
+from bench.config import Config
 from bench.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -25,19 +26,18 @@ log = logging.getLogger(__name__)
 DIR = Path("probes")
 
 
-def probe_key(run: Any) -> str:
-    """Hash of everything the base model's probe depends on (``run`` is finetune's ``_Run``, its records and
-    answer items built)."""
+def probe_key(cfg: Config, bf16: bool, texts: dict[str, str], answer_items: list[dict[str, Any]]) -> str:
+    """Hash of everything the base model's probe depends on: the model, precision and block length, the
+    probe ``texts`` and the answer probe's items."""
     import torch
 
-    cfg = run.cfg
     inputs = {
         "model": artifacts.model_identity(cfg),
         "quantization": cfg.finetune.quantization,
-        "bf16": bool(run.use_bf16),
+        "bf16": bool(bf16),
         "block": cfg.finetune.max_length,
-        "texts": run.data.probe_texts,
-        "answers": [[str(it["id"]), it["prompt"], it["answer"]] for it in run.answer_items],
+        "texts": texts,
+        "answers": [[str(it["id"]), it["prompt"], it["answer"]] for it in answer_items],
         "device": cfg.device,
         "torch": torch.__version__,
         "version": 1,  # bump when the probe's arithmetic changes
@@ -46,13 +46,9 @@ def probe_key(run: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def cached_probe(
-    run: Any, probe: Callable[[Any], dict[str, Any]], items: Callable[[], None]
-) -> dict[str, Any]:
-    """``probe(run)`` of the base model, from the cache when an identical one was stored. ``items`` builds
-    ``run.answer_items`` first (the key covers them)."""
-    items()
-    path = Path(run.cfg.results_path) / DIR / f"before-{probe_key(run)}.json"
+def cached_probe(cfg: Config, key: str, probe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``probe()`` of the base model, from the cache when one with the same :func:`probe_key` was stored."""
+    path = Path(cfg.results_path) / DIR / f"before-{key}.json"
     if path.exists():
         try:
             found = read_json(path)
@@ -61,6 +57,6 @@ def cached_probe(
         if isinstance(found, dict):
             log.info("base-model probe reused from %s", path)
             return found
-    out = probe(run)
+    out = probe()
     atomic_write_json(path, out)
     return out

@@ -13,10 +13,8 @@ finds the weights bitwise equal.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,8 @@ from typing import Any
 from bench import artifacts
 from bench.config import BenchError, Config
 from bench.io import atomic_write_json, crash_point
-from bench.training import sft_recipes, train_meta
+from bench.training import sft_recipes
+from bench.training.sft_data import SftData
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class Snapshot:
     cfg: Config
     out: Path
     step: int
-    data: Any
+    data: SftData
 
 
 def budget_config(cfg: Config, epochs: float) -> Config:
@@ -47,20 +46,21 @@ def budget_config(cfg: Config, epochs: float) -> Config:
     return dataclasses.replace(cfg, finetune=ft)
 
 
-def plan(run: Any, use_chat: bool) -> list[Snapshot]:
-    """The snapshots ``run`` must save: one per ``finetune.snapshot_epochs`` whose adapter is not cached."""
-    ft = run.cfg.finetune
-    per_step = ft.batch_size * ft.grad_accum
+def plan(
+    cfg: Config, tok: Any, use_chat: bool, records: list[dict[str, str]], per_step: int
+) -> list[Snapshot]:
+    """The snapshots a training of ``cfg`` over ``records`` must save: one per ``finetune.snapshot_epochs``
+    whose adapter is not cached."""
     snaps = []
-    for e in sorted(set(ft.snapshot_epochs)):
-        cfg_e = budget_config(run.cfg, e)
+    for e in sorted(set(cfg.finetune.snapshot_epochs)):
+        cfg_e = budget_config(cfg, e)
         out_e = artifacts.adapter(cfg_e).path
         if (out_e / METADATA).exists():
             log.info("snapshot epochs=%s: adapter %s already trained", e, out_e)
             continue
-        data_e = sft_recipes.build_training_data(cfg_e, run.tok, use_chat=use_chat)
+        data_e = sft_recipes.build_training_data(cfg_e, tok, use_chat=use_chat)
         n = len(data_e.train)
-        if data_e.train != run.data.train[:n]:
+        if data_e.train != records[:n]:
             raise BenchError(f"finetune.snapshot_epochs {e}: its records are not a prefix of the run's")
         if n % per_step:
             raise BenchError(
@@ -72,8 +72,9 @@ def plan(run: Any, use_chat: bool) -> list[Snapshot]:
     return snaps
 
 
-def callback(run: Any, snaps: list[Snapshot], probe: Callable[[Any], dict[str, Any]]) -> Any:
-    """A trainer callback that saves each snapshot when training reaches its step."""
+def callback(snaps: list[Snapshot], save: Callable[[Snapshot, Any, Any], None]) -> Any:
+    """A trainer callback that calls ``save(snapshot, state, args)`` when training reaches a snapshot's step
+    (rank 0 only under DDP, as at the end)."""
     from transformers import TrainerCallback
 
     by_step = {s.step: s for s in snaps}
@@ -81,8 +82,8 @@ def callback(run: Any, snaps: list[Snapshot], probe: Callable[[Any], dict[str, A
     class SaveSnapshots(TrainerCallback):  # type: ignore[misc]
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             snap = by_step.get(int(state.global_step))
-            if snap is not None and state.is_world_process_zero:  # under DDP rank 0 writes, as at the end
-                save(run, snap, state, args, probe)
+            if snap is not None and state.is_world_process_zero:
+                save(snap, state, args)
 
     return SaveSnapshots()
 
@@ -98,28 +99,10 @@ def crash_callback() -> Any:
     return CrashPoint()
 
 
-def save(run: Any, snap: Snapshot, state: Any, args: Any, probe: Callable[[Any], dict[str, Any]]) -> None:
-    """The adapter, tokenizer, probe and metadata of ``snap`` (metadata last, as for a finished run)."""
-    losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
-    part = copy.copy(run)
-    part.cfg, part.out, part.data = snap.cfg, snap.out, snap.data
-    part.train_ds = run.train_ds.select(range(len(snap.data.train)))
-    part.trainer = type("T", (), {"state": state, "args": args})()
-    part.result = type("R", (), {"global_step": state.global_step, "training_loss": _mean(losses)})()
-    part.train_s = time.perf_counter() - run.t_fit
-    part.probe_after = probe(part)
+def write(model: Any, tok: Any, snap: Snapshot, meta: dict[str, Any]) -> None:
+    """The adapter and tokenizer of ``snap``, then its metadata (last, as for a finished run)."""
     snap.out.mkdir(parents=True, exist_ok=True)
-    run.model.save_pretrained(str(snap.out), safe_serialization=True)
-    run.tok.save_pretrained(str(snap.out))
-    meta = train_meta.metadata(part, time.perf_counter() - run.t_start)
-    meta["snapshot_of"] = {
-        "key": artifacts.adapter(run.cfg).key,
-        "epochs": run.cfg.finetune.epochs,
-        "train_loss_note": "mean of the logged losses up to this step",
-    }
+    model.save_pretrained(str(snap.out), safe_serialization=True)
+    tok.save_pretrained(str(snap.out))
     atomic_write_json(snap.out / METADATA, meta)
     log.info("snapshot epochs=%s: step %d, adapter %s", snap.epochs, snap.step, snap.out)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")

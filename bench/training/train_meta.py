@@ -10,14 +10,21 @@ import logging
 import math
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import artifacts, recipe_keys
 from bench.config import BenchError, Config, config_to_dict
 from bench.generation import models
 from bench.io import atomic_write_json, crash_point, peak_rss_mb, read_json
+from bench.model_registry import ModelSpec
 from bench.training import injection, recipes
+from bench.training.sft_data import SftData
+
+if TYPE_CHECKING:
+    from transformers import TrainerState, TrainingArguments
+    from trl import SFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -35,80 +42,122 @@ def versions() -> dict[str, str]:
     }
 
 
-def metadata(run: Any, wall_s: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Progress:
+    """What training reached, read off the trainer's state at the end or at a snapshot's step."""
+
+    steps: int
+    training_loss: float
+    log_history: list[dict[str, Any]]
+    tokens_seen: int  # non-padding input tokens, summed over the ranks
+    train_s: float
+    world_size: int
+    per_device_batch: int
+    grad_accum: int
+
+    @classmethod
+    def of(
+        cls, state: TrainerState, args: TrainingArguments, train_s: float, training_loss: float
+    ) -> Progress:
+        return cls(
+            steps=int(state.global_step),
+            training_loss=training_loss,
+            log_history=list(state.log_history),
+            tokens_seen=int(state.num_input_tokens_seen or 0),
+            train_s=train_s,
+            world_size=int(args.world_size),
+            per_device_batch=int(args.per_device_train_batch_size),
+            grad_accum=int(args.gradient_accumulation_steps),
+        )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One adapter as trained (a finished training or a snapshot of it): what train_metadata.json records."""
+
+    cfg: Config
+    out: Path
+    spec: ModelSpec
+    data: SftData
+    progress: Progress
+    resumed: bool
+    probe_before: dict[str, Any]
+    probe_after: dict[str, Any]
+    answer_items: list[dict[str, Any]]
+    eval_loss: float | None
+    trainable: int
+    total: int
+    repro: dict[str, Any]
+
+
+def _epochs(t: Trained) -> float:
+    """Exposures of each page record in the trained prefix of a schedule, else passes over the records."""
+    ft, data, steps = t.cfg.finetune, t.data, t.progress.steps
+    per_step = ft.batch_size * ft.grad_accum
+    if data.scheduled:
+        unique_pages = (data.stats.get("unique_records") or {}).get("page", 0)
+        return recipes.page_exposures(data.train[: steps * per_step], unique_pages)
+    return round(steps / math.ceil(len(data.train) / per_step), 3)
+
+
+def metadata(t: Trained, wall_s: float) -> dict[str, Any]:
     """train_metadata.json: what was trained, on what, at what cost, and the injection probe."""
     import torch
 
-    cfg, ft, data, state = run.cfg, run.cfg.finetune, run.data, run.trainer.state
-    losses = [
-        {"step": h["step"], "loss": round(float(h["loss"]), 4)} for h in state.log_history if "loss" in h
-    ]
-    num_tokens = float(state.num_input_tokens_seen or 0)
-    steps, train_s = int(run.result.global_step), run.train_s
-    per_step = ft.batch_size * ft.grad_accum
-    if data.scheduled:  # exposures of each page record in the trained prefix of the schedule
-        unique_pages = (data.stats.get("unique_records") or {}).get("page", 0)
-        epochs = recipes.page_exposures(data.train[: steps * per_step], unique_pages)
-    else:
-        epochs = round(steps / math.ceil(len(run.train_ds) / per_step), 3)
-    before, after = run.probe_before, run.probe_after
-    args = run.trainer.args
-    world = int(args.world_size)
+    cfg, ft, data, p = t.cfg, t.cfg.finetune, t.data, t.progress
+    losses = [{"step": h["step"], "loss": round(float(h["loss"]), 4)} for h in p.log_history if "loss" in h]
+    global_batch = p.per_device_batch * p.grad_accum * p.world_size
     log.info(
         "trained on world size %d (%d per device x %d accumulation x %d ranks = global batch %d); "
         "%d tokens seen over all ranks",
-        world,
-        args.per_device_train_batch_size,
-        args.gradient_accumulation_steps,
-        world,
-        args.per_device_train_batch_size * args.gradient_accumulation_steps * world,
-        int(num_tokens),
-    )
+        p.world_size, p.per_device_batch, p.grad_accum, p.world_size, global_batch, p.tokens_seen,
+    )  # fmt: skip
+    before, after = t.probe_before, t.probe_after
     return {
-        "adapter_dir": str(run.out),
+        "adapter_dir": str(t.out),
         "hash_key": artifacts.adapter(cfg).inputs,
         "config": config_to_dict(cfg),
-        "model": {"name": run.spec.name, "gguf": str(run.spec.gguf_path or ""), "license": run.spec.license},
+        "model": {"name": t.spec.name, "gguf": str(t.spec.gguf_path or ""), "license": t.spec.license},
         "data": data.stats,
         "trained_question_ids": sorted(data.question_ids),
-        "steps": steps,
+        "steps": p.steps,
         "recipe": recipe_keys.recipe_of(ft),
-        "epochs": epochs,
+        "epochs": _epochs(t),
         "epochs_requested": ft.epochs,
         "scope": ft.scope,
         "pages": data.stats.get("pages"),
         "views": list(ft.views),
-        "train_records": len(run.train_ds),
+        "train_records": len(data.train),
         "train_tokens": data.stats.get("train_tokens"),
         "coverage": data.stats.get("coverage"),  # evaluated pages / questions with a training record
         "probe": {
             "before": before,
             "after": after,
             **injection.summarize(before, after),
-            **injection.summarize_answers(run.answer_items, before.get("answers"), after.get("answers")),
+            **injection.summarize_answers(t.answer_items, before.get("answers"), after.get("answers")),
         },
         "leakage": data.stats.get("leakage"),
-        "resumed": run.resume,
-        "train_loss": round(float(run.result.training_loss), 4),
-        "eval_loss": None if run.eval_loss is None else round(float(run.eval_loss), 4),
+        "resumed": t.resumed,
+        "train_loss": round(float(p.training_loss), 4),
+        "eval_loss": None if t.eval_loss is None else round(float(t.eval_loss), 4),
         "loss_curve": losses,
         "wall_time_s": round(wall_s, 1),
-        "train_time_s": round(train_s, 1),
-        "s_per_step": round(train_s / max(steps, 1), 2),
-        "tokens_seen": int(num_tokens),  # trainer-gathered: summed over the ranks
-        "world_size": world,
-        "per_device_batch_size": int(args.per_device_train_batch_size),
-        "global_batch_size": int(args.per_device_train_batch_size * args.gradient_accumulation_steps * world),
-        "tokens_per_s": round(num_tokens / train_s, 1) if train_s > 0 else None,
+        "train_time_s": round(p.train_s, 1),
+        "s_per_step": round(p.train_s / max(p.steps, 1), 2),
+        "tokens_seen": p.tokens_seen,  # trainer-gathered: summed over the ranks
+        "world_size": p.world_size,
+        "per_device_batch_size": p.per_device_batch,
+        "global_batch_size": global_batch,
+        "tokens_per_s": round(p.tokens_seen / p.train_s, 1) if p.train_s > 0 else None,
         "peak_rss_mb": round(peak_rss_mb()),
         "peak_vram_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cfg.device == "cuda" else None,
         "device": cfg.device,
-        "threads": run.repro.get("threads", torch.get_num_threads()),
-        "reproducibility": run.repro,
+        "threads": t.repro.get("threads", torch.get_num_threads()),
+        "reproducibility": t.repro,
         "precision": precision_label(cfg),
         "quantization": ft.quantization,
-        "trainable_params": int(run.trainable),
-        "total_params": int(run.total),
+        "trainable_params": int(t.trainable),
+        "total_params": int(t.total),
         "versions": versions(),
     }
 
@@ -135,22 +184,22 @@ def answer_probe_fields(adapter: Path, question_ids: Iterable[str] | None = None
     return {k: v for k, v in probe.items() if k in ANSWER_FIELDS or k.startswith("answer_nll_by_")}
 
 
-def save_adapter(run: Any, out: Path, meta: dict[str, Any]) -> None:
+def save_adapter(trainer: SFTTrainer, model: Any, tok: Any, out: Path, meta: dict[str, Any]) -> None:
     """Rank 0 writes the adapter, metadata last; an all-reduce of a failure flag (not a bare barrier) then
     fails every rank at once when that save failed, instead of leaving the others waiting."""
     import torch
 
     error = None
-    if run.trainer.is_world_process_zero():
+    if trainer.is_world_process_zero():
         try:
-            run.model.save_pretrained(str(out), safe_serialization=True)
-            run.tok.save_pretrained(str(out))
+            model.save_pretrained(str(out), safe_serialization=True)
+            tok.save_pretrained(str(out))
             shutil.rmtree(out / "checkpoints", ignore_errors=True)  # done: optimizer states are not needed
             crash_point("finetune.save")
             atomic_write_json(out / "train_metadata.json", meta)
         except BaseException as exc:  # told to the other ranks, then raised
             error = exc
-    acc = run.trainer.accelerator
+    acc = trainer.accelerator
     failed = acc.reduce(torch.tensor([1.0 if error else 0.0], device=acc.device), reduction="sum")
     if error is not None:
         raise error
