@@ -27,8 +27,12 @@ from bench.training.compare import render as render_repro
 RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
-NAMED_RUN_BLOCKS = ("facts", "faquad", "default", "study-large", "rag-arm", "described", "longform")
-DIAGNOSED_BLOCKS = ("study-large", "rag-arm", "described")  # + error attribution and faithfulness
+NAMED_RUN_BLOCKS = (
+    "facts", "faquad", "default", "study-rag", "study-large", "rag-arm", "described", "longform",
+    "corpus-size",
+)  # fmt: skip
+# + error attribution and faithfulness
+DIAGNOSED_BLOCKS = ("study-rag", "study-large", "rag-arm", "described")
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
@@ -197,6 +201,12 @@ def _run_bodies(
         bodies.append(("reader", before, render_reader_change(read_json(before), reader_after)))
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
+        if name == "corpus-size":  # SMALL_RUN=LARGE_RUN: the same questions over two corpora
+            from bench.reporting.corpus_compare import render as render_corpora
+
+            small, _, large = str(run_dir).partition("=")
+            bodies.append((name, Path(large) / "scores.json", render_corpora(Path(small), Path(large))))
+            continue
         if name == "longform":  # the long-form twin: its language table (bench/eval/longform.py)
             from bench.reporting.longform_table import render_longform
 
