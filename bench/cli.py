@@ -183,7 +183,7 @@ def cmd_rag_sweep(args: argparse.Namespace) -> int:
 def cmd_dose(args: argparse.Namespace) -> int:
     import json
 
-    from bench.eval import dose
+    from bench.eval import dose, dose_summary
     from bench.io import read_json
     from bench.reporting import dose_report
 
@@ -197,7 +197,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         print(json.dumps(est, indent=2))
         print(dose_report.render_estimate(est))
         return 0
-    path = dose.run_dose(plan)
+    path = dose_summary.run(plan)
     dose_report.plot(read_json(path), path.parent / dose_report.PNG)
     print(f"dose: {path} (rendered into docs/finetune.md by make report-readme)")
     return 0

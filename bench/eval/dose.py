@@ -14,7 +14,7 @@ disjoint *report* subset (its first ``report_limit`` questions) judges them (ben
 configurations read the profile's question file at one subset; :func:`stages_for` gives the runner the
 training configuration's adapter. Every point is an ordinary resumable run directory
 ``results/sweeps/<name>/<subset>-<arm>-e<budget>[-seed<s>]/``; ``dose.json`` (bench/eval/dose_summary.py)
-is what the report renders (bench/reporting/dose_report.py).
+is what the report renders (bench/reporting/dose_report.py); ``dose_summary.run`` runs it all.
 """
 
 from __future__ import annotations
@@ -183,22 +183,20 @@ def run_point(plan: Plan, arm: str, budget: float, train_cfg: Config, subsets: t
         shared.close()
 
 
-def run_dose(plan: Plan) -> Path:
-    """Every point on both subsets (largest budget first: its training saves the rest), the choice on the
-    selection subset, the extra seeds at the chosen point on the report subset; writes ``dose.json``."""
-    from bench.eval import dose_summary
-
+def run_grid(plan: Plan) -> None:
+    """The references and every point on both subsets (largest budget first: its training saves the rest)."""
     write_train_questions(plan)
     for subset in SUBSETS:
         runner.run(eval_config(plan, subset, None), point_dir(plan, subset, None))
     for arm in plan.arms:
         for i, budget in enumerate(sorted(plan.budgets, reverse=True)):
             run_point(plan, arm, budget, train_config(plan, arm, budget, snapshots=i == 0), SUBSETS)
-    doc = dose_summary.summarize(plan)
-    arm, budget = doc["chosen"]["arm"], doc["chosen"]["budget"]
+
+
+def run_seeds(plan: Plan, arm: str, budget: int) -> None:
+    """The extra seeds' trainings at the chosen point, answered on the report subset."""
     for offset in range(1, plan.seeds):
         run_point(plan, arm, budget, train_config(plan, arm, budget, offset, snapshots=False), ("report",))
-    return dose_summary.write(plan)
 
 
 def budget_records(train: list[dict[str, Any]], budget: float) -> int:

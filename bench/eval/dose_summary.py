@@ -195,3 +195,12 @@ def write(plan: dose.Plan) -> Path:
     out = plan.root / DOSE
     atomic_write_json(out, summarize(plan, seeds=True))
     return out
+
+
+def run(plan: dose.Plan) -> Path:
+    """The whole sweep, resumable: every point, the choice on the selection subset, the extra seeds at the
+    chosen point; writes ``dose.json``."""
+    dose.run_grid(plan)
+    chosen = choose(summarize(plan)["selection"]["points"])
+    dose.run_seeds(plan, chosen["arm"], chosen["budget"])
+    return write(plan)
