@@ -23,7 +23,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export RAGAS_DO_NOT_TRACK ?= true
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install chromium lock test report-screenshot test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves reader-before gpu report baseline clean help
+.PHONY: install chromium lock test report-screenshot test-slow test-all lint typecheck perf bench report-readme check-readme smoke sweep ft-curves ft-dose reader-before gpu report baseline clean help
 
 help:
 	@echo "make bench    - ingest, index, fine-tune, run all variants, render results/REPORT.md (PROFILE=$(PROFILE))"
@@ -34,6 +34,7 @@ help:
 	@echo "make perf     - this CPU's limits and each stage's share of them, where make bench's time goes, then the pytest-benchmark suites (ingest, multistream, indexing, 1M-point index, retrieval, backends, batched)"
 	@echo "make sweep    - the fine-tuning learning curve (epochs x format), one run per point, into the report"
 	@echo "make ft-curves - what fine-tuning buys: recipes x budgets on ptwiki facts (docs/finetune.md)"
+	@echo "make ft-dose  - closed-book EM vs 1..32 exposures, chosen on selection, reported on report (DOSE_ARGS=--dry-run: cost)"
 	@echo "make gpu      - on a CUDA machine: GPU tests, QLoRA probes, default bench on the GPU"
 	@echo "make baseline - re-run smoke and overwrite results/baseline/smoke.json (explicit, reviewed in git)"
 	@echo "make lock     - regenerate requirements/lock.txt from .venv (after make install EXTRAS=llamacpp)"
@@ -184,6 +185,14 @@ FT_CURVES_SET ?= --set finetune.recipe=cpt,mixed,pit --set finetune.epochs=0,2,4
 ft-curves: install $(VLLM_VENV)/.installed
 	$(PY) -m bench sweep --profile curves --name ft-recipes $(FT_CURVES_SET) $(SET)
 	$(MAKE) --no-print-directory report
+
+# Dose-response (docs/finetune.md "Dose-response"): recipes mixed, aug and pit + augment 8 at 1..32 exposures on the
+# `dose` profile, chosen on the selection subset, reported on the report subset, 3 seeds at the chosen point.
+# Resumable (adapters, snapshots and answers cached). `make ft-dose DOSE_ARGS=--dry-run` prints records, steps and
+# CPU hours without training (tens of CPU hours on 2 cores: the 32-exposure aug runs dominate).
+DOSE_ARGS ?=
+ft-dose: install $(VLLM_VENV)/.installed
+	$(PY) -m bench dose --profile dose --name ft-dose $(DOSE_ARGS) $(SET)
 
 # The first reader on the default questions (oracle and RAG), for the README's reader before → after table.
 reader-before: install

@@ -19,6 +19,7 @@ from bench.cli import (
     cmd_chat,
     cmd_check,
     cmd_config,
+    cmd_dose,
     cmd_ingest,
     cmd_questions,
     cmd_rag_sweep,
@@ -147,6 +148,16 @@ def _add_eval(add: _Adder) -> None:
     p.add_argument("--name", default="rag-settings", help="sweep name: results/sweeps/NAME/")
     p.add_argument("--variant", default="rag", choices=["rag", "ft_rag"], help="the variant tuned")
     p.add_argument("--report-limit", type=int, default=120, help="report-subset questions per point")
+    p = add(
+        "dose", cmd_dose, "closed-book EM vs training budget: recipes x 1..32 exposures, chosen, reported"
+    )
+    p.add_argument("--name", default="ft-dose", help="sweep name: results/sweeps/NAME/")
+    p.add_argument("--arms", default="mixed,aug,pit-aug", help="recipes (bench/eval/dose.py ARMS)")
+    p.add_argument("--budgets", default="1,2,4,8,16,32", help="exposures per evaluated page")
+    p.add_argument("--report-limit", type=int, default=120, help="report-subset questions")
+    p.add_argument("--seeds", type=int, default=3, help="trainings at the chosen point")
+    p.add_argument("--dry-run", action="store_true", help="records, steps and CPU hours only; trains nothing")
+    p.add_argument("--s-per-step", default="3,5", help="--dry-run: seconds per optimizer step to price")
     p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")
     p.add_argument("question", nargs="?", default=None, help="question text (optional with --qid)")
     p.add_argument("--variants", default=None, help="comma-separated (default: the profile's run.variants)")

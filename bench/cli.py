@@ -180,6 +180,29 @@ def cmd_rag_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dose(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.eval import dose, dose_summary
+    from bench.io import read_json
+    from bench.reporting import dose_report
+
+    budgets = tuple(int(b) for b in args.budgets.split(","))
+    plan = dose.make_plan(
+        args.config, cli_overrides(args), args.name, tuple(args.arms.split(",")), budgets,
+        args.report_limit, args.seeds,
+    )  # fmt: skip
+    if args.dry_run:
+        est = dose.estimate(plan, tuple(float(s) for s in args.s_per_step.split(",")))
+        print(json.dumps(est, indent=2))
+        print(dose_report.render_estimate(est))
+        return 0
+    path = dose_summary.run(plan)
+    dose_report.plot(read_json(path), path.parent / dose_report.PNG)
+    print(f"dose: {path} (rendered into docs/finetune.md by make report-readme)")
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     import json
 

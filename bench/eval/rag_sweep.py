@@ -56,7 +56,7 @@ def point_sets(p: dict[str, Any]) -> list[str]:
     return [f"index.k={p['k']}", f"index.passage_order={order}", f"index.page_only={str(page).lower()}"]
 
 
-class _Shared:
+class SharedGenerators:
     """Generators made once and reused by every point (an engine start is minutes on a CPU)."""
 
     def __init__(self, stages: Stages) -> None:
@@ -131,7 +131,7 @@ def _runs(
     root: Path,
     subset: str,
     grid: list[dict[str, Any]],
-    shared: _Shared,
+    shared: SharedGenerators,
     variant: str,
 ) -> Iterator[tuple[str, Path]]:
     stages = replace(shared.stages, make_generators=shared.make)
@@ -159,7 +159,7 @@ def run_rag_sweep(
     reference = point_name(
         {"k": base.index.k, "passage_order": base.index.passage_order, "page_only": base.index.page_only}
     )
-    shared = _Shared(stages or default_stages())
+    shared = SharedGenerators(stages or default_stages())
     out: dict[str, Any] = {
         "profile": profile,
         "overrides": overrides,

@@ -91,6 +91,17 @@ def _rag_settings(perf_dir: Path) -> tuple[Path, str] | None:
     return (found, rag_settings.render(root)) if found.exists() else None
 
 
+def _dose(perf_dir: Path) -> tuple[Path, str] | None:
+    from bench.io import read_json
+    from bench.reporting import dose_report
+
+    found = perf_dir.parent / dose_report.SWEEP / dose_report.DOSE
+    if not found.exists():
+        return None
+    png = found.parent / dose_report.PNG
+    return found, dose_report.render(read_json(found), f"../results/{dose_report.SWEEP}/{png.name}")
+
+
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
 PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ingest": _one("ingest.json", perf_tables.render_ingest),
@@ -111,6 +122,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ft-verdict": _ft(summary=False),  # results/sweeps/ft-recipes (make ft-curves), not a perf file
     "ft-summary": _ft(summary=True),
     "rag-settings": _rag_settings,  # results/sweeps/rag-settings (bench rag-sweep)
+    "ft-dose": _dose,  # results/sweeps/ft-dose (make ft-dose)
     "ft-repro": _one("ft-repro.json", render_repro),  # python -m bench.training.compare A B -o ...
     "limits": _limits(details=False),  # python -m bench.perf limits (make perf): one row per machine
     "limits-details": _limits(details=True),

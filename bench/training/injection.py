@@ -10,26 +10,35 @@ the style; held-out NLL rising is forgetting.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def mean_nll(model: Any, tok: Any, text: str, block: int, bf16: bool = False) -> dict[str, float]:
-    """Mean next-token NLL of ``text`` cut into ``block``-token pieces (each scored on its own)."""
+def mean_nll(
+    model: Any, tok: Any, text: str | Sequence[str], block: int, bf16: bool = False
+) -> dict[str, float]:
+    """Mean next-token NLL of ``text`` cut into ``block``-token pieces (each scored on its own); a list of
+    texts is scored text by text (each a sequence of its own, as a training record is read)."""
     import torch
 
-    ids = tok(text, add_special_tokens=False)["input_ids"]
+    texts = [text] if isinstance(text, str) else list(text)
+    pieces = []
+    for one in texts:
+        ids = tok(one, add_special_tokens=False)["input_ids"]
+        pieces += [ids[i : i + block] for i in range(0, len(ids), block)]
     total, count = 0.0, 0
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     was_training = model.training
     model.eval()
     with torch.no_grad(), autocast:
-        for i in range(0, len(ids), block):
-            piece = ids[i : i + block]
+        for piece in pieces:
             if len(piece) < 2:
                 continue
             x = torch.tensor([piece], device=device)
@@ -42,7 +51,30 @@ def mean_nll(model: Any, tok: Any, text: str, block: int, bf16: bool = False) ->
     return {"tokens": count, "nll": round(nll, 4), "ppl": round(math.exp(nll), 3) if count else float("nan")}
 
 
-def probe(model: Any, tok: Any, texts: dict[str, str], block: int, bf16: bool = False) -> dict[str, Any]:
+def trained_texts(records: Sequence[dict[str, Any]], n_tokens: int, count: Callable[[str], int]) -> list[str]:
+    """The probe's trained text for a scheduled recipe: the page records' distinct texts exactly as they were
+    trained (each its own sequence: the ``titled`` prefix, the permuted order, an augmented text), pages
+    interleaved in a title-hash order (every page's first text, then every page's second, ...), until about
+    ``n_tokens`` tokens. Before, the probe read the first pages' lead paragraphs in dump order: with
+    ``page_chunks = 1`` most of that text was never trained, so it measured forgetting, not storage."""
+    by_page: defaultdict[str, list[str]] = defaultdict(list)
+    for rec in records:
+        text = str(rec.get("text") or rec.get("completion") or "")
+        page = by_page[str(rec.get("title") or "")]
+        if text and text not in page:
+            page.append(text)
+    order = sorted(by_page, key=lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest())
+    out: list[str] = []
+    used = 0
+    for rank in range(max((len(v) for v in by_page.values()), default=0)):
+        for title in order:
+            if rank < len(by_page[title]) and used < n_tokens:
+                out.append(by_page[title][rank])
+                used += count(by_page[title][rank])
+    return out
+
+
+def probe(model: Any, tok: Any, texts: dict[str, Any], block: int, bf16: bool = False) -> dict[str, Any]:
     """NLL of each named text (``trained``, ``heldout``)."""
     out = {name: mean_nll(model, tok, text, block, bf16) for name, text in texts.items() if text}
     log.info(

@@ -42,7 +42,7 @@ class SftData:
     val: list[dict[str, str]]
     question_ids: frozenset[str] = frozenset()
     stats: dict[str, Any] = field(default_factory=dict)
-    probe_texts: dict[str, str] = field(default_factory=dict)  # "trained" / "heldout" text for the probe
+    probe_texts: dict[str, Any] = field(default_factory=dict)  # "trained" / "heldout" text(s) for the probe
     scheduled: bool = False  # train in the records' order (recipe_keys.SCHEDULED), no shuffle
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from bench import recipe_keys
 from bench.config import BenchError, Config
 from bench.io import atomic_write_text
-from bench.training import augment, coverage, recipes, sft_data, sft_qa
+from bench.training import augment, coverage, injection, recipes, sft_data, sft_qa
 from bench.training.sft_views import title_key
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,10 @@ def _scheduled(
         **extra,
     )
     log.info("recipe %s: %d scheduled records (%s)", recipe, len(train), stats["unique_records"])
-    return sft_data.SftData(recipe, train, page_val + qa_val, qids, stats, page_src.probe, scheduled=True)
+    probe: dict[str, Any] = dict(page_src.probe)
+    if "trained" in probe:  # the page records as trained, not the pages' raw text (injection.trained_texts)
+        probe["trained"] = injection.trained_texts(page_train, ft.probe_tokens, lambda t: count({"text": t}))
+    return sft_data.SftData(recipe, train, page_val + qa_val, qids, stats, probe, scheduled=True)
 
 
 def _page_records(

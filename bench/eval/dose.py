@@ -1,0 +1,253 @@
+"""``python -m bench dose``: closed-book fact storage against the training budget (``make ft-dose``).
+
+Arms (:data:`ARMS`): ``mixed``, ``aug`` and ``pit`` with ``augment = 8`` (QA pairs first, then the augmented
+pages with the QA). Budgets (:data:`BUDGETS`): 1, 2, 4, 8, 16, 32 exposures = passes over a recipe's page
+records (for ``aug``/``pit-aug`` those records include the 8 restatements, so one exposure shows each fact
+about 9 times: docs/finetune.md). The comparable axis is training tokens per evaluated page. One
+constant-rate training per arm (and seed) at the largest budget saves the smaller budgets' adapters as
+snapshots (``finetune.snapshot_epochs``, bench/training/snapshots.py).
+
+Questions: the *selection* subset (every selection question of the split) picks the arm and budget, the
+disjoint *report* subset (its first ``report_limit`` questions) judges them (bench/questions/load.py
+``subset_of``: split by page). Every adapter trains on the pages of both: the training configuration reads
+``train-questions.jsonl`` (the two subsets' rows, written under the sweep folder), the evaluation
+configurations read the profile's question file at one subset; :func:`stages_for` gives the runner the
+training configuration's adapter. Every point is an ordinary resumable run directory
+``results/sweeps/<name>/<subset>-<arm>-e<budget>[-seed<s>]/``; ``dose.json`` (bench/eval/dose_summary.py)
+is what the report renders (bench/reporting/dose_report.py); ``dose_summary.run`` runs it all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.config import BenchError, Config, load_config
+from bench.eval import runner
+from bench.eval.rag_sweep import SharedGenerators
+from bench.eval.runstate import artifact_key
+from bench.eval.stages import Stages, default_stages
+from bench.eval.sweep import REFERENCE_VARIANTS
+from bench.io import atomic_write_text, iter_jsonl_numbered
+
+log = logging.getLogger(__name__)
+
+ARMS: dict[str, tuple[str, ...]] = {
+    "mixed": ("finetune.recipe=mixed",),
+    "aug": ("finetune.recipe=aug",),
+    "pit-aug": ("finetune.recipe=pit", "finetune.augment=8"),
+}
+BUDGETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+SEEDS = 3  # trainings at the chosen point: the profile's seed and the next SEEDS - 1
+SUBSETS = ("selection", "report")
+TRAIN_QUESTIONS = "train-questions.jsonl"
+MIN_SELECTION, MIN_REPORT = 60, 120
+POINT_VARIANTS = ("ft", "ft_rag")
+REF_VARIANTS = (*REFERENCE_VARIANTS, "prior")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one dose sweep runs."""
+
+    profile: str
+    overrides: tuple[str, ...]
+    root: Path
+    arms: tuple[str, ...] = tuple(ARMS)
+    budgets: tuple[int, ...] = BUDGETS
+    report_limit: int = MIN_REPORT
+    seeds: int = SEEDS
+
+    @property
+    def base(self) -> Config:
+        return load_config(self.profile, list(self.overrides))
+
+
+def make_plan(
+    profile: str,
+    overrides: list[str],
+    name: str,
+    arms: tuple[str, ...] = tuple(ARMS),
+    budgets: tuple[int, ...] = BUDGETS,
+    report_limit: int = MIN_REPORT,
+    seeds: int = SEEDS,
+) -> Plan:
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise BenchError(f"dose: unknown arm(s) {unknown}; use some of {', '.join(ARMS)}")
+    if not budgets or any(b <= 0 for b in budgets) or len(set(budgets)) != len(budgets):
+        raise BenchError(f"dose: budgets must be distinct exposures > 0, got {budgets}")
+    root = load_config(profile, overrides).results_path / "sweeps" / name
+    return Plan(profile, tuple(overrides), root, arms, tuple(sorted(budgets)), report_limit, seeds)
+
+
+def subset_sets(plan: Plan, subset: str) -> list[str]:
+    """The overrides asking one subset's questions: all of selection, the first ``report_limit`` of report."""
+    limit = 0 if subset == "selection" else plan.report_limit
+    return [f"subset={subset}", f"limit={limit}"]
+
+
+def subset_questions(plan: Plan, subset: str) -> list[dict[str, Any]]:
+    from bench.questions.load import load_questions
+
+    return load_questions(load_config(plan.profile, [*plan.overrides, *subset_sets(plan, subset)]))
+
+
+def write_train_questions(plan: Plan, minimum: tuple[int, int] = (MIN_SELECTION, MIN_REPORT)) -> Path:
+    """``train-questions.jsonl``: the question file's rows of both subsets, as written there (file order), so
+    the adapters train on every evaluated page of both; refuses subsets smaller than ``minimum``."""
+    ids: set[str] = set()
+    for subset, least in zip(SUBSETS, minimum, strict=True):
+        rows = subset_questions(plan, subset)
+        if len(rows) < least:
+            raise BenchError(f"dose: the {subset} subset has {len(rows)} questions, fewer than {least}")
+        ids |= {str(r["id"]) for r in rows}
+    base = plan.base
+    src = base.path(base.questions)
+    lines = [
+        json.dumps(obj, ensure_ascii=False) + "\n"
+        for _, obj in iter_jsonl_numbered(src)
+        if str(obj.get("id")) in ids
+    ]
+    out = plan.root / TRAIN_QUESTIONS
+    text = "".join(lines)
+    if not out.exists() or out.read_text(encoding="utf-8") != text:
+        atomic_write_text(out, text)
+    return out
+
+
+def train_config(plan: Plan, arm: str, budget: float, seed_offset: int = 0, snapshots: bool = True) -> Config:
+    """The adapter's configuration: ``arm`` at ``budget`` exposures over both subsets' pages; with
+    ``snapshots`` the smaller budgets of the plan are saved on the way (constant rate)."""
+    base = plan.base
+    sets = [
+        *plan.overrides, *ARMS[arm], f"finetune.epochs={budget}", f"seed={base.seed + seed_offset}",
+        f"questions={(plan.root / TRAIN_QUESTIONS).resolve()}", "subset=", "limit=0", "sample=first",
+    ]  # fmt: skip
+    cfg = load_config(plan.profile, sets)
+    ft = cfg.finetune
+    if ft.lr_scheduler != "constant_with_warmup":
+        raise BenchError("dose: snapshots need finetune.lr_scheduler = constant_with_warmup (profile dose)")
+    below = tuple(float(b) for b in plan.budgets if b < budget) if snapshots else ()
+    return replace(cfg, finetune=dataclasses.replace(ft, snapshot_epochs=below))
+
+
+def eval_config(plan: Plan, subset: str, arm: str | None, budget: float = 0) -> Config:
+    """A run's configuration: the profile's questions of ``subset``; ``arm`` None = the reference (base,
+    RAG, the prior and the no-model baselines)."""
+    if arm is None:
+        sets = ["finetune.epochs=0", f"run.variants={','.join(REF_VARIANTS)}"]
+    else:
+        sets = [*ARMS[arm], f"finetune.epochs={budget}", f"run.variants={','.join(POINT_VARIANTS)}"]
+    return load_config(plan.profile, [*plan.overrides, *sets, *subset_sets(plan, subset)])
+
+
+def point_dir(plan: Plan, subset: str, arm: str | None, budget: float = 0, seed_offset: int = 0) -> Path:
+    name = "reference" if arm is None else f"{arm}-e{budget:g}"
+    return plan.root / (f"{subset}-{name}" + (f"-seed{seed_offset}" if seed_offset else ""))
+
+
+def stages_for(train_cfg: Config, make_generators: Callable[[Config, Path | None], Any]) -> Stages:
+    """The runner's stages with ``train_cfg``'s adapter (both subsets' pages), whatever subset a run asks."""
+    from bench.training import finetune, sft_qa
+
+    def key(cfg: Config, stage: str) -> str:
+        return artifact_key(train_cfg if stage == "finetune" else cfg, stage)
+
+    return replace(
+        default_stages(),
+        ensure_adapter=lambda _cfg: Path(finetune.ensure_adapter(train_cfg)),
+        adapter_dir=lambda _cfg: Path(finetune.adapter_dir(train_cfg)),
+        training_question_ids=lambda _cfg: {str(q) for q in sft_qa.training_question_ids(train_cfg)},
+        artifact_key=key,
+        make_generators=make_generators,
+    )
+
+
+def run_point(plan: Plan, arm: str, budget: float, train_cfg: Config, subsets: tuple[str, ...]) -> None:
+    """``arm`` at ``budget`` on ``subsets`` with one set of generators (one engine per adapter)."""
+    shared = SharedGenerators(default_stages())
+    try:
+        stages = stages_for(train_cfg, shared.make)
+        offset = train_cfg.seed - plan.base.seed
+        for subset in subsets:
+            log.info("dose %s: %s at %g exposures (seed %d)", subset, arm, budget, train_cfg.seed)
+            cfg = eval_config(plan, subset, arm, budget)
+            runner.run(cfg, point_dir(plan, subset, arm, budget, offset), stages=stages)
+    finally:
+        shared.close()
+
+
+def run_grid(plan: Plan) -> None:
+    """The references and every point on both subsets (largest budget first: its training saves the rest)."""
+    write_train_questions(plan)
+    for subset in SUBSETS:
+        runner.run(eval_config(plan, subset, None), point_dir(plan, subset, None))
+    for arm in plan.arms:
+        for i, budget in enumerate(sorted(plan.budgets, reverse=True)):
+            run_point(plan, arm, budget, train_config(plan, arm, budget, snapshots=i == 0), SUBSETS)
+
+
+def run_seeds(plan: Plan, arm: str, budget: int) -> None:
+    """The extra seeds' trainings at the chosen point, answered on the report subset."""
+    for offset in range(1, plan.seeds):
+        run_point(plan, arm, budget, train_config(plan, arm, budget, offset, snapshots=False), ("report",))
+
+
+def budget_records(train: list[dict[str, Any]], budget: float) -> int:
+    """Records of the schedule up to ``budget`` exposures: the QA-first head (``pit``), then every record of
+    the first ``budget`` passes (a snapshot's records are a prefix of the largest budget's)."""
+    return sum(1 for r in train if r.get("phase") == "qa" or int(r.get("epoch", 0)) < budget)
+
+
+TOKENS_PER_S = (90.0, 116.0)  # CPU training throughput measured here (committed ft-recipes sweep, 2 cores)
+
+
+def estimate(
+    plan: Plan, s_per_step: tuple[float, ...] = (3.0, 5.0), tokens_per_s: tuple[float, ...] = TOKENS_PER_S
+) -> dict[str, Any]:
+    """Without training: per arm and budget the records, optimizer steps and tokens per evaluated page of
+    the largest budget's schedule (tokenizer only), whether each budget ends on a batch boundary (snapshots
+    refuse a cut batch), and the CPU hours of the trainings at ``s_per_step`` (the seeds' extra trainings
+    counted at the largest budget: the chosen budget is not known before the sweep), and at ``tokens_per_s``
+    (a batch-1 step carries a quarter of a batch-4 step's tokens: the token rate prices both)."""
+    from transformers import AutoTokenizer
+
+    from bench import model_registry
+    from bench.generation import models
+    from bench.training import sft_data, sft_recipes
+
+    write_train_questions(plan)
+    out: dict[str, Any] = {"arms": {}, "s_per_step": list(s_per_step)}
+    largest: list[int] = []
+    tokens: list[int] = []
+    for arm in plan.arms:
+        cfg = train_config(plan, arm, max(plan.budgets), snapshots=False)
+        tok = AutoTokenizer.from_pretrained(models.ensure_hf_model(cfg))
+        chat = bool(model_registry.resolve_model(cfg).chat_template and tok.chat_template is not None)
+        data = sft_recipes.build_training_data(cfg, tok, use_chat=chat)
+        per_step = cfg.finetune.batch_size * cfg.finetune.grad_accum
+        pages = int((data.stats.get("coverage") or {}).get("evaluated_pages") or 0)
+        lengths = [len(tok(sft_data.record_text(r), add_special_tokens=False)["input_ids"])
+                   for r in data.train]  # fmt: skip
+        rows = []
+        for b in plan.budgets:
+            n = budget_records(data.train, b)
+            per_page = round(sum(lengths[:n]) / pages, 1) if pages else None
+            row = {"budget": b, "records": n, "steps": -(-n // per_step), "on_batch": n % per_step == 0}
+            rows.append({**row, "tokens_per_page": per_page})
+        out["arms"][arm] = {"pages": pages, "per_step": per_step, "budgets": rows}
+        largest.append(int(rows[-1]["steps"] or 0))
+        tokens.append(sum(lengths[: int(rows[-1]["records"] or 0)]))
+    steps_total = sum(largest) + (plan.seeds - 1) * max(largest)  # the seeds: worst case, largest budget
+    out["steps_total"] = steps_total
+    out["hours"] = [round(steps_total * s / 3600, 1) for s in s_per_step]
+    out["tokens_total"] = sum(tokens) + (plan.seeds - 1) * max(tokens)
+    out["tokens_per_s"] = list(tokens_per_s)
+    out["hours_by_tokens"] = [round(out["tokens_total"] / r / 3600, 1) for r in tokens_per_s]
+    return out

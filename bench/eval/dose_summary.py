@@ -1,0 +1,206 @@
+"""``dose.json``: the dose sweep's points (bench/eval/dose.py) as numbers the report renders without
+re-reading run folders or adapters (bench/reporting/dose_report.py).
+
+Per subset and point: closed-book (FT) and FT+RAG EM with 95 % intervals, training tokens per evaluated page
+(``tokens_seen`` over the adapter's ``coverage.evaluated_pages``), the answer-level NLL of this subset's
+questions before / after training, the trained-record and held-out page NLLs, and three paired tests
+(McNemar exact) against the untrained reference of the same subset: FT − base, FT − prior, FT+RAG − RAG, each
+Holm-corrected over the points of the seed-0 grid (the family the choice is made from). The choice is made on
+the selection subset only (highest FT EM; ties: fewer tokens per page); the report subset judges it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.config import BenchError
+from bench.core.stats import holm, mcnemar_exact, wilson_ci
+from bench.eval import dose
+from bench.io import atomic_write_json, iter_jsonl, read_json
+
+DOSE = "dose.json"
+COMPARISONS = {"ft-base": ("ft", "base"), "ft-prior": ("ft", "prior"), "ft_rag-rag": ("ft_rag", "rag")}
+GOAL_EM = 0.30
+EXPOSURE_NOTE = (
+    "one exposure = one pass over a recipe's page records (mixed: each evaluated page's lead views, with the"
+    " QA pairs; aug and pit-aug: the lead views plus 8 restatements, so one exposure states each fact about"
+    " 9 times); compare recipes on tokens per evaluated page, not exposures"
+)
+
+
+def hits(run_dir: Path, variant: str) -> dict[str, float]:
+    """question id → exact match (0/1) of ``variant`` in ``run_dir``'s answers.jsonl."""
+    path = Path(run_dir) / "answers.jsonl"
+    if not path.exists():
+        raise BenchError(f"dose: {path} not found (the point has not run)")
+    return {
+        str(r["question_id"]): float((r.get("metrics") or {}).get("exact_match") or 0.0)
+        for r in iter_jsonl(path)
+        if r.get("variant") == variant
+    }
+
+
+def compare(mine: dict[str, float], theirs: dict[str, float]) -> dict[str, Any]:
+    """Paired McNemar (exact) of two hit maps over the questions both answered."""
+    ids = sorted(set(mine) & set(theirs))
+    test = mcnemar_exact([mine[i] for i in ids], [theirs[i] for i in ids])
+    diff = (sum(mine[i] for i in ids) - sum(theirs[i] for i in ids)) / len(ids) if ids else 0.0
+    return {"diff": round(diff, 4), "b10": test["b10"], "b01": test["b01"], "p_value": test["p_value"]}
+
+
+def em_of(h: dict[str, float]) -> dict[str, Any]:
+    ci = wilson_ci(int(sum(h.values())), len(h)) if h else None
+    return {
+        "em": round(sum(h.values()) / len(h), 4) if h else None,
+        "n": len(h),
+        "ci95": list(ci) if ci else None,
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    vals = [v for v in values if v == v]  # NaN-free
+    return round(sum(vals) / len(vals), 4) if vals else None
+
+
+def adapter_facts(meta: dict[str, Any], qids: list[str]) -> dict[str, Any]:
+    """Cost and probe figures of one adapter (its train_metadata.json), the answer NLL over ``qids``."""
+    probe = meta.get("probe") or {}
+    pages = int((meta.get("coverage") or {}).get("evaluated_pages") or 0)
+    tokens = int(meta.get("tokens_seen") or 0)
+    answers = {k: (probe.get(k) or {}).get("answers") or {} for k in ("before", "after")}
+    return {
+        "epochs": meta.get("epochs"),
+        "steps": meta.get("steps"),
+        "train_s": meta.get("train_time_s"),
+        "tokens_seen": tokens,
+        "pages": pages,
+        "tokens_per_page": round(tokens / pages, 1) if pages else None,
+        "answer_nll_before": _mean([answers["before"][q] for q in qids if q in answers["before"]]),
+        "answer_nll_after": _mean([answers["after"][q] for q in qids if q in answers["after"]]),
+        **{k: probe.get(k) for k in ("nll_trained_before", "nll_trained_after")},
+        **{k: probe.get(k) for k in ("nll_heldout_before", "nll_heldout_after")},
+    }
+
+
+def point_record(plan: dose.Plan, subset: str, arm: str, budget: int, offset: int = 0) -> dict[str, Any]:
+    from bench.training.finetune import adapter_dir
+
+    run = dose.point_dir(plan, subset, arm, budget, offset)
+    ref = dose.point_dir(plan, subset, None)
+    meta_path = adapter_dir(dose.train_config(plan, arm, budget, offset, snapshots=False))
+    meta = read_json(meta_path / "train_metadata.json")
+    mine = {v: hits(run, v) for v in dose.POINT_VARIANTS}
+    rec: dict[str, Any] = {"name": run.name, "subset": subset, "arm": arm, "budget": budget, "seed": offset}
+    rec.update(adapter_facts(meta, sorted(mine["ft"])))
+    rec.update({v: em_of(h) for v, h in mine.items()})
+    rec["vs"] = {c: compare(mine[a], hits(ref, b)) for c, (a, b) in COMPARISONS.items()}
+    return rec
+
+
+def add_holm(points: list[dict[str, Any]]) -> None:
+    """``p_holm`` on each comparison, over the seed-0 points of one subset."""
+    grid = [p for p in points if not p["seed"]]
+    for c in COMPARISONS:
+        for p, adj in zip(grid, holm([p["vs"][c]["p_value"] for p in grid]), strict=True):
+            p["vs"][c]["p_holm"] = adj
+
+
+def choose(selection: list[dict[str, Any]]) -> dict[str, Any]:
+    """Highest closed-book EM on the selection subset; a tie goes to fewer tokens per page."""
+    grid = [p for p in selection if not p["seed"]]
+    best = max(grid, key=lambda p: (p["ft"]["em"] or 0.0, -(p["tokens_per_page"] or 0.0)))
+    return {k: best[k] for k in ("arm", "budget", "tokens_per_page")} | {"selection_em": best["ft"]["em"]}
+
+
+def reached(report: list[dict[str, Any]], refs: dict[str, Any], budgets: tuple[int, ...]) -> dict[str, Any]:
+    """Per arm, the smallest budget whose closed-book EM reaches GOAL_EM, the prior and RAG (None: not up to
+    the largest budget)."""
+    targets = {f"em {GOAL_EM:.2f}": GOAL_EM, "prior": refs["prior"]["em"], "rag": refs["rag"]["em"]}
+    out: dict[str, Any] = {}
+    for arm in sorted({p["arm"] for p in report}):
+        pts = sorted((p for p in report if p["arm"] == arm and not p["seed"]), key=lambda p: p["budget"])
+        out[arm] = {}
+        for name, level in targets.items():
+            hit = next((p for p in pts if level is not None and (p["ft"]["em"] or 0.0) >= level), None)
+            out[arm][name] = (
+                {"budget": hit["budget"], "tokens_per_page": hit["tokens_per_page"]} if hit else None
+            )
+    return out | {"largest_budget": max(budgets), "levels": targets}
+
+
+def falling(points: list[dict[str, Any]], field: str) -> dict[str, bool]:
+    """Per arm: does ``field`` (an NLL after training) fall with every larger budget, from before training?"""
+    out = {}
+    for arm in sorted({p["arm"] for p in points}):
+        pts = sorted((p for p in points if p["arm"] == arm and not p["seed"]), key=lambda p: p["budget"])
+        start = pts[0].get(field.replace("_after", "_before")) if pts else None
+        seq = [start, *(p.get(field) for p in pts)]
+        known = [float(x) for x in seq if x is not None]
+        out[arm] = len(known) == len(seq) and all(b < a for a, b in itertools.pairwise(known))
+    return out
+
+
+def seed_spread(report: list[dict[str, Any]], chosen: dict[str, Any]) -> dict[str, Any]:
+    """EM of every seed at the chosen point (report subset), with mean, sd, min and max."""
+    pts = sorted(
+        (p for p in report if p["arm"] == chosen["arm"] and p["budget"] == chosen["budget"]),
+        key=lambda p: p["seed"],
+    )
+    out: dict[str, Any] = {"seeds": [p["seed"] for p in pts]}
+    for v in dose.POINT_VARIANTS:
+        ems = [p[v]["em"] for p in pts]
+        out[v] = {
+            "em": ems, "mean": round(statistics.fmean(ems), 4),
+            "sd": round(statistics.stdev(ems), 4) if len(ems) > 1 else None,
+            "min": min(ems), "max": max(ems),
+        }  # fmt: skip
+    return out
+
+
+def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
+    """Every point on both subsets, the tests, the choice (and with ``seeds`` the extra seeds' spread)."""
+    doc: dict[str, Any] = {
+        "profile": plan.profile, "overrides": list(plan.overrides),
+        "arms": {a: list(dose.ARMS[a]) for a in plan.arms},
+        "budgets": list(plan.budgets), "report_limit": plan.report_limit, "exposure_note": EXPOSURE_NOTE,
+    }  # fmt: skip
+    for subset in dose.SUBSETS:
+        ref_dir = dose.point_dir(plan, subset, None)
+        refs = {v: em_of(hits(ref_dir, v)) for v in ("base", "prior", "rag", "span_rag")}
+        pts = [point_record(plan, subset, a, b) for a in plan.arms for b in plan.budgets]
+        add_holm(pts)
+        doc[subset] = {"n": refs["base"]["n"], "reference": refs, "points": pts}
+    doc["chosen"] = choose(doc["selection"]["points"])
+    arm, budget = doc["chosen"]["arm"], doc["chosen"]["budget"]
+    report = doc["report"]["points"]
+    doc["chosen_on_report"] = next(p for p in report if p["arm"] == arm and p["budget"] == budget)
+    doc["worse_on_report"] = {
+        c: sorted(p["name"] for p in report if p["vs"][c]["diff"] < 0 and p["vs"][c].get("p_holm", 1) < 0.05)
+        for c in COMPARISONS
+    }
+    doc["reached"] = reached(report, doc["report"]["reference"], plan.budgets)
+    doc["trained_nll_falling"] = falling(report, "nll_trained_after")
+    doc["answer_nll_falling"] = falling(report, "answer_nll_after")
+    if seeds:
+        report += [point_record(plan, "report", arm, budget, s) for s in range(1, plan.seeds)]
+        doc["seed_spread"] = seed_spread(report, doc["chosen"])
+    return doc
+
+
+def write(plan: dose.Plan) -> Path:
+    """Summarize with the seeds and write ``dose.json``; returns its path."""
+    out = plan.root / DOSE
+    atomic_write_json(out, summarize(plan, seeds=True))
+    return out
+
+
+def run(plan: dose.Plan) -> Path:
+    """The whole sweep, resumable: every point, the choice on the selection subset, the extra seeds at the
+    chosen point; writes ``dose.json``."""
+    dose.run_grid(plan)
+    chosen = choose(summarize(plan)["selection"]["points"])
+    dose.run_seeds(plan, chosen["arm"], chosen["budget"])
+    return write(plan)

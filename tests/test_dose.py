@@ -1,0 +1,154 @@
+"""The dose sweep (bench/eval/dose.py, dose_summary.py, bench/reporting/dose_report.py): the report rendered
+from a synthetic dose.json, the summary's choice / thresholds / monotonicity, and a tiny random model trained
+through the sweep's training path (two budgets, one run, the smaller one a snapshot) on a tiny dump whose
+questions fall on both subsets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.eval import dose, dose_summary
+from bench.questions.load import subset_of
+from bench.reporting import dose_report
+from tests.conftest import make_dump
+
+
+def _point(arm: str, budget: int, em: float, nll: float, seed: int = 0) -> dict[str, Any]:
+    vs = {
+        c: {"diff": em - 0.1, "b10": 3, "b01": 1, "p_value": 0.2, "p_holm": 0.6}
+        for c in dose_summary.COMPARISONS
+    }
+    return {
+        "name": f"report-{arm}-e{budget}", "subset": "report", "arm": arm, "budget": budget, "seed": seed,
+        "tokens_per_page": 100.0 * budget, "train_s": 10.0 * budget, "answer_nll_before": 2.4,
+        "answer_nll_after": nll, "nll_trained_before": 3.0, "nll_trained_after": nll,
+        "nll_heldout_before": 3.5, "nll_heldout_after": 3.6, "ft": {"em": em, "n": 120, "ci95": [0.0, 0.2]},
+        "ft_rag": {"em": 0.7, "n": 120, "ci95": [0.6, 0.8]}, "vs": vs,
+    }  # fmt: skip
+
+
+def _doc() -> dict[str, Any]:
+    pts = [
+        _point(a, b, 0.02 * b if a == "aug" else 0.01 * b, 2.0 - 0.1 * b)
+        for a in ("aug", "mixed")
+        for b in (1, 2)
+    ]
+    refs = {
+        v: {"em": e, "n": 120, "ci95": [0.0, 0.1]}
+        for v, e in (("base", 0.01), ("prior", 0.035), ("rag", 0.6))
+    }
+    report = {"n": 120, "reference": refs, "points": pts}
+    doc: dict[str, Any] = {
+        "profile": "dose", "arms": {"aug": [], "mixed": []}, "budgets": [1, 2], "exposure_note": "note",
+        "selection": {"n": 70, "reference": refs, "points": pts}, "report": report,
+    }  # fmt: skip
+    doc["chosen"] = dose_summary.choose(pts)
+    doc["chosen_on_report"] = pts[1]
+    doc["worse_on_report"] = {"ft-base": [], "ft-prior": [], "ft_rag-rag": ["report-mixed-e1"]}
+    doc["reached"] = dose_summary.reached(pts, refs, (1, 2))
+    doc["trained_nll_falling"] = dose_summary.falling(pts, "nll_trained_after")
+    doc["answer_nll_falling"] = dose_summary.falling(pts, "answer_nll_after")
+    seeds = [pts[1], _point("aug", 2, 0.03, 1.8, 1), _point("aug", 2, 0.05, 1.8, 2)]
+    doc["seed_spread"] = dose_summary.seed_spread(seeds, doc["chosen"])
+    return doc
+
+
+def test_summary_chooses_and_finds_thresholds() -> None:
+    doc = _doc()
+    assert doc["chosen"] == {"arm": "aug", "budget": 2, "tokens_per_page": 200.0, "selection_em": 0.04}
+    assert doc["reached"]["aug"]["prior"] == {"budget": 2, "tokens_per_page": 200.0}
+    assert doc["reached"]["mixed"]["prior"] is None and doc["reached"]["aug"]["em 0.30"] is None
+    assert doc["trained_nll_falling"] == {"aug": True, "mixed": True}
+    assert doc["seed_spread"]["ft"]["em"] == [0.04, 0.03, 0.05] and doc["seed_spread"]["ft"]["mean"] == 0.04
+    tie = [_point("mixed", 2, 0.1, 1.0), _point("aug", 1, 0.1, 1.0)]
+    assert dose_summary.choose(tie)["arm"] == "aug"  # the tie goes to fewer tokens per page
+
+
+def test_falling_is_false_when_a_budget_rises() -> None:
+    pts = [_point("cpt", 1, 0.1, 2.0), _point("cpt", 2, 0.1, 2.5)]
+    assert dose_summary.falling(pts, "nll_trained_after") == {"cpt": False}
+
+
+def test_report_block_and_plot_render_from_dose_json(tmp_path: Path) -> None:
+    doc = _doc()
+    text = dose_report.render(json.loads(json.dumps(doc)), "dose.png")
+    assert "**aug at 2 exposures**" in text and "Holm-corrected over the 4 points it was picked from" in text
+    assert "not reached up to 2 exposures" in text and "RAG: report-mixed-e1" in text
+    assert "Seeds at the chosen point (3, report subset): closed-book EM mean 0.040" in text
+    assert "| aug (chosen) | 2 | 200 |" in text and "![closed-book EM" in text
+    png = dose_report.plot(doc, tmp_path / "dose.png")
+    assert png.stat().st_size > 1000
+
+
+def test_estimate_renders_hours() -> None:
+    est = {
+        "arms": {"aug": {"budgets": [{"budget": 1, "records": 9, "steps": 9, "on_batch": True}]}},
+        "s_per_step": [3.0], "hours": [0.1], "steps_total": 9, "tokens_total": 900, "tokens_per_s": [90.0],
+        "hours_by_tokens": [0.0],
+    }  # fmt: skip
+    est["arms"]["aug"]["budgets"][0]["tokens_per_page"] = 50
+    text = dose_report.render_estimate(est)
+    assert "| aug | 1 | 9 | 9 | yes | 50 |" in text and "0.1 h at 3 s/step" in text
+
+
+def _titles() -> tuple[str, str]:
+    """A page title on each side of the page-hash subset split."""
+    names = [f"Vila Fictícia {i}" for i in range(200)]
+    sel = next(n for n in names if subset_of({"title": n, "id": n}) == "selection")
+    rep = next(n for n in names if subset_of({"title": n, "id": n}) == "report")
+    return sel, rep
+
+
+def _fixture(tmp_path: Path, model: Path) -> list[str]:
+    sel, rep = _titles()
+    lead = "'''{}''' é uma vila fictícia fundada em {}. Tem um rio."
+    pages = [{"title": t, "id": i + 1, "text": lead.format(t, 1700 + i)}
+             for i, t in enumerate((sel, rep, "Serra Inventada"))]  # fmt: skip
+    dump = tmp_path / "dose.xml"
+    dump.write_text(make_dump(pages), encoding="utf-8")
+    rows = [{"id": f"d{i}", "question": f"Em que ano foi fundada {t}?", "answers": [str(1700 + i)],
+             "title": t, "split": "dev", "relation": "birth_year"}
+            for i, t in enumerate((sel, rep))]  # fmt: skip
+    rows.append({"id": "t1", "question": "Qual é a altura da Serra Inventada?", "answers": ["900 metros"],
+                 "title": "Serra Inventada", "context": "A Serra Inventada tem 900 metros.",
+                 "split": "train", "relation": "birth_year"})  # fmt: skip
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return [
+        f"model.name={model}", f"corpus={dump}", f"questions={questions}",
+        f"finetune.train_questions={questions}",
+        "split=dev", f"results_dir={tmp_path / 'results'}", "model.fewshot=0", "finetune.max_length=512",
+        "finetune.lora_r=4", "finetune.bf16=false", "finetune.learning_rate=0.001", "finetune.warmup_steps=0",
+        "index.embedder=hashing", "sample=first",
+    ]  # fmt: skip
+
+
+@pytest.mark.timeout(600)
+def test_tiny_model_trains_two_budgets_through_the_dose_path(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from bench.training import finetune
+
+    plan = dose.make_plan("dose", _fixture(tmp_path, tiny_model_dir), "d", ("mixed",), (1, 2), report_limit=5)
+    qfile = dose.write_train_questions(plan, minimum=(1, 1))
+    assert len(qfile.read_text(encoding="utf-8").splitlines()) == 2  # one question of each subset
+    longest = dose.train_config(plan, "mixed", 2)
+    assert longest.finetune.snapshot_epochs == (1.0,) and longest.finetune.batch_size == 1
+    finetune.run_finetune(longest)  # one training: the 1-exposure adapter is its snapshot
+    metas = {}
+    for b in (1, 2):
+        path = (
+            finetune.adapter_dir(dose.train_config(plan, "mixed", b, snapshots=False)) / "train_metadata.json"
+        )
+        metas[b] = json.loads(path.read_text(encoding="utf-8"))
+    assert "snapshot_of" in metas[1] and "snapshot_of" not in metas[2]
+    assert metas[1]["coverage"]["evaluated_pages"] == metas[1]["coverage"]["trained_pages"] == 2
+    facts = {b: dose_summary.adapter_facts(m, ["d0", "d1"]) for b, m in metas.items()}
+    assert facts[2]["tokens_per_page"] > facts[1]["tokens_per_page"] > 0
+    assert facts[1]["answer_nll_after"] is not None and facts[2]["nll_trained_after"] is not None
+    stages = dose.stages_for(longest, lambda cfg, adapter: {})
+    eval_cfg = dose.eval_config(plan, "selection", "mixed", 2)
+    assert stages.adapter_dir(eval_cfg) == finetune.adapter_dir(longest)
+    assert stages.artifact_key(eval_cfg, "finetune") == dose.artifact_key(longest, "finetune")
