@@ -42,6 +42,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "index.passage_order": ("best_first", "best_last"),
     "split": ("", "train", "dev", "test"),
     "finetune.page_part": ("lead_section", "lead", "page"),  # bench.recipe_keys.PAGE_PARTS
+    "finetune.order": ("shuffle", "exposure"),  # bench.training.recipes.ORDERS
     "model.attn_implementation": ("sdpa", "eager", "flash_attention_2"),
     "judge.metrics": ("answer_correctness", "faithfulness"),
 }

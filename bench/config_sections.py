@@ -70,6 +70,10 @@ class FinetuneConfig:
     )
     qa_pairs: int = 100  # mixed/pit: at most N train-split QA pairs (0 = all, max_records still caps)
     pit_qa_epochs: float = 1.0  # pit: passes over the QA pairs before the pages + QA phase
+    # cpt/mixed/pit/aug, each pass's order: "shuffle" (seeded) or "exposure" (every page's first record of
+    # the shuffled pass, then every page's second, ...; QA pairs spread evenly): a fraction of a pass is then
+    # a whole number of exposures per page (bench dose: 1 exposure of aug = one of its 9 texts per page)
+    order: str = "shuffle"
     # aug/mixed/pit: rule-based texts restating each trained page's facts (bench/training/augment.py), added
     # to its page records; 0 = none (aug: 0 means recipe_keys.AUG_TEXTS = 8)
     augment: int = 0

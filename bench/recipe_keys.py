@@ -13,7 +13,8 @@ SCHEDULED = ("cpt", "mixed", "pit", "aug")
 LEGACY = ("text", "instruct", "qa", "raft")
 RECIPES = (*SCHEDULED, *LEGACY)
 PAGE_PARTS = ("lead_section", "lead", "page")
-NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs", "augment")  # not in a legacy recipe's key
+# not in a legacy recipe's key
+NEW_KEYS = ("recipe", "page_part", "qa_pairs", "pit_qa_epochs", "augment", "order")
 AUG_TEXTS = 8  # recipe aug with finetune.augment = 0: augmented texts per page (bench/training/augment.py)
 AUGMENTED = ("aug", "mixed", "pit")  # the recipes finetune.augment applies to
 BOOKKEEPING = ("logging_steps", "save_steps", "train_questions", "snapshot_epochs")  # same weights either way
@@ -73,4 +74,6 @@ def key_fields(ft: FinetuneConfig) -> dict[str, Any]:
         out["pit_qa_epochs"] = ft.pit_qa_epochs
     if augment_of(ft):  # absent at 0: the adapters before the key existed keep their key
         out["augment"] = augment_of(ft)
+    if ft.order != "shuffle":  # absent when shuffled: the adapters before the key existed keep their key
+        out["order"] = ft.order
     return out

@@ -135,7 +135,9 @@ def test_tiny_model_trains_two_budgets_through_the_dose_path(tmp_path: Path, tin
     qfile = dose.write_train_questions(plan, minimum=(1, 1))
     assert len(qfile.read_text(encoding="utf-8").splitlines()) == 2  # one question of each subset
     longest = dose.train_config(plan, "mixed", 2)
-    assert longest.finetune.snapshot_epochs == (1.0,) and longest.finetune.batch_size == 1
+    # mixed has 2 page records (views) per page and pass: 2 exposures = 1 pass, 1 exposure = half a pass
+    assert longest.finetune.epochs == 1.0 and longest.finetune.order == "exposure"
+    assert longest.finetune.snapshot_epochs == (0.5,) and longest.finetune.batch_size == 1
     finetune.run_finetune(longest)  # one training: the 1-exposure adapter is its snapshot
     metas = {}
     for b in (1, 2):

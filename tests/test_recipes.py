@@ -294,3 +294,29 @@ def test_the_snapshot_check_knows_every_scheduled_recipe(tmp_path: Path, tiny_mo
         else:
             with pytest.raises(BenchError, match="needs a scheduled recipe"):
                 load_config("faquad", sets)
+
+
+def test_exposure_order_makes_a_fraction_of_a_pass_whole_exposures_per_page() -> None:
+    """finetune.order = "exposure": the first e/R of a pass holds e records of every page (R per page) and
+    its share of the QA pairs; a pass's order does not depend on the budget (snapshots stay prefixes)."""
+    import dataclasses
+    from collections import Counter
+
+    from bench.config import FinetuneConfig
+    from bench.training import recipes
+
+    pages = [{"title": f"P{p}", "text": f"P{p} t{i}", "part": "page"} for p in range(6) for i in range(4)]
+    qa = [{"prompt": f"q{i}", "completion": "a", "part": "qa"} for i in range(8)]
+    ft = dataclasses.replace(FinetuneConfig(), order="exposure", views=("a", "b", "c", "d"), page_chunks=1)
+    assert recipes.records_per_page(ft) == 4
+    full = recipes.schedule("mixed", pages, qa, dataclasses.replace(ft, epochs=2.0), seed=3)
+    for e in (1, 2, 3, 5):
+        part = recipes.schedule("mixed", pages, qa, dataclasses.replace(ft, epochs=e / 4), seed=3)
+        assert part == full[: len(part)]
+        per_page = Counter(r["title"] for r in part if r["part"] == "page")
+        assert set(per_page.values()) == {e} and len(per_page) == 6
+        assert sum(r["part"] == "qa" for r in part) == round(8 * e / 4)
+    shuffled = recipes.schedule(
+        "mixed", pages, qa, dataclasses.replace(ft, order="shuffle", epochs=0.25), seed=3
+    )
+    assert len(set(Counter(r["title"] for r in shuffled if r["part"] == "page").values())) > 1

@@ -1,11 +1,13 @@
 """``python -m bench dose``: closed-book fact storage against the training budget (``make ft-dose``).
 
 Arms (:data:`ARMS`): ``mixed``, ``aug`` and ``pit`` with ``augment = 8`` (QA pairs first, then the augmented
-pages with the QA). Budgets (:data:`BUDGETS`): 1, 2, 4, 8, 16, 32 exposures = passes over a recipe's page
-records (for ``aug``/``pit-aug`` those records include the 8 restatements, so one exposure shows each fact
-about 9 times: docs/finetune.md). The comparable axis is training tokens per evaluated page. One
-constant-rate training per arm (and seed) at the largest budget saves the smaller budgets' adapters as
-snapshots (``finetune.snapshot_epochs``, bench/training/snapshots.py).
+pages with the QA). Budgets (:data:`BUDGETS`): 1, 2, 4, 8, 16, 32 exposures = page records seen per page,
+each record one statement of the page's facts (a view of its lead or a restatement): ``finetune.epochs`` =
+budget / :func:`bench.training.recipes.records_per_page` passes, and ``finetune.order = "exposure"`` (the
+profile) orders each pass so that a fraction of one is a whole number of records of every page. The
+comparable axis is training tokens per evaluated page. One constant-rate training per arm (and seed) at the
+largest budget saves the smaller budgets' adapters as snapshots (``finetune.snapshot_epochs``,
+bench/training/snapshots.py).
 
 Questions: the *selection* subset (every selection question of the split) picks the arm and budget, the
 disjoint *report* subset (its first ``report_limit`` questions) judges them (bench/questions/load.py
@@ -121,19 +123,28 @@ def write_train_questions(plan: Plan, minimum: tuple[int, int] = (MIN_SELECTION,
     return out
 
 
+def passes(plan: Plan, arm: str, budget: float) -> float:
+    """``finetune.epochs`` (passes over the page records) of ``budget`` exposures of each page for ``arm``."""
+    from bench.training.recipes import records_per_page
+
+    ft = load_config(plan.profile, [*plan.overrides, *ARMS[arm]]).finetune
+    return budget / records_per_page(ft)
+
+
 def train_config(plan: Plan, arm: str, budget: float, seed_offset: int = 0, snapshots: bool = True) -> Config:
     """The adapter's configuration: ``arm`` at ``budget`` exposures over both subsets' pages; with
     ``snapshots`` the smaller budgets of the plan are saved on the way (constant rate)."""
     base = plan.base
+    epochs = passes(plan, arm, budget)
     sets = [
-        *plan.overrides, *ARMS[arm], f"finetune.epochs={budget}", f"seed={base.seed + seed_offset}",
+        *plan.overrides, *ARMS[arm], f"finetune.epochs={epochs!r}", f"seed={base.seed + seed_offset}",
         f"questions={(plan.root / TRAIN_QUESTIONS).resolve()}", "subset=", "limit=0", "sample=first",
     ]  # fmt: skip
     cfg = load_config(plan.profile, sets)
     ft = cfg.finetune
     if ft.lr_scheduler != "constant_with_warmup":
         raise BenchError("dose: snapshots need finetune.lr_scheduler = constant_with_warmup (profile dose)")
-    below = tuple(float(b) for b in plan.budgets if b < budget) if snapshots else ()
+    below = tuple(passes(plan, arm, b) for b in plan.budgets if b < budget) if snapshots else ()
     return replace(cfg, finetune=dataclasses.replace(ft, snapshot_epochs=below))
 
 
@@ -143,7 +154,8 @@ def eval_config(plan: Plan, subset: str, arm: str | None, budget: float = 0) -> 
     if arm is None:
         sets = ["finetune.epochs=0", f"run.variants={','.join(REF_VARIANTS)}"]
     else:
-        sets = [*ARMS[arm], f"finetune.epochs={budget}", f"run.variants={','.join(POINT_VARIANTS)}"]
+        epochs = passes(plan, arm, budget)
+        sets = [*ARMS[arm], f"finetune.epochs={epochs!r}", f"run.variants={','.join(POINT_VARIANTS)}"]
     return load_config(plan.profile, [*plan.overrides, *sets, *subset_sets(plan, subset)])
 
 
@@ -199,10 +211,15 @@ def run_seeds(plan: Plan, arm: str, budget: int) -> None:
         run_point(plan, arm, budget, train_config(plan, arm, budget, offset, snapshots=False), ("report",))
 
 
-def budget_records(train: list[dict[str, Any]], budget: float) -> int:
-    """Records of the schedule up to ``budget`` exposures: the QA-first head (``pit``), then every record of
-    the first ``budget`` passes (a snapshot's records are a prefix of the largest budget's)."""
-    return sum(1 for r in train if r.get("phase") == "qa" or int(r.get("epoch", 0)) < budget)
+def budget_records(train: list[dict[str, Any]], epochs: float) -> int:
+    """Records of the schedule up to ``epochs`` passes (a snapshot's records are a prefix of the largest
+    budget's): the QA-first head (``pit``), every record of the whole passes, then the first part of the
+    next pass, cut as bench.training.recipes cuts it."""
+    head = sum(1 for r in train if r.get("phase") == "qa")
+    body = [int(r.get("epoch", 0)) for r in train if r.get("phase") != "qa"]
+    whole = int(epochs)
+    per_pass = body.count(whole)
+    return head + sum(1 for e in body if e < whole) + round((epochs - whole) * per_pass)
 
 
 TOKENS_PER_S = (90.0, 116.0)  # CPU training throughput measured here (committed ft-recipes sweep, 2 cores)
@@ -237,7 +254,7 @@ def estimate(
                    for r in data.train]  # fmt: skip
         rows = []
         for b in plan.budgets:
-            n = budget_records(data.train, b)
+            n = budget_records(data.train, passes(plan, arm, b))
             per_page = round(sum(lengths[:n]) / pages, 1) if pages else None
             row = {"budget": b, "records": n, "steps": -(-n // per_step), "on_batch": n % per_step == 0}
             rows.append({**row, "tokens_per_page": per_page})

@@ -25,9 +25,9 @@ DOSE = "dose.json"
 COMPARISONS = {"ft-base": ("ft", "base"), "ft-prior": ("ft", "prior"), "ft_rag-rag": ("ft_rag", "rag")}
 GOAL_EM = 0.30
 EXPOSURE_NOTE = (
-    "one exposure = one pass over a recipe's page records (mixed: each evaluated page's lead views, with the"
-    " QA pairs; aug and pit-aug: the lead views plus 8 restatements, so one exposure states each fact about"
-    " 9 times); compare recipes on tokens per evaluated page, not exposures"
+    "one exposure = one page record per evaluated page, each a statement of its facts (mixed: a view of its"
+    " lead, with the QA pairs spread among them; aug and pit-aug: a view or one of 8 restatements), passes"
+    " ordered by exposure (finetune.order = exposure); compare recipes on tokens per evaluated page"
 )
 
 

@@ -19,7 +19,8 @@
 ``cpt``, ``mixed``, ``pit`` and ``aug`` are *scheduled*: the whole ordered sequence of records is built
 here (every epoch's order from the seed), trained front to back, and written as is by ``bench finetune
 --dry-run``; their budget ``finetune.epochs`` is the number of exposures of each page record (an augmented
-text is a page record; fractions take the first part of the last pass). The other recipes keep the
+text is a page record; fractions take the first part of the last pass; ``finetune.order = "exposure"`` makes
+a fraction a whole number of records per page: :func:`exposure_major`). The other recipes keep the
 trainer's seeded shuffle over ``epochs`` passes. The recipe names
 and the adapter-key fields are :mod:`bench.recipe_keys` (ground: the artifact keys use them).
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,14 +48,45 @@ def page_part(article: Any, part: str) -> Any:
 # --------------------------------------------------------------------------- schedule
 
 
+ORDERS = ("shuffle", "exposure")  # finetune.order
+
+
+def exposure_major(order: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One pass regrouped by exposure: every page's first record in ``order``, then every page's second, …
+    (each group in ``order``'s order), the records of no page (QA pairs) spread evenly between the groups,
+    so the first ``e`` groups are ``e`` exposures of every page that has that many records."""
+    groups: list[list[dict[str, Any]]] = []
+    seen: Counter[str] = Counter()
+    others = [r for r in order if r.get("part") != "page"]
+    for rec in order:
+        if rec.get("part") == "page":
+            rank = seen[str(rec.get("title") or "")]
+            seen[str(rec.get("title") or "")] += 1
+            groups += [[] for _ in range(rank + 1 - len(groups))]
+            groups[rank].append(rec)
+    total = sum(len(g) for g in groups)
+    out: list[dict[str, Any]] = []
+    placed = done = 0
+    for group in groups:
+        out += group
+        done += len(group)
+        upto = round(len(others) * done / total)
+        out += others[placed:upto]
+        placed = upto
+    return out + others[placed:]
+
+
 def _passes(
-    units: Sequence[dict[str, Any]], epochs: float, seed: int, phase: str, first: int = 0
+    units: Sequence[dict[str, Any]], epochs: float, seed: int, phase: str, first: int = 0, order_by: str = ""
 ) -> list[dict[str, Any]]:
-    """``epochs`` passes over ``units``, each pass in its own seeded order (the last one cut short)."""
+    """``epochs`` passes over ``units``, each pass in its own seeded order (the last one cut short);
+    ``order_by`` "exposure" regroups each pass (:func:`exposure_major`)."""
     out: list[dict[str, Any]] = []
     for e in range(math.ceil(epochs)):
         order = list(units)
         random.Random(f"{seed}:{phase}:{first + e}").shuffle(order)
+        if order_by == "exposure":
+            order = exposure_major(order)
         take = len(order) if e + 1 <= epochs else round((epochs - e) * len(order))
         out.extend({**rec, "phase": phase, "epoch": first + e} for rec in order[:take])
     return out
@@ -83,7 +116,7 @@ def schedule(
     body_units = [*pages, *qa] if recipe in ("mixed", "pit") else list(pages)
     epochs = ft.epochs or _epochs_for(max(need - len(head), 0), len(body_units))
     phase = {"cpt": "pages", "aug": "pages", "mixed": "pages+qa", "pit": "pages+qa"}[recipe]
-    out = head + _passes(body_units, epochs, seed, phase)
+    out = head + _passes(body_units, epochs, seed, phase, order_by=ft.order)
     if ft.max_steps > 0:
         out = out[:need]
     if not out:
@@ -91,6 +124,14 @@ def schedule(
             f"recipe {recipe}: the schedule is empty (epochs={ft.epochs}, max_steps={ft.max_steps})"
         )
     return out
+
+
+def records_per_page(ft: FinetuneConfig) -> int:
+    """Page records each page has in one pass (one per view, chunk and augmented text; ``page_chunks`` 0 =
+    every chunk counts as one): the exposures of each page's facts per pass."""
+    from bench import recipe_keys
+
+    return len(ft.views) * max(ft.page_chunks, 1) + recipe_keys.augment_of(ft)
 
 
 def page_exposures(records: Sequence[dict[str, Any]], unique_pages: int) -> float:
