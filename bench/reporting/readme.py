@@ -28,11 +28,11 @@ RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "le
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
 NAMED_RUN_BLOCKS = (
-    "facts", "faquad", "default", "study-rag", "study-large", "rag-arm", "described", "longform",
-    "corpus-size",
+    "facts", "faquad", "default", "study-rag", "study-large", "rag-arm", "described", "described-large",
+    "longform", "corpus-size", "corpus-size-described",
 )  # fmt: skip
 # + error attribution and faithfulness
-DIAGNOSED_BLOCKS = ("study-rag", "study-large", "rag-arm", "described")
+DIAGNOSED_BLOCKS = ("study-rag", "study-large", "rag-arm", "described", "described-large")
 PERF_DIR = Path("results") / "perf"  # relative: against the current directory (the checkout)
 
 
@@ -213,7 +213,7 @@ def _run_bodies(
         bodies.append(("reader", before, render_reader_change(read_json(before), reader_after)))
     for name, run_dir in blocks.items():
         src = Path(run_dir) / "scores.json"
-        if name == "corpus-size":  # SMALL_RUN=LARGE_RUN: the same questions over two corpora
+        if name.startswith("corpus-size"):  # SMALL_RUN=LARGE_RUN: the same questions over two corpora
             from bench.reporting.corpus_compare import render as render_corpora
 
             small, _, large = str(run_dir).partition("=")
