@@ -50,7 +50,8 @@ def test_lost_questions_are_attributed_on_the_large_corpus(tmp_path: Path) -> No
     assert counts["lost"] == {"retrieval_miss": 1} and not counts["gained"]
     body = corpus_compare.render(small, large)
     # recall@k 1.0 small vs 0.5 large; MRR 1.0 vs (0 + 1/2) / 2 = 0.25
-    assert "| RAG | 2 | 1.000 [0.34, 1.00] | 1.000 | 0.500 [0.09, 0.91] | 0.250 |" in body
+    # other-page passages: 0 of 1 per question on the small corpus, (1 + 1) / 2 on the large one
+    assert "| RAG | 2 | 1.000 [0.34, 1.00] | 1.000 | 0.00 | 0.500 [0.09, 0.91] | 0.250 | 1.00 |" in body
     assert (
         "RAG lost 1 and gained 0" in body
         and "| gold page not among the passages (`retrieval_miss`) | 1 | 0 |" in body

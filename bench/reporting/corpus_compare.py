@@ -51,13 +51,19 @@ def em(row: dict[str, Any]) -> float:
     return 0.0 if row.get("error") else float((row.get("metrics") or {}).get("exact_match") or 0.0)
 
 
-def _retrieval_cells(rows: list[dict[str, Any]]) -> tuple[str, str]:
+def _retrieval_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """recall@k, MRR@k and the mean number of passages from other pages than the gold one."""
     ranks = [gold_rank(r) for r in rows if r.get("retrieved") is not None and r.get("gold_title")]
     if not ranks or not any(r.get("retrieved") for r in rows):
-        return DASH, DASH
+        return DASH, DASH, DASH
     recall = rate_ci([1.0 if k is not None else 0.0 for k in ranks])
     mrr = sum(1.0 / k for k in ranks if k is not None) / len(ranks)
-    return fmt_metric(recall), fmt_num(mrr)
+    others = [sum(p.get("title") != r.get("gold_title") for p in r.get("passages") or []) for r in rows]
+    return fmt_metric(recall), fmt_num(mrr), fmt_num(sum(others) / len(others), 2)
+
+
+def fmt_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else fmt_num(p)
 
 
 def variant_table(small: Rows, large: Rows) -> tuple[str, dict[str, Any]]:
@@ -73,11 +79,12 @@ def variant_table(small: Rows, large: Rows) -> tuple[str, dict[str, Any]]:
             vlabel(name), str(len(ids)), *_retrieval_cells(a), *_retrieval_cells(b),
             fmt_metric(rate_ci([em(r) for r in a])), fmt_metric(rate_ci([em(r) for r in b])),
             fmt_num(diff) if diff is not None else DASH,
-            f"{test['b01']} / {test['b10']}", fmt_num(test["p_value"]),
+            f"{test['b01']} / {test['b10']}", fmt_p(test["p_value"]),
         ])  # fmt: skip
     header = [
-        "variant", "n", "recall@k small", "MRR@k small", "recall@k large", "MRR@k large", "EM small",
-        "EM large", "Δ EM", "lost / gained", "McNemar p",
+        "variant", "n", "recall@k small", "MRR@k small", "other-page passages small", "recall@k large",
+        "MRR@k large", "other-page passages large", "EM small", "EM large", "Δ EM", "lost / gained",
+        "McNemar p",
     ]  # fmt: skip
     return table(header, rows), tests
 
@@ -132,10 +139,11 @@ def _summary(tests: dict[str, Any], counts: dict[str, Counter[str]]) -> str:
         return ""
     lost, gained = counts["lost"], counts["gained"]
     top = ", ".join(f"{n} {CLASS_LABELS.get(c, c)}" for c, n in lost.most_common(3))
-    p = fmt_num(test["p_value"])
+    p = fmt_p(test["p_value"])
+    p = p if p.startswith("<") else f"= {p}"
     return (
         f"On {test['n']} questions RAG lost {test['b01']} and gained {test['b10']} on the large corpus "
-        f"(exact McNemar p = {p}). The lost answers, by their cause there: {top or DASH}; the gained "
+        f"(exact McNemar p {p}). The lost answers, by their cause there: {top or DASH}; the gained "
         f"ones were {sum(gained.values())} answers wrong on the small corpus."
     )
 
