@@ -262,3 +262,28 @@ def test_index_projection_scales_from_the_measured_run() -> None:
     # an early JSON with a free-text machine line: no core count is guessed
     text = scale_tables.render_index_projection({**doc, "machine": "x86_64, 2 CPUs"})
     assert "HNSW build, minutes on – cores" in text and "≈ – core-hours" in text
+
+
+def test_a_server_group_cpu_counts_as_the_measurements_own() -> None:
+    """A server started in its own session is never reaped by the measuring process: its process group's
+    CPU is read before it stops and added to the probe's own CPU, so it is not reported as other load."""
+    import subprocess
+    import sys
+    import time
+
+    from bench.core.machine import MachineProbe, group_cpu_s
+
+    burn = "import time\nwhile time.process_time() < 0.8: pass\ntime.sleep(60)"
+    with MachineProbe() as probe:
+        child = subprocess.Popen([sys.executable, "-c", burn], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while (used := group_cpu_s(child.pid)) < 0.6 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            probe.add_own(used)
+        finally:
+            child.kill()
+            child.wait(timeout=30)
+    assert used >= 0.6
+    assert probe.record()["own_cpu_s"] >= 0.6
+    assert group_cpu_s(2**22 + 12345) == 0.0  # no such group

@@ -62,6 +62,21 @@ def _own_cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system, with their reaped children) of the live processes in process group
+    ``pgid``: a server started in its own session, whose workers this process never reaps."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if len(fields) > 14 and int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
 class MachineProbe:
     """``with MachineProbe() as probe: ...; doc["machine"] = probe.record()``.
 
@@ -70,6 +85,12 @@ class MachineProbe:
 
     def __init__(self, own_cpu: Callable[[], float] = _own_cpu) -> None:
         self._own_cpu = own_cpu
+        self._extra_own = 0.0
+
+    def add_own(self, seconds: float) -> None:
+        """Count ``seconds`` of CPU as this measurement's own: a server it started and stopped without
+        reaping its workers (:func:`group_cpu_s` read before the stop)."""
+        self._extra_own += seconds
 
     def __enter__(self) -> MachineProbe:
         self.start_load = list(os.getloadavg())
@@ -104,7 +125,7 @@ class MachineProbe:
         }
         a, b = self.start_stat, self.end["stat"]
         if a is not None and b is not None:
-            own = self.end["own"] - self.start_own
+            own = self.end["own"] - self.start_own + self._extra_own
             # Own threads may run niced (qdrant-edge lowers its optimiser threads' priority), so this
             # process's CPU is taken from busy + nice together, not from busy alone.
             niced = b["nice"] - a["nice"]

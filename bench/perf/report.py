@@ -78,6 +78,7 @@ def measure(cfg: Config, parts: tuple[str, ...], train_steps: int, embed_chunks:
         if "generation" in parts:
             try:
                 st["generation"] = stages.vllm_generation(cfg)
+                probe.add_own(st["generation"]["engine_cpu_s"])
             except BenchError as exc:  # no .venv-vllm here (make install EXTRAS=vllm): the rest still counts
                 log.warning("vLLM not measured: %s", exc)
                 st["generation_skipped"] = str(exc).splitlines()[0]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
+from bench.core.machine import group_cpu_s
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ def vllm_generation(
                 return time.perf_counter() - t0
 
             batched = min(batch_decode() for _ in range(reps))
+        engine_cpu = group_cpu_s(server.proc.pid) if server.proc is not None else 0.0
     finally:
         server.stop()
     steps = decode_tokens - 1
@@ -195,4 +197,5 @@ def vllm_generation(
         "batch_decode_tokens_per_s": round(batch * decode_tokens / batched, 1),
         "batch_decode_steps_per_s_est": round(decode_tokens / batched, 2),
         "request_overhead_s": round(tiny, 4),
+        "engine_cpu_s": round(engine_cpu, 1),  # the server's process group: this measurement's own CPU
     }
