@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.core.schema import dig
+from bench.reporting.plots import vlabel
 from bench.reporting.report import run_label
 from bench.reporting.tables import fmt_metric
 
@@ -29,5 +30,6 @@ def render_longform(scores: dict[str, Any]) -> str:
     rows = [head]
     for name, v in variants.items():
         cells = [fmt_metric(v.get(m)) for m in ("lang_pt", "lang_en", "lang_other", "contains", "truncated")]
-        rows.append(f"| {name} | {v.get('n', 0)} | {_count(v.get('lang_pt'))} | {' | '.join(cells)} |")
+        n, classified = v.get("n", 0), _count(v.get("lang_pt"))
+        rows.append(f"| {vlabel(name)} | {n} | {classified} | {' | '.join(cells)} |")
     return "\n".join(rows) + "\n"
