@@ -62,19 +62,25 @@ def _own_cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system, with their reaped children) of the live processes in process group
-    ``pgid``: a server started in its own session, whose workers this process never reaps."""
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, with their reaped children) of process ``pid`` and its live descendants:
+    a server started in its own session (vLLM's engine under the reaper), whose workers this process never
+    reaps."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp ...
+            proc = int(stat.parent.name)
+            parent[proc], ticks[proc] = int(fields[1]), sum(int(f) for f in fields[11:15])
+        except (OSError, IndexError, ValueError):
             continue  # the process ended meanwhile
-        if len(fields) > 14 and int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...
-            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / tick
+    tree, frontier = set(), {pid} & set(ticks)
+    while frontier:
+        tree |= frontier
+        frontier = {p for p, pp in parent.items() if pp in frontier} - tree
+    return sum(ticks[p] for p in tree) / tick
 
 
 class MachineProbe:
@@ -89,7 +95,7 @@ class MachineProbe:
 
     def add_own(self, seconds: float) -> None:
         """Count ``seconds`` of CPU as this measurement's own: a server it started and stopped without
-        reaping its workers (:func:`group_cpu_s` read before the stop)."""
+        reaping its workers (:func:`tree_cpu_s` read before the stop)."""
         self._extra_own += seconds
 
     def __enter__(self) -> MachineProbe:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
-from bench.core.machine import group_cpu_s
+from bench.core.machine import tree_cpu_s
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def vllm_generation(
                 return time.perf_counter() - t0
 
             batched = min(batch_decode() for _ in range(reps))
-        engine_cpu = group_cpu_s(server.proc.pid) if server.proc is not None else 0.0
+        engine_cpu = tree_cpu_s(server.proc.pid) if server.proc is not None else 0.0
     finally:
         server.stop()
     steps = decode_tokens - 1
