@@ -143,8 +143,13 @@ def classify(row: Mapping[str, Any], context: str | None = None) -> Attribution:
     return Attribution(OTHER_PAGE if found else NOT_IN_PASSAGES, found)
 
 
+def row_em(row: Mapping[str, Any]) -> float:
+    """The row's exact match; a failed question counts 0."""
+    return 0.0 if row.get("error") else float((row.get("metrics") or {}).get("exact_match") or 0.0)
+
+
 def is_wrong(row: Mapping[str, Any]) -> bool:
-    return not row.get("error") and float((row.get("metrics") or {}).get("exact_match") or 0.0) == 0.0
+    return not row.get("error") and row_em(row) == 0.0
 
 
 def em_by_distractors(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -153,8 +158,7 @@ def em_by_distractors(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for r in rows:
         if r.get("gold_title") and r.get("passages"):
             d = sum(p.get("title") != r["gold_title"] for p in r["passages"])
-            em = 0.0 if r.get("error") else float((r.get("metrics") or {}).get("exact_match") or 0.0)
-            groups.setdefault(d, []).append(em)
+            groups.setdefault(d, []).append(row_em(r))
     return {str(d): stats.rate_ci(groups[d]) for d in sorted(groups)}
 
 

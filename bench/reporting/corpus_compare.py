@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.stats import mcnemar_exact, rate_ci
-from bench.eval.attribution import CLASSES, classify, gold_contexts
+from bench.eval.attribution import CLASSES, classify, gold_contexts, row_em
 from bench.eval.faithfulness import OUTCOMES
 from bench.io import iter_jsonl, read_json
 from bench.reporting.diagnostics_tables import CLASS_LABELS, OUTCOME_LABELS
@@ -47,10 +47,6 @@ def gold_rank(row: dict[str, Any]) -> int | None:
     return None
 
 
-def em(row: dict[str, Any]) -> float:
-    return 0.0 if row.get("error") else float((row.get("metrics") or {}).get("exact_match") or 0.0)
-
-
 def _retrieval_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
     """recall@k, MRR@k and the mean number of passages from other pages than the gold one."""
     ranks = [gold_rank(r) for r in rows if r.get("retrieved") is not None and r.get("gold_title")]
@@ -72,12 +68,13 @@ def variant_table(small: Rows, large: Rows) -> tuple[str, dict[str, Any]]:
     for name in [v for v in RETRIEVAL_VARIANTS if v in small and v in large]:
         ids = sorted(set(small[name]) & set(large[name]))
         a, b = [small[name][q] for q in ids], [large[name][q] for q in ids]
-        test = mcnemar_exact([em(r) for r in b], [em(r) for r in a])  # b10: right only on the large corpus
+        em_a, em_b = [row_em(r) for r in a], [row_em(r) for r in b]
+        test = mcnemar_exact(em_b, em_a)  # b10: right only on the large corpus
         tests[name] = {**test, "n": len(ids)}
-        diff = (sum(em(r) for r in b) - sum(em(r) for r in a)) / len(ids) if ids else None
+        diff = (sum(em_b) - sum(em_a)) / len(ids) if ids else None
         rows.append([
             vlabel(name), str(len(ids)), *_retrieval_cells(a), *_retrieval_cells(b),
-            fmt_metric(rate_ci([em(r) for r in a])), fmt_metric(rate_ci([em(r) for r in b])),
+            fmt_metric(rate_ci(em_a)), fmt_metric(rate_ci(em_b)),
             fmt_num(diff) if diff is not None else DASH,
             f"{test['b01']} / {test['b10']}", fmt_p(test["p_value"]),
         ])  # fmt: skip
@@ -95,8 +92,8 @@ def explain(small: Rows, large: Rows, variant: str = READER) -> tuple[str, dict[
     s, big = small.get(variant) or {}, large.get(variant) or {}
     ids = sorted(set(s) & set(big))
     leads = {**gold_contexts({"oracle": list((small.get("oracle") or {}).values())})}
-    lost = [big[q] for q in ids if em(s[q]) == 1.0 and em(big[q]) == 0.0 and not big[q].get("error")]
-    gained = [s[q] for q in ids if em(s[q]) == 0.0 and em(big[q]) == 1.0 and not s[q].get("error")]
+    lost = [big[q] for q in ids if row_em(s[q]) == 1.0 and row_em(big[q]) == 0.0 and not big[q].get("error")]
+    gained = [s[q] for q in ids if row_em(s[q]) == 0.0 and row_em(big[q]) == 1.0 and not s[q].get("error")]
     counts = {
         "lost": Counter(classify(r, leads.get(str(r.get("question_id")))).cls for r in lost),
         "gained": Counter(classify(r, leads.get(str(r.get("question_id")))).cls for r in gained),
