@@ -156,6 +156,10 @@ def _add_eval(add: _Adder) -> None:
     p.add_argument("--budgets", default="1,2,4,8,16,32", help="exposures per evaluated page")
     p.add_argument("--report-limit", type=int, default=120, help="report-subset questions")
     p.add_argument("--seeds", type=int, default=3, help="trainings at the chosen point")
+    p.add_argument(
+        "--grid-only", action="store_true",
+        help="only the points of --arms, then a partial dose.json (no seeds); resumable on another machine",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="records, steps and CPU hours only; trains nothing")
     p.add_argument("--s-per-step", default="3,5", help="--dry-run: seconds per optimizer step to price")
     p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")

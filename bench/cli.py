@@ -197,7 +197,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
         print(json.dumps(est, indent=2))
         print(dose_report.render_estimate(est))
         return 0
-    path = dose_summary.run(plan)
+    path = dose_summary.run(plan, grid_only=args.grid_only)
     dose_report.plot(read_json(path), path.parent / dose_report.PNG)
     print(f"dose: {path} (rendered into docs/finetune.md by make report-readme)")
     return 0

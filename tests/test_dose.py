@@ -82,6 +82,10 @@ def test_report_block_and_plot_render_from_dose_json(tmp_path: Path) -> None:
     assert "| aug (chosen) | 2 | 200 |" in text and "![closed-book EM" in text
     png = dose_report.plot(doc, tmp_path / "dose.png")
     assert png.stat().st_size > 1000
+    assert "Partial sweep" not in text
+    doc["pending"] = {"arms": ["pit-aug"], "seeds": True}
+    partial = dose_report.render(doc)
+    assert "**Partial sweep: the recipes `pit-aug` and the extra seeds at the chosen point not run" in partial
 
 
 def test_estimate_renders_hours() -> None:
@@ -154,3 +158,48 @@ def test_tiny_model_trains_two_budgets_through_the_dose_path(tmp_path: Path, tin
     eval_cfg = dose.eval_config(plan, "selection", "mixed", 2)
     assert stages.adapter_dir(eval_cfg) == finetune.adapter_dir(longest)
     assert stages.artifact_key(eval_cfg, "finetune") == dose.artifact_key(longest, "finetune")
+
+
+def test_committed_points_are_not_run_again(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger: a point whose results and key are recorded is skipped (its training too); a changed
+    configuration or a lost results file runs it again; the partial summary sees the finished arm."""
+    overrides = _fixture(tmp_path, tiny_model_dir)
+    plan = dose.make_plan("dose", overrides, "d", ("mixed",), (1, 2), report_limit=5)
+    dose.write_train_questions(plan, minimum=(1, 1))
+    calls: list[str] = []
+
+    def fake_run(cfg: Any, run_dir: Path, stages: Any = None) -> Path:
+        calls.append(run_dir.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("scores.json", "answers.jsonl"):
+            (run_dir / name).write_text("{}\n", encoding="utf-8")
+        if stages is not None:  # what the training would have written
+            meta = {"steps": 3, "tokens_seen": 40, "coverage": {"evaluated_pages": 2}, "loss_curve": [1.0]}
+            stages.adapter_dir(cfg).mkdir(parents=True, exist_ok=True)
+            (stages.adapter_dir(cfg) / "train_metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+        return run_dir
+
+    monkeypatch.setattr(dose.runner, "run", fake_run)
+    monkeypatch.setattr(dose, "write_train_questions", lambda plan: plan.root / dose.TRAIN_QUESTIONS)
+    dose.run_grid(plan)
+    points = [f"{s}-mixed-e{b}" for s in dose.SUBSETS for b in (2, 1)]
+    assert sorted(calls) == sorted(["selection-reference", "report-reference", *points])
+    book = dose.ledger(plan)
+    assert book["selection-mixed-e2"]["adapter"] == {
+        "epochs": None, "steps": 3, "train_time_s": None, "tokens_seen": 40,
+        "coverage": {"evaluated_pages": 2}, "probe": None,
+    }  # fmt: skip
+    assert book["report-reference"]["adapter"] is None
+    assert dose_summary.finished_arms(plan) == ("mixed",)
+    calls.clear()
+    dose.run_grid(plan)
+    assert calls == []
+    (plan.root / "report-mixed-e1" / "answers.jsonl").unlink()
+    dose.run_grid(plan)
+    assert calls == ["report-mixed-e1"]
+    calls.clear()
+    other = dose.make_plan("dose", [*overrides, "finetune.learning_rate=0.002"], "d", ("mixed",), (1, 2), 5)
+    dose.run_grid(other)  # another adapter: every point again, the untrained references not
+    assert sorted(calls) == sorted(points)

@@ -17,6 +17,12 @@ configurations read the profile's question file at one subset; :func:`stages_for
 training configuration's adapter. Every point is an ordinary resumable run directory
 ``results/sweeps/<name>/<subset>-<arm>-e<budget>[-seed<s>]/``; ``dose.json`` (bench/eval/dose_summary.py)
 is what the report renders (bench/reporting/dose_report.py); ``dose_summary.run`` runs it all.
+
+Resumable across machines: ``points.json`` (:data:`LEDGER`, committed beside ``dose.json``) records each
+finished point's key (:func:`point_key`: every variant's key, adapter and index included, and the question
+ids) and its adapter's training record. A point whose committed ``scores.json`` and ``answers.jsonl`` carry
+the key the configuration gives now is not run again, so a fresh clone goes on where the last machine
+stopped, without the caches, and an arm whose points are all committed is not retrained.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import BenchError, Config, load_config
+from bench.config import BenchError, Config, load_config, stable_hash
 from bench.eval import runner
 from bench.eval.rag_sweep import SharedGenerators
-from bench.eval.runstate import artifact_key
+from bench.eval.runstate import artifact_key, variant_key
 from bench.eval.stages import Stages, default_stages
 from bench.eval.sweep import REFERENCE_VARIANTS
-from bench.io import atomic_write_text, iter_jsonl_numbered
+from bench.eval.variants import get_spec
+from bench.io import atomic_write_json, atomic_write_text, iter_jsonl_numbered, read_json
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ SUBSETS = ("selection", "report")
 TRAIN_QUESTIONS = "train-questions.jsonl"
 MIN_SELECTION, MIN_REPORT = 60, 120
 POINT_VARIANTS = ("ft", "ft_rag")
+LEDGER = "points.json"
+ADAPTER_FIELDS = ("epochs", "steps", "train_time_s", "tokens_seen", "coverage", "probe")  # dose_summary's
 REF_VARIANTS = (*REFERENCE_VARIANTS, "prior")
 
 
@@ -181,16 +190,70 @@ def stages_for(train_cfg: Config, make_generators: Callable[[Config, Path | None
     )
 
 
+def point_key(cfg: Config, stages: Stages) -> str:
+    """What a point's answers depend on: every variant's key (model, prompt, index, adapter, code) and the
+    ids of its questions in order."""
+    from bench.questions.load import load_questions
+
+    keys = {n: variant_key(cfg, get_spec(n), stages.artifact_key) for n in cfg.run.variants}
+    return stable_hash({"variants": keys, "questions": [str(q["id"]) for q in load_questions(cfg)]})
+
+
+def ledger(plan: Plan) -> dict[str, Any]:
+    path = plan.root / LEDGER
+    return read_json(path) if path.exists() else {}
+
+
+def is_done(plan: Plan, run_dir: Path, key: str) -> bool:
+    """``run_dir`` holds a finished point of ``key`` (its results committed, its key in the ledger)."""
+    entry = ledger(plan).get(run_dir.name) or {}
+    return entry.get("key") == key and all((run_dir / f).exists() for f in ("scores.json", "answers.jsonl"))
+
+
+def record_point(plan: Plan, run_dir: Path, key: str, adapter: Path | None) -> None:
+    """Add a finished point to the ledger, with its adapter's training record (cost, coverage, probe)."""
+    entry: dict[str, Any] = {"key": key, "adapter": None}
+    if adapter is not None:
+        meta = read_json(adapter / "train_metadata.json")
+        entry["adapter"] = {k: meta.get(k) for k in ADAPTER_FIELDS}
+    book = ledger(plan)
+    book[run_dir.name] = entry
+    atomic_write_json(plan.root / LEDGER, dict(sorted(book.items())))
+
+
+def run_reference(plan: Plan, subset: str) -> None:
+    """The untrained reference of ``subset`` (base, RAG, the prior, the no-model baselines)."""
+    cfg, run_dir = eval_config(plan, subset, None), point_dir(plan, subset, None)
+    key = point_key(cfg, default_stages())
+    if is_done(plan, run_dir, key):
+        log.info("dose %s: the reference is committed (%s)", subset, run_dir)
+        return
+    runner.run(cfg, run_dir)
+    record_point(plan, run_dir, key, None)
+
+
 def run_point(plan: Plan, arm: str, budget: float, train_cfg: Config, subsets: tuple[str, ...]) -> None:
-    """``arm`` at ``budget`` on ``subsets`` with one set of generators (one engine per adapter)."""
+    """``arm`` at ``budget`` on ``subsets`` with one set of generators (one engine per adapter); the
+    subsets whose point is committed are skipped (and with them the training, when all are)."""
+    offset = train_cfg.seed - plan.base.seed
+    keyed = stages_for(train_cfg, default_stages().make_generators)
+    todo = []
+    for subset in subsets:
+        cfg, run_dir = eval_config(plan, subset, arm, budget), point_dir(plan, subset, arm, budget, offset)
+        key = point_key(cfg, keyed)
+        if is_done(plan, run_dir, key):
+            log.info("dose %s: %s at %g exposures is committed (%s)", subset, arm, budget, run_dir)
+        else:
+            todo.append((subset, cfg, run_dir, key))
+    if not todo:
+        return
     shared = SharedGenerators(default_stages())
     try:
         stages = stages_for(train_cfg, shared.make)
-        offset = train_cfg.seed - plan.base.seed
-        for subset in subsets:
+        for subset, cfg, run_dir, key in todo:
             log.info("dose %s: %s at %g exposures (seed %d)", subset, arm, budget, train_cfg.seed)
-            cfg = eval_config(plan, subset, arm, budget)
-            runner.run(cfg, point_dir(plan, subset, arm, budget, offset), stages=stages)
+            runner.run(cfg, run_dir, stages=stages)
+            record_point(plan, run_dir, key, stages.adapter_dir(cfg))
     finally:
         shared.close()
 
@@ -199,7 +262,7 @@ def run_grid(plan: Plan) -> None:
     """The references and every point on both subsets (largest budget first: its training saves the rest)."""
     write_train_questions(plan)
     for subset in SUBSETS:
-        runner.run(eval_config(plan, subset, None), point_dir(plan, subset, None))
+        run_reference(plan, subset)
     for arm in plan.arms:
         for i, budget in enumerate(sorted(plan.budgets, reverse=True)):
             run_point(plan, arm, budget, train_config(plan, arm, budget, snapshots=i == 0), SUBSETS)

@@ -1,5 +1,7 @@
 """``dose.json``: the dose sweep's points (bench/eval/dose.py) as numbers the report renders without
-re-reading run folders or adapters (bench/reporting/dose_report.py).
+re-reading run folders or adapters (bench/reporting/dose_report.py). Each adapter's figures come from the
+sweep's ledger (``points.json``: the committed copy of its training record), so a fresh clone summarizes
+without the adapters.
 
 Per subset and point: closed-book (FT) and FT+RAG EM with 95 % intervals, training tokens per evaluated page
 (``tokens_seen`` over the adapter's ``coverage.evaluated_pages``), the answer-level NLL of this subset's
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +93,10 @@ def point_record(plan: dose.Plan, subset: str, arm: str, budget: int, offset: in
 
     run = dose.point_dir(plan, subset, arm, budget, offset)
     ref = dose.point_dir(plan, subset, None)
-    meta_path = adapter_dir(dose.train_config(plan, arm, budget, offset, snapshots=False))
-    meta = read_json(meta_path / "train_metadata.json")
+    meta = (dose.ledger(plan).get(run.name) or {}).get("adapter")
+    if meta is None:  # a point finished before the ledger: its adapter on this machine
+        meta_path = adapter_dir(dose.train_config(plan, arm, budget, offset, snapshots=False))
+        meta = read_json(meta_path / "train_metadata.json")
     mine = {v: hits(run, v) for v in dose.POINT_VARIANTS}
     rec: dict[str, Any] = {"name": run.name, "subset": subset, "arm": arm, "budget": budget, "seed": offset}
     rec.update(adapter_facts(meta, sorted(mine["ft"])))
@@ -190,17 +195,34 @@ def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
     return doc
 
 
-def write(plan: dose.Plan) -> Path:
-    """Summarize with the seeds and write ``dose.json``; returns its path."""
+def finished_arms(plan: dose.Plan) -> tuple[str, ...]:
+    """The arms (of every known one, in :data:`dose.ARMS` order) with every point of both subsets in the
+    ledger: what a partial sweep can summarize."""
+    book = dose.ledger(plan)
+    grid = [(s, b) for s in dose.SUBSETS for b in plan.budgets]
+    return tuple(a for a in dose.ARMS if all(dose.point_dir(plan, s, a, b).name in book for s, b in grid))
+
+
+def write(plan: dose.Plan, seeds: bool = True) -> Path:
+    """Summarize and write ``dose.json``; returns its path. Without ``seeds``: a partial sweep over the arms
+    finished so far (on this machine or committed by another), the pending arms and seeds named in it."""
+    arms = plan.arms if seeds else finished_arms(plan)
+    if not arms:
+        raise BenchError(f"dose: no recipe has all its points in {plan.root / dose.LEDGER} yet")
+    doc = summarize(replace(plan, arms=arms), seeds=seeds)
+    doc["pending"] = {"arms": [a for a in dose.ARMS if a not in arms], "seeds": not seeds}
     out = plan.root / DOSE
-    atomic_write_json(out, summarize(plan, seeds=True))
+    atomic_write_json(out, doc)
     return out
 
 
-def run(plan: dose.Plan) -> Path:
+def run(plan: dose.Plan, grid_only: bool = False) -> Path:
     """The whole sweep, resumable: every point, the choice on the selection subset, the extra seeds at the
-    chosen point; writes ``dose.json``."""
+    chosen point; writes ``dose.json``. ``grid_only``: the points of ``plan.arms`` only, then a partial
+    ``dose.json`` (no seeds)."""
     dose.run_grid(plan)
+    if grid_only:
+        return write(plan, seeds=False)
     chosen = choose(summarize(plan)["selection"]["points"])
     dose.run_seeds(plan, chosen["arm"], chosen["budget"])
     return write(plan)

@@ -110,6 +110,19 @@ def verdict_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def pending_lines(doc: dict[str, Any]) -> list[str]:
+    """A partial sweep (``bench dose --grid-only``) says what it lacks before anything is read from it."""
+    pending = doc.get("pending") or {}
+    missing = [f"the recipes {', '.join(f'`{a}`' for a in pending['arms'])}"] if pending.get("arms") else []
+    missing += ["the extra seeds at the chosen point"] if pending.get("seeds") else []
+    if not missing:
+        return []
+    return [
+        f"**Partial sweep: {' and '.join(missing)} not run yet.** The choice below is among the recipes "
+        "shown, on one seed; it is not the sweep's verdict."
+    ]
+
+
 def render(doc: dict[str, Any], png: str | None = None) -> str:
     out = [
         f"Profile `{doc['profile']}`; recipes {', '.join(f'`{a}`' for a in doc['arms'])}, budgets "
@@ -120,7 +133,7 @@ def render(doc: dict[str, Any], png: str | None = None) -> str:
     ]
     if png:
         out += [f"![closed-book EM and answer NLL vs tokens per page]({png})", ""]
-    out += [f"- {line}" for line in verdict_lines(doc)]
+    out += [f"- {line}" for line in [*pending_lines(doc), *verdict_lines(doc)]]
     return "\n".join(out) + "\n"
 
 
