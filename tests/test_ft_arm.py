@@ -16,7 +16,7 @@ from bench.eval import costs, sweep
 from bench.generation.base import plain_prompt
 from bench.ingest.corpus import Article, Section
 from bench.reporting import curves
-from bench.reporting.costs import render_costs
+from bench.reporting.costs import render_costs, render_ft_arm
 from bench.training import finetune, sft_qa, sft_views
 
 
@@ -347,3 +347,25 @@ def test_a_constant_rate_curve_trains_once_largest_budget_first(
     linear = sweep.plan(None, sets)
     sweep._snapshot_budgets(linear)
     assert all(p["cfg"].finetune.snapshot_epochs == () for p in linear)  # a decaying rate: each trains alone
+
+
+def test_ft_arm_sentence_is_read_from_the_run() -> None:
+    """README's description of the FT adapter comes from the run's config and training record."""
+    ft = {"epochs": 4.0, "steps": 120, "tokens_seen": 48000, "train_time_s": 400.0, "views": ["titled"]}
+    cfg = {
+        "finetune": {
+            "recipe": "aug",
+            "page_part": "lead",
+            "views": ["titled", "permuted"],
+            "min_text_chars": 0,
+        }
+    }
+    old = render_ft_arm({"config": cfg, "costs": {"finetune": ft}})
+    assert old.startswith("recipe `aug`, 4.0 passes over each trained page's lead (views titled, permuted)")
+    assert "120 steps, 48,000 tokens in 400 s" in old and "trained pages not recorded" in old
+    cov = {"evaluated_pages": 8, "trained_pages": 6, "evaluated_questions": 20, "trained_questions": 15}
+    cfg["finetune"]["min_text_chars"] = 200
+    text = render_ft_arm({"config": cfg, "costs": {"finetune": {**ft, "coverage": cov}}})
+    assert "texts under 200 characters dropped" in text
+    assert text.endswith("it trained on 6 of 8 evaluated pages (75%), 15 of 20 questions.\n")
+    assert render_ft_arm({"config": cfg, "costs": {}}) == "not trained in this run.\n"

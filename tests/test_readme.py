@@ -31,7 +31,7 @@ def test_profiles_paragraph_and_reader_match_the_default_profile() -> None:
     assert f"`default` (`make bench`: {cfg.limit} ptwiki {cfg.split} fact questions over `{corpus}`)" in FLAT
     assert f"{cfg.limit} {cfg.split} fact questions" in FLAT and f"over `corpora/{corpus}`" in FLAT
     assert cfg.index.retrieval == "hybrid" and "hybrid retrieval" in FLAT
-    assert f"the `{cfg.finetune.recipe}` recipe" in FLAT
+    assert f"recipe `{cfg.finetune.recipe}`" in FLAT  # the ft-arm block, rendered from the run
     assert f"≤ {cfg.model.max_new_tokens} new tokens" in FLAT
     assert f"{cfg.model.fewshot} FaQuAD-*train* examples" in FLAT
     assert cfg.model.reader == "extractive" and cfg.model.stop_at_newline

@@ -15,6 +15,7 @@ from bench.config import Config
 log = logging.getLogger(__name__)
 
 FINETUNE_FIELDS = (
+    "coverage",  # evaluated / trained pages and questions (bench/training/coverage.py)
     "steps",
     "epochs",
     "epochs_requested",

@@ -62,3 +62,29 @@ def render_costs(scores: dict[str, Any]) -> str | None:
         )
     header = ["variant", "one-off build", "p50 ms / question", "peak RSS MB", "EM", "F1 (q. words removed)"]
     return table(header, rows)
+
+
+def render_ft_arm(scores: dict[str, Any]) -> str:
+    """One sentence on the FT variants' adapter, from the run's config and recorded training: recipe,
+    passes, views, the length floor, cost, and how many evaluated pages and questions it trained on."""
+    ft_cfg = (scores.get("config") or {}).get("finetune") or {}
+    ft = (scores.get("costs") or {}).get("finetune")
+    if not ft:
+        return "not trained in this run.\n"
+    views = ", ".join(ft_cfg.get("views") or ft.get("views") or []) or "–"
+    floor = int(ft_cfg.get("min_text_chars") or 0)
+    text = (
+        f"recipe `{ft_cfg.get('recipe', '?')}`, {ft.get('epochs')} passes over each trained page's "
+        f"{ft_cfg.get('page_part', 'lead')} (views {views}"
+        + (f"; texts under {floor} characters dropped, `finetune.min_text_chars`" if floor else "")
+        + f"), {int(ft.get('steps') or 0):,} steps, {int(ft.get('tokens_seen') or 0):,} tokens in "
+        f"{_secs(ft.get('train_time_s'))}; "
+    )
+    cov = ft.get("coverage")
+    if not cov:
+        return text + "trained pages not recorded (this adapter predates the coverage record).\n"
+    share = cov["trained_pages"] / cov["evaluated_pages"] if cov.get("evaluated_pages") else 0.0
+    return text + (
+        f"it trained on {cov['trained_pages']} of {cov['evaluated_pages']} evaluated pages ({share:.0%}), "
+        f"{cov['trained_questions']} of {cov['evaluated_questions']} questions.\n"
+    )

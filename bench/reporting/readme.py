@@ -16,7 +16,7 @@ from typing import Any
 from bench.config import BenchError
 from bench.io import atomic_write_text, read_json
 from bench.reporting import limits_tables, perf_tables, scale_projection, scale_tables
-from bench.reporting.costs import render_costs
+from bench.reporting.costs import render_costs, render_ft_arm
 from bench.reporting.curves import render_train_speed
 from bench.reporting.diagnostics_tables import render_diagnostics
 from bench.reporting.report import run_label
@@ -24,7 +24,7 @@ from bench.reporting.tables import render_baseline_checks, render_detectable, re
 from bench.reporting.vllm_tables import render_backend_run, render_vllm
 from bench.training.compare import render as render_repro
 
-RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "learning-curve")
+RUN_BLOCKS = ("results", "baselines", "groups", "timing", "reader", "costs", "ft-arm", "learning-curve")
 # Run blocks named on the command line (`--readme-block NAME=RUN_DIR`, Makefile report-readme): a docs page
 # may hold them without being refused as a block no renderer knows.
 NAMED_RUN_BLOCKS = (
@@ -237,6 +237,8 @@ def _run_bodies(
             bodies.append(
                 (name, run.parent / name.removeprefix("judge-") / "judge.json", "\n\n".join(judged))
             )
+    if "ft-arm" in present:  # the FT variants' adapter, described from its record (not typed)
+        bodies.append(("ft-arm", run / "scores.json", render_ft_arm(after)))
     if "costs" in present and (costs := render_costs(after)) is not None:
         bodies.append(("costs", run / "scores.json", costs))
     if sweeps:  # every sweep in one block; the README shows the tables, the plots live in REPORT.md
