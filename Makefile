@@ -188,8 +188,9 @@ ft-curves: install $(VLLM_VENV)/.installed
 
 # Dose-response (docs/finetune.md "Dose-response"): recipes mixed, aug and pit + augment 8 at 1..32 exposures on the
 # `dose` profile, chosen on the selection subset, reported on the report subset, 3 seeds at the chosen point.
-# Resumable (adapters, snapshots and answers cached). `make ft-dose DOSE_ARGS=--dry-run` prints records, steps and
-# CPU hours without training (tens of CPU hours on 2 cores: the 32-exposure aug runs dominate).
+# Resumable (adapters, snapshots and answers cached; committed points, results/sweeps/ft-dose/points.json, are not
+# run again on a fresh clone). `make ft-dose DOSE_ARGS=--dry-run` prints records, steps and CPU hours without
+# training (5-6 h on 2 cores); DOSE_ARGS="--arms aug --grid-only" runs one recipe and writes a partial dose.json.
 DOSE_ARGS ?=
 ft-dose: install $(VLLM_VENV)/.installed
 	$(PY) -m bench dose --profile dose --name ft-dose $(DOSE_ARGS) $(SET)
