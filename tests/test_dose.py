@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench.eval import dose, dose_summary
-from bench.questions.load import subset_of
+from bench.questions.load import load_questions, subset_of
 from bench.reporting import dose_report
 from tests.conftest import make_dump
 
@@ -173,8 +173,12 @@ def test_committed_points_are_not_run_again(
     def fake_run(cfg: Any, run_dir: Path, stages: Any = None) -> Path:
         calls.append(run_dir.name)
         run_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("scores.json", "answers.jsonl"):
-            (run_dir / name).write_text("{}\n", encoding="utf-8")
+        (run_dir / "scores.json").write_text("{}\n", encoding="utf-8")
+        rows = [
+            {"variant": v, "question_id": q["id"], "metrics": {"exact_match": float(v != "base")}}
+            for v in cfg.run.variants for q in load_questions(cfg)
+        ]  # fmt: skip
+        (run_dir / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         if stages is not None:  # what the training would have written
             meta = {"steps": 3, "tokens_seen": 40, "coverage": {"evaluated_pages": 2}, "loss_curve": [1.0]}
             stages.adapter_dir(cfg).mkdir(parents=True, exist_ok=True)
@@ -193,6 +197,14 @@ def test_committed_points_are_not_run_again(
     }  # fmt: skip
     assert book["report-reference"]["adapter"] is None
     assert dose_summary.finished_arms(plan) == ("mixed",)
+    doc = json.loads(dose_summary.write(plan, seeds=False).read_text(encoding="utf-8"))
+    assert doc["pending"] == {"arms": ["aug", "pit-aug"], "seeds": True} and list(doc["arms"]) == ["mixed"]
+    assert [p["name"] for p in doc["report"]["points"]] == ["report-mixed-e1", "report-mixed-e2"]
+    assert (
+        doc["report"]["points"][0]["tokens_per_page"] == 20.0
+        and doc["report"]["points"][0]["ft"]["em"] == 1.0
+    )
+    assert "Partial sweep" in dose_report.render(doc)
     calls.clear()
     dose.run_grid(plan)
     assert calls == []
