@@ -79,7 +79,7 @@ def test_report_block_and_plot_render_from_dose_json(tmp_path: Path) -> None:
     assert "**aug at 2 exposures**" in text and "Holm-corrected over the 4 points it was picked from" in text
     assert "not reached up to 2 exposures" in text and "RAG: report-mixed-e1" in text
     assert "Seeds at the chosen point (3, report subset): closed-book EM mean 0.040" in text
-    assert "| aug (chosen) | 2 | 200 |" in text and "![closed-book EM" in text
+    assert "| aug (chosen) | 2 | – | 200 |" in text and "![closed-book EM" in text
     png = dose_report.plot(doc, tmp_path / "dose.png")
     assert png.stat().st_size > 1000
     assert "Partial sweep" not in text
@@ -180,7 +180,8 @@ def test_committed_points_are_not_run_again(
         ]  # fmt: skip
         (run_dir / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         if stages is not None:  # what the training would have written
-            meta = {"steps": 3, "tokens_seen": 40, "coverage": {"evaluated_pages": 2}, "loss_curve": [1.0]}
+            cov = {"evaluated_pages": 2, "trained_pages": 2}
+            meta = {"steps": 3, "tokens_seen": 40, "coverage": cov, "loss_curve": [1.0]}
             stages.adapter_dir(cfg).mkdir(parents=True, exist_ok=True)
             (stages.adapter_dir(cfg) / "train_metadata.json").write_text(json.dumps(meta), encoding="utf-8")
         return run_dir
@@ -193,7 +194,7 @@ def test_committed_points_are_not_run_again(
     book = dose.ledger(plan)
     assert book["selection-mixed-e2"]["adapter"] == {
         "epochs": None, "steps": 3, "train_time_s": None, "tokens_seen": 40,
-        "coverage": {"evaluated_pages": 2}, "probe": None,
+        "coverage": {"evaluated_pages": 2, "trained_pages": 2}, "probe": None,
     }  # fmt: skip
     assert book["report-reference"]["adapter"] is None
     assert dose_summary.finished_arms(plan) == ("mixed",)
@@ -204,7 +205,8 @@ def test_committed_points_are_not_run_again(
         doc["report"]["points"][0]["tokens_per_page"] == 20.0
         and doc["report"]["points"][0]["ft"]["em"] == 1.0
     )
-    assert "Partial sweep" in dose_report.render(doc)
+    rendered = dose_report.render(doc)
+    assert "Partial sweep" in rendered and "| mixed (chosen) | 1 | 2 / 2 | 20 |" in rendered, rendered
     calls.clear()
     dose.run_grid(plan)
     assert calls == []

@@ -71,7 +71,8 @@ def _mean(values: list[float]) -> float | None:
 def adapter_facts(meta: dict[str, Any], qids: list[str]) -> dict[str, Any]:
     """Cost and probe figures of one adapter (its train_metadata.json), the answer NLL over ``qids``."""
     probe = meta.get("probe") or {}
-    pages = int((meta.get("coverage") or {}).get("evaluated_pages") or 0)
+    cov = meta.get("coverage") or {}
+    pages = int(cov.get("evaluated_pages") or 0)
     tokens = int(meta.get("tokens_seen") or 0)
     answers = {k: (probe.get(k) or {}).get("answers") or {} for k in ("before", "after")}
     return {
@@ -80,6 +81,7 @@ def adapter_facts(meta: dict[str, Any], qids: list[str]) -> dict[str, Any]:
         "train_s": meta.get("train_time_s"),
         "tokens_seen": tokens,
         "pages": pages,
+        "trained_pages": cov.get("trained_pages"),  # < pages: a budget below one record of every page
         "tokens_per_page": round(tokens / pages, 1) if pages else None,
         "answer_nll_before": _mean([answers["before"][q] for q in qids if q in answers["before"]]),
         "answer_nll_after": _mean([answers["after"][q] for q in qids if q in answers["after"]]),

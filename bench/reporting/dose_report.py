@@ -34,7 +34,8 @@ def _grid(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def points_table(doc: dict[str, Any], subset: str = "report") -> str:
-    head = ["recipe", "exposures", "tokens / page", "train s", "answer NLL", "trained NLL", "held-out NLL"]
+    head = ["recipe", "exposures", "pages trained", "tokens / page", "train s", "answer NLL", "trained NLL"]
+    head += ["held-out NLL"]
     head += ["FT EM [95 %]", "FT+RAG EM"]
     rows = []
     for p in _grid(doc[subset]["points"]):
@@ -43,7 +44,7 @@ def points_table(doc: dict[str, Any], subset: str = "report") -> str:
         )
         rows.append(
             [
-                f"{p['arm']}{mark}", str(p["budget"]), fmt_num(p.get("tokens_per_page"), 0),
+                f"{p['arm']}{mark}", str(p["budget"]), _pages(p), fmt_num(p.get("tokens_per_page"), 0),
                 fmt_num(p.get("train_s"), 0),
                 f"{fmt_num(p.get('answer_nll_before'), 2)} → {fmt_num(p.get('answer_nll_after'), 2)}",
                 f"{fmt_num(p.get('nll_trained_before'), 2)} → {fmt_num(p.get('nll_trained_after'), 2)}",
@@ -52,6 +53,10 @@ def points_table(doc: dict[str, Any], subset: str = "report") -> str:
             ]
         )  # fmt: skip
     return table(head, rows)
+
+
+def _pages(p: dict[str, Any]) -> str:
+    return DASH if p.get("trained_pages") is None else f"{p['trained_pages']} / {p.get('pages')}"
 
 
 def _test(t: dict[str, Any]) -> str:
