@@ -206,6 +206,7 @@ def test_committed_points_are_not_run_again(
         and doc["report"]["points"][0]["ft"]["em"] == 1.0
     )
     rendered = dose_report.render(doc)
+    assert "**Caveat:** the augmented texts restate" in rendered
     assert "Partial sweep" in rendered and "| mixed (chosen) | 1 | 2 / 2 | 20 |" in rendered, rendered
     calls.clear()
     dose.run_grid(plan)

@@ -25,6 +25,14 @@ from bench.eval import dose
 from bench.io import atomic_write_json, iter_jsonl, read_json
 
 DOSE = "dose.json"
+# Where the augmented texts' facts come from (bench/training/augment.py question_facts): a caveat every dose
+# table carries, since it bears on what closed-book EM of an aug recipe means.
+AUGMENT_NOTE = (
+    "the augmented texts restate each page's (relation, answer) pairs as the question file holds them (every"
+    " split, the evaluated questions' gold spans included): the facts the lead states, read by the question"
+    " generator's rules, so those texts carry the answer key's surface forms; augmentation from the page"
+    " text alone (the generator's rules run on every trained lead, no question file) is not built yet"
+)
 COMPARISONS = {"ft-base": ("ft", "base"), "ft-prior": ("ft", "prior"), "ft_rag-rag": ("ft_rag", "rag")}
 GOAL_EM = 0.30
 EXPOSURE_NOTE = (
@@ -173,6 +181,7 @@ def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
         "profile": plan.profile, "overrides": list(plan.overrides),
         "arms": {a: list(dose.ARMS[a]) for a in plan.arms},
         "budgets": list(plan.budgets), "report_limit": plan.report_limit, "exposure_note": EXPOSURE_NOTE,
+        "augment_note": AUGMENT_NOTE,
     }  # fmt: skip
     for subset in dose.SUBSETS:
         ref_dir = dose.point_dir(plan, subset, None)

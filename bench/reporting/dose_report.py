@@ -120,12 +120,14 @@ def pending_lines(doc: dict[str, Any]) -> list[str]:
     pending = doc.get("pending") or {}
     missing = [f"the recipes {', '.join(f'`{a}`' for a in pending['arms'])}"] if pending.get("arms") else []
     missing += ["the extra seeds at the chosen point"] if pending.get("seeds") else []
+    caveat = [f"**Caveat:** {doc['augment_note']}."] if doc.get("augment_note") else []
     if not missing:
-        return []
-    return [
+        return caveat
+    partial = (
         f"**Partial sweep: {' and '.join(missing)} not run yet.** The choice below is among the recipes "
         "shown, on one seed; it is not the sweep's verdict."
-    ]
+    )
+    return [*caveat, partial]
 
 
 def render(doc: dict[str, Any], png: str | None = None) -> str:
