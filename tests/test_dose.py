@@ -205,8 +205,12 @@ def test_committed_points_are_not_run_again(
         doc["report"]["points"][0]["tokens_per_page"] == 20.0
         and doc["report"]["points"][0]["ft"]["em"] == 1.0
     )
+    # the fixture's leads are no biography: the question file's pairs are not read from the page text
+    assert {k: doc["fact_source"][k] for k in ("pages", "identical", "facts")} == {
+        "pages": 2, "identical": 0, "facts": 2,
+    }  # fmt: skip
     rendered = dose_report.render(doc)
-    assert "**Caveat:** the augmented texts restate" in rendered
+    assert "**Caveat:** the augmented texts restate" in rendered and "the same on 0 of 2 pages" in rendered
     assert "Partial sweep" in rendered and "| mixed (chosen) | 1 | 2 / 2 | 20 |" in rendered, rendered
     calls.clear()
     dose.run_grid(plan)

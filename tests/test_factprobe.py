@@ -410,3 +410,39 @@ def test_link_targets_become_gold_aliases_of_places(tmp_path: Path) -> None:
     by_relation = {r["relation"]: r["answers"] for r in _rows(out)}
     assert by_relation["birth_place"] == ["Belém", "Belém (Pará)"]
     assert by_relation["death_place"] == ["Vila Serena"]
+
+
+def test_page_text_facts_equal_the_question_files_and_the_audit_counts_them(tmp_path: Path) -> None:
+    """text_facts reads one page's facts without a question file: on every page the generator kept, the same
+    (relation, canonical answer) pairs as its rows; fact_source.audit counts the agreeing pages and names a
+    page whose question-file answer was altered."""
+    from bench.config import load_config
+    from bench.eval import fact_source
+    from bench.training.augment import page_facts
+    from bench.training.sft_views import title_key
+
+    dump, out = _dump(tmp_path), tmp_path / "facts.jsonl"
+    factprobe.generate(dump, out, seed=0)
+    rows = _rows(out)
+    by_page = page_facts(rows)
+    articles = {a.title: a.text for a in iter_articles(dump)}
+    kept = sorted({r["title"] for r in rows})
+    assert len(kept) >= 4
+    for title in kept:
+        assert factprobe.text_facts(title, articles[title]) == by_page[title_key(title)], title
+    assert factprobe.text_facts("Geografia de Goiana", articles["Geografia de Goiana"]) == {}
+    assert factprobe.text_facts("Eça de Queirós", articles["Eça de Queirós"], kinds=("death_year",)) == {
+        "death_year": "1900"
+    }
+    cfg = load_config(None, [f"corpus={dump}", f"questions={out}", f"results_dir={tmp_path / 'r'}"])
+    got = fact_source.audit(cfg, [*kept, "Página Ausente"])
+    assert got["pages"] == got["identical"] == len(kept) and got["not_in_corpus"] == 1
+    assert got["facts"] == len(rows) and got["differ"] == []
+    altered = [{**r, "answers": ["1846"]} if r["relation"] == "birth_year" and r["title"] == "Eça de Queirós"
+               else r for r in rows]  # fmt: skip
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in altered), encoding="utf-8")
+    got = fact_source.audit(cfg, kept)
+    assert got["identical"] == len(kept) - 1
+    assert got["differ"][0]["title"] == "Eça de Queirós"
+    assert got["differ"][0]["page_text"]["birth_year"] == "1845"
+    assert got["differ"][0]["question_file"]["birth_year"] == "1846"

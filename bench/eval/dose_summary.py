@@ -21,17 +21,20 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.core.stats import holm, mcnemar_exact, wilson_ci
-from bench.eval import dose
+from bench.eval import dose, fact_source
 from bench.io import atomic_write_json, iter_jsonl, read_json
 
 DOSE = "dose.json"
-# Where the augmented texts' facts come from (bench/training/augment.py question_facts): a caveat every dose
-# table carries, since it bears on what closed-book EM of an aug recipe means.
+# Where the augmented texts' facts come from (bench/training/augment.py question_facts), and how that compares
+# with the page's own text (bench/eval/fact_source.py): a caveat every dose table carries, since it bears on
+# what closed-book EM of an aug recipe means.
 AUGMENT_NOTE = (
     "the augmented texts restate each page's (relation, answer) pairs as the question file holds them (every"
-    " split, the evaluated questions' gold spans included): the facts the lead states, read by the question"
-    " generator's rules, so those texts carry the answer key's surface forms; augmentation from the page"
-    " text alone (the generator's rules run on every trained lead, no question file) is not built yet"
+    " split, the evaluated questions' gold spans included). Read from each evaluated page's own text by the"
+    " question generator's patterns and per-article checks, the pairs are the same on {identical} of {pages}"
+    " pages ({facts} facts), so the texts state what a rule extractor finds in the page; but that extractor"
+    " wrote the questions, so the texts restate exactly the relations asked: an upper bound for a user whose"
+    " questions are not known when training"
 )
 COMPARISONS = {"ft-base": ("ft", "base"), "ft-prior": ("ft", "prior"), "ft_rag-rag": ("ft_rag", "rag")}
 GOAL_EM = 0.30
@@ -98,12 +101,15 @@ def adapter_facts(meta: dict[str, Any], qids: list[str]) -> dict[str, Any]:
     }
 
 
-def point_record(plan: dose.Plan, subset: str, arm: str, budget: int, offset: int = 0) -> dict[str, Any]:
+def point_record(
+    plan: dose.Plan, subset: str, arm: str, budget: int, offset: int = 0, book: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One point's figures; ``book``: the sweep's ledger when the caller has read it already."""
     from bench.training.finetune import adapter_dir
 
     run = dose.point_dir(plan, subset, arm, budget, offset)
     ref = dose.point_dir(plan, subset, None)
-    meta = (dose.ledger(plan).get(run.name) or {}).get("adapter")
+    meta = ((dose.ledger(plan) if book is None else book).get(run.name) or {}).get("adapter")
     if meta is None:  # a point finished before the ledger: its adapter on this machine
         meta_path = adapter_dir(dose.train_config(plan, arm, budget, offset, snapshots=False))
         meta = read_json(meta_path / "train_metadata.json")
@@ -181,12 +187,15 @@ def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
         "profile": plan.profile, "overrides": list(plan.overrides),
         "arms": {a: list(dose.ARMS[a]) for a in plan.arms},
         "budgets": list(plan.budgets), "report_limit": plan.report_limit, "exposure_note": EXPOSURE_NOTE,
-        "augment_note": AUGMENT_NOTE,
     }  # fmt: skip
+    titles = {str(q.get("title") or "") for s in dose.SUBSETS for q in dose.subset_questions(plan, s)}
+    doc["fact_source"] = fact_source.audit(plan.base, titles)
+    doc["augment_note"] = AUGMENT_NOTE.format(**doc["fact_source"])
+    book = dose.ledger(plan)
     for subset in dose.SUBSETS:
         ref_dir = dose.point_dir(plan, subset, None)
         refs = {v: em_of(hits(ref_dir, v)) for v in ("base", "prior", "rag", "span_rag")}
-        pts = [point_record(plan, subset, a, b) for a in plan.arms for b in plan.budgets]
+        pts = [point_record(plan, subset, a, b, book=book) for a in plan.arms for b in plan.budgets]
         add_holm(pts)
         doc[subset] = {"n": refs["base"]["n"], "reference": refs, "points": pts}
     doc["chosen"] = choose(doc["selection"]["points"])
@@ -201,7 +210,7 @@ def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
     doc["trained_nll_falling"] = falling(report, "nll_trained_after")
     doc["answer_nll_falling"] = falling(report, "answer_nll_after")
     if seeds:
-        report += [point_record(plan, "report", arm, budget, s) for s in range(1, plan.seeds)]
+        report += [point_record(plan, "report", arm, budget, s, book) for s in range(1, plan.seeds)]
         doc["seed_spread"] = seed_spread(report, doc["chosen"])
     return doc
 

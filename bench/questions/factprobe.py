@@ -128,6 +128,30 @@ def _verbatim(fact: Fact, text: str) -> Fact | None:
     return replace(fact, answers=answers) if answers else None
 
 
+def checked(item: Fact | Drop, title: str, text: str) -> Fact | Drop:
+    """One extracted fact through the per-article checks (its drop when one fails): the subject fits the
+    title, an answer variant occurs verbatim in the text."""
+    if isinstance(item, Drop):
+        return item
+    if not subject_matches(title, item.relation, item.subject):
+        return Drop(item.relation, "subject_mismatch", item.subject)
+    kept = _verbatim(item, text)
+    return kept if kept is not None else Drop(item.relation, "answer_not_in_article", item.answers[0])
+
+
+def text_facts(title: str, text: str, kinds: Sequence[str] = RELATIONS) -> dict[str, str]:
+    """{relation: canonical answer} that the patterns read from one article's own text and the per-article
+    checks keep: a page's facts with no question file (the first fact of a relation wins). The dump-wide
+    checks (ambiguous subjects, ``max_per_kind``) and the lead's link aliases are question policy, not
+    page facts, and are left out."""
+    facts: dict[str, str] = {}
+    for item in extract(text):
+        kept = checked(item, title, text) if item.relation in kinds else None
+        if isinstance(kept, Fact):
+            facts.setdefault(kept.relation, kept.answers[0])
+    return facts
+
+
 def collect(articles: Iterable[Any], kinds: Sequence[str]) -> tuple[Generation, Counter[str]]:
     """Stream the articles once: pattern facts per article, plus every title's folded name (for ambiguity).
 
@@ -144,12 +168,9 @@ def collect(articles: Iterable[Any], kinds: Sequence[str]) -> tuple[Generation, 
             if item.relation not in kinds:
                 continue
             gen.found[item.relation] += 1
-            if isinstance(item, Drop):
-                gen.drop(item.relation, item.reason)
-            elif not subject_matches(art.title, item.relation, item.subject):
-                gen.drop(item.relation, "subject_mismatch")
-            elif (kept := _verbatim(item, art.text)) is None:
-                gen.drop(item.relation, "answer_not_in_article")
+            kept = checked(item, art.title, art.text)
+            if isinstance(kept, Drop):
+                gen.drop(item.relation, kept.reason)
             else:
                 facts.append(add_aliases(kept, links))
         if facts:
