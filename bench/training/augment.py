@@ -5,7 +5,9 @@ A page's facts are the (relation, first answer) pairs of the question file's row
 every split, matched by title): the facts its lead states, as the question generator read them from it. They
 are page text (knowledge injection), never QA records: the QA part of ``mixed``/``pit`` stays train-split
 questions about other entities (:mod:`bench.training.sft_qa`). Pages without a fact row get no augmented
-text (counted as ``no_facts``).
+text (counted as ``no_facts``). The same pairs read from the page's own text, no question file
+(:func:`bench.questions.factprobe.text_facts`), are compared with these by :mod:`bench.eval.fact_source`;
+the dose report renders how many pages agree.
 
 Extension point: the texts come from an :class:`Augmenter` in :data:`AUGMENTERS` (``rules`` only:
 :mod:`bench.training.augment_rules`). Paraphrases written by the generator model would be another entry:
