@@ -160,6 +160,10 @@ def _add_eval(add: _Adder) -> None:
         "--grid-only", action="store_true",
         help="only the points of --arms, then a partial dose.json (no seeds); resumable on another machine",
     )  # fmt: skip
+    p.add_argument(
+        "--seeds-only", action="store_true",
+        help="only the extra seeds at the point chosen among the finished recipes, then a partial dose.json",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="records, steps and CPU hours only; trains nothing")
     p.add_argument("--s-per-step", default="3,5", help="--dry-run: seconds per optimizer step to price")
     p = add("ask", cmd_ask, "one question through several variants, side by side (cached index/adapter only)")

@@ -197,7 +197,9 @@ def cmd_dose(args: argparse.Namespace) -> int:
         print(json.dumps(est, indent=2))
         print(dose_report.render_estimate(est))
         return 0
-    path = dose_summary.run(plan, grid_only=args.grid_only)
+    if args.grid_only and args.seeds_only:
+        raise BenchError("dose: --grid-only and --seeds-only exclude each other")
+    path = dose_summary.run(plan, grid_only=args.grid_only, seeds_only=args.seeds_only)
     dose_report.plot(read_json(path), path.parent / dose_report.PNG)
     print(f"dose: {path} (rendered into docs/finetune.md by make report-readme)")
     return 0

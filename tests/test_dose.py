@@ -199,7 +199,7 @@ def test_committed_points_are_not_run_again(
     assert book["report-reference"]["adapter"] is None
     assert dose_summary.finished_arms(plan) == ("mixed",)
     doc = json.loads(dose_summary.write(plan, seeds=False).read_text(encoding="utf-8"))
-    assert doc["pending"] == {"arms": ["aug", "pit-aug"], "seeds": True} and list(doc["arms"]) == ["mixed"]
+    assert doc["pending"] == {"arms": ["aug", "pit-aug"], "seeds": 2} and list(doc["arms"]) == ["mixed"]
     assert [p["name"] for p in doc["report"]["points"]] == ["report-mixed-e1", "report-mixed-e2"]
     assert (
         doc["report"]["points"][0]["tokens_per_page"] == 20.0
@@ -218,6 +218,12 @@ def test_committed_points_are_not_run_again(
     (plan.root / "report-mixed-e1" / "answers.jsonl").unlink()
     dose.run_grid(plan)
     assert calls == ["report-mixed-e1"]
+    calls.clear()
+    # --seeds-only: the extra seeds at the point chosen among the finished recipes (a tie: fewer tokens)
+    doc = json.loads(dose_summary.run(plan, seeds_only=True).read_text(encoding="utf-8"))
+    assert calls == ["report-mixed-e1-seed1", "report-mixed-e1-seed2"]
+    assert doc["pending"]["seeds"] == 0 and doc["seed_spread"]["seeds"] == [0, 1, 2]
+    assert "seeds at the chosen point" not in dose_report.render(doc)
     calls.clear()
     other = dose.make_plan("dose", [*overrides, "finetune.learning_rate=0.002"], "d", ("mixed",), (1, 2), 5)
     dose.run_grid(other)  # another adapter: every point again, the untrained references not

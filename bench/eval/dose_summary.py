@@ -209,10 +209,18 @@ def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
     doc["reached"] = reached(report, doc["report"]["reference"], plan.budgets)
     doc["trained_nll_falling"] = falling(report, "nll_trained_after")
     doc["answer_nll_falling"] = falling(report, "answer_nll_after")
-    if seeds:
-        report += [point_record(plan, "report", arm, budget, s, book) for s in range(1, plan.seeds)]
+    offsets = range(1, plan.seeds) if seeds else seeds_done(plan, book, arm, budget)
+    if offsets:  # the full sweep's seeds, or those a partial sweep has in its ledger (--seeds-only)
+        report += [point_record(plan, "report", arm, budget, s, book) for s in offsets]
         doc["seed_spread"] = seed_spread(report, doc["chosen"])
+    doc["seeds_missing"] = plan.seeds - 1 - len(offsets)
     return doc
+
+
+def seeds_done(plan: dose.Plan, book: dict[str, Any], arm: str, budget: int) -> list[int]:
+    """The extra seeds (offsets 1 … ``plan.seeds`` - 1) whose report point at ``arm``/``budget`` is in the
+    ledger."""
+    return [s for s in range(1, plan.seeds) if dose.point_dir(plan, "report", arm, budget, s).name in book]
 
 
 def finished_arms(plan: dose.Plan) -> tuple[str, ...]:
@@ -230,16 +238,24 @@ def write(plan: dose.Plan, seeds: bool = True) -> Path:
     if not arms:
         raise BenchError(f"dose: no recipe has all its points in {plan.root / dose.LEDGER} yet")
     doc = summarize(replace(plan, arms=arms), seeds=seeds)
-    doc["pending"] = {"arms": [a for a in dose.ARMS if a not in arms], "seeds": not seeds}
+    doc["pending"] = {"arms": [a for a in dose.ARMS if a not in arms], "seeds": doc.pop("seeds_missing")}
     out = plan.root / DOSE
     atomic_write_json(out, doc)
     return out
 
 
-def run(plan: dose.Plan, grid_only: bool = False) -> Path:
+def run(plan: dose.Plan, grid_only: bool = False, seeds_only: bool = False) -> Path:
     """The whole sweep, resumable: every point, the choice on the selection subset, the extra seeds at the
     chosen point; writes ``dose.json``. ``grid_only``: the points of ``plan.arms`` only, then a partial
-    ``dose.json`` (no seeds)."""
+    ``dose.json`` (no seeds). ``seeds_only``: the extra seeds at the point chosen among the recipes finished
+    so far, nothing else trained (the full run adds seeds at another point if a later recipe wins)."""
+    if seeds_only:
+        part = replace(plan, arms=finished_arms(plan))
+        if not part.arms:
+            raise BenchError(f"dose --seeds-only: no recipe has all its points in {plan.root / dose.LEDGER}")
+        chosen = choose(summarize(part)["selection"]["points"])
+        dose.run_seeds(part, chosen["arm"], chosen["budget"])
+        return write(plan, seeds=False)
     dose.run_grid(plan)
     if grid_only:
         return write(plan, seeds=False)

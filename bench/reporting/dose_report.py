@@ -119,7 +119,9 @@ def pending_lines(doc: dict[str, Any]) -> list[str]:
     """A partial sweep (``bench dose --grid-only``) says what it lacks before anything is read from it."""
     pending = doc.get("pending") or {}
     missing = [f"the recipes {', '.join(f'`{a}`' for a in pending['arms'])}"] if pending.get("arms") else []
-    missing += ["the extra seeds at the chosen point"] if pending.get("seeds") else []
+    seeds = pending.get("seeds")  # the number of extra seeds not run (true in a dose.json of before)
+    count = "the extra seeds" if seeds is True else f"{seeds} extra seed{'s' if seeds != 1 else ''}"
+    missing += [f"{count} at the chosen point"] if seeds else []
     caveat = [f"**Caveat:** {doc['augment_note']}."] if doc.get("augment_note") else []
     if not missing:
         return caveat
