@@ -132,6 +132,38 @@ def pending_lines(doc: dict[str, Any]) -> list[str]:
     return [*caveat, partial]
 
 
+def summary(doc: dict[str, Any]) -> str:
+    """README's short form: what is pending, each recipe's closed-book EM along the budgets and FT+RAG at the
+    largest, the choice and its report-subset tests, the seeds, the caveat in brief (the tables and the
+    caveat in full: docs/finetune.md)."""
+    lines = [line for line in pending_lines(doc) if not line.startswith("**Caveat:**")]
+    for arm in sorted(doc["arms"]):
+        pts = [p for p in _grid(doc["report"]["points"]) if p["arm"] == arm]
+        ems, budgets = (
+            " / ".join(fmt_num(p["ft"]["em"]) for p in pts),
+            " / ".join(str(p["budget"]) for p in pts),
+        )
+        top = pts[-1]
+        lines.append(
+            f"**{arm}**: closed-book EM {ems} at {budgets} exposures "
+            f"({fmt_num(top.get('tokens_per_page'), 0)} tokens per page at {top['budget']}); "
+            f"FT+RAG {_em(top['ft_rag'])} there."
+        )
+    lines += verdict_lines(doc)[:2]
+    if spread := doc.get("seed_spread"):
+        ft = spread["ft"]
+        lines.append(
+            f"Seeds at the chosen point: {len(spread['seeds'])}, EM {ft['min']:.3f}–{ft['max']:.3f}."
+        )
+    if src := doc.get("fact_source"):
+        lines.append(
+            "Caveat: the augmented texts restate the pairs the question generator's rules read from each "
+            f"page (the same from the page text as from the question file on {src['identical']} of "
+            f"{src['pages']} pages), so they restate exactly the relations asked."
+        )
+    return "".join(f"- {line}\n" for line in lines)
+
+
 def render(doc: dict[str, Any], png: str | None = None) -> str:
     out = [
         f"Profile `{doc['profile']}`; recipes {', '.join(f'`{a}`' for a in doc['arms'])}, budgets "

@@ -91,15 +91,20 @@ def _rag_settings(perf_dir: Path) -> tuple[Path, str] | None:
     return (found, rag_settings.render(root)) if found.exists() else None
 
 
-def _dose(perf_dir: Path) -> tuple[Path, str] | None:
-    from bench.io import read_json
-    from bench.reporting import dose_report
+def _dose(short: bool) -> Callable[[Path], tuple[Path, str] | None]:
+    def load(perf_dir: Path) -> tuple[Path, str] | None:
+        from bench.io import read_json
+        from bench.reporting import dose_report
 
-    found = perf_dir.parent / dose_report.SWEEP / dose_report.DOSE
-    if not found.exists():
-        return None
-    png = found.parent / dose_report.PNG
-    return found, dose_report.render(read_json(found), f"../results/{dose_report.SWEEP}/{png.name}")
+        found = perf_dir.parent / dose_report.SWEEP / dose_report.DOSE
+        if not found.exists():
+            return None
+        if short:
+            return found, dose_report.summary(read_json(found))
+        png = found.parent / dose_report.PNG
+        return found, dose_report.render(read_json(found), f"../results/{dose_report.SWEEP}/{png.name}")
+
+    return load
 
 
 # block name -> (results/perf directory -> (source, body), or None when its JSON is absent)
@@ -122,7 +127,8 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     "ft-verdict": _ft(summary=False),  # results/sweeps/ft-recipes (make ft-curves), not a perf file
     "ft-summary": _ft(summary=True),
     "rag-settings": _rag_settings,  # results/sweeps/rag-settings (bench rag-sweep)
-    "ft-dose": _dose,  # results/sweeps/ft-dose (make ft-dose)
+    "ft-dose": _dose(short=False),  # results/sweeps/ft-dose (make ft-dose)
+    "dose-summary": _dose(short=True),  # README's "What fine-tuning buys"
     "ft-repro": _one("ft-repro.json", render_repro),  # python -m bench.training.compare A B -o ...
     "limits": _limits(details=False),  # python -m bench.perf limits (make perf): one row per machine
     "limits-details": _limits(details=True),
