@@ -232,3 +232,37 @@ def test_committed_points_are_not_run_again(
     other = dose.make_plan("dose", [*overrides, "finetune.learning_rate=0.002"], "d", ("mixed",), (1, 2), 5)
     dose.run_grid(other)  # another adapter: every point again, the untrained references not
     assert sorted(calls) == sorted(points)
+
+
+def test_study_section_leaves_the_selection_out_and_names_a_mismatch(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The choice at scale (bench/eval/dose_study.py): the study run's questions of the selection subset are
+    left out of the verdict, and a study adapter trained otherwise than the chosen point is named, not
+    judged."""
+    from bench.config import config_to_dict
+    from bench.eval import dose_study
+
+    plan = dose.make_plan("dose", _fixture(tmp_path, tiny_model_dir), "d", ("aug",), (1, 2), report_limit=5)
+    ft = config_to_dict(dose.train_config(plan, "aug", 2, snapshots=False))["finetune"]
+    run = tmp_path / "study"
+    run.mkdir()
+    rows = [
+        {"variant": v, "question_id": q, "metrics": {"exact_match": float(v.startswith("ft") or q == "d0")}}
+        for v in dose_study.VARIANTS for q in ("d0", "d1")
+    ]  # fmt: skip
+    (run / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (run / "scores.json").write_text(json.dumps({"config": {"finetune": {**ft, "probe": False}}}), "utf-8")
+    got = dose_study.section(plan, {"arm": "aug", "budget": 2}, run)
+    assert got is not None and got["mismatch"] == {} and got["excluded_selection"] == 1
+    assert got["em"]["ft"] == {"em": 1.0, "n": 1, "ci95": got["em"]["ft"]["ci95"]}
+    assert got["em"]["base"]["em"] == 0.0 and got["vs"]["ft-base"]["b10"] == 1
+    line = dose_report.study_lines({"study": got})[0]
+    assert line.startswith("**At scale**") and "the 1 of the selection subset left out" in line
+    (run / "scores.json").write_text(
+        json.dumps({"config": {"finetune": {**ft, "learning_rate": 0.5}}}), "utf-8"
+    )
+    got = dose_study.section(plan, {"arm": "aug", "budget": 2}, run)
+    assert got is not None and got["mismatch"] == {"learning_rate": [0.5, ft["learning_rate"]]}
+    assert "not measured yet" in dose_report.study_lines({"study": got})[0]
+    assert dose_study.section(plan, {"arm": "aug", "budget": 2}, tmp_path / "none") is None

@@ -239,6 +239,9 @@ def write(plan: dose.Plan, seeds: bool = True) -> Path:
         raise BenchError(f"dose: no recipe has all its points in {plan.root / dose.LEDGER} yet")
     doc = summarize(replace(plan, arms=arms), seeds=seeds)
     doc["pending"] = {"arms": [a for a in dose.ARMS if a not in arms], "seeds": doc.pop("seeds_missing")}
+    from bench.eval import dose_study  # it reads this module's hit maps and tests
+
+    doc["study"] = dose_study.section(plan, doc["chosen"])
     out = plan.root / DOSE
     atomic_write_json(out, doc)
     return out

@@ -115,6 +115,31 @@ def verdict_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def study_lines(doc: dict[str, Any]) -> list[str]:
+    """The choice at scale: the study run's FT and FT+RAG on its questions outside the selection subset, or
+    why that verdict is not there yet (no study run; a study adapter other than the choice)."""
+    study = doc.get("study")
+    if not study:
+        return ["At scale: no study run (`make bench PROFILE=study`) is committed yet."]
+    if study["mismatch"]:
+        shown = list(study["mismatch"].items())
+        diff = "; ".join(f"`{k}` {a!r} (chosen: {b!r})" for k, (a, b) in shown[:4])
+        diff += f"; {len(shown) - 4} more" if len(shown) > 4 else ""
+        return [
+            f"At scale: not measured yet — the committed study run ({study['run']}) trained another adapter "
+            f"than the chosen point: {diff}."
+        ]
+    em, vs = study["em"], study["vs"]
+    out = study["excluded_selection"]
+    return [
+        f"**At scale** ({study['run']}: {em['ft']['n']} dev questions, the {out} of the selection subset "
+        f"left out): closed-book EM {_em(em['ft'])}, FT+RAG {_em(em['ft_rag'])}; base {_em(em['base'])}, "
+        f"prior {_em(em['prior'])}, RAG {_em(em['rag'])}. FT − base {_test(vs['ft-base'])}; FT − prior "
+        f"{_test(vs['ft-prior'])}; FT − RAG {_test(vs['ft-rag'])}; FT+RAG − RAG {_test(vs['ft_rag-rag'])} — "
+        f"McNemar exact, Holm over these {len(vs)}."
+    ]
+
+
 def pending_lines(doc: dict[str, Any]) -> list[str]:
     """A partial sweep (``bench dose --grid-only``) says what it lacks before anything is read from it."""
     pending = doc.get("pending") or {}
@@ -149,7 +174,7 @@ def summary(doc: dict[str, Any]) -> str:
             f"({fmt_num(top.get('tokens_per_page'), 0)} tokens per page at {top['budget']}); "
             f"FT+RAG {_em(top['ft_rag'])} there."
         )
-    lines += verdict_lines(doc)[:2]
+    lines += verdict_lines(doc)[:2] + study_lines(doc)
     if spread := doc.get("seed_spread"):
         ft = spread["ft"]
         lines.append(
@@ -174,7 +199,7 @@ def render(doc: dict[str, Any], png: str | None = None) -> str:
     ]
     if png:
         out += [f"![closed-book EM and answer NLL vs tokens per page]({png})", ""]
-    out += [f"- {line}" for line in [*pending_lines(doc), *verdict_lines(doc)]]
+    out += [f"- {line}" for line in [*pending_lines(doc), *verdict_lines(doc), *study_lines(doc)]]
     return "\n".join(out) + "\n"
 
 
