@@ -33,8 +33,9 @@ AUGMENT_NOTE = (
     " split, the evaluated questions' gold spans included). Read from each evaluated page's own text by the"
     " question generator's patterns and per-article checks, the pairs are the same on {identical} of {pages}"
     " pages ({facts} facts), so the texts state what a rule extractor finds in the page; but that extractor"
-    " wrote the questions, so the texts restate exactly the relations asked: an upper bound for a user whose"
-    " questions are not known when training"
+    " wrote the questions, so the texts restate exactly the relations asked, some in the statement form of a"
+    " question template ('O ano de nascimento de X é Y.' beside 'Qual é o ano de nascimento de X?'): an upper"
+    " bound for a user whose questions are not known when training"
 )
 COMPARISONS = {"ft-base": ("ft", "base"), "ft-prior": ("ft", "prior"), "ft_rag-rag": ("ft_rag", "rag")}
 GOAL_EM = 0.30
