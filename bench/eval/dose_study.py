@@ -15,13 +15,12 @@ from typing import Any
 
 from bench.config import config_to_dict
 from bench.eval import dose
-from bench.eval.dose_summary import compare, em_of, hits
+from bench.eval.hitmaps import compare, em_of, hits
 from bench.io import read_json
 
 STUDY_RUN = Path("runs") / "study"  # under results/
 # Settings that shape what is measured or logged around the training, not what the adapter learns.
-EXEMPT = ("snapshot_epochs", "probe", "probe_tokens", "length_window", "train_format", "logging_steps")
-EXEMPT += ("save_steps", "train_questions")
+EXEMPT = ("snapshot_epochs", "probe", "probe_tokens", "logging_steps", "save_steps")
 VARIANTS = ("ft", "ft_rag", "base", "prior", "rag")
 COMPARISONS = {
     "ft-base": ("ft", "base"), "ft-prior": ("ft", "prior"), "ft-rag": ("ft", "rag"),

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError
-from bench.core.stats import holm, mcnemar_exact, wilson_ci
-from bench.eval import dose, fact_source
-from bench.io import atomic_write_json, iter_jsonl, read_json
+from bench.core.stats import holm
+from bench.eval import dose, dose_study, fact_source
+from bench.eval.hitmaps import compare, em_of, hits
+from bench.io import atomic_write_json, read_json
 
 DOSE = "dose.json"
 # Where the augmented texts' facts come from (bench/training/augment.py question_facts), and how that compares
@@ -44,35 +45,6 @@ EXPOSURE_NOTE = (
     " lead, with the QA pairs spread among them; aug and pit-aug: a view or one of 8 restatements), passes"
     " ordered by exposure (finetune.order = exposure); compare recipes on tokens per evaluated page"
 )
-
-
-def hits(run_dir: Path, variant: str) -> dict[str, float]:
-    """question id → exact match (0/1) of ``variant`` in ``run_dir``'s answers.jsonl."""
-    path = Path(run_dir) / "answers.jsonl"
-    if not path.exists():
-        raise BenchError(f"dose: {path} not found (the point has not run)")
-    return {
-        str(r["question_id"]): float((r.get("metrics") or {}).get("exact_match") or 0.0)
-        for r in iter_jsonl(path)
-        if r.get("variant") == variant
-    }
-
-
-def compare(mine: dict[str, float], theirs: dict[str, float]) -> dict[str, Any]:
-    """Paired McNemar (exact) of two hit maps over the questions both answered."""
-    ids = sorted(set(mine) & set(theirs))
-    test = mcnemar_exact([mine[i] for i in ids], [theirs[i] for i in ids])
-    diff = (sum(mine[i] for i in ids) - sum(theirs[i] for i in ids)) / len(ids) if ids else 0.0
-    return {"diff": round(diff, 4), "b10": test["b10"], "b01": test["b01"], "p_value": test["p_value"]}
-
-
-def em_of(h: dict[str, float]) -> dict[str, Any]:
-    ci = wilson_ci(int(sum(h.values())), len(h)) if h else None
-    return {
-        "em": round(sum(h.values()) / len(h), 4) if h else None,
-        "n": len(h),
-        "ci95": list(ci) if ci else None,
-    }
 
 
 def _mean(values: list[float]) -> float | None:
@@ -240,8 +212,6 @@ def write(plan: dose.Plan, seeds: bool = True) -> Path:
         raise BenchError(f"dose: no recipe has all its points in {plan.root / dose.LEDGER} yet")
     doc = summarize(replace(plan, arms=arms), seeds=seeds)
     doc["pending"] = {"arms": [a for a in dose.ARMS if a not in arms], "seeds": doc.pop("seeds_missing")}
-    from bench.eval import dose_study  # it reads this module's hit maps and tests
-
     doc["study"] = dose_study.section(plan, doc["chosen"])
     out = plan.root / DOSE
     atomic_write_json(out, doc)

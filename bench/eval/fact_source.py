@@ -35,7 +35,8 @@ def audit(cfg: Config, titles: Iterable[str]) -> dict[str, Any]:
     wanted = {title_key(t) for t in titles} - {""}
     questions = _question_facts(cfg)
     seen: set[str] = set()
-    identical, facts, differ = 0, 0, []
+    identical, facts = 0, 0
+    differ: list[dict[str, Any]] = []
     for art in corpus_articles(cfg):
         key = title_key(str(art.title or ""))
         if key not in wanted or key in seen:
