@@ -123,7 +123,9 @@ def study_lines(doc: dict[str, Any]) -> list[str]:
         return ["At scale: no study run (`make bench PROFILE=study`) is committed yet."]
     if study["mismatch"]:
         shown = list(study["mismatch"].items())
-        diff = "; ".join(f"`{k}` {a!r} (chosen: {b!r})" for k, (a, b) in shown[:4])
+        diff = "; ".join(
+            f"`{k}` {'unset' if a is None else repr(a)} (chosen: {b!r})" for k, (a, b) in shown[:4]
+        )  # unset: a setting newer than that run
         diff += f"; {len(shown) - 4} more" if len(shown) > 4 else ""
         return [
             f"At scale: not measured yet — the committed study run ({study['run']}) trained another adapter "
