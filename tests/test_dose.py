@@ -266,3 +266,20 @@ def test_study_section_leaves_the_selection_out_and_names_a_mismatch(
     assert got is not None and got["mismatch"] == {"learning_rate": [0.5, ft["learning_rate"]]}
     assert "not measured yet" in dose_report.study_lines({"study": got})[0]
     assert dose_study.section(plan, {"arm": "aug", "budget": 2}, tmp_path / "none") is None
+
+
+def test_the_study_profile_trains_the_committed_choice() -> None:
+    """bench/configs/study.toml's fine-tuning is the point the committed dose sweep chose (every setting that
+    shapes the adapter, as dose_study compares them): a new choice must be carried into the study profile."""
+    from bench.config import config_to_dict, load_config
+    from bench.eval import dose_study
+    from bench.io import read_json
+
+    doc = read_json(Path(__file__).resolve().parents[1] / "results" / dose_report.SWEEP / dose_report.DOSE)
+    plan = dose.make_plan(doc["profile"], list(doc.get("overrides") or []), "ft-dose")
+    chosen = config_to_dict(
+        dose.train_config(plan, doc["chosen"]["arm"], doc["chosen"]["budget"], snapshots=False)
+    )
+    study = config_to_dict(load_config("study"))
+    assert dose_study.mismatch(study["finetune"], chosen["finetune"]) == {}
+    assert study["seed"] == chosen["seed"]
