@@ -85,7 +85,8 @@ def test_report_block_and_plot_render_from_dose_json(tmp_path: Path) -> None:
     assert "Partial sweep" not in text
     short = dose_report.summary(doc)  # README's block: one line per recipe along the budgets, the choice
     assert "- **aug**: closed-book EM 0.020 / 0.040 at 1 / 2 exposures (200 tokens per page at 2)" in short
-    assert "**aug at 2 exposures**" in short and "Seeds at the chosen point: 3, EM 0.030–0.050." in short
+    assert "**aug at 2 exposures**" in short
+    assert "picked from. Seeds at the chosen point: 3, EM 0.030–0.050." in short
     assert "Caveat" not in short and "Partial" not in short
     doc["pending"] = {"arms": ["pit-aug"], "seeds": True}
     partial = dose_report.render(doc)

@@ -176,12 +176,12 @@ def summary(doc: dict[str, Any]) -> str:
             f"({fmt_num(top.get('tokens_per_page'), 0)} tokens per page at {top['budget']}); "
             f"FT+RAG {_em(top['ft_rag'])} there."
         )
-    lines += verdict_lines(doc)[:2] + study_lines(doc)
+    verdict = verdict_lines(doc)[:2]
     if spread := doc.get("seed_spread"):
         ft = spread["ft"]
-        lines.append(
-            f"Seeds at the chosen point: {len(spread['seeds'])}, EM {ft['min']:.3f}–{ft['max']:.3f}."
-        )
+        n = len(spread["seeds"])
+        verdict[-1] += f" Seeds at the chosen point: {n}, EM {ft['min']:.3f}–{ft['max']:.3f}."
+    lines += verdict + study_lines(doc)
     if src := doc.get("fact_source"):
         lines.append(
             "Caveat: the augmented texts restate the pairs the question generator's rules read from each "
