@@ -161,9 +161,6 @@ def summarize(plan: dose.Plan, seeds: bool = False) -> dict[str, Any]:
         "arms": {a: list(dose.ARMS[a]) for a in plan.arms},
         "budgets": list(plan.budgets), "report_limit": plan.report_limit, "exposure_note": EXPOSURE_NOTE,
     }  # fmt: skip
-    titles = {str(q.get("title") or "") for s in dose.SUBSETS for q in dose.subset_questions(plan, s)}
-    doc["fact_source"] = fact_source.audit(plan.base, titles)
-    doc["augment_note"] = AUGMENT_NOTE.format(**doc["fact_source"])
     book = dose.ledger(plan)
     for subset in dose.SUBSETS:
         ref_dir = dose.point_dir(plan, subset, None)
@@ -212,6 +209,9 @@ def write(plan: dose.Plan, seeds: bool = True) -> Path:
         raise BenchError(f"dose: no recipe has all its points in {plan.root / dose.LEDGER} yet")
     doc = summarize(replace(plan, arms=arms), seeds=seeds)
     doc["pending"] = {"arms": [a for a in dose.ARMS if a not in arms], "seeds": doc.pop("seeds_missing")}
+    titles = {str(q.get("title") or "") for s in dose.SUBSETS for q in dose.subset_questions(plan, s)}
+    doc["fact_source"] = fact_source.audit(plan.base, titles)  # the corpus read once, for the file only
+    doc["augment_note"] = AUGMENT_NOTE.format(**doc["fact_source"])
     doc["study"] = dose_study.section(plan, doc["chosen"])
     out = plan.root / DOSE
     atomic_write_json(out, doc)

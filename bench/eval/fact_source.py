@@ -13,15 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench.config import Config
-from bench.io import iter_jsonl
 
 MAX_LISTED = 10  # differing pages named in the audit
-
-
-def _question_facts(cfg: Config) -> dict[str, dict[str, str]]:
-    from bench.training.augment import page_facts
-
-    return page_facts(iter_jsonl(cfg.path(cfg.questions)))
 
 
 def audit(cfg: Config, titles: Iterable[str]) -> dict[str, Any]:
@@ -30,10 +23,11 @@ def audit(cfg: Config, titles: Iterable[str]) -> dict[str, Any]:
     ``not_in_corpus``, and the first differing pages with both sides."""
     from bench.ingest.corpus import corpus_articles
     from bench.questions.factprobe import text_facts
+    from bench.training.augment import question_facts
     from bench.training.sft_views import title_key
 
     wanted = {title_key(t) for t in titles} - {""}
-    questions = _question_facts(cfg)
+    questions = question_facts(cfg)
     seen: set[str] = set()
     identical, facts = 0, 0
     differ: list[dict[str, Any]] = []

@@ -149,21 +149,24 @@ def pending_lines(doc: dict[str, Any]) -> list[str]:
     seeds = pending.get("seeds")  # the number of extra seeds not run (true in a dose.json of before)
     count = "the extra seeds" if seeds is True else f"{seeds} extra seed{'s' if seeds != 1 else ''}"
     missing += [f"{count} at the chosen point"] if seeds else []
-    caveat = [f"**Caveat:** {doc['augment_note']}."] if doc.get("augment_note") else []
     if not missing:
-        return caveat
-    partial = (
+        return []
+    return [
         f"**Partial sweep: {' and '.join(missing)} not run yet.** The choice below is among the recipes "
         "shown, on one seed; it is not the sweep's verdict."
-    )
-    return [*caveat, partial]
+    ]
+
+
+def caveat_lines(doc: dict[str, Any]) -> list[str]:
+    """Where the augmented texts' facts come from, in full (``augment_note``)."""
+    return [f"**Caveat:** {doc['augment_note']}."] if doc.get("augment_note") else []
 
 
 def summary(doc: dict[str, Any]) -> str:
     """README's short form: what is pending, each recipe's closed-book EM along the budgets and FT+RAG at the
     largest, the choice and its report-subset tests, the seeds, the caveat in brief (the tables and the
     caveat in full: docs/finetune.md)."""
-    lines = [line for line in pending_lines(doc) if not line.startswith("**Caveat:**")]
+    lines = pending_lines(doc)
     for arm in sorted(doc["arms"]):
         pts = [p for p in _grid(doc["report"]["points"]) if p["arm"] == arm]
         ems, budgets = (
@@ -201,7 +204,8 @@ def render(doc: dict[str, Any], png: str | None = None) -> str:
     ]
     if png:
         out += [f"![closed-book EM and answer NLL vs tokens per page]({png})", ""]
-    out += [f"- {line}" for line in [*pending_lines(doc), *verdict_lines(doc), *study_lines(doc)]]
+    lines = [*caveat_lines(doc), *pending_lines(doc), *verdict_lines(doc), *study_lines(doc)]
+    out += [f"- {line}" for line in lines]
     return "\n".join(out) + "\n"
 
 
