@@ -209,6 +209,7 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         "costs",
         "artifacts",
         "attribution",
+        "variant_keys",
     }
     corpus = scores["config"]["corpus"]  # the upstream artifact keys the answers were keyed by
     assert scores["artifacts"] == {"index": f"index-of-{corpus}", "finetune": f"finetune-of-{corpus}"}

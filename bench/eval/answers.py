@@ -81,7 +81,7 @@ def build_scores(
         summary = scoring.summarize_variant(rows, n_boot=n_boot, seed=seed)
         summary["peak_rss_mb"] = (resources.get(name) or {}).get("peak_rss_mb")
         summary["peak_vram_mb"] = (resources.get(name) or {}).get("peak_vram_mb")
-        for key in ("throughput", "single_latency_ms", "engine_peak_rss_mb"):  # measured apart (runner)
+        for key in ("throughput", "single_latency_ms", "engine_peak_rss_mb", "adopted"):  # runner, eval.adopt
             if (value := (resources.get(name) or {}).get(key)) is not None:
                 summary[key] = value
         variants_out[name] = summary

@@ -51,8 +51,10 @@ def write_results(
     resources: dict[str, Any],
     generator_info: dict[str, Any],
     dataset: tuple[int, dict[str, int]],
+    keys: dict[str, str],
 ) -> None:
-    """``answers.jsonl`` then ``scores.json`` (dataset: the number of questions and their load stats)."""
+    """``answers.jsonl`` then ``scores.json`` (dataset: the number of questions and their load stats; keys:
+    each variant's key, recorded so a fresh clone can resume the committed run: bench.eval.adopt)."""
     write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
     scores = build_scores(cfg, rows_by_variant, resources)
     scores["costs"] = build_costs_record(cfg, stages, specs)
@@ -63,6 +65,7 @@ def write_results(
             {k: v for k, v in probe.items() if k.startswith(("ppl_", "answer_nll_"))}
         )
     scores.update(
+        variant_keys={name: keys[name] for name in specs},
         run_id=run_id(cfg),
         env=environment(cfg, generator_info),
         datasets=datasets_info(cfg, dataset[0], dataset[1]),

@@ -2,9 +2,10 @@
 
 Resumable: each finished (variant, question) is appended to ``cache/<variant>.jsonl`` (flushed per row) under
 the variant key (prompt, model, and the index/adapter artifact keys: bench.eval.runstate), so a killed
-run continues where it stopped and an unchanged rerun loads no model at all. ``answers.jsonl`` is then
-rewritten from the cache in config variant order × question file order, and ``scores.json`` is written last,
-atomically.
+run continues where it stopped and an unchanged rerun loads no model at all. On a fresh clone the committed
+answers of the variants whose key is unchanged stand in for the cache (bench.eval.adopt). ``answers.jsonl``
+is then rewritten from the cache in config variant order × question file order, and ``scores.json`` is
+written last, atomically.
 Several processes (``--shard i/n`` or torchrun's RANK/WORLD_SIZE) each answer the questions ``i::n`` into
 their own ``cache/<variant>.shard-i-of-n.jsonl``; :mod:`bench.eval.shards` merges them (docs/scale.md).
 See docs/harness.md for the file contracts and metric definitions.
@@ -26,7 +27,7 @@ from bench.config import BenchError, Config
 from bench.core import memory
 from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
 from bench.core.stats import percentile
-from bench.eval import longform, shards
+from bench.eval import adopt, longform, shards
 from bench.eval.answer_loop import QUESTION_ERRORS, RunStopped, answer_into
 from bench.eval.results import answer_rows, run_id, write_results
 from bench.eval.runstate import AnswerCache, RunLock, question_hash, variant_key
@@ -141,7 +142,7 @@ def run(
             resources = {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
             info = _read(run_dir / "cache" / "generator_info.json")
             dataset = (len(questions), question_stats)
-            write_results(cfg, stages, specs, rows, run_dir, resources, info, dataset)
+            write_results(cfg, stages, specs, rows, run_dir, resources, info, dataset, keys)
             return run_dir
     if shard.launched:
         barrier("bench run")  # every rank has answered its share
@@ -209,10 +210,15 @@ def _answer(
         name: [q for q in questions if caches[name].get(keys[name], q["id"], question_hash(spec, q)) is None]
         for name, spec in specs.items()
     }
-    todo = [name for name in specs if pending[name]]
     stats_path = cache_dir / f"resources{shard.suffix}.json"
     info_path = cache_dir / f"generator_info{shard.suffix}.json"
     resources: dict[str, Any] = _read(stats_path)
+    if not shard.sharded:  # a shard's cache is its own; the merged run is what scores.json keys
+        info = _read(info_path)
+        if adopt.committed(cfg, run_dir, specs, keys, pending, caches, resources, info):
+            atomic_write_json(stats_path, resources)
+            atomic_write_json(info_path, info)
+    todo = [name for name in specs if pending[name]]
     adapter = None
     if any(specs[n].uses_adapter for n in todo):
         _check_trained(cfg, stages, shard)
@@ -273,7 +279,11 @@ def _generate(
         variants = build_variants(cfg, todo, generators, retriever, answers)
         for name in todo:
             log.info("%s: %d to answer (%d cached)", name, len(pending[name]), total - len(pending[name]))
+            before = stats[1].get(name) or {}
+            adopted = before.get("adopted") if before.get("key") == keys[name] else None
             stats[1][name] = _run_variant(cfg, variants[name], caches[name], keys[name], pending[name], total)
+            if adopted:  # the rest of a partly adopted variant: its summary still says which rows were
+                stats[1][name]["adopted"] = adopted
             atomic_write_json(stats[0], stats[1])
         return info
     finally:

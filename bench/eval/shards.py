@@ -155,6 +155,8 @@ def merge(
     rows = answer_rows(cfg, specs, questions, caches, keys)
     resources = merged_resources(cache_dirs, keys)
     with RunLock(out, name="lock.merge"):
-        write_results(cfg, stages, specs, rows, out, resources, info, (len(questions), question_stats or {}))
+        write_results(
+            cfg, stages, specs, rows, out, resources, info, (len(questions), question_stats or {}), keys
+        )
     log.info("merged %d rows from %d run dir(s) into %s", sum(map(len, rows.values())), len(run_dirs), out)
     return out

@@ -132,6 +132,17 @@ def dirty_warning(scores: dict[str, Any]) -> str | None:
     )
 
 
+def adopted_label(scores: dict[str, Any]) -> str | None:
+    """The variants whose answers a resumed run took from its committed results (bench.eval.adopt): they
+    were decoded, and their latency and memory measured, on that run's commit and machine."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, summary in (scores.get("variants") or {}).items():
+        if isinstance(got := summary.get("adopted"), dict):
+            origin = (str(got.get("git_commit") or DASH)[:12], str(got.get("cpu_model") or DASH))
+            groups.setdefault(origin, []).append(f"{name} ({got.get('rows')})")
+    return "; ".join(f"{', '.join(v)} from {c} on {cpu}" for (c, cpu), v in groups.items()) or None
+
+
 def render_metadata(scores: dict[str, Any], source: str) -> str:
     corpora = dig(scores, "datasets.corpus") or []
     corpus = ", ".join(
@@ -166,6 +177,8 @@ def render_metadata(scores: dict[str, Any], source: str) -> str:
         ("git commit", _git_label(env)),
         ("created", scores.get("created")),
     ]
+    if adopted := adopted_label(scores):
+        items.append(("answers adopted from the committed run", adopted))
     return table(["field", "value"], [[k, DASH if v is None else str(v)] for k, v in items], align="---")
 
 

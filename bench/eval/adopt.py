@@ -1,0 +1,132 @@
+"""A committed run resumes on a fresh clone: its committed answers stand in for the uncommitted cache.
+
+A run's answer cache (``cache/*.jsonl``) stays on the machine that answered, but ``answers.jsonl`` is
+committed and ``scores.json`` records every variant's key (``variant_keys``, bench.eval.runstate.variant_key:
+model, prompt, index, adapter, code). Before answering, each variant whose key today equals its committed key
+gets its committed rows written back into the cache (rows with an error are left to be answered again), with
+the resources and generator record the committed run measured. So adding a variant or retraining the adapter
+re-answers only what changed, on any machine.
+
+Adopted answers were decoded, and their latency and memory measured, where the committed run ran: each such
+variant's summary carries ``adopted`` (rows, git commit, CPU, created), and the report's metadata names them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from bench.config import Config
+from bench.eval.runstate import AnswerCache, question_hash
+from bench.eval.variants import VariantSpec
+from bench.io import iter_jsonl, read_json
+
+log = logging.getLogger(__name__)
+
+# What a variant summary records from the process that answered it (bench.eval.answers.build_scores).
+RESOURCE_FIELDS = ("peak_rss_mb", "peak_vram_mb", "throughput", "single_latency_ms", "engine_peak_rss_mb")
+
+
+def cache_row(key: str, qhash: str, row: dict[str, Any]) -> dict[str, Any]:
+    """The cache row an ``answers.jsonl`` row was rendered from (bench.eval.answers.answer_row inverted)."""
+    lat = row.get("latency") or {}
+    generation = {
+        "new_tokens": lat.get("new_tokens") or 0,
+        "ttft_ms": lat.get("ttft_ms") or 0.0,
+        "total_ms": lat.get("generation_ms") or 0.0,
+        "finish_reason": row.get("finish_reason") or "stop",
+        "batch_size": lat.get("batch_size") or 1,
+    }
+    out = {
+        "key": key,
+        "question_id": row["question_id"],
+        "qhash": qhash,
+        "answer": row["answer"],
+        "hits": row.get("retrieved") or [],
+        "passages": row.get("passages") or [],
+        "retrieval_ms": lat.get("retrieval_ms") or 0.0,
+        "generation": generation,
+        "error": row.get("error"),
+        "adopted": True,
+    }
+    if row.get("counterfactual"):
+        out["counterfactual"] = row["counterfactual"]
+    return out
+
+
+def _matching(
+    cfg: Config, scores: dict[str, Any], keys: dict[str, str], pending: dict[str, Any]
+) -> list[str]:
+    """The variants with questions to answer whose committed key is today's, when the committed run read
+    the same question file (a question's hash covers its gold context, which answers.jsonl does not keep)."""
+    from bench.weights import cached_sha256
+
+    sha = ((scores.get("datasets") or {}).get("questions") or {}).get("sha256")
+    if sha is None or sha != cached_sha256(cfg, cfg.path(cfg.questions)):
+        return []
+    committed = scores.get("variant_keys") or {}
+    return [n for n, todo in pending.items() if todo and committed.get(n) == keys[n]]
+
+
+def _adopt_rows(
+    answers: Path, specs: dict[str, VariantSpec], keys: dict[str, str], by_id: dict[str, Any], caches: Any
+) -> dict[str, int]:
+    adopted = dict.fromkeys(by_id, 0)
+    for row in iter_jsonl(answers):
+        name = str(row.get("variant"))
+        q = by_id.get(name, {}).get(str(row.get("question_id")))
+        if (
+            q is None
+            or row.get("error")
+            or [row.get("question"), row.get("answers")] != [q["question"], q["answers"]]
+        ):
+            continue
+        caches[name].append(cache_row(keys[name], question_hash(specs[name], q), row))
+        adopted[name] += 1
+    return {n: c for n, c in adopted.items() if c}
+
+
+def committed(
+    cfg: Config,
+    run_dir: Path,
+    specs: dict[str, VariantSpec],
+    keys: dict[str, str],
+    pending: dict[str, list[dict[str, Any]]],
+    caches: dict[str, AnswerCache],
+    resources: dict[str, Any],
+    info: dict[str, Any],
+) -> dict[str, int]:
+    """Write the committed answers of the pending questions of every unchanged variant into ``caches``, the
+    committed resources into ``resources`` and generator records into ``info``; returns the rows adopted
+    per variant and drops them from ``pending``."""
+    path = run_dir / "scores.json"
+    if not (path.exists() and (run_dir / "answers.jsonl").exists()):
+        return {}
+    scores = read_json(path)
+    names = _matching(cfg, scores, keys, pending)
+    by_id = {n: {str(q["id"]): q for q in pending[n]} for n in names}
+    adopted = _adopt_rows(run_dir / "answers.jsonl", specs, keys, by_id, caches) if names else {}
+    env = scores.get("env") or {}
+    origin = {k: env.get(k) for k in ("git_commit", "cpu_model")} | {"created": scores.get("created")}
+    for name, n in adopted.items():
+        summary = (scores.get("variants") or {}).get(name) or {}
+        resources[name] = {
+            "key": keys[name],
+            **{f: summary[f] for f in RESOURCE_FIELDS if summary.get(f) is not None},
+            "adopted": {"rows": n, **origin},
+        }
+        if (gen := (env.get("generator") or {}).get(name)) is not None:
+            info.setdefault(name, gen)
+        spec, key = specs[name], keys[name]
+        pending[name] = [
+            q for q in pending[name] if caches[name].get(key, q["id"], question_hash(spec, q)) is None
+        ]
+        log.info(
+            "%s: %d committed answers adopted (%s, %s)",
+            name,
+            n,
+            str(origin["git_commit"])[:12],
+            origin["cpu_model"],
+        )
+    return adopted

@@ -1,0 +1,105 @@
+"""A committed run resumes on a fresh clone: committed answers of unchanged variants are adopted, not
+answered again (bench.eval.adopt)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from test_runner import FakeStages, make_cfg, read_answers
+
+from bench.eval import adopt, runner
+from bench.eval.answers import answer_row
+from bench.eval.runstate import question_hash
+from bench.eval.variants import get_spec
+from bench.questions.load import load_questions
+from bench.reporting import report
+
+
+def _scores(run_dir: Path) -> dict:
+    return json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
+
+
+def test_an_answers_row_gives_back_the_cache_row_it_was_rendered_from(
+    tmp_path: Path, tiny_questions: Path
+) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions)
+    run_dir = runner.run(cfg, stages=FakeStages(tmp_path).stages())
+    questions = {q["id"]: q for q in load_questions(cfg)}
+    rows = read_answers(run_dir)
+    assert {r["variant"] for r in rows} >= {"base", "rag", "ft_rag", "oracle", "prior", "span_rag"}
+    for row in rows:
+        spec, q = get_spec(row["variant"]), questions[row["question_id"]]
+        again = answer_row(
+            spec, q, adopt.cache_row("k", question_hash(spec, q), row), cfg.index.k, cfg.run.ragas_metrics
+        )
+        assert again == row, row["variant"]
+
+
+def test_a_fresh_clone_adopts_the_committed_answers_and_answers_nothing(
+    tmp_path: Path, tiny_questions: Path
+) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base,rag,ft,echo")
+    run_dir = runner.run(cfg, stages=FakeStages(tmp_path).stages())
+    committed, rows = _scores(run_dir), read_answers(run_dir)
+    assert set(committed["variant_keys"]) == {"base", "rag", "ft", "echo"}
+    shutil.rmtree(run_dir / "cache")  # what a clone has: answers.jsonl and scores.json
+
+    fresh = FakeStages(tmp_path)
+    runner.run(cfg, stages=fresh.stages())
+    assert fresh.calls == [] and fresh.loaded == 0 and fresh.retriever.calls == 0
+    assert read_answers(run_dir) == rows
+    scores = _scores(run_dir)
+    for name in ("base", "rag", "ft", "echo"):
+        assert scores["variants"][name]["exact_match"] == committed["variants"][name]["exact_match"]
+        assert scores["variants"][name]["adopted"]["rows"] == 3
+        assert scores["variants"][name]["adopted"]["git_commit"] == committed["env"]["git_commit"]
+    assert scores["env"]["generator"]["base"] == committed["env"]["generator"]["base"]
+    assert scores["variant_keys"] == committed["variant_keys"]
+    meta = report.render_metadata(scores, "scores.json")
+    assert "answers adopted from the committed run" in meta
+    assert "base (3), echo (3), ft (3), rag (3) from " in meta
+    assert "adopted" not in report.render_metadata(committed, "scores.json")
+
+
+def test_only_changed_variants_are_answered_again(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base,rag,echo")
+    run_dir = runner.run(cfg, stages=FakeStages(tmp_path).stages())
+    broken = read_answers(run_dir)
+    broken[1]["error"] = "backend exploded"  # base on q2: a failed row is answered again, not adopted
+    (run_dir / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in broken), encoding="utf-8")
+    shutil.rmtree(run_dir / "cache")
+
+    fresh = FakeStages(tmp_path)
+    runner.run(cfg, stages=fresh.stages())
+    assert fresh.calls == ["base"]
+    scores = _scores(run_dir)
+    assert scores["variants"]["base"]["adopted"]["rows"] == 2  # a partly adopted variant still says so
+    assert read_answers(run_dir)[1]["error"] is None
+
+    shutil.rmtree(run_dir / "cache")
+    changed = FakeStages(tmp_path)
+    runner.run(
+        make_cfg(tmp_path, tiny_questions, "run.variants=base,rag,echo", "model.max_new_tokens=7"),
+        out_dir=run_dir,
+        stages=changed.stages(),
+    )
+    assert changed.calls == ["base"] * 6  # base and rag (the base model reading): its settings changed
+    scores = _scores(run_dir)
+    assert "adopted" not in scores["variants"]["base"] and "adopted" not in scores["variants"]["rag"]
+    assert scores["variants"]["echo"]["adopted"]["rows"] == 3  # echo's did not
+
+
+def test_a_changed_question_file_adopts_nothing(tmp_path: Path, tiny_questions: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=oracle,echo")
+    run_dir = runner.run(cfg, stages=FakeStages(tmp_path).stages())
+    shutil.rmtree(run_dir / "cache")
+    rows = [json.loads(line) for line in tiny_questions.read_text(encoding="utf-8").splitlines()]
+    rows[0]["context"] = "Berlim, na Alemanha, é a sua capital."  # same question, another gold context
+    tiny_questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    fresh = FakeStages(tmp_path)
+    runner.run(cfg, stages=fresh.stages())
+    assert fresh.calls == ["base"] * 3  # oracle (the base model) answers again
+    assert not any("adopted" in v for v in _scores(run_dir)["variants"].values())
