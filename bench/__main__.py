@@ -138,6 +138,13 @@ def _add_eval(add: _Adder) -> None:
     p = add("run", cmd_run, "run the question set through every variant; writes answers.jsonl + scores.json")
     _output(p, "run directory (default: results/runs/<run-id>)")
     p.add_argument("--shard", default=None, metavar="I/N", help="answer questions I::N only (docs/scale.md)")
+    p.add_argument(
+        "--adopt-from",
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="a committed run whose answers of unchanged variants are reused (repeatable; docs/harness.md)",
+    )
     p = add("merge", cmd_merge, "merge the shards of a sharded run into answers.jsonl + scores.json")
     p.add_argument("run_dirs", nargs="+", help="run directories holding the shard caches (cache/*.shard-*)")
     _output(p, "run directory to write (default: the first RUN_DIR)")

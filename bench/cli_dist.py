@@ -27,7 +27,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args)
     if cfg.judge.enabled and not cfg.judge.model:  # said before the run, not after it
         raise BenchError("judge.enabled needs judge.model (judge.base_url empty: served by vLLM here)")
-    run_dir = runner.run(cfg, out_dir=Path(args.output) if args.output else None, shard=shard)
+    out = Path(args.output) if args.output else None
+    run_dir = runner.run(cfg, out_dir=out, shard=shard, adopt_from=[Path(d) for d in args.adopt_from])
     if shard.sharded and not (shard.launched and shard.index == 0):
         print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from test_runner import FakeStages, make_cfg, read_answers
@@ -12,6 +13,7 @@ from test_runner import FakeStages, make_cfg, read_answers
 from bench.eval import adopt, runner
 from bench.eval.answers import answer_row
 from bench.eval.runstate import question_hash
+from bench.eval.stages import Stages
 from bench.eval.variants import get_spec
 from bench.questions.load import load_questions
 from bench.reporting import report
@@ -53,8 +55,8 @@ def test_a_fresh_clone_adopts_the_committed_answers_and_answers_nothing(
     scores = _scores(run_dir)
     for name in ("base", "rag", "ft", "echo"):
         assert scores["variants"][name]["exact_match"] == committed["variants"][name]["exact_match"]
-        assert scores["variants"][name]["adopted"]["rows"] == 3
-        assert scores["variants"][name]["adopted"]["git_commit"] == committed["env"]["git_commit"]
+        [origin] = scores["variants"][name]["adopted"]
+        assert origin["rows"] == 3 and origin["git_commit"] == committed["env"]["git_commit"]
     assert scores["env"]["generator"]["base"] == committed["env"]["generator"]["base"]
     assert scores["variant_keys"] == committed["variant_keys"]
     meta = report.render_metadata(scores, "scores.json")
@@ -75,7 +77,7 @@ def test_only_changed_variants_are_answered_again(tmp_path: Path, tiny_questions
     runner.run(cfg, stages=fresh.stages())
     assert fresh.calls == ["base"]
     scores = _scores(run_dir)
-    assert scores["variants"]["base"]["adopted"]["rows"] == 2  # a partly adopted variant still says so
+    assert [a["rows"] for a in scores["variants"]["base"]["adopted"]] == [2]  # partly adopted: still said
     assert read_answers(run_dir)[1]["error"] is None
 
     shutil.rmtree(run_dir / "cache")
@@ -88,7 +90,7 @@ def test_only_changed_variants_are_answered_again(tmp_path: Path, tiny_questions
     assert changed.calls == ["base"] * 6  # base and rag (the base model reading): its settings changed
     scores = _scores(run_dir)
     assert "adopted" not in scores["variants"]["base"] and "adopted" not in scores["variants"]["rag"]
-    assert scores["variants"]["echo"]["adopted"]["rows"] == 3  # echo's did not
+    assert [a["rows"] for a in scores["variants"]["echo"]["adopted"]] == [3]  # echo's did not
 
 
 def test_a_changed_question_file_adopts_nothing(tmp_path: Path, tiny_questions: Path) -> None:
@@ -103,3 +105,49 @@ def test_a_changed_question_file_adopts_nothing(tmp_path: Path, tiny_questions: 
     runner.run(cfg, stages=fresh.stages())
     assert fresh.calls == ["base"] * 3  # oracle (the base model) answers again
     assert not any("adopted" in v for v in _scores(run_dir)["variants"].values())
+
+
+def test_a_run_adopts_another_runs_adapter_answers_and_its_training_cost(
+    tmp_path: Path, tiny_questions: Path
+) -> None:
+    """The split of a long study: one session trains and answers the adapter variants into a run of their
+    own; a later one, on a fresh machine, answers the rest and adopts those (the adapter is never loaded)."""
+    adapter = tmp_path / "finetune-key"
+
+    def stages(fake: FakeStages) -> Stages:
+        fake.adapter = adapter
+        return replace(fake.stages(), artifact_key=lambda cfg, stage: f"{stage}-key")
+
+    adapter.mkdir()
+    (adapter / "train_metadata.json").write_text(json.dumps({"steps": 7, "tokens_per_s": 110.0}))
+    cfg = make_cfg(tmp_path, tiny_questions, "run.variants=ft")  # (an index cost needs a corpus)
+    ft_run = runner.run(cfg, tmp_path / "study-ft", stages=stages(FakeStages(tmp_path)))
+    assert _scores(ft_run)["costs"]["finetune"]["steps"] == 7
+    shutil.rmtree(ft_run / "cache")
+    shutil.rmtree(adapter)  # a fresh machine: neither the cache nor the adapter
+
+    fresh = FakeStages(tmp_path)
+    full_cfg = make_cfg(tmp_path, tiny_questions, "run.variants=base,ft,echo")
+    full = runner.run(full_cfg, tmp_path / "study", stages=stages(fresh), adopt_from=[ft_run])
+    assert fresh.calls == ["base"] * 3 and not adapter.exists()  # no adapter trained or loaded
+    scores = _scores(full)
+    assert scores["costs"]["finetune"]["steps"] == 7  # the training record the adopted answers came from
+    assert [o["run"] for o in scores["variants"]["ft"]["adopted"]] == [str(ft_run)]
+    assert "adopted" not in scores["variants"]["base"]
+    by_variant = {(r["variant"], r["question_id"]): r["answer"] for r in read_answers(full)}
+    assert all(
+        by_variant[("ft", r["question_id"])] == r["answer"]
+        for r in read_answers(ft_run)
+        if r["variant"] == "ft"
+    )
+
+    shutil.rmtree(full / "cache")  # the full run, committed and cloned again: it adopts from itself
+    again = FakeStages(tmp_path)
+    runner.run(full_cfg, full, stages=stages(again))
+    assert again.calls == [] and again.loaded == 0
+    scores = _scores(full)
+    assert [o["run"] for o in scores["variants"]["ft"]["adopted"]] == [
+        str(ft_run)
+    ]  # where they were answered
+    assert [o["run"] for o in scores["variants"]["base"]["adopted"]] == [str(full)]
+    assert scores["costs"]["finetune"]["steps"] == 7

@@ -89,7 +89,7 @@ def _adopt_rows(
 
 def committed(
     cfg: Config,
-    run_dir: Path,
+    sources: list[Path],
     specs: dict[str, VariantSpec],
     keys: dict[str, str],
     pending: dict[str, list[dict[str, Any]]],
@@ -97,36 +97,70 @@ def committed(
     resources: dict[str, Any],
     info: dict[str, Any],
 ) -> dict[str, int]:
-    """Write the committed answers of the pending questions of every unchanged variant into ``caches``, the
-    committed resources into ``resources`` and generator records into ``info``; returns the rows adopted
-    per variant and drops them from ``pending``."""
+    """Write the committed answers (run directories ``sources``, in order) of the pending questions of every
+    unchanged variant into ``caches``, the committed resources into ``resources`` and generator records into
+    ``info``; returns the rows adopted per variant and drops them from ``pending``."""
+    total: dict[str, int] = {}
+    for source in sources:
+        scores = _scores(source)
+        names = _matching(cfg, scores, keys, pending) if scores else []
+        by_id = {n: {str(q["id"]): q for q in pending[n]} for n in names}
+        adopted = _adopt_rows(source / "answers.jsonl", specs, keys, by_id, caches) if names else {}
+        env = scores.get("env") or {}
+        origin = {"run": str(source), "git_commit": env.get("git_commit"), "cpu_model": env.get("cpu_model")}
+        for name, n in adopted.items():
+            summary = (scores.get("variants") or {}).get(name) or {}
+            before = resources.get(name) or {}
+            resources[name] = {
+                "key": keys[name],
+                **{f: summary[f] for f in RESOURCE_FIELDS if summary.get(f) is not None},
+                "adopted": [*(before.get("adopted") or []), *_origins(summary, origin, scores, n)],
+            }
+            if (gen := (env.get("generator") or {}).get(name)) is not None:
+                info.setdefault(name, gen)
+            spec, key = specs[name], keys[name]
+            pending[name] = [
+                q for q in pending[name] if caches[name].get(key, q["id"], question_hash(spec, q)) is None
+            ]
+            total[name] = total.get(name, 0) + n
+            log.info(
+                "%s: %d committed answers adopted from %s (%s, %s)",
+                name,
+                n,
+                source,
+                str(origin["git_commit"])[:12],
+                origin["cpu_model"],
+            )
+    return total
+
+
+def _origins(summary: dict[str, Any], origin: dict[str, Any], scores: dict[str, Any], n: int) -> list[Any]:
+    """Where ``n`` rows adopted from a run were answered: the origins it had adopted them from itself, and
+    the run for the rest."""
+    earlier = [dict(o) for o in summary.get("adopted") or [] if isinstance(o, dict)]
+    own = n - sum(int(o.get("rows") or 0) for o in earlier)
+    return [*earlier, *([{**origin, "created": scores.get("created"), "rows": own}] if own > 0 else [])]
+
+
+def _scores(run_dir: Path) -> dict[str, Any]:
+    """A committed run's scores.json, or {} when the directory holds no finished run."""
     path = run_dir / "scores.json"
     if not (path.exists() and (run_dir / "answers.jsonl").exists()):
         return {}
     scores = read_json(path)
-    names = _matching(cfg, scores, keys, pending)
-    by_id = {n: {str(q["id"]): q for q in pending[n]} for n in names}
-    adopted = _adopt_rows(run_dir / "answers.jsonl", specs, keys, by_id, caches) if names else {}
-    env = scores.get("env") or {}
-    origin = {k: env.get(k) for k in ("git_commit", "cpu_model")} | {"created": scores.get("created")}
-    for name, n in adopted.items():
-        summary = (scores.get("variants") or {}).get(name) or {}
-        resources[name] = {
-            "key": keys[name],
-            **{f: summary[f] for f in RESOURCE_FIELDS if summary.get(f) is not None},
-            "adopted": {"rows": n, **origin},
-        }
-        if (gen := (env.get("generator") or {}).get(name)) is not None:
-            info.setdefault(name, gen)
-        spec, key = specs[name], keys[name]
-        pending[name] = [
-            q for q in pending[name] if caches[name].get(key, q["id"], question_hash(spec, q)) is None
-        ]
-        log.info(
-            "%s: %d committed answers adopted (%s, %s)",
-            name,
-            n,
-            str(origin["git_commit"])[:12],
-            origin["cpu_model"],
-        )
-    return adopted
+    return scores if isinstance(scores, dict) else {}
+
+
+def carry_costs(costs: dict[str, Any], artifacts: dict[str, str], sources: list[Path]) -> dict[str, Any]:
+    """The build cost of an artifact this machine did not build (its answers were adopted, so the index or
+    adapter was never opened here), from the first committed run that records it under the same key."""
+    out = dict(costs)
+    for stage, key in artifacts.items():
+        if out.get(stage):
+            continue
+        for source in sources:
+            got = (_scores(source).get("costs") or {}).get(stage)
+            if isinstance(got, dict) and got.get("key") == key:
+                out[stage] = got
+                break
+    return out

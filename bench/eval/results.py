@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config, config_hash
+from bench.eval import adopt
 from bench.eval.answers import answer_row, build_scores
 from bench.eval.runstate import AnswerCache, datasets_info, environment, keep_created, question_hash
 from bench.eval.stages import Stages, build_costs_record, upstream_keys
@@ -52,13 +53,16 @@ def write_results(
     generator_info: dict[str, Any],
     dataset: tuple[int, dict[str, int]],
     keys: dict[str, str],
+    sources: list[Path] | None = None,
 ) -> None:
     """``answers.jsonl`` then ``scores.json`` (dataset: the number of questions and their load stats; keys:
-    each variant's key, recorded so a fresh clone can resume the committed run: bench.eval.adopt)."""
+    each variant's key, recorded so a fresh clone can resume the committed run: bench.eval.adopt; sources: the
+    committed runs answers were adopted from, whose build costs stand in for an artifact not built here)."""
     write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
     scores = build_scores(cfg, rows_by_variant, resources)
     scores["costs"] = build_costs_record(cfg, stages, specs)
     scores["artifacts"] = upstream_keys(cfg, stages, specs)
+    scores["costs"] = adopt.carry_costs(scores["costs"], scores["artifacts"], sources or [run_dir])
     probe = (scores["costs"].get("finetune") or {}).get("probe") or {}
     if "ft" in scores["variants"] and probe:  # the injection probe belongs to the closed-book FT variant
         scores["variants"]["ft"].update(

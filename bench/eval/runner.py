@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,19 @@ def latency_probe(variant: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | 
 
 
 def run(
-    cfg: Config, out_dir: Path | None = None, *, stages: Stages | None = None, shard: Shard | None = None
+    cfg: Config,
+    out_dir: Path | None = None,
+    *,
+    stages: Stages | None = None,
+    shard: Shard | None = None,
+    adopt_from: Sequence[Path] = (),
 ) -> Path:
     """Run ``cfg.run.variants`` over the configured questions; returns the run directory.
 
     ``shard`` (default: the launcher's RANK/WORLD_SIZE, else the whole list): answer only the questions
     ``i::n`` into this shard's cache (bench.eval.shards). Under a launcher every rank then meets at a barrier
-    and rank 0 merges; with an explicit ``--shard`` ``bench merge`` does.
+    and rank 0 merges; with an explicit ``--shard`` ``bench merge`` does. ``adopt_from``: committed runs
+    whose answers of unchanged variants are reused after this run's own (bench.eval.adopt).
     """
     stages = stages or default_stages()
     shard = shard or shard_from_env()
@@ -135,14 +142,15 @@ def run(
         cfg, stages, specs, questions = longform.prepare(cfg, stages, specs, questions)
     run_dir = Path(out_dir) if out_dir is not None else cfg.results_path / "runs" / run_id(cfg)
     with RunLock(run_dir, name="lock" + shard.suffix):
-        keys = _answer(cfg, stages, specs, questions, run_dir, shard)
+        sources = [run_dir, *(Path(d) for d in adopt_from)]
+        keys = _answer(cfg, stages, specs, questions, sources, shard)
         if not shard.sharded:
             rows = answer_rows(cfg, specs, questions, _caches(run_dir, specs, shard), keys)
             resources = _read(run_dir / "cache" / "resources.json")
             resources = {n: r for n, r in resources.items() if r.get("key") == keys.get(n)}
             info = _read(run_dir / "cache" / "generator_info.json")
             dataset = (len(questions), question_stats)
-            write_results(cfg, stages, specs, rows, run_dir, resources, info, dataset, keys)
+            write_results(cfg, stages, specs, rows, run_dir, resources, info, dataset, keys, sources)
             return run_dir
     if shard.launched:
         barrier("bench run")  # every rank has answered its share
@@ -184,10 +192,12 @@ def _answer(
     stages: Stages,
     specs: dict[str, VariantSpec],
     all_questions: list[dict[str, Any]],
-    run_dir: Path,
+    sources: list[Path],
     shard: Shard,
 ) -> dict[str, str]:
-    """Answer this shard's pending (variant, question) pairs into its cache; returns the variant keys."""
+    """Answer this shard's pending (variant, question) pairs into its cache (in the run directory,
+    ``sources[0]``; the answers committed in ``sources`` adopted first); returns the variant keys."""
+    run_dir = sources[0]
     cache_dir = run_dir / "cache"
     questions = shard.select(all_questions)
     where = f" (shard {shard}: {len(questions)} of {len(all_questions)})" if shard.sharded else ""
@@ -215,7 +225,7 @@ def _answer(
     resources: dict[str, Any] = _read(stats_path)
     if not shard.sharded:  # a shard's cache is its own; the merged run is what scores.json keys
         info = _read(info_path)
-        if adopt.committed(cfg, run_dir, specs, keys, pending, caches, resources, info):
+        if adopt.committed(cfg, sources, specs, keys, pending, caches, resources, info):
             atomic_write_json(stats_path, resources)
             atomic_write_json(info_path, info)
     todo = [name for name in specs if pending[name]]

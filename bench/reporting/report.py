@@ -137,7 +137,7 @@ def adopted_label(scores: dict[str, Any]) -> str | None:
     were decoded, and their latency and memory measured, on that run's commit and machine."""
     groups: dict[tuple[str, str], list[str]] = {}
     for name, summary in (scores.get("variants") or {}).items():
-        if isinstance(got := summary.get("adopted"), dict):
+        for got in summary.get("adopted") or []:
             origin = (str(got.get("git_commit") or DASH)[:12], str(got.get("cpu_model") or DASH))
             groups.setdefault(origin, []).append(f"{name} ({got.get('rows')})")
     return "; ".join(f"{', '.join(v)} from {c} on {cpu}" for (c, cpu), v in groups.items()) or None
