@@ -68,8 +68,8 @@ def test_a_hung_worker_fails_at_its_deadline() -> None:
 def test_limited_multi_worker_ingest_in_a_loop(tmp_path: Path) -> None:
     """The deadlock of issue 32: stop at `limit` with batches in flight, 2 workers, 30 times (the
     multiprocessing.Pool version hung at its 11th run of this loop here, ~0.2 s per run before). A hang never
-    ends, so the loop's deadline is generous: the whole test took 4 s on a quiet machine and over 60 s beside a
-    training job on 2 cores, which is contention, not a deadlock."""
+    ends, so the loop's deadline is generous: the whole test took 4 s on a quiet machine and over 60 s
+    beside a training job on 2 cores, which is contention, not a deadlock."""
     dump = _dump(tmp_path / "d.xml")
     ms_dump, _index = build(dump, tmp_path / "ms", pages_per_stream=20)
     full = ingest(dump, tmp_path / "full.jsonl")
