@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
+from bench.eval.answers import RESOURCE_FIELDS
 from bench.eval.runstate import AnswerCache, question_hash
 from bench.eval.variants import VariantSpec
 from bench.io import iter_jsonl, read_json
 
 log = logging.getLogger(__name__)
-
-# What a variant summary records from the process that answered it (bench.eval.answers.build_scores).
-RESOURCE_FIELDS = ("peak_rss_mb", "peak_vram_mb", "throughput", "single_latency_ms", "engine_peak_rss_mb")
 
 
 def cache_row(key: str, qhash: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,13 @@ def answer_row(
     }
 
 
+# What a variant's summary records from the process that answered it (resources.json): the peaks always,
+# the figures measured apart (runner) when there are any.
+PEAKS = ("peak_rss_mb", "peak_vram_mb")
+MEASURED_APART = ("throughput", "single_latency_ms", "engine_peak_rss_mb")
+RESOURCE_FIELDS = (*PEAKS, *MEASURED_APART)
+
+
 def build_scores(
     cfg: Config, rows_by_variant: dict[str, list[dict[str, Any]]], resources: dict[str, Any]
 ) -> dict[str, Any]:
@@ -79,9 +86,9 @@ def build_scores(
     variants_out = {}
     for name, rows in rows_by_variant.items():
         summary = scoring.summarize_variant(rows, n_boot=n_boot, seed=seed)
-        summary["peak_rss_mb"] = (resources.get(name) or {}).get("peak_rss_mb")
-        summary["peak_vram_mb"] = (resources.get(name) or {}).get("peak_vram_mb")
-        for key in ("throughput", "single_latency_ms", "engine_peak_rss_mb", "adopted"):  # runner, eval.adopt
+        for key in PEAKS:
+            summary[key] = (resources.get(name) or {}).get(key)
+        for key in (*MEASURED_APART, "adopted"):  # runner, eval.adopt
             if (value := (resources.get(name) or {}).get(key)) is not None:
                 summary[key] = value
         variants_out[name] = summary
