@@ -284,3 +284,21 @@ def test_the_study_profile_trains_the_committed_choice() -> None:
     study = config_to_dict(load_config("study"))
     assert dose_study.mismatch(study["finetune"], chosen["finetune"]) == {}
     assert study["seed"] == chosen["seed"]
+
+
+def test_the_defaults_are_the_committed_choice_at_a_smaller_budget() -> None:
+    """The dataclass defaults (`make bench`) train the point the committed dose sweep chose, at a smaller
+    budget (docs/finetune.md "The defaults"): every other setting that shapes the adapter is the chosen
+    one."""
+    from bench.config import Config, config_to_dict
+    from bench.eval import dose_study
+    from bench.io import read_json
+
+    doc = read_json(Path(__file__).resolve().parents[1] / "results" / dose_report.SWEEP / dose_report.DOSE)
+    plan = dose.make_plan(doc["profile"], list(doc.get("overrides") or []), "ft-dose")
+    chosen = config_to_dict(
+        dose.train_config(plan, doc["chosen"]["arm"], doc["chosen"]["budget"], snapshots=False)
+    )
+    defaults = config_to_dict(Config())["finetune"]
+    assert dose_study.mismatch({**defaults, "epochs": chosen["finetune"]["epochs"]}, chosen["finetune"]) == {}
+    assert 0 < defaults["epochs"] < chosen["finetune"]["epochs"]

@@ -307,7 +307,9 @@ def test_exposure_order_makes_a_fraction_of_a_pass_whole_exposures_per_page() ->
 
     pages = [{"title": f"P{p}", "text": f"P{p} t{i}", "part": "page"} for p in range(6) for i in range(4)]
     qa = [{"prompt": f"q{i}", "completion": "a", "part": "qa"} for i in range(8)]
-    ft = dataclasses.replace(FinetuneConfig(), order="exposure", views=("a", "b", "c", "d"), page_chunks=1)
+    ft = dataclasses.replace(
+        FinetuneConfig(), recipe="mixed", order="exposure", views=("a", "b", "c", "d"), page_chunks=1
+    )
     assert recipes.records_per_page(ft) == 4
     full = recipes.schedule("mixed", pages, qa, dataclasses.replace(ft, epochs=2.0), seed=3)
     for e in (1, 2, 3, 5):
