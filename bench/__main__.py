@@ -145,6 +145,16 @@ def _add_eval(add: _Adder) -> None:
         metavar="RUN_DIR",
         help="a committed run whose answers of unchanged variants are reused (repeatable; docs/harness.md)",
     )
+    p.add_argument(
+        "--longform-pages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then the run's long-form twin (run.longform_pages = N) on the same engines (docs/harness.md)",
+    )
+    p.add_argument(
+        "--longform-output", default=None, help="the twin's run directory (default: OUTPUT-longform)"
+    )
     p = add("merge", cmd_merge, "merge the shards of a sharded run into answers.jsonl + scores.json")
     p.add_argument("run_dirs", nargs="+", help="run directories holding the shard caches (cache/*.shard-*)")
     _output(p, "run directory to write (default: the first RUN_DIR)")

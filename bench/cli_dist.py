@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 from bench.cli import cli_overrides, load_cli_config
-from bench.config import BenchError, load_config
+from bench.config import BenchError, Config, load_config
 
 log = logging.getLogger("bench")
 
@@ -20,7 +22,6 @@ log = logging.getLogger("bench")
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.dist import bind_local_device, pick_shard
     from bench.eval import runner
-    from bench.tracking.track import track_run
 
     shard = pick_shard(getattr(args, "shard", None))
     bind_local_device()
@@ -28,17 +29,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg.judge.enabled and not cfg.judge.model:  # said before the run, not after it
         raise BenchError("judge.enabled needs judge.model (judge.base_url empty: served by vLLM here)")
     out = Path(args.output) if args.output else None
-    run_dir = runner.run(cfg, out_dir=out, shard=shard, adopt_from=[Path(d) for d in args.adopt_from])
-    if shard.sharded and not (shard.launched and shard.index == 0):
-        print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
-    else:
-        track_run(cfg, run_dir)  # MLflow (tracking.*): once per content, a cached rerun logs nothing
-        print(f"results: {run_dir}")
-        if cfg.judge.enabled:  # LLM-judged metrics beside the run's own (off by default; bench/eval/judge.py)
-            from bench.eval.judge import judge_run
-
-            judge_run(cfg, run_dir)
+    pages = int(getattr(args, "longform_pages", 0) or 0)
+    if pages and (shard.sharded or cfg.run.longform_pages):
+        raise BenchError("--longform-pages: not with --shard or a run that is long-form already")
+    with _engines_kept(cfg, pages):
+        run_dir = runner.run(cfg, out_dir=out, shard=shard, adopt_from=[Path(d) for d in args.adopt_from])
+        if shard.sharded and not (shard.launched and shard.index == 0):
+            print(f"shard {shard}: {run_dir}/cache (merge: python -m bench merge {run_dir})")
+            return 0
+        _finish(cfg, run_dir)
+        if pages:  # the long-form twin (bench/eval/longform.py), on the same engines
+            twin = replace(cfg, run=replace(cfg.run, longform_pages=pages))
+            twin_dir = Path(args.longform_output or f"{run_dir}-longform")
+            _finish(twin, runner.run(twin, out_dir=twin_dir, adopt_from=[Path(d) for d in args.adopt_from]))
     return 0
+
+
+def _engines_kept(cfg: Config, longform_pages: int) -> AbstractContextManager[None]:
+    """vLLM engines kept for the long-form twin (a second start costs 30-60 s on 2 CPU cores)."""
+    if not longform_pages or cfg.model.backend != "vllm":
+        return nullcontext()
+    from bench.generation.vllm_backend import kept_engines
+
+    return kept_engines()
+
+
+def _finish(cfg: Config, run_dir: Path) -> None:
+    from bench.tracking.track import track_run
+
+    track_run(cfg, run_dir)  # MLflow (tracking.*): once per content, a cached rerun logs nothing
+    print(f"results: {run_dir}")
+    if cfg.judge.enabled:  # LLM-judged metrics beside the run's own (off by default; bench/eval/judge.py)
+        from bench.eval.judge import judge_run
+
+        judge_run(cfg, run_dir)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -210,3 +210,26 @@ def test_train_ab_renders_speedup_and_loss_gap() -> None:
     body = limits_tables.render_train_ab(doc)
     assert "| before | `finetune.length_window=0` | 90.0 | 4.40 | 2.9000 |" in body
     assert "**1.22×** tokens/s" in body and "differ by 0.34 %" in body
+
+
+def test_prefill_floor_counts_only_the_tokens_past_the_shared_prefix() -> None:
+    """The run stage's floor (bench.perf.breakdown.prefill_floor): each variant's questions x (prompt -
+    shared prefix) tokens at the measured prefill rate, rendered under the breakdown with its CPU."""
+    from bench.perf.breakdown import prefill_floor
+
+    prompts = {
+        "rag": {"total": 834.0, "shared_prefix": 434.0},
+        "base": {"total": 198.0, "shared_prefix": 182.0},
+    }
+    variants = {"rag": {"n": 200}, "base": {"n": 200}}
+    lim = {"cpu_model": "AMD EPYC", "stages": {"generation": {"prefill_tokens_per_s": 500.0}},
+           "fractions": {"prefill": {"fraction": 0.91}}}  # fmt: skip
+    floor = prefill_floor(prompts, variants, lim)
+    assert floor is not None
+    assert floor["variants"]["rag"] == {"questions": 200, "tokens": 80000, "seconds": 160.0}
+    assert floor["variants"]["base"]["tokens"] == 3200 and floor["total_s"] == 166.4
+    assert prefill_floor(prompts, variants, {"stages": {}}) is None  # no measured rate: no floor
+    doc = {"run": "r", "stages": {"stages_s": {"run": 700}}, "prefill_floor": floor}
+    body = limits_tables.render_time_breakdown(doc)
+    assert "AMD EPYC's measured prefill rate (500 tokens/s, 91 %" in body
+    assert "rag 160 s" in body and "166 s of the run stage's 700 s" in body

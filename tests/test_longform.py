@@ -89,3 +89,30 @@ def test_longform_needs_a_model_variant(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, "run.longform_pages=2", "run.variants=echo,prior")
     with pytest.raises(BenchError, match="no model variant"):
         runner.run(cfg, stages=FakeStages(tmp_path).stages())
+
+
+def test_run_with_longform_pages_answers_the_twin_next_on_kept_engines(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`bench run --longform-pages N`: the fact run, then its long-form twin (run.longform_pages = N) into
+    OUTPUT-longform, both inside one kept_engines block (one engine start each for base and FT weights)."""
+    from bench import __main__ as cli
+    from bench.generation import vllm_backend
+
+    calls: list[tuple[int, Path, bool]] = []
+
+    def fake_run(cfg: Config, out_dir: Path | None = None, **_: Any) -> Path:
+        assert out_dir is not None
+        calls.append((cfg.run.longform_pages, out_dir, vllm_backend._KEPT is not None))
+        return out_dir
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.setattr("bench.tracking.track.track_run", lambda cfg, run_dir: None)
+    out = tmp_path / "runs" / "default"
+    argv = ["run", "--profile", "default", "--set", f"results_dir={tmp_path}", "--output", str(out)]
+    assert cli.main([*argv, "--longform-pages", "3"]) == 0
+    assert calls == [(0, out, True), (3, tmp_path / "runs" / "default-longform", True)]
+    assert vllm_backend._KEPT is None  # the block ended: every engine stopped
+    calls.clear()
+    assert cli.main(argv) == 0
+    assert calls == [(0, out, False)]

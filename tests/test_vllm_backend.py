@@ -257,3 +257,47 @@ def test_backend_run_block_renders_each_backend_speedup_and_identical_share() ->
     assert "| GPU (`vllm`, CUDA) | not measured yet |" in text
     assert "**2.50×**" in text and "base 0.80, rag 0.97, oracle 1.00" in text
     assert "*contended?*" in text  # no machine record: the block says so
+
+
+def test_kept_engines_serve_the_long_form_twin_without_a_second_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Inside kept_engines a run's engines outlive its generators and the next run's generators on the same
+    weights and engine settings reuse them (other reader settings are per request); all stop at the end."""
+    from bench.generation import models
+    from bench.generation import vllm_backend as vb
+
+    events: list[tuple[str, str]] = []
+
+    class FakeServer:
+        def __init__(self, cfg: Config, spec: EngineSpec, log_dir: Path, engines: int = 1) -> None:
+            self.spec, self.base_url, self.kv_gib, self.start_s = spec, "http://127.0.0.1:1", 1.0, 1.0
+
+        def start(self) -> None:
+            events.append(("start", self.spec.served_name))
+
+        def stop(self) -> None:
+            events.append(("stop", self.spec.served_name))
+
+    monkeypatch.setattr(vb, "VllmServer", FakeServer)
+    monkeypatch.setattr(models, "ensure_hf_model", lambda cfg: tmp_path)
+    cfg = Config(model=ModelConfig(backend="vllm"), results_dir=str(tmp_path))
+    twin = replace(cfg, model=replace(cfg.model, reader="longform", max_new_tokens=96, stop_at_newline=False))
+    name = cfg.model.name
+    with vb.kept_engines():
+        for c in (cfg, twin):
+            gen = vb.vllm_generators(c, None)["base"]
+            gen.engine.ensure()  # type: ignore[attr-defined]
+            gen.close()
+        assert events == [("start", name)]
+        other = replace(cfg, vllm=replace(cfg.vllm, kv_cache_gib=3.0))  # another engine command line
+        gen = vb.vllm_generators(other, None)["base"]
+        gen.engine.ensure()  # type: ignore[attr-defined]
+        gen.close()
+        assert events == [("start", name), ("start", name)]
+    assert events[2:] == [("stop", name), ("stop", name)]
+    events.clear()
+    gen = vb.vllm_generators(cfg, None)["base"]  # outside the block: stopped when its last user closes
+    gen.engine.ensure()  # type: ignore[attr-defined]
+    gen.close()
+    assert events == [("start", name), ("stop", name)]

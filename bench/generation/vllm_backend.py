@@ -15,11 +15,12 @@ merged into a copy of the weights once (peft ``merge_and_unload``; cached under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections.abc import Generator as Gen
 from dataclasses import replace
 from pathlib import Path
@@ -85,10 +86,11 @@ def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
 
 
 class _Engine:
-    """A lazily started server shared by the generators that use it; stopped when the last one closes."""
+    """A lazily started server shared by the generators that use it; stopped when the last one closes
+    (a kept engine: when its :func:`kept_engines` block ends)."""
 
-    def __init__(self, server: VllmServer) -> None:
-        self.server, self.users, self.started = server, 0, False
+    def __init__(self, server: VllmServer, kept: bool = False) -> None:
+        self.server, self.users, self.started, self.kept = server, 0, False, kept
 
     def ensure(self) -> str:
         if not self.started:
@@ -98,8 +100,36 @@ class _Engine:
 
     def release(self) -> None:
         self.users -= 1
-        if self.users <= 0:
+        if self.users <= 0 and not self.kept:
             self.server.stop()
+
+
+_KEPT: dict[str, _Engine] | None = None
+
+
+@contextlib.contextmanager
+def kept_engines() -> Iterator[None]:
+    """Inside the block an engine outlives its generators, and a later generator on the same weights and
+    engine settings reuses it instead of starting another (``bench run --longform-pages``: the long-form twin
+    answers on the fact run's engines); every engine started inside stops when the block ends."""
+    global _KEPT
+    outer, _KEPT = _KEPT, {}
+    try:
+        yield
+    finally:
+        kept, _KEPT = _KEPT, outer
+        for engine in kept.values():
+            engine.server.stop()
+
+
+def _engine(cfg: Config, spec: EngineSpec, log_dir: Path, engines: int = 1) -> _Engine:
+    """A new engine, or inside :func:`kept_engines` the kept one started with the same command line."""
+    if _KEPT is None:
+        return _Engine(VllmServer(cfg, spec, log_dir, engines))
+    key = repr((spec, engines, cfg.vllm, cfg.model.dtype, cfg.device, cfg.seed))
+    if key not in _KEPT:
+        _KEPT[key] = _Engine(VllmServer(cfg, spec, log_dir, engines), kept=True)
+    return _KEPT[key]
 
 
 class VllmGenerator:
@@ -205,19 +235,19 @@ def vllm_generators(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
     name = cfg.model.name
     gens: dict[str, Generator] = {}
     if adapter is None:
-        engine = _Engine(VllmServer(cfg, EngineSpec(base_dir, name, gpus=_gpus(cfg)), log_dir))
+        engine = _engine(cfg, EngineSpec(base_dir, name, gpus=_gpus(cfg)), log_dir)
         return {"base": VllmGenerator(cfg, engine, name, adapter=None, mode="none")}
     adapter = Path(adapter)
     if cfg.device.startswith("cuda") or cfg.vllm.lora_on_cpu:
         spec = EngineSpec(base_dir, name, {"ft": adapter}, _lora_rank(adapter), _gpus(cfg))
-        engine = _Engine(VllmServer(cfg, spec, log_dir))
+        engine = _engine(cfg, spec, log_dir)
         gens["base"] = VllmGenerator(cfg, engine, name, adapter=None, mode="none")
         gens["ft"] = VllmGenerator(cfg, engine, "ft", adapter=adapter, mode="lora")
         return gens
     merged = merge_adapter(base_dir, adapter, merged_dir(cfg, base_dir, adapter))
-    base_engine = _Engine(VllmServer(cfg, EngineSpec(base_dir, name), log_dir, engines=2))
+    base_engine = _engine(cfg, EngineSpec(base_dir, name), log_dir, engines=2)
     ft_spec = EngineSpec(merged, f"{name}+ft")
-    ft_engine = _Engine(VllmServer(cfg, ft_spec, log_dir, engines=2))
+    ft_engine = _engine(cfg, ft_spec, log_dir, engines=2)
     gens["base"] = VllmGenerator(cfg, base_engine, name, adapter=None, mode="none")
     gens["ft"] = VllmGenerator(cfg, ft_engine, ft_spec.served_name, adapter=adapter, mode="merged")
     return gens

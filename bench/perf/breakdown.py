@@ -225,3 +225,28 @@ def stage_accounting(run_dir: Path) -> dict[str, Any]:
         },
         "variants": variants,
     }
+
+
+def prefill_floor(
+    prompts: dict[str, dict[str, float]], variants: dict[str, dict[str, float]], limits_doc: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The fewest seconds the run's prompts take at this CPU's measured prefill rate (``limits_doc``: a
+    ``bench.perf limits`` record): per variant, its questions x (mean prompt - mean prefix shared with the
+    previous prompt, which the prefix cache skips) tokens; decoding and engine starts come on top."""
+    rate = ((limits_doc.get("stages") or {}).get("generation") or {}).get("prefill_tokens_per_s")
+    if not rate:
+        return None
+    out = {}
+    for name, p in sorted(prompts.items()):
+        n = (variants.get(name) or {}).get("n") or 0
+        tokens = n * max(0.0, float(p.get("total") or 0) - float(p.get("shared_prefix") or 0))
+        out[name] = {"questions": n, "tokens": round(tokens), "seconds": round(tokens / rate, 1)}
+    return {
+        "cpu_model": limits_doc.get("cpu_model"),
+        "prefill_tokens_per_s": rate,
+        "prefill_fraction_of_peak": ((limits_doc.get("fractions") or {}).get("prefill") or {}).get(
+            "fraction"
+        ),
+        "variants": out,
+        "total_s": round(sum(v["seconds"] for v in out.values()), 1),
+    }

@@ -4,6 +4,7 @@ committed default run's time went)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -114,6 +115,12 @@ def time_breakdown(cfg: Config, run_dir: Path, probe: bool = True) -> dict[str, 
         if probe:
             doc["probe_before"] = breakdown.probe_cost(cfg)
     doc["machine"] = mp.record()
+    if limits_path().exists():  # this CPU's measured prefill rate: the floor under the run's prompts
+        lim = json.loads(limits_path().read_text(encoding="utf-8"))
+        floor = breakdown.prefill_floor(doc["prompts"], doc["stages"]["variants"], lim)
+        if floor is not None and floor["cpu_model"] != doc["stages"]["cpu_model"]:
+            floor["note"] = "measured on another CPU than the run's"
+        doc["prefill_floor"] = floor
     return doc
 
 

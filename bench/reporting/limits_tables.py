@@ -179,7 +179,24 @@ def render_time_breakdown(doc: dict[str, Any]) -> str:
             "",
             table(head, _prompt_rows(prompts)),
         ]
+    if floor := doc.get("prefill_floor"):
+        out.append(_floor_line(floor, (doc.get("stages") or {}).get("stages_s") or {}))
     return "\n".join(out) + "\n"
+
+
+def _floor_line(floor: dict[str, Any], stages: dict[str, Any]) -> str:
+    """The run stage's floor: its prompts at this CPU's measured prefill rate."""
+    parts = ", ".join(
+        f"{v} {fmt_num(f.get('seconds'), 0)} s" for v, f in (floor.get("variants") or {}).items()
+    )
+    note = f" ({floor['note']})" if floor.get("note") else ""
+    rate, share = fmt_num(floor.get("prefill_tokens_per_s"), 0), _pct(floor.get("prefill_fraction_of_peak"))
+    return (
+        f"\nThe prompts alone, at {floor.get('cpu_model')}'s measured prefill rate "
+        f"({rate} tokens/s, {share} of its bf16 matmul peak){note}, each question's tokens past the prefix "
+        f"it shares with the previous prompt: {parts}; {fmt_num(floor.get('total_s'), 0)} s of the run "
+        f"stage's {fmt_num(stages.get('run'), 0)} s, before any decoding or engine start."
+    )
 
 
 def render_train_ab(doc: dict[str, Any]) -> str:
@@ -198,3 +215,30 @@ def render_train_ab(doc: dict[str, Any]) -> str:
         + f"\nAfter over before: **{fmt_num(doc.get('speedup'), 2)}×** tokens/s; mean losses differ by "
         f"{_pct(gap) if isinstance(gap, float) and gap >= 0.01 else f'{100 * (gap or 0):.2f} %'}.\n"
     )
+
+
+MAKE_BENCH_GLOB = "make-bench-*.json"
+
+
+def _machine_note(doc: dict[str, Any]) -> str:
+    m = doc.get("machine") or {}
+    if "load_average_start" not in m:  # a timing written before make_bench.json kept the machine record
+        return f"{m.get('cpu_model') or 'unknown CPU'}, {m.get('cores', '?')} cores; contention not recorded"
+    return machine_line(m)
+
+
+def render_make_bench(docs: list[dict[str, Any]]) -> str:
+    """`make bench`'s stage wall times, one column per machine kind (``results/perf/make-bench-<cpu>.json``),
+    each with its commit and machine record under the table."""
+    from bench.reporting.run_tables import stage_order
+
+    stages = stage_order(docs)
+    head = ["stage", *(str((d.get("machine") or {}).get("cpu_model") or DASH) for d in docs)]
+    rows = [[s, *(fmt_num((d.get("stages_s") or {}).get(s), 0) for d in docs)] for s in stages]
+    rows.append(["**total**", *(fmt_num(d.get("total_s"), 0) for d in docs)])
+    notes = [
+        f"- {head[i + 1]}: commit `{str(d.get('git_commit') or DASH)[:12]}`, {d.get('finished', DASH)}; "
+        f"run: {d.get('run') or 'fact answers; the long-form twin a stage of its own'}; {_machine_note(d)}."
+        for i, d in enumerate(docs)
+    ]
+    return "\n".join([table(head, rows).rstrip(), "", *notes]) + "\n"

@@ -71,6 +71,15 @@ def _limits(details: bool) -> Callable[[Path], tuple[Path, str] | None]:
     return load
 
 
+def _make_bench(perf_dir: Path) -> tuple[Path, str] | None:
+    files = sorted(perf_dir.glob(limits_tables.MAKE_BENCH_GLOB))
+    if not files:
+        return None
+    return perf_dir / limits_tables.MAKE_BENCH_GLOB, limits_tables.render_make_bench(
+        [read_json(f) for f in files]
+    )
+
+
 def _ft(summary: bool) -> Callable[[Path], tuple[Path, str] | None]:
     def load(perf_dir: Path) -> tuple[Path, str] | None:
         from bench.reporting import ft_verdict
@@ -136,6 +145,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
         "time-breakdown.json", limits_tables.render_time_breakdown
     ),  # bench.perf breakdown
     "train-ab": _one("train-ab.json", limits_tables.render_train_ab),  # python -m bench.perf train-ab
+    "make-bench": _make_bench,  # bench.perf.make_bench: one results/perf/make-bench-<cpu>.json per CPU
 }
 
 
@@ -211,7 +221,12 @@ def _run_bodies(
     bodies: list[tuple[str, Path, str | None]] = [("results", run / "scores.json", None)]
     timing = Path(timing_run or run) / "make_bench.json"
     if timing.exists():
-        bodies.append(("timing", timing, render_timing(read_json(timing))))
+        env = (
+            read_json(timing.parent / "scores.json").get("env")
+            if (timing.parent / "scores.json").exists()
+            else None
+        )
+        bodies.append(("timing", timing, render_timing(read_json(timing), env)))
     if reader_before:  # BEFORE_DIR or BEFORE_DIR=AFTER_DIR (after: the README's run unless named)
         before_dir, _, after_dir = reader_before.partition("=")
         before = Path(before_dir) / "scores.json"

@@ -42,11 +42,26 @@ def render_reader_change(before: dict[str, Any], after: dict[str, Any]) -> str:
     return table(header, rows)
 
 
-def render_timing(timing: dict[str, Any]) -> str:
-    """``make bench`` wall time per stage, from the ``make_bench.json`` the Makefile writes."""
+STAGE_ORDER = ("install", "ingest", "index", "finetune", "run", "longform")
+
+
+def stage_order(timings: list[dict[str, Any]]) -> list[str]:
+    """The stages of ``make_bench.json`` files in pipeline order (the JSON's keys are sorted), others last."""
+    names = {str(s) for t in timings for s in (t.get("stages_s") or {})}
+    return [s for s in STAGE_ORDER if s in names] + sorted(names - set(STAGE_ORDER))
+
+
+def render_timing(timing: dict[str, Any], env: dict[str, Any] | None = None) -> str:
+    """``make bench`` wall time per stage, from the ``make_bench.json`` that ``bench.perf.make_bench`` writes,
+    with the machine it ran on (``env``: the run's own record, for a timing that predates the machine's)."""
+    from bench.core.machine import machine_line
+
     stages = timing.get("stages_s") or {}
     total = mean_of(timing.get("total_s"))
-    rows = [[str(name), f"{float(sec):.0f}", f"{float(sec) / 60:.1f}"] for name, sec in stages.items()]
+    rows = [
+        [name, f"{float(stages[name]):.0f}", f"{float(stages[name]) / 60:.1f}"]
+        for name in stage_order([timing])
+    ]
     rows.append(
         [
             "**total**",
@@ -54,4 +69,10 @@ def render_timing(timing: dict[str, Any]) -> str:
             DASH if total is None else f"{total / 60:.1f}",
         ]
     )
-    return table(["stage", "seconds", "minutes"], rows)
+    body = table(["stage", "seconds", "minutes"], rows)
+    if timing.get("machine"):
+        where = machine_line(timing["machine"])
+    else:  # written before make_bench.json kept a machine record: the run's CPU, contention unknown
+        where = f"{(env or {}).get('cpu_model') or 'CPU not recorded'}; contention not recorded"
+    commit = str(timing.get("git_commit") or (env or {}).get("git_commit") or DASH)[:12]
+    return f"{body.rstrip()}\n\nMeasured on: {where}; commit `{commit}`, {timing.get('finished', DASH)}.\n"

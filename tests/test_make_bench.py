@@ -1,0 +1,91 @@
+"""`make bench`'s timing (bench/perf/make_bench.py) and its README/docs blocks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.perf import make_bench
+from bench.reporting.limits_tables import render_make_bench
+from bench.reporting.run_tables import render_timing
+
+
+def test_stages_run_in_order_with_the_twin_and_the_machine_is_recorded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(make_bench.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    perf = tmp_path / "perf"
+    run_dir = tmp_path / "runs" / "default"
+    since = time.time() - 30.0
+    argv = [
+        "--run-dir",
+        str(run_dir),
+        "--longform-pages",
+        "50",
+        "--since",
+        str(since),
+        "--perf-dir",
+        str(perf),
+    ]
+    assert make_bench.main(argv) == 0
+    assert [c[3] for c in calls] == ["ingest", "index", "finetune", "run"]
+    assert all(c[:3] == [sys.executable, "-m", "bench"] and c[4:6] == ["--profile", "default"] for c in calls)
+    assert calls[3][-6:] == [
+        "--output", str(run_dir), "--longform-pages", "50", "--longform-output", f"{run_dir}-longform",
+    ]  # fmt: skip
+    doc = json.loads((run_dir / "make_bench.json").read_text(encoding="utf-8"))
+    assert set(doc["stages_s"]) == {"install", "ingest", "index", "finetune", "run"}
+    assert doc["stages_s"]["install"] >= 30.0 and doc["total_s"] >= sum(doc["stages_s"].values()) - 0.5
+    assert (
+        doc["machine"]["cpu_model"]
+        and doc["machine"]["cores"] >= 1
+        and "load_average_start" in doc["machine"]
+    )
+    assert doc["longform_pages"] == 50 and "git_commit" in doc
+    kept = list(perf.glob("make-bench-*.json"))  # the default profile's timing, kept per CPU model
+    assert len(kept) == 1 and json.loads(kept[0].read_text(encoding="utf-8")) == doc
+    rendered = render_timing(doc)
+    assert (
+        "| **total** |" in rendered and doc["machine"]["cpu_model"] in rendered and "Measured on:" in rendered
+    )
+    order = [rendered.index(f"| {s} |") for s in ("install", "ingest", "index", "finetune", "run")]
+    assert order == sorted(order)  # pipeline order, not the JSON's sorted keys
+
+
+def test_a_failed_stage_stops_the_pipeline_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+
+    def call(cmd: list[str]) -> int:
+        calls.append(cmd[3])
+        return 3 if cmd[3] == "index" else 0
+
+    monkeypatch.setattr(make_bench.subprocess, "call", call)
+    argv = ["--run-dir", str(tmp_path / "run"), "--perf-dir", str(tmp_path / "perf"), "--set", "limit=5"]
+    assert make_bench.main(argv) == 3
+    assert calls == ["ingest", "index"]
+    assert not (tmp_path / "run" / "make_bench.json").exists() and not (tmp_path / "perf").exists()
+
+
+def test_machine_kinds_side_by_side_and_an_old_timing_says_what_it_lacks() -> None:
+    amd: dict[str, Any] = {
+        "stages_s": {"install": 90.0, "ingest": 2.0, "run": 500.0}, "total_s": 592.0, "git_commit": "abc123",
+        "machine": {"cpu_model": "AMD EPYC", "cores": 2, "load_average_start": [0.1],
+                    "load_average_end": [2.0]},
+    }  # fmt: skip
+    intel = {"stages_s": {"ingest": 1, "run": 322}, "total_s": 323, "machine": {"cpu_model": "Intel Xeon"}}
+    out = render_make_bench([amd, intel])
+    assert "| stage | AMD EPYC | Intel Xeon |" in out
+    assert (
+        "| install | 90 | – |" in out and "| run | 500 | 322 |" in out and "| **total** | 592 | 323 |" in out
+    )
+    assert "Intel Xeon, ? cores; contention not recorded" in out and "quiet — AMD EPYC" in out
+    old = render_timing({"stages_s": {"run": 322}, "total_s": 322}, {"cpu_model": "Intel Xeon"})
+    assert "Measured on: Intel Xeon; contention not recorded" in old
