@@ -25,13 +25,38 @@ def test_models_table_names_the_default_profile() -> None:
     assert f"`{cfg.index.embedder}`" in _default_cell("embedder")
 
 
+def _ft_arm_names_the_headline_adapter() -> None:
+    """The ft-arm block is rendered from the headline run (the study once committed): it names that run's
+    recipe, and when the committed study trained another adapter than the study profile's, the README says
+    the study at the chosen point is not measured yet (bench/eval/dose_study.py)."""
+    import json
+
+    from bench.recipe_keys import recorded_recipe
+
+    root = Path(__file__).resolve().parent.parent / "results" / "runs"
+    run = root / "study" if (root / "study" / "scores.json").exists() else root / "default"
+    recorded = json.loads((run / "scores.json").read_text(encoding="utf-8"))["config"]["finetune"]
+    assert f"recipe `{recorded_recipe(recorded)}`" in FLAT
+    if run.name == "study" and recorded_recipe(recorded) != load_config("study").finetune.recipe:
+        assert (
+            "At scale: not measured yet — the committed study run (results/runs/study) trained another"
+            in FLAT
+        )
+
+
 def test_profiles_paragraph_and_reader_match_the_default_profile() -> None:
     cfg = load_config("default")
     corpus = Path(cfg.corpus.split(",")[0]).name
-    assert f"`default` (`make bench`: {cfg.limit} ptwiki {cfg.split} fact questions over `{corpus}`)" in FLAT
+    assert f"`default` (`make bench`: {cfg.limit} ptwiki {cfg.split} fact questions over `{corpus}`;" in FLAT
+    exposures = round(cfg.finetune.epochs * 10)  # aug: 10 records per page and pass
+    study = round(load_config("study").finetune.epochs * 10)
+    assert (
+        cfg.finetune.recipe == "aug"
+        and f"the chosen fine-tuning at {exposures} of its {study} exposures" in FLAT
+    )
     assert f"{cfg.limit} {cfg.split} fact questions" in FLAT and f"over `corpora/{corpus}`" in FLAT
     assert cfg.index.retrieval == "hybrid" and "hybrid retrieval" in FLAT
-    assert f"recipe `{cfg.finetune.recipe}`" in FLAT  # the ft-arm block, rendered from the run
+    _ft_arm_names_the_headline_adapter()
     assert f"≤ {cfg.model.max_new_tokens} new tokens" in FLAT
     assert f"{cfg.model.fewshot} FaQuAD-*train* examples" in FLAT
     assert cfg.model.reader == "extractive" and cfg.model.stop_at_newline
