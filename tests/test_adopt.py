@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from test_runner import FakeStages, make_cfg, read_answers
 
 from bench.eval import adopt, runner
@@ -151,3 +152,45 @@ def test_a_run_adopts_another_runs_adapter_answers_and_its_training_cost(
     ]  # where they were answered
     assert [o["run"] for o in scores["variants"]["base"]["adopted"]] == [str(full)]
     assert scores["costs"]["finetune"]["steps"] == 7
+
+
+def test_backfilled_keys_are_computed_by_the_runs_own_commit(tmp_path: Path) -> None:
+    """bench.eval.backfill: a run that predates variant_keys gets them from its recorded config, keyed by the
+    code of its own commit (a worktree of it); once, and never for a dirty or unknown commit."""
+    import subprocess
+
+    from bench.config import BenchError, config_to_dict, load_config
+    from bench.eval.backfill import backfill_keys
+    from bench.eval.runstate import variant_key
+    from bench.eval.stages import default_stages
+    from bench.eval.variants import get_spec
+    from bench.io import atomic_write_json, read_json
+
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    )
+    cfg = load_config("smoke", [f"results_dir={tmp_path / 'results'}"])
+    run = tmp_path / "run"
+    scores = {"config": config_to_dict(cfg), "env": {"git_commit": head.stdout.strip(), "git_dirty": False},
+              "variants": {"echo": {}, "prior": {}}}  # fmt: skip
+    atomic_write_json(run / "scores.json", scores)
+    keys = backfill_keys(run, repo)
+    # the no-model baselines' keys hash their code (unchanged since HEAD in a clean checkout) and config
+    stages = default_stages()
+    assert keys == {n: variant_key(cfg, get_spec(n), stages.artifact_key) for n in ("echo", "prior")}
+    saved = read_json(run / "scores.json")
+    assert (
+        saved["variant_keys"] == keys
+        and saved["variant_keys_backfilled"]["git_commit"] == head.stdout.strip()
+    )
+    with pytest.raises(BenchError, match="already records variant_keys"):
+        backfill_keys(run, repo)
+    atomic_write_json(
+        run / "scores.json", {**scores, "env": {"git_commit": head.stdout.strip(), "git_dirty": True}}
+    )
+    with pytest.raises(BenchError, match="not a commit"):
+        backfill_keys(run, repo)
+    atomic_write_json(run / "scores.json", {**scores, "env": {"git_commit": "0" * 40, "git_dirty": False}})
+    with pytest.raises(BenchError, match="no checkout of 000000000000"):
+        backfill_keys(run, repo)

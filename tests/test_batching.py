@@ -49,6 +49,9 @@ def test_length_window_is_in_the_adapter_key_and_refuses_snapshots(
         load_config("faquad", _sets(tmp_path, tiny_model_dir, *snap, "finetune.length_window=8"))
 
 
-def test_default_profile_groups_by_length() -> None:
-    assert load_config(None).finetune.length_window > 1
+def test_default_profile_has_nothing_to_pad() -> None:
+    """The default trains one record per step (the dose sweep's choice), so no batch pads and the records
+    keep their built order; a profile with batch > 1 groups by length with finetune.length_window."""
+    ft = load_config(None).finetune
+    assert ft.batch_size == 1 and ft.length_window == 0
     assert load_config("smoke").finetune.length_window == 0  # its committed baseline was trained in order

@@ -344,7 +344,7 @@ def test_a_constant_rate_curve_trains_once_largest_budget_first(
         for p in sweep.plan(None, [*sets, "lr_scheduler=constant_with_warmup"])[1:]
     ]
     assert keys == plain  # snapshots do not change an adapter's key
-    linear = sweep.plan(None, sets)
+    linear = sweep.plan(None, [*sets, "finetune.lr_scheduler=linear"])
     sweep._snapshot_budgets(linear)
     assert all(p["cfg"].finetune.snapshot_epochs == () for p in linear)  # a decaying rate: each trains alone
 
