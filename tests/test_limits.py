@@ -233,3 +233,52 @@ def test_prefill_floor_counts_only_the_tokens_past_the_shared_prefix() -> None:
     body = limits_tables.render_time_breakdown(doc)
     assert "AMD EPYC's measured prefill rate (500 tokens/s, 91 %" in body
     assert "rag 160 s" in body and "166 s of the run stage's 700 s" in body
+
+
+def test_shape_peak_weighs_each_product_by_its_flops() -> None:
+    """bench.core.gemm_shapes: a decoder step's products (q/k/v/o, gated MLP, LM head, their transposes for
+    the backward pass), each timed once per shape, combined as total FLOPs over total time."""
+    from bench.core import gemm_shapes
+
+    conf = {"hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 16,
+            "num_hidden_layers": 3, "vocab_size": 32, "model_type": "qwen2"}  # fmt: skip
+    fwd = gemm_shapes.layer_gemms(conf, 5)
+    assert fwd == [(5, 8, 8, 3), (5, 8, 4, 3), (5, 8, 4, 3), (5, 8, 8, 3), (5, 8, 16, 3), (5, 8, 16, 3),
+                   (5, 16, 8, 3)]  # fmt: skip
+    train = gemm_shapes.layer_gemms(conf, 5, lm_head=True, backward=True)
+    assert (5, 8, 32, 1) in train and (5, 32, 8, 1) in train and len(train) == 2 * (len(fwd) + 1)
+    encoder = gemm_shapes.layer_gemms({**conf, "model_type": "xlm-roberta", "num_key_value_heads": None}, 5)
+    assert encoder[-2:] == [(5, 8, 16, 3), (5, 16, 8, 3)] and encoder[1] == (5, 8, 8, 3)
+    calls: list[tuple[int, int, int]] = []
+
+    def rate(m: int, k: int, n: int, dtype: str, reps: int) -> float:
+        calls.append((m, k, n))
+        return 100.0 if n == 16 else 50.0  # GFLOP/s
+
+    got = gemm_shapes.shape_peak([(5, 8, 16, 2), (5, 8, 8, 1), (5, 8, 16, 1)], rate=rate)
+    assert calls == [(5, 8, 16), (5, 8, 8)]  # each shape timed once
+    flops = 2 * 5 * 8 * (16 * 3 + 8)
+    seconds = 2 * 5 * 8 * 16 * 3 / 100e9 + 2 * 5 * 8 * 8 / 50e9
+    assert got["gflops"] == round(flops / seconds / 1e9, 1) and got["by_shape"] == {
+        "5x8x16": 100.0,
+        "5x8x8": 50.0,
+    }
+    assert 50.0 < got["gflops"] < 100.0
+    assert gemm_shapes.gemm_gflops(16, 16, 16, "float32", reps=1) > 0  # the real timer runs
+
+
+def test_a_stage_is_also_held_against_its_shape_peak() -> None:
+    from bench.perf.report import fractions
+
+    peaks = {"matmul": {"bfloat16": {"gflops": 400.0}}, "bandwidth": {"gbs": 30.0}}
+    st = {"shape": {"matmul_params": 1e8, "n_layer": 2, "d_attn": 64},
+          "training": {"max_length": 128, "trainable_params": 1e6, "tokens_per_s": 500.0},
+          "shape_peaks": {"training": {"gflops": 250.0, "tokens_per_step": 70}}}  # fmt: skip
+    tr = fractions(peaks, st)["training"]
+    assert abs(tr["fraction"] - tr["achieved_gflops"] / 400.0) < 1e-3
+    assert tr["shape_peak_gflops"] == 250.0
+    assert abs(tr["fraction_of_shape_peak"] - tr["achieved_gflops"] / 250.0) < 1e-3
+    cell = limits_tables.render_limits(
+        [{"cpu_model": "X", "cores": 2, "peaks": peaks, "fractions": {"training": tr}}]
+    )
+    assert f"{100 * tr['fraction_of_shape_peak']:.0f} % of its shape peak" in cell

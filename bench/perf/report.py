@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchError, Config
-from bench.core import limits
+from bench.core import gemm_shapes, limits
 from bench.core.machine import MachineProbe, cpu_model
 from bench.perf import breakdown, stages
 
@@ -50,6 +50,33 @@ def fractions(peaks: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
         out["prefill"] = limits.mfu(gen["prefill_tokens_per_s"], fpt, bf16)
         out["decode"] = limits.decode_bandwidth_use(gen["decode_steps_per_s"], 2.0 * n, bw)
         out["decode_batch"] = limits.decode_bandwidth_use(gen["batch_decode_steps_per_s_est"], 2.0 * n, bw)
+    for stage, sp in (st.get("shape_peaks") or {}).items():  # the same FLOPs against the stage's own shapes
+        if stage in out and sp.get("gflops"):
+            out[stage]["shape_peak_gflops"] = sp["gflops"]
+            out[stage]["fraction_of_shape_peak"] = limits.fraction(
+                out[stage]["achieved_gflops"], sp["gflops"]
+            )
+    return out
+
+
+def shape_peaks(st: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """Each measured stage's shape peak (bench.core.gemm_shapes): its own matmuls, timed alone here."""
+    from bench.generation import models
+
+    out: dict[str, Any] = {}
+    if (tr := st.get("training")) or st.get("generation"):
+        conf = json.loads((models.ensure_hf_model(cfg) / "config.json").read_text(encoding="utf-8"))
+        if tr:
+            tokens = round(tr["tokens_seen"] / max(1, tr["steps"]))  # non-padding tokens per step
+            gemms = gemm_shapes.layer_gemms(conf, tokens, lm_head=True, backward=True)
+            out["training"] = {"tokens_per_step": tokens, **gemm_shapes.shape_peak(gemms)}
+        if gen := st.get("generation"):
+            gemms = gemm_shapes.layer_gemms(conf, gen["prompt_tokens"])
+            out["prefill"] = {"tokens_per_step": gen["prompt_tokens"], **gemm_shapes.shape_peak(gemms)}
+    if (em := st.get("embedding")) and em.get("model_config"):
+        tokens = round(em["batch_size"] * em["mean_tokens"])
+        gemms = gemm_shapes.layer_gemms(em["model_config"], tokens)
+        out["embedding"] = {"tokens_per_step": tokens, **gemm_shapes.shape_peak(gemms)}
     return out
 
 
@@ -83,6 +110,7 @@ def measure(cfg: Config, parts: tuple[str, ...], train_steps: int, embed_chunks:
             except BenchError as exc:  # no .venv-vllm here (make install EXTRAS=vllm): the rest still counts
                 log.warning("vLLM not measured: %s", exc)
                 st["generation_skipped"] = str(exc).splitlines()[0]
+        st["shape_peaks"] = shape_peaks(st, cfg)  # each stage's own matmul shapes, timed here
         peaks_after = limits.best_matmul_peak("bfloat16", (2048,), 3)  # drift across the run
     return {
         "cpu_model": cpu_model(),

@@ -125,6 +125,9 @@ def embed_pass(cfg: Config, n_chunks: int) -> dict[str, Any]:
         out["matmul_params"] = sum(p.numel() for n, p in model.named_parameters() if "embeddings." not in n)
         out["n_layer"] = int(model.config.num_hidden_layers)
         out["d_attn"] = int(model.config.hidden_size)
+        keys = ("model_type", "hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers")
+        out["model_config"] = {k: getattr(model.config, k) for k in keys}
+        out["batch_size"] = cfg.index.embed_batch_size
     return out
 
 

@@ -30,7 +30,10 @@ def _stage_cell(f: dict[str, Any] | None, unit: str) -> str:
     if not f:
         return DASH
     key = "achieved_gbs" if unit == "GB/s" else "achieved_gflops"
-    return f"{_pct(f.get('fraction'))} ({fmt_num(f.get(key), 0)} {unit})"
+    cell = f"{_pct(f.get('fraction'))} ({fmt_num(f.get(key), 0)} {unit})"
+    if f.get("fraction_of_shape_peak") is not None:  # against its own matmul shapes (bench.core.gemm_shapes)
+        cell += f"; {_pct(f['fraction_of_shape_peak'])} of its shape peak"
+    return cell
 
 
 def _gflops(mat: dict[str, Any], dtype: str) -> str:
@@ -82,6 +85,14 @@ def render_limits_details(docs: list[dict[str, Any]]) -> str:
                 f"decode {fmt_num(gen.get('decode_steps_per_s'), 1)} tokens/s at batch 1, "
                 f"{fmt_num(gen.get('batch_decode_tokens_per_s'), 1)} at batch {gen.get('batch')}; "
                 f"engine start {fmt_num(gen.get('engine_start_s'), 0)} s"
+            )
+        if sp := st.get("shape_peaks"):
+            bits.append(
+                "shape peaks (each stage's own bf16 matmuls timed alone, bench/core/gemm_shapes.py): "
+                + ", ".join(
+                    f"{k} {fmt_num(v.get('gflops'), 0)} GFLOP/s at {v.get('tokens_per_step')} tokens per step"
+                    for k, v in sp.items()
+                )
             )
         after = d.get("bf16_peak_after_stages_gflops")
         lines.append(
