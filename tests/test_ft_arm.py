@@ -361,7 +361,10 @@ def test_ft_arm_sentence_is_read_from_the_run() -> None:
         }
     }
     old = render_ft_arm({"config": cfg, "costs": {"finetune": ft}})
-    assert old.startswith("recipe `aug`, 4.0 passes over each trained page's lead (views titled, permuted)")
+    assert old.startswith(  # 2 views x 1 chunk + the 8 augmented texts per pass
+        "recipe `aug`, 4.0 passes over each trained page's lead (views titled, permuted, plus 8 rule-based "
+        "restatements of its facts), 40 exposures of each page in all, 120 steps"
+    )
     assert "120 steps, 48,000 tokens in 400 s" in old and "trained pages not recorded" in old
     cov = {"evaluated_pages": 8, "trained_pages": 6, "evaluated_questions": 20, "trained_questions": 15}
     cfg["finetune"]["min_text_chars"] = 200

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.eval.variants import get_spec
+from bench.recipe_keys import AUG_TEXTS, SCHEDULED
 from bench.reporting.tables import fmt_metric, table
 
 
@@ -73,11 +74,20 @@ def render_ft_arm(scores: dict[str, Any]) -> str:
         return "not trained in this run.\n"
     views = ", ".join(ft_cfg.get("views") or ft.get("views") or []) or "–"
     floor = int(ft_cfg.get("min_text_chars") or 0)
+    recipe = str(ft_cfg.get("recipe", "?"))
+    augmented = int(ft_cfg.get("augment") or (AUG_TEXTS if recipe == "aug" else 0))
+    per_pass = len(ft_cfg.get("views") or []) * max(int(ft_cfg.get("page_chunks") or 0), 1) + augmented
+    exposures = (
+        f", {float(ft.get('epochs') or 0) * per_pass:.0f} exposures of each page in all"
+        if recipe in SCHEDULED and per_pass
+        else ""
+    )
     text = (
-        f"recipe `{ft_cfg.get('recipe', '?')}`, {ft.get('epochs')} passes over each trained page's "
+        f"recipe `{recipe}`, {ft.get('epochs')} passes over each trained page's "
         f"{ft_cfg.get('page_part', 'lead')} (views {views}"
+        + (f", plus {augmented} rule-based restatements of its facts" if augmented else "")
         + (f"; texts under {floor} characters dropped, `finetune.min_text_chars`" if floor else "")
-        + f"), {int(ft.get('steps') or 0):,} steps, {int(ft.get('tokens_seen') or 0):,} tokens in "
+        + f"){exposures}, {int(ft.get('steps') or 0):,} steps, {int(ft.get('tokens_seen') or 0):,} tokens in "
         f"{_secs(ft.get('train_time_s'))}; "
     )
     cov = ft.get("coverage")
