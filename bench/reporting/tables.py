@@ -119,8 +119,10 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
     out = table([*header, "n / failed", "vs no-model baseline"], rows)
     if amortised:
         out += (
-            "\n\\* batch wall time / batch size: this run predates per-question timing "
-            "(`run.latency_probe`); other latencies are questions answered one at a time after the batch.\n"
+            "\n\\* no per-question probe for this variant (its answers came from a cache, or the run "
+            "predates `run.latency_probe`): each question's time inside its batch — with vLLM its request "
+            "time, the whole batch in flight; before, batch wall time / batch size. Other latencies are "
+            "questions answered one at a time after the batch.\n"
         )
     return out
 
