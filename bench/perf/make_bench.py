@@ -65,7 +65,9 @@ def run_stages(
         "set": " ".join(sets),
         "stages_s": stages,
         "total_s": total,
-        "run": "fact answers, then the long-form twin on the same engines" if longform else "fact answers",
+        "run": "fact answers, then the long-form twin in the same process (vLLM: on the same engines)"
+        if longform
+        else "fact answers",
         "longform_pages": longform,
         **git_state(),
         "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
