@@ -282,3 +282,20 @@ def test_a_stage_is_also_held_against_its_shape_peak() -> None:
         [{"cpu_model": "X", "cores": 2, "peaks": peaks, "fractions": {"training": tr}}]
     )
     assert f"{100 * tr['fraction_of_shape_peak']:.0f} % of its shape peak" in cell
+
+
+def test_cpu_family_names_the_microarchitecture(tmp_path: Path) -> None:
+    """One limits file per microarchitecture: VMs call Zen 4 and Zen 5 both "AMD EPYC"."""
+    from bench.core.limits import cpu_family
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n", encoding="utf-8"
+    )
+    assert cpu_family(info) == "family 26, model 2"
+    info.write_text("model name\t: AMD EPYC\n", encoding="utf-8")
+    assert cpu_family(info) == "" and cpu_family(tmp_path / "missing") == ""
+    row = limits_tables.render_limits(
+        [{"cpu_model": "AMD EPYC", "cpu_family": "family 26, model 2", "cores": 2}]
+    )
+    assert "| AMD EPYC (family 26, model 2), 2 cores |" in row

@@ -39,6 +39,17 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
     return {f: f in have for f in FLAGS}
 
 
+def cpu_family(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """``family 26, model 2`` from /proc/cpuinfo ("" where it says nothing): VMs name different
+    microarchitectures alike ("AMD EPYC" is Zen 4 or Zen 5 here), whose peaks differ twofold."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    got = dict(re.findall(r"^(cpu family|model)\s*:\s*(\d+)\s*$", text, re.MULTILINE))
+    return f"family {got['cpu family']}, model {got['model']}" if len(got) == 2 else ""
+
+
 def cpu_slug(model: str) -> str:
     """``AMD EPYC`` → ``amd-epyc``; ``Intel(R) Xeon(R) Processor`` → ``intel-xeon-processor``."""
     cleaned = re.sub(r"\((r|tm|c)\)", "", model.lower())

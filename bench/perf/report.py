@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ def measure(cfg: Config, parts: tuple[str, ...], train_steps: int, embed_chunks:
         peaks_after = limits.best_matmul_peak("bfloat16", (2048,), 3)  # drift across the run
     return {
         "cpu_model": cpu_model(),
+        "cpu_family": limits.cpu_family(),
         "cores": threads,
         "peaks": peaks,
         "bf16_peak_after_stages_gflops": peaks_after["gflops"],
@@ -127,7 +129,9 @@ def measure(cfg: Config, parts: tuple[str, ...], train_steps: int, embed_chunks:
 
 
 def limits_path(perf_dir: Path = PERF_DIR) -> Path:
-    return perf_dir / f"limits-{limits.cpu_slug(cpu_model())}.json"
+    family = limits.cpu_family()  # "family 26, model 2" -> "-f26m2": one file per microarchitecture
+    suffix = "-f{}m{}".format(*re.findall(r"\d+", family)) if family else ""
+    return perf_dir / f"limits-{limits.cpu_slug(cpu_model())}{suffix}.json"
 
 
 def time_breakdown(cfg: Config, run_dir: Path, probe: bool = True) -> dict[str, Any]:

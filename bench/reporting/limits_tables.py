@@ -46,7 +46,8 @@ def render_limits(docs: list[dict[str, Any]]) -> str:
     for d in docs:
         mm, peaks, fr = d.get("machine") or {}, d.get("peaks") or {}, d.get("fractions") or {}
         mat = peaks.get("matmul") or {}
-        name = f"{d.get('cpu_model', DASH)}, {d.get('cores', '?')} cores" + (
+        family = f" ({d['cpu_family']})" if d.get("cpu_family") else ""
+        name = f"{d.get('cpu_model', DASH)}{family}, {d.get('cores', '?')} cores" + (
             " (*contended*)" if mm and is_contended(mm) else ""
         )
         rows.append(
