@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.cli import cli_overrides, load_cli_config
 from bench.config import BenchError, Config, load_config
+from bench.io import answers_file
 
 log = logging.getLogger("bench")
 
@@ -139,7 +140,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bench.export.hf import export
 
     run_dir = Path(args.run) if args.run else None
-    if run_dir is not None and not (run_dir / "answers.jsonl").exists():
+    if run_dir is not None and not answers_file(run_dir).exists():
         raise BenchError(f"--run {run_dir}: no answers.jsonl (a finished `bench run` directory)")
     out = export(load_cli_config(args), Path(args.output), run_dir)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in out.items()}, indent=2))

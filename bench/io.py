@@ -6,6 +6,7 @@ import ast
 import contextlib
 import functools
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -146,18 +147,44 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Like :func:`iter_jsonl`, with each object's 1-based line number (for errors found later)."""
+def jsonl_file(path: str | Path) -> Path:
+    """``path``, or its gzip twin ``path.gz`` where only that exists (:func:`write_jsonl` ``gzip_over``)."""
     path = Path(path)
+    gz = path.with_name(path.name + ".gz")
+    return gz if not path.exists() and gz.exists() else path
+
+
+#: Above this many bytes of text a run's answers go to ``answers.jsonl.gz`` (a 900-question run with its
+#: passages is 21.6 MB of JSONL, several times less gzipped); readers take either (:func:`answers_file`).
+ANSWERS_GZIP_OVER = 8 << 20
+
+
+def answers_file(run_dir: str | Path) -> Path:
+    """A run directory's answers: ``answers.jsonl``, or ``answers.jsonl.gz`` where only that exists."""
+    return jsonl_file(Path(run_dir) / "answers.jsonl")
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like :func:`iter_jsonl`, with each object's 1-based line number (for errors found later). Reads
+    ``path.gz`` where only that exists, and any ``*.gz`` as gzip."""
+    path = jsonl_file(path)
     if not path.exists():
         raise BenchError(f"{path}: file not found")
-    with path.open("r", encoding="utf-8") as fh:
+    with _open_text(path) as fh:
         lineno = 0
         while True:
             try:
                 line = fh.readline()
             except UnicodeDecodeError as exc:
                 raise BenchError(f"{path}:{lineno + 1}: not valid UTF-8 ({exc.reason})") from exc
+            except (OSError, EOFError) as exc:  # gzip: truncated or not gzip at all
+                raise BenchError(f"{path}:{lineno + 1}: unreadable gzip ({exc})") from exc
             if not line:
                 break
             lineno += 1
@@ -172,15 +199,21 @@ def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]
             yield lineno, obj
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows atomically; returns the number of rows."""
-    n = 0
-    lines = []
-    for row in rows:
-        lines.append(json.dumps(row, ensure_ascii=False))
-        n += 1
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return n
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]], gzip_over: int | None = None) -> int:
+    """Write rows atomically; returns the number of rows. With ``gzip_over``, text longer than that many
+    bytes goes to ``path.gz`` instead (gzip, no timestamp: the same rows give the same bytes) and the other of
+    the two files is removed, so a reader (:func:`jsonl_file`) never sees a stale twin."""
+    path = Path(path)
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+    data = "".join(lines).encode("utf-8")
+    gz = path.with_name(path.name + ".gz")
+    if gzip_over is not None and len(data) > gzip_over:
+        atomic_write_bytes(gz, gzip.compress(data, compresslevel=9, mtime=0))
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(path, data)
+        gz.unlink(missing_ok=True)
+    return len(lines)
 
 
 def append_jsonl(fh: Any, row: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from bench.config import Config
 from bench.eval.answers import RESOURCE_FIELDS
 from bench.eval.runstate import AnswerCache, question_hash
 from bench.eval.variants import VariantSpec
-from bench.io import iter_jsonl, read_json
+from bench.io import answers_file, iter_jsonl, read_json
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def committed(
         scores = _scores(source)
         names = _matching(cfg, scores, keys, pending) if scores else []
         by_id = {n: {str(q["id"]): q for q in pending[n]} for n in names}
-        adopted = _adopt_rows(source / "answers.jsonl", specs, keys, by_id, caches) if names else {}
+        adopted = _adopt_rows(answers_file(source), specs, keys, by_id, caches) if names else {}
         env = scores.get("env") or {}
         origin = {"run": str(source), "git_commit": env.get("git_commit"), "cpu_model": env.get("cpu_model")}
         for name, n in adopted.items():
@@ -143,7 +143,7 @@ def _origins(summary: dict[str, Any], origin: dict[str, Any], scores: dict[str, 
 def _scores(run_dir: Path) -> dict[str, Any]:
     """A committed run's scores.json, or {} when the directory holds no finished run."""
     path = run_dir / "scores.json"
-    if not (path.exists() and (run_dir / "answers.jsonl").exists()):
+    if not (path.exists() and answers_file(run_dir).exists()):
         return {}
     scores = read_json(path)
     return scores if isinstance(scores, dict) else {}

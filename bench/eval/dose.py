@@ -42,7 +42,7 @@ from bench.eval.runstate import artifact_key, variant_key
 from bench.eval.stages import Stages, default_stages
 from bench.eval.sweep import REFERENCE_VARIANTS
 from bench.eval.variants import get_spec
-from bench.io import atomic_write_json, atomic_write_text, iter_jsonl_numbered, read_json
+from bench.io import answers_file, atomic_write_json, atomic_write_text, iter_jsonl_numbered, read_json
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def ledger(plan: Plan) -> dict[str, Any]:
 def is_done(plan: Plan, run_dir: Path, key: str) -> bool:
     """``run_dir`` holds a finished point of ``key`` (its results committed, its key in the ledger)."""
     entry = ledger(plan).get(run_dir.name) or {}
-    return entry.get("key") == key and all((run_dir / f).exists() for f in ("scores.json", "answers.jsonl"))
+    return entry.get("key") == key and (run_dir / "scores.json").exists() and answers_file(run_dir).exists()
 
 
 def record_point(plan: Plan, run_dir: Path, key: str, adapter: Path | None) -> None:

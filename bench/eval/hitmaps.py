@@ -9,12 +9,12 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.core.stats import mcnemar_exact, wilson_ci
-from bench.io import iter_jsonl
+from bench.io import answers_file, iter_jsonl
 
 
 def hits(run_dir: Path, variant: str) -> dict[str, float]:
     """question id → exact match (0/1) of ``variant`` in ``run_dir``'s answers.jsonl."""
-    path = Path(run_dir) / "answers.jsonl"
+    path = answers_file(run_dir)
     if not path.exists():
         raise BenchError(f"{path} not found (that run has not answered yet)")
     return {

@@ -24,7 +24,7 @@ from bench.eval import judge_llm
 from bench.eval.judge_server import judge_endpoint
 from bench.eval.judge_stats import summarize
 from bench.eval.runstate import AnswerCache
-from bench.io import atomic_write_json, iter_jsonl, write_jsonl
+from bench.io import answers_file, atomic_write_json, iter_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _cache_row(cfg: Config, metric: str, item: Item, key: str, v: judge_llm.Verd
 
 def judge_run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     """Judge ``run_dir/answers.jsonl``; write ``judge.jsonl`` and ``judge.json``; return the summary."""
-    answers = run_dir / "answers.jsonl"
+    answers = answers_file(run_dir)
     if not answers.exists():
         raise BenchError(f"{answers} missing: run `python -m bench run` first")
     items = items_of(list(iter_jsonl(answers)), cfg)

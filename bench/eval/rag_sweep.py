@@ -25,7 +25,7 @@ from bench.core.stats import holm, mcnemar_exact, wilson_ci
 from bench.eval import runner
 from bench.eval.runstate import git_state
 from bench.eval.stages import Stages, default_stages
-from bench.io import atomic_write_json, iter_jsonl
+from bench.io import answers_file, atomic_write_json, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class _NoClose:
 def _em(run_dir: Path, variant: str) -> dict[str, float]:
     return {
         str(r["question_id"]): float(r["metrics"]["exact_match"])
-        for r in iter_jsonl(run_dir / "answers.jsonl")
+        for r in iter_jsonl(answers_file(run_dir))
         if r["variant"] == variant
     }
 

@@ -22,7 +22,7 @@ from bench.eval import scoring
 from bench.eval.baselines import BASELINES
 from bench.eval.diagnostics import DIAGNOSTIC_KEYS, reader_diagnostics
 from bench.eval.variants import VARIANTS
-from bench.io import atomic_write_json, iter_jsonl, read_json, write_jsonl
+from bench.io import ANSWERS_GZIP_OVER, answers_file, atomic_write_json, iter_jsonl, read_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def headline(scores: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 def rescore(run_dir: Path, write: bool = True) -> dict[str, Any]:
     """Rescore one run directory in place (``write=False``: compute only); returns before/after headlines."""
     run_dir = Path(run_dir)
-    answers_path, scores_path = run_dir / "answers.jsonl", run_dir / "scores.json"
+    answers_path, scores_path = answers_file(run_dir), run_dir / "scores.json"
     if not answers_path.exists() or not scores_path.exists():
         raise BenchError(f"{run_dir}: rescoring needs answers.jsonl and scores.json")
     scores = read_json(scores_path)
@@ -160,7 +160,11 @@ def rescore(run_dir: Path, write: bool = True) -> dict[str, Any]:
         rescored={"from": "answers.jsonl", "added_variants": added},
     )
     if write:
-        write_jsonl(answers_path, (r for rows in rows_by_variant.values() for r in rows))
+        write_jsonl(
+            run_dir / "answers.jsonl",
+            (r for rows in rows_by_variant.values() for r in rows),
+            ANSWERS_GZIP_OVER,
+        )
         atomic_write_json(scores_path, scores)
         log.info("rescored %s (%s)", run_dir, ", ".join(added) or "no variant added")
     return {"run_dir": str(run_dir), "added": added, "before": before, "after": headline(scores)}
@@ -171,10 +175,11 @@ def run_dirs_under(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         p = Path(p)
-        if (p / "answers.jsonl").exists() and (p / "scores.json").exists():
+        if answers_file(p).exists() and (p / "scores.json").exists():
             out.append(p)
         else:
-            out += sorted(a.parent for a in p.rglob("answers.jsonl") if (a.parent / "scores.json").exists())
+            found = {a.parent for a in [*p.rglob("answers.jsonl"), *p.rglob("answers.jsonl.gz")]}
+            out += sorted(d for d in found if (d / "scores.json").exists())
     if not out:
         raise BenchError(f"no run directory (answers.jsonl + scores.json) in {', '.join(map(str, paths))}")
     return out

@@ -14,7 +14,7 @@ from bench.eval.answers import answer_row, build_scores
 from bench.eval.runstate import AnswerCache, datasets_info, environment, keep_created, question_hash
 from bench.eval.stages import Stages, build_costs_record, upstream_keys
 from bench.eval.variants import VariantSpec
-from bench.io import atomic_write_json, write_jsonl
+from bench.io import ANSWERS_GZIP_OVER, answers_file, atomic_write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ def write_results(
     """``answers.jsonl`` then ``scores.json`` (dataset: the number of questions and their load stats; keys:
     each variant's key, recorded so a fresh clone can resume the committed run: bench.eval.adopt; sources: the
     committed runs answers were adopted from, whose build costs stand in for an artifact not built here)."""
-    write_jsonl(run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows))
+    write_jsonl(
+        run_dir / "answers.jsonl", (r for rows in rows_by_variant.values() for r in rows), ANSWERS_GZIP_OVER
+    )
     scores = build_scores(cfg, rows_by_variant, resources)
     scores["costs"] = build_costs_record(cfg, stages, specs)
     scores["artifacts"] = upstream_keys(cfg, stages, specs)
@@ -76,4 +78,4 @@ def write_results(
     )
     keep_created(run_dir / "scores.json", scores)
     atomic_write_json(run_dir / "scores.json", scores)
-    log.info("wrote %s and %s", run_dir / "answers.jsonl", run_dir / "scores.json")
+    log.info("wrote %s and %s", answers_file(run_dir), run_dir / "scores.json")

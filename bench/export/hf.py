@@ -15,7 +15,7 @@ from bench import __version__
 from bench.config import BenchError, Config
 from bench.eval.runstate import git_state
 from bench.export import card, lm_eval_task
-from bench.io import atomic_dir, iter_jsonl, read_json, sha256_file
+from bench.io import answers_file, atomic_dir, iter_jsonl, read_json, sha256_file
 from bench.questions.load import load_questions
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def export(cfg: Config, out: Path, run_dir: Path | None = None) -> dict[str, Any
     configs = {"questions": sorted(by_split)}
     answers: list[dict[str, Any]] = []
     if run_dir is not None:
-        answers = [answer_row(r) for r in iter_jsonl(run_dir / "answers.jsonl")]
+        answers = [answer_row(r) for r in iter_jsonl(answers_file(run_dir))]
         configs["answers"] = [split_name(info["run"])]
 
     def fill_hf(tmp: Path) -> None:

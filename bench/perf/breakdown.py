@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Config
+from bench.io import answers_file, iter_jsonl
 
 
 def tokenizer(cfg: Config) -> Any:
@@ -158,8 +159,7 @@ def prompt_lengths(cfg: Config, answers: Path, per_variant: int = 50) -> dict[st
 
     tok = tokenizer(cfg)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in answers.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
+    for r in iter_jsonl(answers):
         lat = r.get("latency") or {}
         if not lat.get("new_tokens") or len(rows[r["variant"]]) >= per_variant:
             continue
@@ -183,8 +183,7 @@ def prompt_lengths(cfg: Config, answers: Path, per_variant: int = 50) -> dict[st
 def run_accounting(answers: Path) -> dict[str, dict[str, float]]:
     """Per variant: questions, Σ generation s, Σ retrieval s and Σ new tokens from ``answers.jsonl``."""
     out: dict[str, dict[str, float]] = {}
-    for line in answers.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
+    for r in iter_jsonl(answers):
         lat = r.get("latency") or {}
         v = out.setdefault(r["variant"], {"n": 0, "generation_s": 0.0, "retrieval_s": 0.0, "new_tokens": 0})
         v["n"] += 1
@@ -199,7 +198,7 @@ def stage_accounting(run_dir: Path) -> dict[str, Any]:
     timing = json.loads((run_dir / "make_bench.json").read_text(encoding="utf-8"))
     scores = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))
     ft = (scores.get("costs") or {}).get("finetune") or {}
-    variants = run_accounting(run_dir / "answers.jsonl")
+    variants = run_accounting(answers_file(run_dir))
     gen = sum(v["generation_s"] for v in variants.values())
     ret = sum(v["retrieval_s"] for v in variants.values())
     stages = timing["stages_s"]

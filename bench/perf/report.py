@@ -14,6 +14,7 @@ from typing import Any
 from bench.config import BenchError, Config
 from bench.core import gemm_shapes, limits
 from bench.core.machine import MachineProbe, cpu_model
+from bench.io import answers_file
 from bench.perf import breakdown, stages
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def time_breakdown(cfg: Config, run_dir: Path, probe: bool = True) -> dict[str, 
             "run": str(run_dir),
             "stages": breakdown.stage_accounting(run_dir),
             "padding": breakdown.training_padding(cfg),
-            "prompts": breakdown.prompt_lengths(cfg, run_dir / "answers.jsonl"),
+            "prompts": breakdown.prompt_lengths(cfg, answers_file(run_dir)),
         }
         if probe:
             doc["probe_before"] = breakdown.probe_cost(cfg)

@@ -21,7 +21,7 @@ from typing import Any
 from bench.core.stats import mcnemar_exact, rate_ci
 from bench.eval.attribution import CLASSES, classify, gold_contexts, row_em
 from bench.eval.faithfulness import OUTCOMES
-from bench.io import iter_jsonl, read_json
+from bench.io import answers_file, iter_jsonl, read_json
 from bench.reporting.diagnostics_tables import CLASS_LABELS, OUTCOME_LABELS
 from bench.reporting.plots import vlabel
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
@@ -34,7 +34,7 @@ Rows = dict[str, dict[str, dict[str, Any]]]  # variant → question id → answe
 
 def load_rows(run: Path) -> Rows:
     out: Rows = {}
-    for row in iter_jsonl(Path(run) / "answers.jsonl"):
+    for row in iter_jsonl(answers_file(run)):
         out.setdefault(str(row.get("variant")), {})[str(row.get("question_id"))] = row
     return out
 

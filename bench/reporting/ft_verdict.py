@@ -9,14 +9,13 @@ at each recipe's best budget; and FT+RAG against RAG on the same questions with 
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
 from bench.core.schema import mean_of
 from bench.core.stats import holm, mcnemar_exact
 from bench.eval.sweep import REFERENCE, check_points, load_sweep
-from bench.io import read_json
+from bench.io import answers_file, iter_jsonl, read_json
 from bench.reporting.tables import DASH, fmt_metric, fmt_num, table
 
 SWEEP = Path("sweeps") / "ft-recipes"  # under results/
@@ -56,11 +55,9 @@ def _em(scores: dict[str, Any], variant: str) -> Any:
 def correct(run_dir: Path, variant: str) -> dict[str, float]:
     """question id → exact match (0/1) of ``variant`` in ``run_dir``'s answers.jsonl."""
     out = {}
-    with open(Path(run_dir) / "answers.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if row.get("variant") == variant:
-                out[str(row["question_id"])] = float((row.get("metrics") or {}).get("exact_match") or 0.0)
+    for row in iter_jsonl(answers_file(run_dir)):
+        if row.get("variant") == variant:
+            out[str(row["question_id"])] = float((row.get("metrics") or {}).get("exact_match") or 0.0)
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.config import BenchError
 from bench.core.schema import dig, generator_field, load_scores, scores_path
-from bench.io import atomic_write_text
+from bench.io import answers_file, atomic_write_text
 from bench.recipe_keys import recorded_recipe
 from bench.reporting.costs import render_costs
 from bench.reporting.diagnostics_tables import render_diagnostics
@@ -207,7 +207,7 @@ def html_run(i: int, p: Path, s: dict[str, Any], base: Path) -> HtmlRun:
     """One run of REPORT.html: its title, id (its folder, relative to the report), answers and judge table."""
     title = f"Run {i + 1}: {run_label(s)} — {s.get('run_id') or p.parent.name}"
     judged = render_judge(p.parent)
-    return HtmlRun(title, _rel(p.parent, base), s, p.parent / "answers.jsonl", [judged] if judged else [])
+    return HtmlRun(title, _rel(p.parent, base), s, answers_file(p.parent), [judged] if judged else [])
 
 
 def _run_section(p: Path, s: dict[str, Any], output: Path, samples: int) -> list[str]:
@@ -236,11 +236,11 @@ def _run_section(p: Path, s: dict[str, Any], output: Path, samples: int) -> list
     out += [render_comparisons(s), "#### Run metadata", "", meta]
     # --- answer samples hook (bench/reporting/samples.py): only when answers.jsonl sits beside
     # scores.json ---
-    if (p.parent / "answers.jsonl").exists():
+    if answers_file(p.parent).exists():
         from bench.io import iter_jsonl
         from bench.reporting.samples import render_answer_samples
 
-        rows = list(iter_jsonl(p.parent / "answers.jsonl"))
+        rows = list(iter_jsonl(answers_file(p.parent)))
         out += ["#### Answers side by side", "", render_answer_samples(rows, samples, seed=0)]
     # --- end of answer samples hook ---
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.config import stable_hash
 from bench.eval.runstate import git_state
-from bench.io import read_json, sha256_file
+from bench.io import answers_file, read_json, sha256_file
 from bench.tracking.store import Record
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def answer_keys(run_dir: Path) -> dict[str, str]:
 def run_record(run_dir: Path, kind: str = "run", name: str | None = None) -> Record:
     """The record of a finished run directory (``scores.json`` + ``answers.jsonl``)."""
     scores = read_json(run_dir / "scores.json")
-    answers = run_dir / "answers.jsonl"
+    answers = answers_file(run_dir)
     keys = answer_keys(run_dir)
     upstream = {str(k): str(v) for k, v in (scores.get("artifacts") or {}).items()}
     content = {
