@@ -299,3 +299,43 @@ def test_a_server_group_cpu_counts_as_the_measurements_own() -> None:
     assert used >= 0.6
     assert probe.record()["own_cpu_s"] >= 0.6
     assert tree_cpu_s(2**22 + 12345) == 0.0  # no such group
+
+
+def test_tree_sampler_counts_an_orphaned_worker() -> None:
+    """A worker whose parent exits first (vLLM's engine core) is reaped by init, never by this process: the
+    default count misses its CPU, the sampler (which read it while it ran) does not."""
+    import subprocess
+    import sys
+    import time
+
+    from bench.core.machine import MachineProbe, TreeCpuSampler
+
+    # the middle process (the API server) exits after the worker has burned, without waiting for it
+    burn = "import time\nwhile time.process_time() < 0.8: pass\ntime.sleep(2)"
+    middle = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {burn!r}], start_new_session=True)\n"
+        "print(p.pid, flush=True)\nstat = f'/proc/{p.pid}/stat'\n"
+        "while sum(map(int, open(stat).read().rsplit(')', 1)[1].split()[11:13])) < 70: time.sleep(0.05)\n"
+        "time.sleep(0.2)"
+    )
+    with (
+        TreeCpuSampler(interval=0.05) as tree,
+        MachineProbe(own_cpu=tree.total) as sampled,
+        MachineProbe() as plain,
+    ):
+        out = subprocess.run([sys.executable, "-c", middle], capture_output=True, text=True, timeout=60)
+        worker = Path(f"/proc/{int(out.stdout)}")
+        deadline = time.monotonic() + 60
+        while worker.exists() and " Z " not in _stat(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert time.monotonic() < deadline
+    assert sampled.record()["own_cpu_s"] >= 0.7
+    assert plain.record()["own_cpu_s"] < 0.5  # what the sampler adds: the orphan's 0.8 s
+
+
+def _stat(proc: Path) -> str:
+    try:
+        return proc.joinpath("stat").read_text()
+    except OSError:
+        return " Z "

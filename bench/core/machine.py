@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,65 @@ def tree_cpu_s(pid: int) -> float:
         tree |= frontier
         frontier = {p for p, pp in parent.items() if pp in frontier} - tree
     return sum(ticks[p] for p in tree) / tick
+
+
+def _self_ticks() -> dict[int, tuple[int, int, int]]:
+    """pid → (parent pid, start time, own CPU ticks: user + system, not its children's) of every live
+    process."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            out[int(stat.parent.name)] = (int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+class TreeCpuSampler:
+    """CPU seconds of process ``pid`` and every descendant it ever had, reaped or not: a thread reads each
+    one's own ticks every ``interval`` s, and a process counts with its last reading. A server's worker that
+    its parent never reaps (vLLM's engine core, orphaned when its API server exits first) still counts,
+    which :func:`_own_cpu` and :func:`tree_cpu_s` after the fact cannot see. Missed: what a process spends
+    after its last reading (< ``interval`` s of it), and processes shorter than ``interval``."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.5) -> None:
+        self.pid, self.interval = pid or os.getpid(), interval
+        self._last: dict[tuple[int, int], int] = {}  # (pid, start time): a reused pid is another process
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="tree-cpu", daemon=True)
+
+    def sample(self) -> None:
+        procs = self._self_ticks()
+        tree, frontier = set(), {self.pid} & set(procs)
+        while frontier:
+            tree |= frontier
+            frontier = {p for p, (pp, _, _) in procs.items() if pp in frontier} - tree
+        with self._lock:
+            for p in tree:
+                self._last[(p, procs[p][1])] = procs[p][2]
+
+    _self_ticks = staticmethod(_self_ticks)
+
+    def total(self) -> float:
+        """Sample now; the CPU seconds counted so far."""
+        self.sample()
+        with self._lock:
+            return sum(self._last.values()) / _TICK
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> TreeCpuSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5 * self.interval + 1)
 
 
 class MachineProbe:

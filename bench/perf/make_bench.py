@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import limits
-from bench.core.machine import MachineProbe, cpu_model
+from bench.core.machine import MachineProbe, TreeCpuSampler, cpu_model
 from bench.eval.runstate import git_state
 from bench.io import atomic_write_json
 
@@ -50,7 +50,8 @@ def run_stages(
     stages: dict[str, float] = {}
     if since is not None:
         stages["install"] = round(time.time() - since, 1)
-    with MachineProbe() as probe:
+    # vLLM's engine core outlives its unreaping server: its CPU is only seen while it runs (TreeCpuSampler)
+    with TreeCpuSampler() as tree, MachineProbe(own_cpu=tree.total) as probe:
         t0 = time.monotonic()
         for stage in STAGES:
             start = time.monotonic()
