@@ -126,12 +126,14 @@ perf: install
 
 # A profile whose backend is vllm (the default) gets vLLM's own virtualenv first (make install EXTRAS=vllm).
 # make_bench.json: each stage's wall time, installs included (bench/perf/make_bench.py).
+# vLLM's virtualenv installs alongside ingest, index and fine-tuning (only `run` needs it; its log:
+# $(RUN_DIR)/alongside.log).
 bench:
-	@set -e; t0=$$(date +%s.%N); $(MAKE) --no-print-directory install; \
+	@set -e; t0=$$(date +%s.%N); $(MAKE) --no-print-directory install; side=""; \
 	if $(PY) -m bench config --profile $(PROFILE) $(SET) | grep -q '^backend = "vllm"'; then \
-		$(MAKE) --no-print-directory $(VLLM_VENV)/.installed; fi; \
+		side="$(MAKE) --no-print-directory $(VLLM_VENV)/.installed"; fi; \
 	$(PY) -m bench.perf.make_bench --profile $(PROFILE) --run-dir $(RUN_DIR) \
-		--longform-pages $(LONGFORM_PAGES) --since $$t0 $(SET)
+		--longform-pages $(LONGFORM_PAGES) --since $$t0 --alongside "$$side" $(SET)
 	$(MAKE) --no-print-directory report
 
 SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s)))

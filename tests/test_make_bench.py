@@ -89,3 +89,49 @@ def test_machine_kinds_side_by_side_and_an_old_timing_says_what_it_lacks() -> No
     assert "Intel Xeon, ? cores; contention not recorded" in out and "quiet — AMD EPYC" in out
     old = render_timing({"stages_s": {"run": 322}, "total_s": 322}, {"cpu_model": "Intel Xeon"})
     assert "Measured on: Intel Xeon; contention not recorded" in old
+
+
+def test_the_alongside_install_overlaps_the_stages_and_run_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    done = tmp_path / "venv-installed"
+    order: list[str] = []
+
+    def call(cmd: list[str]) -> int:
+        order.append(f"{cmd[3]}:{done.exists()}")
+        return 0
+
+    monkeypatch.setattr(make_bench.subprocess, "call", call)
+    run_dir = tmp_path / "run"
+    side = f"sleep 0.5; touch {done}; echo installed"
+    argv = ["--run-dir", str(run_dir), "--perf-dir", str(tmp_path / "perf"), "--alongside", side]
+    assert make_bench.main(argv) == 0
+    # ingest starts before the install is done; run only after it
+    assert order[0] == "ingest:False" and order[-1] == "run:True"
+    doc = json.loads((run_dir / "make_bench.json").read_text(encoding="utf-8"))
+    assert doc["alongside"]["command"] == side and doc["alongside"]["wall_s"] >= 0.5
+    assert doc["stages_s"]["install_wait"] >= 0.3  # the stubbed stages took no time: run waited
+    assert (run_dir / "alongside.log").read_text(encoding="utf-8").strip() == "installed"
+    rendered = render_timing(doc)
+    assert rendered.index("| finetune |") < rendered.index("| install_wait |") < rendered.index("| run |")
+
+
+def test_a_failed_alongside_install_stops_before_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(make_bench.subprocess, "call", lambda cmd: calls.append(cmd[3]) or 0)
+    argv = ["--run-dir", str(tmp_path / "run"), "--perf-dir", str(tmp_path / "p"), "--alongside", "exit 7"]
+    assert make_bench.main(argv) == 7
+    assert calls == ["ingest", "index", "finetune"]
+    assert not (tmp_path / "run" / "make_bench.json").exists()
+
+
+def test_a_failed_stage_ends_the_alongside_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(make_bench.subprocess, "call", lambda cmd: 3 if cmd[3] == "index" else 0)
+    marker = tmp_path / "still-running"
+    argv = ["--run-dir", str(tmp_path / "run"), "--perf-dir", str(tmp_path / "p"),
+            "--alongside", f"sleep 2; touch {marker}"]  # fmt: skip
+    t0 = time.monotonic()
+    assert make_bench.main(argv) == 3
+    assert time.monotonic() - t0 < 1.5  # not waited for: ended
+    time.sleep(2.5)
+    assert not marker.exists()  # the whole group ended, not only bash

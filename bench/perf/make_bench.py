@@ -10,12 +10,20 @@ says whether the machine was quiet. The default profile's record is also kept pe
 ``results/perf/make-bench-<cpu>.json``, so that docs/performance.md shows the machine kinds side by side,
 each from its own file.
 
+``--alongside CMD`` (make bench: the vLLM virtualenv's install) runs CMD in the background from the first
+stage on, since only ``run`` needs it: its download and unpacking overlap ingest, index and fine-tuning
+instead of adding to them. ``run`` waits for it (``install_wait`` in the record, when it had to); the
+record keeps CMD's own wall seconds and its log (``<run dir>/alongside.log``).
+
 A stage that fails stops the pipeline with its exit status; nothing is written then.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,18 +50,75 @@ def stage_command(stage: str, profile: str, sets: list[str], run_dir: Path, long
     return cmd
 
 
+class Alongside:
+    """A shell command run in the background (its output to ``log``), waited for when it is needed."""
+
+    def __init__(self, command: str, log: Path) -> None:
+        self.command, self.log = command, log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.monotonic()
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                ["bash", "-c", command], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.wall_s: float | None = None
+
+    def wait(self) -> tuple[int, float]:
+        """(exit status, seconds waited here)."""
+        t = time.monotonic()
+        rc = self.proc.wait()
+        if self.wall_s is None:
+            self.wall_s = round(time.monotonic() - self.t0, 1)
+        return rc, round(time.monotonic() - t, 1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:  # the whole group: make and the pip it started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
 def run_stages(
-    profile: str, sets: list[str], run_dir: Path, longform: int, since: float | None = None
+    profile: str,
+    sets: list[str],
+    run_dir: Path,
+    longform: int,
+    since: float | None = None,
+    alongside: str = "",
 ) -> dict[str, Any] | int:
     """The stages' wall seconds and the machine record, or the exit status of the stage that failed.
-    ``since``: when ``make bench`` started (epoch seconds): the time until now is its installs."""
+    ``since``: when ``make bench`` started (epoch seconds): the time until now is its installs.
+    ``alongside``: a command run in the background from the start, finished before ``run``."""
     stages: dict[str, float] = {}
     if since is not None:
         stages["install"] = round(time.time() - since, 1)
+    side = Alongside(alongside, run_dir / "alongside.log") if alongside else None
+    try:
+        return _timed(profile, sets, run_dir, longform, stages, side)
+    finally:
+        if side is not None:
+            side.stop()  # a failed stage does not leave the install running
+
+
+def _timed(
+    profile: str,
+    sets: list[str],
+    run_dir: Path,
+    longform: int,
+    stages: dict[str, float],
+    side: Alongside | None,
+) -> dict[str, Any] | int:
     # vLLM's engine core outlives its unreaping server: its CPU is only seen while it runs (TreeCpuSampler)
     with TreeCpuSampler() as tree, MachineProbe(own_cpu=tree.total) as probe:
         t0 = time.monotonic()
         for stage in STAGES:
+            if stage == "run" and side is not None:
+                rc, waited = side.wait()
+                if rc != 0:
+                    print(f"make bench: `{side.command}` failed (exit {rc}); see {side.log}", file=sys.stderr)
+                    return rc
+                if waited >= 0.1:
+                    stages["install_wait"] = waited
             start = time.monotonic()
             rc = subprocess.call(stage_command(stage, profile, sets, run_dir, longform))
             if rc != 0:
@@ -70,6 +135,7 @@ def run_stages(
         if longform
         else "fact answers",
         "longform_pages": longform,
+        **({"alongside": {"command": side.command, "wall_s": side.wall_s}} if side is not None else {}),
         **git_state(),
         "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": probe.record(),
@@ -84,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--perf-dir", type=Path, default=Path("results/perf"))
     p.add_argument("--since", type=float, default=None, help="epoch seconds make bench started (installs)")
+    p.add_argument("--alongside", default="", help="a shell command run in the background, done before run")
     a = p.parse_args(argv)
-    doc = run_stages(a.profile, a.sets, a.run_dir, a.longform_pages, a.since)
+    doc = run_stages(a.profile, a.sets, a.run_dir, a.longform_pages, a.since, a.alongside)
     if isinstance(doc, int):
         return doc
     atomic_write_json(a.run_dir / "make_bench.json", doc)
