@@ -3,6 +3,7 @@ answer probe's shared-prefix cache against scoring each question on its own."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,59 @@ def test_cpu_family_names_the_microarchitecture(tmp_path: Path) -> None:
         [{"cpu_model": "AMD EPYC", "cpu_family": "family 26, model 2", "cores": 2}]
     )
     assert "| AMD EPYC (family 26, model 2), 2 cores |" in row
+
+
+def test_batched_page_probe_equals_piece_by_piece(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page probe runs pieces of similar length together, right-padded: each piece's NLL must be what it
+    is alone (the reference: one forward per piece with the model's own loss)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.training import injection
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    texts = [("Lisboa é a capital de Portugal. " * n).strip() for n in (1, 2, 5, 9, 3)]
+    block = 16
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for t in texts:
+            ids = tok(t, add_special_tokens=False)["input_ids"]
+            for i in range(0, len(ids), block):
+                piece = ids[i : i + block]
+                if len(piece) >= 2:
+                    x = torch.tensor([piece])
+                    total += float(model(input_ids=x, labels=x).loss) * (len(piece) - 1)
+                    count += len(piece) - 1
+    monkeypatch.setattr(injection, "PROBE_BATCH_TOKENS", 48)  # several batches, each with padding
+    got = injection.mean_nll(model, tok, texts, block)
+    assert got["tokens"] == count
+    assert abs(got["nll"] - round(total / count, 4)) < 2e-4, (got, total / count)
+
+
+def test_batched_answer_probe_with_uneven_batches(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.training import injection
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    model.train()
+    shared = "Responda com um trecho do contexto. " * 6
+    qa = [("Quem?", "os fenícios de Tiro"), ("Em que ano foi?", "1147"), ("Onde fica a cidade?", "Porto"),
+          ("Qual?", ""), ("Quando nasceu o rei?", "em 1143, em Guimarães")]  # fmt: skip
+    items: list[dict[str, Any]] = [
+        {"id": i, "prompt": shared + q, "answer": a} for i, (q, a) in enumerate(qa)
+    ]
+    monkeypatch.setattr(injection, "PROBE_BATCH_TOKENS", 20)  # batches of 1-3 questions
+    fast = injection.answer_probe(model, tok, items)
+    assert list(fast) == [str(i) for i in range(len(qa))]  # the items' order
+    assert math.isnan(fast["3"])  # an empty answer has no NLL
+    for it in items[:3] + items[4:]:
+        slow = injection.answer_nll(model, tok, it["prompt"], it["answer"])
+        assert abs(fast[str(it["id"])] - slow) < 2e-3, (it, fast, slow)
+    assert model.training  # the probe restores training mode

@@ -20,35 +20,93 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+#: Tokens per batched forward of the probes (rows x padded length): short pieces and questions one at a
+#: time left the matmuls too small to run near this CPU's peak (docs/performance.md).
+PROBE_BATCH_TOKENS = 1024
+
+
 def mean_nll(
     model: Any, tok: Any, text: str | Sequence[str], block: int, bf16: bool = False
 ) -> dict[str, float]:
     """Mean next-token NLL of ``text`` cut into ``block``-token pieces (each scored on its own); a list of
-    texts is scored text by text (each a sequence of its own, as a training record is read)."""
-    import torch
-
+    texts is scored text by text (each a sequence of its own, as a training record is read). Pieces of
+    similar length run together, right-padded (:data:`PROBE_BATCH_TOKENS` a forward); each piece's NLL is
+    its own rows' only."""
     texts = [text] if isinstance(text, str) else list(text)
     pieces = []
     for one in texts:
         ids = tok(one, add_special_tokens=False)["input_ids"]
         pieces += [ids[i : i + block] for i in range(0, len(ids), block)]
+    pieces = sorted((p for p in pieces if len(p) >= 2), key=len)
     total, count = 0.0, 0
+    with _scoring(model, bf16) as device:
+        for batch in _batches(pieces, len):
+            nll = _row_nll(model, device, tok, batch, [(1, len(p)) for p in batch])
+            total += sum(nll)
+            count += sum(len(p) - 1 for p in batch)
+    nll_mean = total / count if count else float("nan")
+    return {
+        "tokens": count,
+        "nll": round(nll_mean, 4),
+        "ppl": round(math.exp(nll_mean), 3) if count else float("nan"),
+    }
+
+
+@contextlib.contextmanager
+def _scoring(model: Any, bf16: bool) -> Any:
+    """no_grad, eval mode (restored after), bf16 autocast when asked; yields the model's device."""
+    import torch
+
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     was_training = model.training
     model.eval()
-    with torch.no_grad(), autocast:
-        for piece in pieces:
-            if len(piece) < 2:
-                continue
-            x = torch.tensor([piece], device=device)
-            loss = model(input_ids=x, labels=x).loss
-            total += float(loss) * (len(piece) - 1)
-            count += len(piece) - 1
-    if was_training:
-        model.train()
-    nll = total / count if count else float("nan")
-    return {"tokens": count, "nll": round(nll, 4), "ppl": round(math.exp(nll), 3) if count else float("nan")}
+    try:
+        with torch.no_grad(), autocast:
+            yield device
+    finally:
+        if was_training:
+            model.train()
+
+
+def _batches(rows: list[Any], length: Callable[[Any], int]) -> Any:
+    """Consecutive rows (sorted by length) in batches of at most :data:`PROBE_BATCH_TOKENS` padded tokens."""
+    batch: list[Any] = []
+    for row in rows:
+        if batch and (len(batch) + 1) * max(length(row), *map(length, batch)) > PROBE_BATCH_TOKENS:
+            yield batch
+            batch = []
+        batch.append(row)
+    if batch:
+        yield batch
+
+
+def _row_nll(
+    model: Any,
+    device: Any,
+    tok: Any,
+    rows: list[list[int]],
+    spans: list[tuple[int, int]],
+    cache: Any = None,
+    past: int = 0,
+) -> list[float]:
+    """Σ NLL of each row's tokens ``span[0]:span[1]`` (each predicted from the position before it), the rows
+    right-padded into one forward; ``cache``: a KV cache of ``past`` tokens every row continues."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    x = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+    mask = torch.tensor([[1] * (past + len(r)) + [0] * (width - len(r)) for r in rows], device=device)
+    logits = model(
+        input_ids=x, attention_mask=mask, past_key_values=cache, use_cache=cache is not None
+    ).logits
+    out = []
+    for i, (r, (a, b)) in enumerate(zip(rows, spans, strict=True)):
+        logp = torch.log_softmax(logits[i, a - 1 : b - 1].float(), dim=-1)
+        target = torch.tensor(r[a:b], device=device)
+        out.append(float(-logp.gather(1, target[:, None]).sum()))
+    return out
 
 
 def trained_texts(records: Sequence[dict[str, Any]], n_tokens: int, count: Callable[[str], int]) -> list[str]:
@@ -160,39 +218,38 @@ def answer_probe(model: Any, tok: Any, items: list[dict[str, Any]], bf16: bool =
         return {
             str(it["id"]): round(answer_nll(model, tok, it["prompt"], it["answer"], bf16), 4) for it in items
         }
-    return _prefix_cached_nll(model, enc, prefix, bf16)
+    return _prefix_cached_nll(model, tok, enc, prefix, bf16)
 
 
 def _prefix_cached_nll(
-    model: Any, enc: list[tuple[str, list[int], list[int]]], prefix: int, bf16: bool
+    model: Any, tok: Any, enc: list[tuple[str, list[int], list[int]]], prefix: int, bf16: bool
 ) -> dict[str, float]:
-    import torch
+    """The shared prefix runs once; questions of similar length then run together on copies of its KV cache,
+    each scored on its own answer tokens only (mean NLL, as :func:`answer_nll`)."""
+    import copy
+
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    was_training = model.training
-    model.eval()
-    out: dict[str, float] = {}
-    with torch.no_grad(), autocast:
-        cache = DynamicCache()
+    out: dict[str, float] = {str(qid): float("nan") for qid, _, a_ids in enc if not a_ids}
+    todo = sorted((e for e in enc if e[2]), key=lambda e: len(e[1]) + len(e[2]))
+    with _scoring(model, bf16) as device:
+        import torch
+
+        shared = DynamicCache()
         model(
-            input_ids=torch.tensor([enc[0][1][:prefix]], device=device), past_key_values=cache, use_cache=True
+            input_ids=torch.tensor([enc[0][1][:prefix]], device=device),
+            past_key_values=shared,
+            use_cache=True,
         )
-        for qid, p_ids, a_ids in enc:
-            if not a_ids:
-                out[qid] = float("nan")
-                continue
-            rest = p_ids[prefix:]
-            x = torch.tensor([rest + a_ids], device=device)
-            labels = torch.tensor([[-100] * len(rest) + a_ids], device=device)
-            loss = model(input_ids=x, labels=labels, past_key_values=cache, use_cache=True).loss
-            out[qid] = round(float(loss), 4)
-            if (extra := cache.get_seq_length() - prefix) > 0:
-                cache.crop(-extra)  # back to the shared prefix
-    if was_training:
-        model.train()
-    return out
+        for batch in _batches(todo, lambda e: len(e[1]) - prefix + len(e[2])):
+            rows = [p_ids[prefix:] + a_ids for _, p_ids, a_ids in batch]
+            spans = [(len(p_ids) - prefix, len(p_ids) - prefix + len(a_ids)) for _, p_ids, a_ids in batch]
+            cache = copy.deepcopy(shared)
+            cache.batch_repeat_interleave(len(batch))
+            sums = _row_nll(model, device, tok, rows, spans, cache, prefix)
+            for (qid, _, a_ids), total in zip(batch, sums, strict=True):
+                out[str(qid)] = round(total / len(a_ids), 4)
+    return {str(qid): out[str(qid)] for qid, _, _ in enc}
 
 
 def _mean(values: list[float]) -> float | None:
