@@ -41,6 +41,10 @@ class FakeGenerator:
 
     def __init__(self, name: str, log: list[str], fail_at: int = 0, exc: BaseException | None = None) -> None:
         self.name, self.log, self.fail_at, self.exc = name, log, fail_at, exc
+        self.prestarted: list[str] = []
+
+    def prestart(self) -> None:  # a backend whose engine loads in the background (vLLM)
+        self.prestarted.append(self.name)
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> Generation:
         assert messages[0]["role"] == "system" and "português" in messages[0]["content"]
@@ -105,6 +109,7 @@ class FakeStages:
     ):
         self.batching: tuple[list[int], str] | None = None  # (batch sizes seen, poison) → batching generators
         self.calls: list[str] = []
+        self.prestarted: list[str] = []
         self.loaded = 0
         self.retriever = FakeRetriever()
         self.adapter = tmp / "adapter"
@@ -122,6 +127,8 @@ class FakeStages:
             gens = {"base": FakeGenerator("base", self.calls, self.fail_at, self.exc)}
             if adapter is not None:
                 gens["ft"] = FakeGenerator("ft", self.calls, self.fail_at, self.exc)
+            for g in gens.values():
+                g.prestarted = self.prestarted  # one list: the order the runner started them in
             return gens
 
         return Stages(
@@ -165,6 +172,10 @@ def test_run_writes_answers_and_scores(tmp_path: Path, tiny_questions: Path) -> 
         (v, q) for v in ALL for q in ("q1", "q2", "q3")
     ]
     assert fake.retriever.calls == 12 and len(fake.calls) == 15  # rag, ft_rag, picker_rag, span_rag retrieve
+    assert fake.prestarted == [
+        "base",
+        "ft",
+    ]  # every engine the run needs starts loading before the first answer
     rag_q1 = rows[3]
     assert rag_q1["answers"] == ["Berlim"] and rag_q1["retrieved"][0]["chunk_id"] == "c1"
     assert rag_q1["metrics"]["contains"] == 1.0 and rag_q1["metrics"]["recall@k"] == 1.0

@@ -273,8 +273,11 @@ def test_kept_engines_serve_the_long_form_twin_without_a_second_start(
         def __init__(self, cfg: Config, spec: EngineSpec, log_dir: Path, engines: int = 1) -> None:
             self.spec, self.base_url, self.kv_gib, self.start_s = spec, "http://127.0.0.1:1", 1.0, 1.0
 
-        def start(self) -> None:
+        def launch(self) -> None:
             events.append(("start", self.spec.served_name))
+
+        def wait_ready(self) -> float:
+            return 1.0
 
         def stop(self) -> None:
             events.append(("stop", self.spec.served_name))
@@ -301,3 +304,58 @@ def test_kept_engines_serve_the_long_form_twin_without_a_second_start(
     gen.engine.ensure()  # type: ignore[attr-defined]
     gen.close()
     assert events == [("start", name), ("stop", name)]
+
+
+def test_prestart_loads_both_engines_at_once_and_merges_only_for_the_ft_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """CPU, an adapter: prestart launches the base engine, then merges the adapter and launches the second,
+    neither waited for; a request waits for its own engine only; an engine nobody prestarts or asks never
+    merges nor starts."""
+    from bench.generation import models
+    from bench.generation import vllm_backend as vb
+
+    events: list[str] = []
+
+    class FakeServer:
+        def __init__(self, cfg: Config, spec: EngineSpec, log_dir: Path, engines: int = 1) -> None:
+            self.spec, self.base_url, self.kv_gib, self.start_s = spec, "http://127.0.0.1:1", 1.0, 1.0
+
+        def launch(self) -> None:
+            events.append(f"launch {self.spec.served_name}")
+
+        def wait_ready(self) -> float:
+            events.append(f"ready {self.spec.served_name}")
+            return 1.0
+
+        def stop(self) -> None:
+            events.append(f"stop {self.spec.served_name}")
+
+    monkeypatch.setattr(vb, "VllmServer", FakeServer)
+    monkeypatch.setattr(models, "ensure_hf_model", lambda cfg: tmp_path)
+    monkeypatch.setattr(vb, "merged_dir", lambda cfg, base, adapter: tmp_path / "merged")
+    monkeypatch.setattr(vb, "merge_adapter", lambda base, adapter, out: events.append("merge") or out)
+    cfg = Config(model=ModelConfig(backend="vllm"), results_dir=str(tmp_path))
+    name = cfg.model.name
+    gens = vb.vllm_generators(cfg, tmp_path / "adapter")
+    assert events == []  # nothing starts (or merges) when the generators are made
+    gens["base"].prestart()  # type: ignore[attr-defined]
+    gens["ft"].prestart()  # type: ignore[attr-defined]
+    assert events == [
+        f"launch {name}",
+        "merge",
+        f"launch {name}+ft",
+    ]  # the merge overlaps the base engine's load
+    gens["base"].engine.ensure()  # type: ignore[attr-defined]
+    gens["base"].engine.ensure()  # type: ignore[attr-defined]
+    assert events[3:] == [f"ready {name}"]  # waited for once
+    for g in gens.values():
+        g.close()
+    assert sorted(events[4:]) == [f"stop {name}", f"stop {name}+ft"]
+
+    events.clear()
+    gens = vb.vllm_generators(cfg, tmp_path / "adapter")
+    gens["base"].prestart()  # type: ignore[attr-defined]
+    for g in gens.values():
+        g.close()
+    assert events == [f"launch {name}", f"stop {name}", f"stop {name}+ft"]  # no merge: ft was never asked

@@ -284,6 +284,9 @@ def _generate(
     needs_model = any(specs[n].uses_model for n in todo)
     generators = stages.make_generators(cfg, adapter) if needs_model else {}
     try:
+        for key in dict.fromkeys(specs[n].generator for n in todo if specs[n].uses_model):
+            if (prestart := getattr(generators.get(key), "prestart", None)) is not None:
+                prestart()  # every engine loads at once (vLLM); the first request waits for its own
         info = {name: gen.info() for name, gen in generators.items()}
         answers = load_train_answers(cfg) if any(specs[n].edit or n == "prior" for n in todo) else None
         variants = build_variants(cfg, todo, generators, retriever, answers)

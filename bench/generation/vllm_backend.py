@@ -87,15 +87,28 @@ def merge_adapter(base_dir: Path, adapter: Path, out: Path) -> Path:
 
 class _Engine:
     """A lazily started server shared by the generators that use it; stopped when the last one closes
-    (a kept engine: when its :func:`kept_engines` block ends)."""
+    (a kept engine: when its :func:`kept_engines` block ends). ``prepare`` runs once before the process
+    starts (the merge of an adapter into the weights the engine serves)."""
 
-    def __init__(self, server: VllmServer, kept: bool = False) -> None:
-        self.server, self.users, self.started, self.kept = server, 0, False, kept
+    def __init__(
+        self, server: VllmServer, kept: bool = False, prepare: Callable[[], Any] | None = None
+    ) -> None:
+        self.server, self.users, self.kept, self.prepare = server, 0, kept, prepare
+        self.launched = self.ready = False
+
+    def launch(self) -> None:
+        """Start the engine's process without waiting for it (:meth:`ensure` waits)."""
+        if not self.launched:
+            if self.prepare is not None:
+                self.prepare()
+            self.launched = True
+            self.server.launch()
 
     def ensure(self) -> str:
-        if not self.started:
-            self.started = True
-            self.server.start()
+        self.launch()
+        if not self.ready:
+            self.server.wait_ready()
+            self.ready = True
         return self.server.base_url
 
     def release(self) -> None:
@@ -122,13 +135,15 @@ def kept_engines() -> Iterator[None]:
             engine.server.stop()
 
 
-def _engine(cfg: Config, spec: EngineSpec, log_dir: Path, engines: int = 1) -> _Engine:
+def _engine(
+    cfg: Config, spec: EngineSpec, log_dir: Path, engines: int = 1, prepare: Callable[[], Any] | None = None
+) -> _Engine:
     """A new engine, or inside :func:`kept_engines` the kept one started with the same command line."""
     if _KEPT is None:
-        return _Engine(VllmServer(cfg, spec, log_dir, engines))
+        return _Engine(VllmServer(cfg, spec, log_dir, engines), prepare=prepare)
     key = repr((spec, engines, cfg.vllm, cfg.model.dtype, cfg.device, cfg.seed))
     if key not in _KEPT:
-        _KEPT[key] = _Engine(VllmServer(cfg, spec, log_dir, engines), kept=True)
+        _KEPT[key] = _Engine(VllmServer(cfg, spec, log_dir, engines), kept=True, prepare=prepare)
     return _KEPT[key]
 
 
@@ -144,6 +159,11 @@ class VllmGenerator:
         engine.users += 1
         self.client: OpenAIGenerator | None = None
         self.closed = False
+
+    def prestart(self) -> None:
+        """Start this generator's engine now, without waiting for it: the runner starts every engine a run
+        needs at once, so the second one loads (and its adapter merges) while the first answers."""
+        self.engine.launch()
 
     def _client(self) -> OpenAIGenerator:
         if self.client is None:
@@ -244,10 +264,12 @@ def vllm_generators(cfg: Config, adapter: Path | None) -> dict[str, Generator]:
         gens["base"] = VllmGenerator(cfg, engine, name, adapter=None, mode="none")
         gens["ft"] = VllmGenerator(cfg, engine, "ft", adapter=adapter, mode="lora")
         return gens
-    merged = merge_adapter(base_dir, adapter, merged_dir(cfg, base_dir, adapter))
+    merged = merged_dir(cfg, base_dir, adapter)  # merged when its engine starts (prestart: in parallel)
     base_engine = _engine(cfg, EngineSpec(base_dir, name), log_dir, engines=2)
     ft_spec = EngineSpec(merged, f"{name}+ft")
-    ft_engine = _engine(cfg, ft_spec, log_dir, engines=2)
+    ft_engine = _engine(
+        cfg, ft_spec, log_dir, engines=2, prepare=lambda: merge_adapter(base_dir, adapter, merged)
+    )
     gens["base"] = VllmGenerator(cfg, base_engine, name, adapter=None, mode="none")
     gens["ft"] = VllmGenerator(cfg, ft_engine, ft_spec.served_name, adapter=adapter, mode="merged")
     return gens

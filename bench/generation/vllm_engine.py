@@ -136,6 +136,7 @@ class VllmServer:
         self.cmd = server_command(cfg, spec, self.port)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_s: float | None = None
+        self._t0 = 0.0
         self.log_path = log_dir / f"vllm-{spec.served_name.replace('/', '_')}-{self.port}.log"
 
     @property
@@ -149,8 +150,12 @@ class VllmServer:
             return "(no log)"
 
     def start(self) -> float:
-        import httpx
+        """:meth:`launch`, then :meth:`wait_ready`: seconds until the engine answered."""
+        self.launch()
+        return self.wait_ready()
 
+    def launch(self) -> None:
+        """Start the engine process and return at once (its imports and weights load in the background)."""
         python = Path(self.cmd[0])
         if not python.exists():
             raise BenchError(
@@ -161,11 +166,19 @@ class VllmServer:
         log.info(
             "starting vLLM (%s, KV cache %d GiB): log %s", self.spec.served_name, self.kv_gib, self.log_path
         )
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(reaped(self.cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        deadline = t0 + self.cfg.vllm.start_timeout_s
+
+    def wait_ready(self) -> float:
+        """Block until ``/health`` answers (BenchError when the process dies or ``vllm.start_timeout_s``
+        passes); seconds since :meth:`launch`."""
+        import httpx
+
+        if self.proc is None:
+            raise BenchError(f"vLLM ({self.spec.served_name}): wait_ready() before launch()")
+        deadline = self._t0 + self.cfg.vllm.start_timeout_s
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(
@@ -174,7 +187,7 @@ class VllmServer:
                 )
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2.0).status_code == 200:
-                    self.start_s = time.perf_counter() - t0
+                    self.start_s = time.perf_counter() - self._t0
                     log.info("vLLM ready in %.1f s on port %d", self.start_s, self.port)
                     return self.start_s
             except httpx.HTTPError:
