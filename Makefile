@@ -121,6 +121,7 @@ PERF_COMPARE := $(if $(wildcard results/benchmarks/*/*.json),--benchmark-compare
 perf: install
 	$(OFFLINE) $(PY) -m bench.perf limits $(SET)
 	$(OFFLINE) $(PY) -m bench.perf breakdown $(SET)
+	$(OFFLINE) $(PY) -m bench.perf op-profile $(SET)
 	$(OFFLINE) $(PY) -m pytest -m perf tests/perf --benchmark-autosave --benchmark-storage=results/benchmarks \
 		$(PERF_COMPARE) -q
 

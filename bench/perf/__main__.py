@@ -1,10 +1,12 @@
-"""``python -m bench.perf limits|breakdown|train-ab``: issue 35's measurements (``make perf``: the first two).
+"""``python -m bench.perf limits|breakdown|train-ab|op-profile``: issue 35's measurements (``make perf``:
+limits, breakdown and op-profile).
 
 ``limits``: this machine's matmul peaks and bandwidth, then a short run of each stage, written to
 ``results/perf/limits-<cpu>.json``. ``breakdown``: where the committed default run's time went, written to
 ``results/perf/time-breakdown.json``. ``train-ab``: training tokens/s of ``--before`` and ``--after``
-settings, interleaved in one process (``results/perf/train-ab.json``). ``--set`` takes config overrides
-(``results_dir=...`` reuses another checkout's assembled models)."""
+settings, interleaved in one process (``results/perf/train-ab.json``). ``op-profile``: a training step and
+an embedding pass under torch.profiler, time per op family (``results/perf/op-profile-<cpu>.json``).
+``--set`` takes config overrides (``results_dir=...`` reuses another checkout's assembled models)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ PARTS = ("training", "embedding", "generation")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
-    p.add_argument("what", choices=("limits", "breakdown", "train-ab"))
+    p.add_argument("what", choices=("limits", "breakdown", "train-ab", "op-profile"))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--parts", default=",".join(PARTS), help="limits: stages to measure (comma-separated)")
     p.add_argument("--train-steps", type=int, default=8)
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown --parts {sorted(unknown)}; known: {', '.join(PARTS)}")
         doc = report.measure(cfg, parts, a.train_steps, a.embed_chunks)
         out = a.output or report.limits_path()
+    elif a.what == "op-profile":
+        from bench.perf import opprofile
+
+        doc = opprofile.measure(cfg)
+        out = a.output or report.limits_path(prefix="op-profile")
     elif a.what == "breakdown":
         doc = report.time_breakdown(cfg, a.run, probe=not a.no_probe)
         out = a.output or report.PERF_DIR / "time-breakdown.json"

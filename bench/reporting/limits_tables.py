@@ -254,3 +254,33 @@ def render_make_bench(docs: list[dict[str, Any]]) -> str:
         for i, d in enumerate(docs)
     ]
     return "\n".join([table(head, rows).rstrip(), "", *notes]) + "\n"
+
+
+OP_PROFILE_GLOB = "op-profile-*.json"  # python -m bench.perf op-profile: one file per microarchitecture
+
+
+def render_op_profile(docs: list[dict[str, Any]]) -> str:
+    """Per machine and stage: the step time and each op family's share of the profiled time (matmuls with
+    their in-place GFLOP/s), from ``op-profile-<cpu>.json`` (bench/perf/opprofile.py)."""
+    from bench.perf.opprofile import FAMILIES
+
+    names = [n for n, _ in FAMILIES] + ["other"]
+    rows, notes = [], []
+    for doc in docs:
+        where = f"{doc.get('cpu_model', DASH)} ({doc.get('cpu_family') or 'family not recorded'})"
+        for stage in ("training", "embedding"):
+            st = doc.get(stage)
+            if not st:
+                continue
+            fam = st.get("families") or {}
+            cells = [f"{_pct((fam.get(n) or {}).get('share'))}" for n in names]
+            if st.get("matmul_gflops_in_place") is not None:
+                cells[0] += f" ({fmt_num(st['matmul_gflops_in_place'], 0)} GFLOP/s)"
+            ms, rate = fmt_num(1000 * float(st["step_s_best"]), 0), fmt_num(st["tokens_per_s_best_step"], 0)
+            step = f"{ms} ms, {rate} tok/s"
+            rows.append([where, stage, step, *cells])
+            notes.append(f"- {where}, {stage}: {st.get('setup', DASH)}.")
+        if doc.get("machine"):
+            notes.append(f"- {where}: {machine_line(doc['machine'])}.")
+    head = ["machine", "stage", "best step (unprofiled)", *names]
+    return table(head, rows).rstrip() + "\n\n" + "\n".join(notes) + "\n"

@@ -80,6 +80,14 @@ def _make_bench(perf_dir: Path) -> tuple[Path, str] | None:
     )
 
 
+def _op_profile(perf_dir: Path) -> tuple[Path, str] | None:
+    files = sorted(perf_dir.glob(limits_tables.OP_PROFILE_GLOB))
+    if not files:
+        return None
+    body = limits_tables.render_op_profile([read_json(f) for f in files])
+    return perf_dir / limits_tables.OP_PROFILE_GLOB, body
+
+
 def _ft(summary: bool) -> Callable[[Path], tuple[Path, str] | None]:
     def load(perf_dir: Path) -> tuple[Path, str] | None:
         from bench.reporting import ft_verdict
@@ -146,6 +154,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
     ),  # bench.perf breakdown
     "train-ab": _one("train-ab.json", limits_tables.render_train_ab),  # python -m bench.perf train-ab
     "make-bench": _make_bench,  # bench.perf.make_bench: one results/perf/make-bench-<cpu>.json per CPU
+    "op-profile": _op_profile,  # python -m bench.perf op-profile: per op family, one file per CPU
 }
 
 

@@ -1,0 +1,152 @@
+"""Where a stage's step goes, op by op: ``python -m bench.perf op-profile`` → ``op-profile-<cpu>.json``.
+
+The limits file says how far each stage is from this CPU's peak; this says why. Two steps run under
+``torch.profiler`` after a warm-up:
+
+* **training**: the default recipe's model in training precision with its LoRA adapters attached
+  (:meth:`bench.training.finetune.FinetuneRecipe.attach_lora`) and torch's AdamW, one scheduled record per
+  step (batch 1, as the default trains), bf16 autocast as the trainer runs it. A plain loop: the trainer's own
+  overhead is the difference between this loop's tokens/s and the limits file's.
+* **embedding**: the default embedder over corpus chunks, as the index embeds them.
+
+Each op's own time goes to one family: matmul (``mm``/``addmm``/``bmm``: with their FLOPs, so their in-place
+GFLOP/s), attention, the LM head's softmax and loss, dtype casts (autocast's copies), the optimizer's
+elementwise updates, and the rest. The unprofiled step time (best of the timed steps) is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.config import Config
+
+log = logging.getLogger(__name__)
+
+FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")),
+    ("attention", ("scaled_dot_product", "flash_attention", "aten::_softmax")),
+    ("lm-head softmax + loss", ("log_softmax", "nll_loss", "cross_entropy")),
+    ("dtype casts", ("aten::copy_", "aten::_to_copy", "aten::to", "aten::empty_strided")),
+    ("optimizer", ("aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt", "aten::_foreach")),
+)
+
+
+def family(op: str) -> str:
+    for name, marks in FAMILIES:
+        if any(m in op for m in marks):
+            return name
+    return "other"
+
+
+def grouped(prof: Any, steps: int) -> dict[str, Any]:
+    """Self time per family (ms per step, share), and the matmuls' GFLOP/s from the profiler's FLOP count."""
+    ms: dict[str, float] = {}
+    mm_flops = mm_us = 0.0
+    for ev in prof.key_averages():
+        fam = family(ev.key)
+        ms[fam] = ms.get(fam, 0.0) + ev.self_cpu_time_total / 1000.0
+        if fam == "matmul":
+            mm_flops += float(getattr(ev, "flops", 0) or 0)
+            mm_us += ev.self_cpu_time_total
+    total = sum(ms.values()) or 1.0
+    order = [n for n, _ in FAMILIES] + ["other"]
+    return {
+        "families": {
+            n: {"ms_per_step": round(ms.get(n, 0.0) / steps, 2), "share": round(ms.get(n, 0.0) / total, 3)}
+            for n in order
+        },
+        "profiled_ms_per_step": round(total / steps, 1),
+        "matmul_gflops_in_place": round(mm_flops / mm_us / 1e3, 1) if mm_us else None,
+    }
+
+
+def _profile(step: Callable[[], Any], steps: int, timed: int) -> dict[str, Any]:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()  # warm-up: first-call allocations, kernel choice
+    times = []
+    for _ in range(timed):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        for _ in range(steps):
+            step()
+    return {"step_s_best": round(min(times), 4), "step_s_all": [round(t, 4) for t in times],
+            **grouped(prof, steps)}  # fmt: skip
+
+
+def training(cfg: Config, steps: int = 3, timed: int = 6) -> dict[str, Any]:
+    """The default recipe's LoRA step on its first scheduled records (one record a step)."""
+    import torch
+
+    from bench import model_registry
+    from bench.generation import models
+    from bench.training import finetune
+
+    model, tok = models.load_model(cfg, for_training=True, quantization=cfg.finetune.quantization)
+    use_chat = bool(model_registry.resolve_model(cfg).chat_template and tok.chat_template is not None)
+    records = finetune.build_records(cfg, tok, use_chat)
+    recipe = finetune.FinetuneRecipe(cfg, Path("/nonexistent"), model_registry.resolve_model(cfg), model,
+                                     tok, records, use_chat, {})  # fmt: skip
+    recipe.attach_lora()
+    model = recipe.model
+    model.train()
+    texts = [str(r.get("text") or r.get("completion") or "") for r in records.data.train[: 1 + timed + steps]]
+    eos = tok.eos_token or ""
+    rows = [tok(t + eos, add_special_tokens=False)["input_ids"][: cfg.finetune.max_length] for t in texts]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.finetune.learning_rate)
+    feed = iter(rows * 2)
+    seen: list[int] = []
+
+    def step() -> None:
+        ids = torch.tensor([next(feed)])
+        seen.append(ids.shape[1])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.finetune.bf16):
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    out = _profile(step, steps, timed)
+    out["tokens_per_step_mean"] = round(sum(seen) / len(seen), 1)
+    best = out["step_s_all"].index(out["step_s_best"])
+    out["tokens_per_s_best_step"] = round(seen[1 + best] / out["step_s_best"], 1)  # seen[0]: the warm-up
+    out["setup"] = (
+        f"{cfg.model.name}, LoRA r={cfg.finetune.lora_r} on {', '.join(cfg.finetune.target_modules)}, "
+        f"{'bf16' if cfg.finetune.bf16 else 'fp32'}, batch 1, torch AdamW, threads {torch.get_num_threads()}"
+    )
+    return out
+
+
+def embedding(cfg: Config, chunks: int = 128, steps: int = 1, timed: int = 3) -> dict[str, Any]:
+    """The default embedder over ``chunks`` corpus chunks (one pass a step)."""
+    from bench.perf.stages import corpus_chunks
+    from bench.retrieval.embedders import make_embedder
+
+    emb: Any = make_embedder(cfg)
+    texts = corpus_chunks(cfg, chunks)
+    out = _profile(lambda: emb.embed_passages(texts), steps, timed)
+    tokens = sum(emb.token_count(t) for t in texts)
+    out["tokens_per_step"] = tokens
+    out["tokens_per_s_best_step"] = round(tokens / out["step_s_best"], 1)
+    name = getattr(emb, "name", cfg.index.embedder)
+    out["setup"] = f"{name}, {chunks} chunks a step, batch {cfg.index.embed_batch_size}"
+    return out
+
+
+def measure(cfg: Config, parts: tuple[str, ...] = ("training", "embedding")) -> dict[str, Any]:
+    from bench.core import limits
+    from bench.core.machine import MachineProbe, cpu_model
+
+    doc: dict[str, Any] = {"cpu_model": cpu_model(), "cpu_family": limits.cpu_family()}
+    with MachineProbe() as probe:
+        for part in parts:
+            log.info("op profile: %s", part)
+            doc[part] = training(cfg) if part == "training" else embedding(cfg)
+    doc["machine"] = probe.record()
+    return doc
