@@ -44,3 +44,6 @@ def test_render_names_machine_stage_and_shares() -> None:
     text = render_op_profile([doc])
     assert "| AMD EPYC (family 26, model 2) | training | 420 ms, 121 tok/s | 10 % (390 GFLOP/s) |" in text
     assert "| 50 % |" in text and "tiny, batch 1" in text and "embedding" not in text
+    emb = {**stage, "attention_kernels_s": {"default": 7.75, "math": 14.22}, "setup": "e5, 128 chunks"}
+    text = render_op_profile([{**doc, "embedding": emb}])
+    assert "| embedding |" in text and "default attention kernel 7.75 s, with its math path 14.22 s" in text

@@ -131,11 +131,28 @@ def embedding(cfg: Config, chunks: int = 128, steps: int = 1, timed: int = 3) ->
     emb: Any = make_embedder(cfg)
     texts = corpus_chunks(cfg, chunks)
     out = _profile(lambda: emb.embed_passages(texts), steps, timed)
+    out["attention_kernels_s"] = attention_kernels(lambda: emb.embed_passages(texts))
     tokens = sum(emb.token_count(t) for t in texts)
     out["tokens_per_step"] = tokens
     out["tokens_per_s_best_step"] = round(tokens / out["step_s_best"], 1)
     name = getattr(emb, "name", cfg.index.embedder)
     out["setup"] = f"{name}, {chunks} chunks a step, batch {cfg.index.embed_batch_size}"
+    return out
+
+
+def attention_kernels(step: Callable[[], Any]) -> dict[str, float]:
+    """Seconds of one ``step`` with torch's default attention kernel, then with its math path only."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    out = {}
+    for name, ctx in (("default", None), ("math", SDPBackend.MATH)):
+        t0 = time.perf_counter()
+        if ctx is None:
+            step()
+        else:
+            with sdpa_kernel(ctx):
+                step()
+        out[name] = round(time.perf_counter() - t0, 3)
     return out
 
 

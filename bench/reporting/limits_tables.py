@@ -279,7 +279,13 @@ def render_op_profile(docs: list[dict[str, Any]]) -> str:
             ms, rate = fmt_num(1000 * float(st["step_s_best"]), 0), fmt_num(st["tokens_per_s_best_step"], 0)
             step = f"{ms} ms, {rate} tok/s"
             rows.append([where, stage, step, *cells])
-            notes.append(f"- {where}, {stage}: {st.get('setup', DASH)}.")
+            note = f"- {where}, {stage}: {st.get('setup', DASH)}."
+            if kernels := st.get("attention_kernels_s"):
+                note += (
+                    f" One pass with torch's default attention kernel {fmt_num(kernels.get('default'), 2)} s,"
+                    f" with its math path {fmt_num(kernels.get('math'), 2)} s."
+                )
+            notes.append(note)
         if doc.get("machine"):
             notes.append(f"- {where}: {machine_line(doc['machine'])}.")
     head = ["machine", "stage", "best step (unprofiled)", *names]
