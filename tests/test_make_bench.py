@@ -110,6 +110,7 @@ def test_the_alongside_install_overlaps_the_stages_and_run_waits_for_it(
     assert order[0] == "ingest:False" and order[-1] == "run:True"
     doc = json.loads((run_dir / "make_bench.json").read_text(encoding="utf-8"))
     assert doc["alongside"]["command"] == side and doc["alongside"]["wall_s"] >= 0.5
+    assert doc["alongside"]["wall_s"] < 5.0  # when it ended, not when run asked for it
     assert doc["stages_s"]["install_wait"] >= 0.3  # the stubbed stages took no time: run waited
     assert (run_dir / "alongside.log").read_text(encoding="utf-8").strip() == "installed"
     rendered = render_timing(doc)
@@ -135,3 +136,25 @@ def test_a_failed_stage_ends_the_alongside_install(monkeypatch: pytest.MonkeyPat
     assert time.monotonic() - t0 < 1.5  # not waited for: ended
     time.sleep(2.5)
     assert not marker.exists()  # the whole group ended, not only bash
+
+
+def test_alongside_wall_time_is_its_own_when_the_stages_take_longer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(make_bench.subprocess, "call", lambda cmd: time.sleep(0.4) or 0)
+    run_dir = tmp_path / "run"
+    argv = ["--run-dir", str(run_dir), "--perf-dir", str(tmp_path / "p"), "--alongside", "true"]
+    assert make_bench.main(argv) == 0
+    doc = json.loads((run_dir / "make_bench.json").read_text(encoding="utf-8"))
+    assert doc["alongside"]["wall_s"] < 0.8 < doc["total_s"]  # ended long before run (after 1.2 s of stages)
+    assert "install_wait" not in doc["stages_s"]
+
+
+def test_the_busy_share_is_rendered_only_where_own_cpu_counts_the_engine() -> None:
+    doc: dict[str, Any] = {"stages_s": {"run": 500.0}, "total_s": 600.0, "git_commit": "abc",
+                           "cpu_accounting": "tree",
+                           "machine": {"cpu_model": "AMD EPYC", "cores": 2, "load_average_start": [0.1],
+                                       "own_cpu_s": 900.0, "wall_s": 500.0, "others_cpu_s": 1.0}}  # fmt: skip
+    assert "kept the 2 cores 90 % busy (900 CPU s in 500 s)" in render_make_bench([doc])
+    old = {**doc, "cpu_accounting": None}
+    assert "busy" not in render_make_bench([old])

@@ -239,6 +239,17 @@ def _machine_note(doc: dict[str, Any]) -> str:
     return machine_line(m)
 
 
+def _busy(doc: dict[str, Any]) -> str:
+    """How busy the stages kept the cores: their own CPU seconds over wall x cores (after the install), and
+    the wall time that CPU would need with the cores never idle."""
+    m = doc.get("machine") or {}
+    own, wall, cores = m.get("own_cpu_s"), m.get("wall_s"), m.get("cores")
+    if not (isinstance(own, int | float) and wall and cores) or not doc.get("cpu_accounting"):
+        return ""  # before the engine's CPU was counted as the run's own (TreeCpuSampler), own CPU was short
+    share = float(own) / (float(wall) * int(cores))
+    return f" The stages kept the {cores} cores {100 * share:.0f} % busy ({own:.0f} CPU s in {wall:.0f} s)."
+
+
 def render_make_bench(docs: list[dict[str, Any]]) -> str:
     """`make bench`'s stage wall times, one column per machine kind (``results/perf/make-bench-<cpu>.json``),
     each with its commit and machine record under the table."""
@@ -251,6 +262,7 @@ def render_make_bench(docs: list[dict[str, Any]]) -> str:
     notes = [
         f"- {head[i + 1]}: commit `{str(d.get('git_commit') or DASH)[:12]}`, {d.get('finished', DASH)}; "
         f"run: {d.get('run') or 'fact answers; the long-form twin a stage of its own'}; {_machine_note(d)}."
+        + _busy(d)
         for i, d in enumerate(docs)
     ]
     return "\n".join([table(head, rows).rstrip(), "", *notes]) + "\n"
