@@ -136,8 +136,8 @@ bench:
 	if $(PY) -m bench config --profile $(PROFILE) $(SET) | grep -q '^backend = "vllm"'; then \
 		side="$(MAKE) --no-print-directory $(VLLM_VENV)/.installed"; fi; \
 	$(PY) -m bench.perf.make_bench --profile $(PROFILE) --run-dir $(RUN_DIR) \
-		--longform-pages $(LONGFORM_PAGES) --since $$t0 --alongside "$$side" $(SET)
-	$(MAKE) --no-print-directory report
+		--longform-pages $(LONGFORM_PAGES) --since $$t0 --alongside "$$side" \
+		--report "$(PY) -m bench report $(SWEEP_ARGS)" $(SET)
 
 SWEEP_ARGS = $(foreach s,$(wildcard results/sweeps/*/sweep.json),--sweep $(dir $(s)))
 

@@ -158,3 +158,16 @@ def test_the_busy_share_is_rendered_only_where_own_cpu_counts_the_engine() -> No
     assert "kept the 2 cores 90 % busy (900 CPU s in 500 s)" in render_make_bench([doc])
     old = {**doc, "cpu_accounting": None}
     assert "busy" not in render_make_bench([old])
+
+
+def test_the_report_is_timed_as_the_last_stage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(make_bench.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    run_dir = tmp_path / "run"
+    argv = ["--run-dir", str(run_dir), "--perf-dir", str(tmp_path / "p"), "--report", "echo report"]
+    assert make_bench.main(argv) == 0
+    assert calls[-1] == ["bash", "-c", "echo report"] and [c[3] for c in calls[:-1]] == list(
+        make_bench.STAGES
+    )
+    doc = json.loads((run_dir / "make_bench.json").read_text(encoding="utf-8"))
+    assert "report" in doc["stages_s"] and doc["total_s"] >= sum(doc["stages_s"].values()) - 0.5

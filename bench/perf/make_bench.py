@@ -10,6 +10,7 @@ says whether the machine was quiet. The default profile's record is also kept pe
 ``results/perf/make-bench-<cpu>.json``, so that docs/performance.md shows the machine kinds side by side,
 each from its own file.
 
+``--report CMD`` (make bench: ``bench report``) is timed as a last stage, ``report``.
 ``--alongside CMD`` (make bench: the vLLM virtualenv's install) runs CMD in the background from the first
 stage on, since only ``run`` needs it: its download and unpacking overlap ingest, index and fine-tuning
 instead of adding to them. ``run`` waits for it (``install_wait`` in the record, when it had to); the
@@ -91,6 +92,7 @@ def run_stages(
     longform: int,
     since: float | None = None,
     alongside: str = "",
+    report: str = "",
 ) -> dict[str, Any] | int:
     """The stages' wall seconds and the machine record, or the exit status of the stage that failed.
     ``since``: when ``make bench`` started (epoch seconds): the time until now is its installs.
@@ -100,7 +102,7 @@ def run_stages(
         stages["install"] = round(time.time() - since, 1)
     side = Alongside(alongside, run_dir / "alongside.log") if alongside else None
     try:
-        return _timed(profile, sets, run_dir, longform, stages, side)
+        return _timed(profile, sets, run_dir, longform, stages, side, report)
     finally:
         if side is not None:
             side.stop()  # a failed stage does not leave the install running
@@ -113,11 +115,12 @@ def _timed(
     longform: int,
     stages: dict[str, float],
     side: Alongside | None,
+    report: str = "",
 ) -> dict[str, Any] | int:
     # vLLM's engine core outlives its unreaping server: its CPU is only seen while it runs (TreeCpuSampler)
     with TreeCpuSampler() as tree, MachineProbe(own_cpu=tree.total) as probe:
         t0 = time.monotonic()
-        for stage in STAGES:
+        for stage in STAGES + (("report",) if report else ()):
             if stage == "run" and side is not None:
                 rc, waited = side.wait()
                 if rc != 0:
@@ -126,7 +129,12 @@ def _timed(
                 if waited >= 0.1:
                     stages["install_wait"] = waited
             start = time.monotonic()
-            rc = subprocess.call(stage_command(stage, profile, sets, run_dir, longform))
+            cmd = (
+                ["bash", "-c", report]
+                if stage == "report"
+                else stage_command(stage, profile, sets, run_dir, longform)
+            )
+            rc = subprocess.call(cmd)
             if rc != 0:
                 print(f"make bench: bench {stage} failed (exit {rc})", file=sys.stderr)
                 return rc
@@ -158,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--perf-dir", type=Path, default=Path("results/perf"))
     p.add_argument("--since", type=float, default=None, help="epoch seconds make bench started (installs)")
     p.add_argument("--alongside", default="", help="a shell command run in the background, done before run")
+    p.add_argument("--report", default="", help="a shell command timed as the last stage (results/REPORT.md)")
     a = p.parse_args(argv)
-    doc = run_stages(a.profile, a.sets, a.run_dir, a.longform_pages, a.since, a.alongside)
+    doc = run_stages(a.profile, a.sets, a.run_dir, a.longform_pages, a.since, a.alongside, a.report)
     if isinstance(doc, int):
         return doc
     atomic_write_json(a.run_dir / "make_bench.json", doc)

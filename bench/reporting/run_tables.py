@@ -42,7 +42,7 @@ def render_reader_change(before: dict[str, Any], after: dict[str, Any]) -> str:
     return table(header, rows)
 
 
-STAGE_ORDER = ("install", "ingest", "index", "finetune", "install_wait", "run", "longform")
+STAGE_ORDER = ("install", "ingest", "index", "finetune", "install_wait", "run", "longform", "report")
 
 
 def stage_order(timings: list[dict[str, Any]]) -> list[str]:
