@@ -56,6 +56,16 @@ def cpu_slug(model: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", cleaned).strip("-") or "unknown-cpu"
 
 
+def machine_file(perf_dir: Path, prefix: str) -> Path:
+    """``<perf_dir>/<prefix>-<cpu>-f<family>m<model>.json``: one file per microarchitecture, since VMs give
+    different ones the same CPU name (``-f26m2``; no suffix where /proc/cpuinfo names no family)."""
+    from bench.core.machine import cpu_model
+
+    family = cpu_family()
+    suffix = "-f{}m{}".format(*re.findall(r"\d+", family)) if family else ""
+    return perf_dir / f"{prefix}-{cpu_slug(cpu_model())}{suffix}.json"
+
+
 def matmul_peak(dtype: str, n: int = 2048, reps: int = 5, threads: int | None = None) -> dict[str, Any]:
     """GFLOP/s of ``torch.matmul`` on two ``n`` × ``n`` matrices of ``dtype``: the best of ``reps`` timed
     calls after one warm-up (``2 n³`` FLOPs each)."""

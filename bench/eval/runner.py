@@ -287,7 +287,6 @@ def _generate(
         for key in dict.fromkeys(specs[n].generator for n in todo if specs[n].uses_model):
             if (prestart := getattr(generators.get(key), "prestart", None)) is not None:
                 prestart()  # every engine loads at once (vLLM); the first request waits for its own
-        info = {name: gen.info() for name, gen in generators.items()}
         answers = load_train_answers(cfg) if any(specs[n].edit or n == "prior" for n in todo) else None
         variants = build_variants(cfg, todo, generators, retriever, answers)
         for name in todo:
@@ -298,7 +297,7 @@ def _generate(
             if adopted:  # the rest of a partly adopted variant: its summary still says which rows were
                 stats[1][name]["adopted"] = adopted
             atomic_write_json(stats[0], stats[1])
-        return info
+        return {name: gen.info() for name, gen in generators.items()}  # after the answers: engine start times
     finally:
         for gen in generators.values():
             gen.close()

@@ -6,9 +6,9 @@ long-form twin on the same engines) one after another, each in its own process, 
 ``D/make_bench.json``: wall seconds per stage (the installs before them with ``--since``), the total, the
 git commit and the machine record (CPU model, cores, load, the CPU other processes took:
 :class:`bench.core.machine.MachineProbe`), so the README's timing block names the CPU it was measured on and
-says whether the machine was quiet. The default profile's record is also kept per CPU model,
-``results/perf/make-bench-<cpu>.json``, so that docs/performance.md shows the machine kinds side by side,
-each from its own file.
+says whether the machine was quiet. The default profile's record is also kept per microarchitecture,
+``results/perf/make-bench-<cpu>-f<family>m<model>.json``, so that docs/performance.md shows the machine
+kinds side by side, each from its own file.
 
 ``--report CMD`` (make bench: ``bench report``) is timed as a last stage, ``report``.
 ``--alongside CMD`` (make bench: the vLLM virtualenv's install) runs CMD in the background from the first
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import limits
-from bench.core.machine import MachineProbe, TreeCpuSampler, cpu_model
+from bench.core.machine import MachineProbe, TreeCpuSampler
 from bench.eval.runstate import git_state
 from bench.io import atomic_write_json
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return doc
     atomic_write_json(a.run_dir / "make_bench.json", doc)
     if a.profile == "default" and not a.sets:
-        atomic_write_json(a.perf_dir / f"make-bench-{limits.cpu_slug(cpu_model())}.json", doc)
+        atomic_write_json(limits.machine_file(a.perf_dir, "make-bench"), doc)
     print(f"make bench: {doc['total_s']:.0f} s (timings in {a.run_dir}/make_bench.json)")
     return 0
 

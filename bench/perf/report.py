@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +129,7 @@ def measure(cfg: Config, parts: tuple[str, ...], train_steps: int, embed_chunks:
 
 
 def limits_path(perf_dir: Path = PERF_DIR, prefix: str = "limits") -> Path:
-    family = limits.cpu_family()  # "family 26, model 2" -> "-f26m2": one file per microarchitecture
-    suffix = "-f{}m{}".format(*re.findall(r"\d+", family)) if family else ""
-    return perf_dir / f"{prefix}-{limits.cpu_slug(cpu_model())}{suffix}.json"
+    return limits.machine_file(perf_dir, prefix)
 
 
 def time_breakdown(cfg: Config, run_dir: Path, probe: bool = True) -> dict[str, Any]:
