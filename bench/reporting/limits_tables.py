@@ -288,7 +288,7 @@ def render_op_profile(docs: list[dict[str, Any]]) -> str:
             cells = [f"{_pct((fam.get(n) or {}).get('share'))}" for n in names]
             if st.get("matmul_gflops_in_place") is not None:
                 cells[0] += f" ({fmt_num(st['matmul_gflops_in_place'], 0)} GFLOP/s)"
-            ms, rate = fmt_num(1000 * float(st["step_s_best"]), 0), fmt_num(st["tokens_per_s_best_step"], 0)
+            ms, rate = fmt_num(1000 * float(st["step_s_mean"]), 0), fmt_num(st["tokens_per_s"], 0)
             step = f"{ms} ms, {rate} tok/s"
             rows.append([where, stage, step, *cells])
             note = f"- {where}, {stage}: {st.get('setup', DASH)}."
@@ -300,5 +300,5 @@ def render_op_profile(docs: list[dict[str, Any]]) -> str:
             notes.append(note)
         if doc.get("machine"):
             notes.append(f"- {where}: {machine_line(doc['machine'])}.")
-    head = ["machine", "stage", "best step (unprofiled)", *names]
+    head = ["machine", "stage", "mean step (unprofiled)", *names]
     return table(head, rows).rstrip() + "\n\n" + "\n".join(notes) + "\n"
