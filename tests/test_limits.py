@@ -356,3 +356,15 @@ def test_batched_answer_probe_with_uneven_batches(
         slow = injection.answer_nll(model, tok, it["prompt"], it["answer"])
         assert abs(fast[str(it["id"])] - slow) < 2e-3, (it, fast, slow)
     assert model.training  # the probe restores training mode
+
+
+def test_batched_variants_count_their_wall_not_the_sum_of_overlapping_requests() -> None:
+    v: dict[str, Any] = {"n": 200, "generation_s": 12000.0, "retrieval_s": 3.0, "new_tokens": 900}
+    summary = {"throughput": {"questions_per_s": 2.0, "n": 200, "batch": 200},
+               "single_latency_ms": {"n": 20, "p50": 500.0, "p95": 900.0}}  # fmt: skip
+    breakdown._batched_wall(v, summary)
+    assert v["batch_wall_s"] == 100.0 and v["latency_probe_s"] == 10.0 and v["generation_s"] == 110.0
+    assert v["summed_generation_s"] == 12000.0
+    one = {"n": 5, "generation_s": 4.0, "retrieval_s": 0.0, "new_tokens": 9}
+    breakdown._batched_wall(one, {"throughput": {"questions_per_s": 1.0, "n": 5, "batch": 1}})
+    assert one == {"n": 5, "generation_s": 4.0, "retrieval_s": 0.0, "new_tokens": 9}  # one at a time: the sum
