@@ -26,10 +26,15 @@ def test_peak_is_reset_and_follows_an_allocation() -> None:
     gc.collect()  # an earlier test's garbage freed during the allocation below would hide it from the peak
     memory.reset_peaks([os.getpid()])
     before = memory.own_peak_mb()
-    block = bytearray(64 * 2**20)  # 64 MiB, touched
-    block[::4096] = b"x" * len(block[::4096])
+    import mmap
+
+    # 64 MiB of fresh pages, touched, then unmapped: a bytearray comes from malloc, whose heap may reuse
+    # resident memory or keep it after the free once a library has raised its mmap threshold
+    block = mmap.mmap(-1, 64 * 2**20)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
     grown = memory.own_peak_mb()
-    del block
+    block.close()
     assert grown - before > 50  # the allocation shows
     memory.reset_peaks([os.getpid()])
     assert memory.own_peak_mb() < grown - 50  # and the reset forgets it
