@@ -292,6 +292,8 @@ def render_op_profile(docs: list[dict[str, Any]]) -> str:
             step = f"{ms} ms, {rate} tok/s"
             rows.append([where, stage, step, *cells])
             note = f"- {where}, {stage}: {st.get('setup', DASH)}."
+            if st.get("tokens_per_step_mean"):
+                note += f" {fmt_num(st['tokens_per_step_mean'], 1)} tokens a step on average."
             if kernels := st.get("attention_kernels_s"):
                 note += (
                     f" One pass with torch's default attention kernel {fmt_num(kernels.get('default'), 2)} s,"
