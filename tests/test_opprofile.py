@@ -32,7 +32,7 @@ def test_a_real_profile_counts_matmul_time_and_flops() -> None:
     assert abs(sum(f["share"] for f in fam.values()) - 1.0) < 0.01
     assert fam["matmul"]["share"] > 0 and fam["dtype casts"]["share"] > 0
     assert out["matmul_gflops_in_place"] is not None and out["matmul_gflops_in_place"] > 0.1
-    assert out["step_s_mean"] == round(sum(out["step_s_all"]) / 2, 4) and len(out["step_s_all"]) == 2
+    assert len(out["step_s_all"]) == 2 and abs(out["step_s_mean"] - sum(out["step_s_all"]) / 2) < 2e-4
 
 
 def test_render_names_machine_stage_and_shares() -> None:
