@@ -63,38 +63,38 @@ def _own_cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _procs() -> dict[int, tuple[int, int, int, int]]:
+    """pid → (parent pid, start time, own CPU ticks, its reaped children's ticks) of every live process."""
+    out: dict[int, tuple[int, int, int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            f = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp ...
+            out[int(stat.parent.name)] = (
+                int(f[1]),
+                int(f[19]),
+                int(f[11]) + int(f[12]),
+                int(f[13]) + int(f[14]),
+            )
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+    return out
+
+
+def _tree(pid: int, procs: dict[int, tuple[int, int, int, int]]) -> set[int]:
+    """``pid`` and its live descendants in ``procs``."""
+    tree, frontier = set(), {pid} & set(procs)
+    while frontier:
+        tree |= frontier
+        frontier = {p for p, row in procs.items() if row[0] in frontier} - tree
+    return tree
+
+
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system, with their reaped children) of process ``pid`` and its live descendants:
     a server started in its own session (vLLM's engine under the reaper), whose workers this process never
     reaps."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)": state ppid pgrp ...
-            proc = int(stat.parent.name)
-            parent[proc], ticks[proc] = int(fields[1]), sum(int(f) for f in fields[11:15])
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended meanwhile
-    tree, frontier = set(), {pid} & set(ticks)
-    while frontier:
-        tree |= frontier
-        frontier = {p for p, pp in parent.items() if pp in frontier} - tree
-    return sum(ticks[p] for p in tree) / tick
-
-
-def _self_ticks() -> dict[int, tuple[int, int, int]]:
-    """pid → (parent pid, start time, own CPU ticks: user + system, not its children's) of every live
-    process."""
-    out: dict[int, tuple[int, int, int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            out[int(stat.parent.name)] = (int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
+    procs = _procs()
+    return sum(procs[p][2] + procs[p][3] for p in _tree(pid, procs)) / _TICK
 
 
 class TreeCpuSampler:
@@ -112,16 +112,13 @@ class TreeCpuSampler:
         self._thread = threading.Thread(target=self._loop, name="tree-cpu", daemon=True)
 
     def sample(self) -> None:
-        procs = self._self_ticks()
-        tree, frontier = set(), {self.pid} & set(procs)
-        while frontier:
-            tree |= frontier
-            frontier = {p for p, (pp, _, _) in procs.items() if pp in frontier} - tree
+        procs = _procs()
+        tree = _tree(self.pid, procs)
         with self._lock:
             for p in tree:
-                self._last[(p, procs[p][1])] = procs[p][2]
-
-    _self_ticks = staticmethod(_self_ticks)
+                self._last[(p, procs[p][1])] = procs[p][
+                    2
+                ]  # its own ticks: a reaped child is not counted twice
 
     def total(self) -> float:
         """Sample now; the CPU seconds counted so far."""

@@ -72,11 +72,10 @@ class Alongside:
         self.wall_s = round(time.monotonic() - self.t0, 1)
 
     def wait(self) -> tuple[int, float]:
-        """(exit status, seconds waited here)."""
+        """(exit status, seconds waited here): the watcher ends with the command."""
         t = time.monotonic()
-        rc = self.proc.wait()
-        self._watch.join(timeout=5)
-        return rc, round(time.monotonic() - t, 1)
+        self._watch.join()
+        return int(self.proc.returncode), round(time.monotonic() - t, 1)
 
     def stop(self) -> None:
         if self.proc.poll() is None:  # the whole group: make and the pip it started

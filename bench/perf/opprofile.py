@@ -88,11 +88,11 @@ def training(cfg: Config, steps: int = 3, timed: int = 12) -> dict[str, Any]:
     from bench.generation import models
     from bench.training import finetune
 
+    spec = model_registry.resolve_model(cfg)
     model, tok = models.load_model(cfg, for_training=True, quantization=cfg.finetune.quantization)
-    use_chat = bool(model_registry.resolve_model(cfg).chat_template and tok.chat_template is not None)
+    use_chat = bool(spec.chat_template and tok.chat_template is not None)
     records = finetune.build_records(cfg, tok, use_chat)
-    recipe = finetune.FinetuneRecipe(cfg, Path("/nonexistent"), model_registry.resolve_model(cfg), model,
-                                     tok, records, use_chat, {})  # fmt: skip
+    recipe = finetune.FinetuneRecipe(cfg, Path("/nonexistent"), spec, model, tok, records, use_chat, {})
     recipe.attach_lora()
     model = recipe.model
     model.train()

@@ -73,7 +73,7 @@ def _batches(rows: list[Any], length: Callable[[Any], int]) -> Any:
     """Consecutive rows (sorted by length) in batches of at most :data:`PROBE_BATCH_TOKENS` padded tokens."""
     batch: list[Any] = []
     for row in rows:
-        if batch and (len(batch) + 1) * max(length(row), *map(length, batch)) > PROBE_BATCH_TOKENS:
+        if batch and (len(batch) + 1) * length(row) > PROBE_BATCH_TOKENS:  # sorted: row is the longest
             yield batch
             batch = []
         batch.append(row)
@@ -169,17 +169,10 @@ def answer_nll(model: Any, tok: Any, prompt: str, answer: str, bf16: bool = Fals
     a_ids = tok(answer, add_special_tokens=False)["input_ids"]
     if not a_ids:
         return float("nan")
-    device = next(model.parameters()).device
-    x = torch.tensor([p_ids + a_ids], device=device)
-    labels = torch.tensor([[-100] * len(p_ids) + a_ids], device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), autocast:
-        loss = model(input_ids=x, labels=labels).loss
-    if was_training:
-        model.train()
-    return float(loss)
+    with _scoring(model, bf16) as device:
+        x = torch.tensor([p_ids + a_ids], device=device)
+        labels = torch.tensor([[-100] * len(p_ids) + a_ids], device=device)
+        return float(model(input_ids=x, labels=labels).loss)
 
 
 def common_prefix(seqs: list[list[int]]) -> int:
