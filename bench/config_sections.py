@@ -64,8 +64,9 @@ class FinetuneConfig:
     # Recipe (bench/training/recipes.py, docs/finetune.md): cpt | mixed | pit | aug | qa | raft | text |
     # instruct (the deprecated key train_format is read as recipe: bench.config.ALIASES). The defaults are the
     # point the dose sweep chose (results/sweeps/ft-dose/dose.json: aug, batch 1, constant 5e-5, one chunk of
-    # each lead, exposure order) at a smaller budget: 2 exposures, what `make bench` affords on 2 CPU cores;
-    # the chosen budget (32 exposures) is the `study` profile's (tests/test_dose.py checks both).
+    # each lead, exposure order) at a smaller budget: 1 exposure, what `make bench` affords within 15 minutes
+    # on 2 CPU cores (issue 35; 2 exposures took ~100 s more); the chosen budget (32 exposures) is the `study`
+    # profile's (tests/test_dose.py checks both).
     recipe: str = "aug"
     page_part: str = "lead"  # cpt/mixed/pit/aug: "lead" | "lead_section" (+ first section) | "page" (whole)
     page_chunks: int = (
@@ -96,7 +97,7 @@ class FinetuneConfig:
     )
     learning_rate: float = 5e-5
     # Budget in exposures: passes over the training records (fractions allowed); max_steps > 0 caps the steps.
-    epochs: float = 0.2  # aug: 10 records per page and pass (2 views + 8 texts), so 2 exposures
+    epochs: float = 0.1  # aug: 10 records per page and pass (2 views + 8 texts), so 1 exposure
     max_steps: int = 0
     # "linear" decays to 0 over the run; "constant_with_warmup" keeps the rate after warmup_steps, so the
     # adapter after e epochs of a longer run *is* the adapter of epochs = e (learning curves: snapshot_epochs)
@@ -147,8 +148,9 @@ class RunConfig:
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
     max_consecutive_errors: int = 5  # stop a variant after this many failed questions in a row (0 = never)
     # per-question latency measured apart from the batch: this many questions of each model variant answered
-    # again one at a time after its batch (0 = off); the batch gives throughput (bench/eval/runner.py)
-    latency_probe: int = 20
+    # again one at a time after its batch (0 = off); the batch gives throughput (bench/eval/runner.py).
+    # 10: p50 of 10 requests; 20 cost make bench ~36 s more (six model variants, ~0.2-1 s a request)
+    latency_probe: int = 10
     # > 0: the run's long-form twin (bench/eval/longform.py): one open question per page of the run's
     # questions (the first N pages), answered in sentences by the model variants: answer language measurable
     longform_pages: int = 0
