@@ -104,6 +104,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
     cfg = load_cli_config(args)
+    _convert_once(cfg)
     if shard_from_env().launched:  # every rank trains together (DDP): no turns
         out = finetune.run_finetune(cfg)
     else:  # beside other processes that may build the same adapter (a run, a sweep job): take turns
@@ -113,6 +114,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         track_finetune(cfg, Path(out))
     print(f"adapter: {out}")
     return 0
+
+
+def _convert_once(cfg: Config) -> None:
+    """A bundled GGUF generator's safetensors before training (once per machine), its file parsed once
+    (bench.generation.gguf_reader: transformers would parse it three times, ~6 s each here)."""
+    from bench.generation import models
+    from bench.generation.gguf_reader import shared_readers
+    from bench.model_registry import resolve_model
+
+    if resolve_model(cfg).gguf_path is not None:
+        with shared_readers():
+            models.ensure_hf_model(cfg)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

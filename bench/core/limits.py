@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.core.machine import cpu_family as cpu_family  # re-exported: callers read it here
+from bench.core.machine import family_model
+
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
@@ -39,17 +42,6 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
     return {f: f in have for f in FLAGS}
 
 
-def cpu_family(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """``family 26, model 2`` from /proc/cpuinfo ("" where it says nothing): VMs name different
-    microarchitectures alike ("AMD EPYC" is Zen 4 or Zen 5 here), whose peaks differ twofold."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    got = dict(re.findall(r"^(cpu family|model)\s*:\s*(\d+)\s*$", text, re.MULTILINE))
-    return f"family {got['cpu family']}, model {got['model']}" if len(got) == 2 else ""
-
-
 def cpu_slug(model: str) -> str:
     """``AMD EPYC`` → ``amd-epyc``; ``Intel(R) Xeon(R) Processor`` → ``intel-xeon-processor``."""
     cleaned = re.sub(r"\((r|tm|c)\)", "", model.lower())
@@ -61,8 +53,8 @@ def machine_file(perf_dir: Path, prefix: str) -> Path:
     different ones the same CPU name (``-f26m2``; no suffix where /proc/cpuinfo names no family)."""
     from bench.core.machine import cpu_model
 
-    family = cpu_family()
-    suffix = "-f{}m{}".format(*re.findall(r"\d+", family)) if family else ""
+    fm = family_model()
+    suffix = f"-f{fm[0]}m{fm[1]}" if fm else ""
     return perf_dir / f"{prefix}-{cpu_slug(cpu_model())}{suffix}.json"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,23 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def family_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[int, int] | None:
+    """(cpu family, model) from /proc/cpuinfo, None where it names neither: VMs name different
+    microarchitectures alike ("AMD EPYC" is Zen 4 or Zen 5 here), whose peaks differ twofold."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    got = dict(re.findall(r"^(cpu family|model)\s*:\s*(\d+)\s*$", text, re.MULTILINE))
+    return (int(got["cpu family"]), int(got["model"])) if len(got) == 2 else None
+
+
+def cpu_family(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """``family 26, model 2`` ("" where /proc/cpuinfo says nothing)."""
+    fm = family_model(cpuinfo)
+    return f"family {fm[0]}, model {fm[1]}" if fm else ""
 
 
 def torch_version() -> str | None:
@@ -179,6 +197,7 @@ class MachineProbe:
         cores = os.cpu_count() or 1
         out: dict[str, Any] = {
             "cpu_model": cpu_model(),
+            **({"cpu_family": fam} if (fam := cpu_family()) else {}),
             "cores": cores,
             "torch": torch_version(),
             "python": platform.python_version(),
@@ -224,7 +243,8 @@ def machine_line(m: dict[str, Any] | None) -> str:
     if not m:
         return "*contended?* — no machine record in this JSON"
     state = "*contended*" if is_contended(m) else "quiet"
-    parts = [str(m.get("cpu_model") or "unknown CPU"), f"{m.get('cores', '?')} cores"]
+    cpu = str(m.get("cpu_model") or "unknown CPU") + (f" ({m['cpu_family']})" if m.get("cpu_family") else "")
+    parts = [cpu, f"{m.get('cores', '?')} cores"]
     if m.get("torch"):
         parts.append(f"torch {m['torch']}")
     start, end = m.get("load_average_start"), m.get("load_average_end")

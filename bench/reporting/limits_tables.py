@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from bench.core.machine import is_contended, machine_line
@@ -250,13 +252,23 @@ def _busy(doc: dict[str, Any]) -> str:
     return f" The stages kept the {cores} cores {100 * share:.0f} % busy ({own:.0f} CPU s in {wall:.0f} s)."
 
 
+def with_family(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A make-bench record whose machine record predates ``cpu_family``: the family its file is named after
+    (``make-bench-<cpu>-f26m2.json``: bench.core.limits.machine_file read it from /proc/cpuinfo then)."""
+    machine = doc.get("machine") or {}
+    got = re.search(r"-f(\d+)m(\d+)\.json$", path.name)
+    if machine.get("cpu_family") or not got:
+        return doc
+    return {**doc, "machine": {**machine, "cpu_family": f"family {got[1]}, model {got[2]}"}}
+
+
 def render_make_bench(docs: list[dict[str, Any]]) -> str:
     """`make bench`'s stage wall times, one column per machine kind (``results/perf/make-bench-<cpu>.json``),
     each with its commit and machine record under the table."""
     from bench.reporting.run_tables import stage_order
 
     stages = stage_order(docs)
-    head = ["stage", *(str((d.get("machine") or {}).get("cpu_model") or DASH) for d in docs)]
+    head = ["stage", *(_cpu_label(d.get("machine") or {}) for d in docs)]
     rows = [[s, *(fmt_num((d.get("stages_s") or {}).get(s), 0) for d in docs)] for s in stages]
     rows.append(["**total**", *(fmt_num(d.get("total_s"), 0) for d in docs)])
     notes = [
@@ -266,6 +278,11 @@ def render_make_bench(docs: list[dict[str, Any]]) -> str:
         for i, d in enumerate(docs)
     ]
     return "\n".join([table(head, rows).rstrip(), "", *notes]) + "\n"
+
+
+def _cpu_label(machine: dict[str, Any]) -> str:
+    family = f" ({machine['cpu_family']})" if machine.get("cpu_family") else ""
+    return f"{machine.get('cpu_model') or DASH}{family}"
 
 
 OP_PROFILE_GLOB = "op-profile-*.json"  # python -m bench.perf op-profile: one file per microarchitecture

@@ -76,7 +76,7 @@ def _make_bench(perf_dir: Path) -> tuple[Path, str] | None:
     if not files:
         return None
     return perf_dir / limits_tables.MAKE_BENCH_GLOB, limits_tables.render_make_bench(
-        [read_json(f) for f in files]
+        [limits_tables.with_family(read_json(f), f) for f in files]
     )
 
 

@@ -42,6 +42,9 @@ def render_reader_change(before: dict[str, Any], after: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+# Issue 35: `make bench` from a fresh clone, install included, within 15 minutes on the 2-core AMD VMs.
+MAKE_BENCH_GOAL_S = 900.0
+
 STAGE_ORDER = ("install", "ingest", "index", "finetune", "install_wait", "run", "longform", "report")
 
 
@@ -75,4 +78,15 @@ def render_timing(timing: dict[str, Any], env: dict[str, Any] | None = None) -> 
     else:  # written before make_bench.json kept a machine record: the run's CPU, contention unknown
         where = f"{(env or {}).get('cpu_model') or 'CPU not recorded'}; contention not recorded"
     commit = str(timing.get("git_commit") or (env or {}).get("git_commit") or DASH)[:12]
-    return f"{body.rstrip()}\n\nMeasured on: {where}; commit `{commit}`, {timing.get('finished', DASH)}.\n"
+    text = f"{body.rstrip()}\n\nMeasured on: {where}; commit `{commit}`, {timing.get('finished', DASH)}.\n"
+    return text if total is None else text + f"\n{goal_line(total)}\n"
+
+
+def goal_line(total_s: float) -> str:
+    """Whether this timing meets issue 35's goal, in the terms of the machine it names."""
+    verdict = "met" if total_s <= MAKE_BENCH_GOAL_S else "not met"
+    return (
+        f"Goal: ≤ {MAKE_BENCH_GOAL_S / 60:.0f} minutes from a fresh clone on the project's 2-core machines — "
+        f"{verdict} on this one ({total_s / 60:.1f} min); each machine kind's own timing: "
+        "docs/performance.md, `make bench` on each machine kind."
+    )
