@@ -209,8 +209,31 @@ def test_train_ab_renders_speedup_and_loss_gap() -> None:
         "mean_loss_rel_gap": 0.0034,
     }
     body = limits_tables.render_train_ab(doc)
-    assert "| before | `finetune.length_window=0` | 90.0 | 4.40 | 2.9000 |" in body
+    assert "| before | `finetune.length_window=0` | 16 | – | 90.0 | 4.40 | 2.9000 |" in body
     assert "**1.22×** tokens/s" in body and "differ by 0.34 %" in body
+    batch = {"before": "1 x ≤128", "after": "4 x ≤128"}
+    batched = {**doc, "steps": {"before": 32, "after": 8}, "batch": batch}
+    assert "| after | `(default profile)` | 8 | 4 x ≤128 | 110.0 |" in limits_tables.render_train_ab(batched)
+
+
+def test_train_ab_runs_the_after_settings_for_their_own_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A larger batch is compared over the same records: --after-steps = steps x batch before / batch."""
+    from bench.config import Config
+    from bench.perf import report
+
+    calls: list[tuple[int, tuple[str, ...]]] = []
+
+    def fake(cfg: Config, steps: int, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+        calls.append((steps, extra))
+        rate = 100.0 if extra else 60.0
+        return {"tokens_per_s": rate, "s_per_step": 1.0, "tokens_seen": 10, "loss_curve": [2.0, 3.0],
+                "batch": "4 x ≤128" if extra else "1 x ≤128"}  # fmt: skip
+
+    monkeypatch.setattr(report.stages, "train_steps", fake)
+    doc = report.train_ab(Config(), 32, (), ("finetune.batch_size=4",), after_steps=8)
+    assert sorted(calls) == [(8, ("finetune.batch_size=4",))] * 2 + [(32, ())] * 2
+    assert doc["steps"] == {"before": 32, "after": 8} and doc["speedup"] == round(100 / 60, 3)
+    assert doc["batch"] == {"before": "1 x ≤128", "after": "4 x ≤128"}
 
 
 def test_prefill_floor_counts_only_the_tokens_past_the_shared_prefix() -> None:

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--parts", default=",".join(PARTS), help="limits: stages to measure (comma-separated)")
     p.add_argument("--train-steps", type=int, default=8)
+    p.add_argument("--after-steps", type=int, default=None, help="train-ab: the after runs' steps (a batch)")
     p.add_argument("--embed-chunks", type=int, default=128)
     p.add_argument("--run", type=Path, default=Path("results/runs/default"), help="breakdown: the run")
     p.add_argument("--no-probe", action="store_true", help="breakdown: skip timing the before-probe")
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         order = tuple(x for x in a.order.split(",") if x)
         if set(order) != {"before", "after"}:
             p.error("--order names both before and after, comma-separated")
-        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after), order)
+        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after), order, a.after_steps)
         out = a.output or report.PERF_DIR / "train-ab.json"
     atomic_write_json(out, doc)
     print(f"wrote {out}")

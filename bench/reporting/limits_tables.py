@@ -216,16 +216,18 @@ def _floor_line(floor: dict[str, Any], stages: dict[str, Any]) -> str:
 def render_train_ab(doc: dict[str, Any]) -> str:
     """``results/perf/train-ab.json``: training tokens/s before and after a change, one process."""
     tps, sps, loss = doc.get("tokens_per_s") or {}, doc.get("s_per_step") or {}, doc.get("mean_loss") or {}
-    sets = doc.get("settings") or {}
+    sets, steps, batch = doc.get("settings") or {}, doc.get("steps"), doc.get("batch") or {}
+    per = steps if isinstance(steps, dict) else {"before": steps, "after": steps}
     rows = [
-        [k, " ".join(f"`{x}`" for x in sets.get(k, [])), fmt_num(tps.get(k), 1), fmt_num(sps.get(k), 2),
-         fmt_num(loss.get(k), 4)]
+        [k, " ".join(f"`{x}`" for x in sets.get(k, [])), str(per.get(k, DASH)), str(batch.get(k, DASH)),
+         fmt_num(tps.get(k), 1), fmt_num(sps.get(k), 2), fmt_num(loss.get(k), 4)]
         for k in ("before", "after")
     ]  # fmt: skip
     gap = doc.get("mean_loss_rel_gap")
+    head = ["run", "settings", "steps", "batch", "tokens/s", "s/step", "mean loss over the steps"]
     return (
-        f"{doc.get('steps')} steps of each, {doc.get('order')}; {machine_line(doc.get('machine'))}.\n\n"
-        + table(["run", "settings", "tokens/s", "s/step", "mean loss over the steps"], rows)
+        f"{doc.get('order')}; {machine_line(doc.get('machine'))}.\n\n"
+        + table(head, rows)
         + f"\nAfter over before: **{fmt_num(doc.get('speedup'), 2)}×** tokens/s; mean losses differ by "
         f"{_pct(gap) if isinstance(gap, float) and gap >= 0.01 else f'{100 * (gap or 0):.2f} %'}.\n"
     )
