@@ -122,7 +122,8 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
             "\n\\* no per-question probe for this variant (its answers came from a cache, or the run "
             "predates `run.latency_probe`): each question's time inside its batch — with vLLM its request "
             "time, the whole batch in flight; before, batch wall time / batch size. Other latencies are "
-            "questions answered one at a time after the batch.\n"
+            "questions answered one at a time after the batch (vLLM: their prompts mostly still in its "
+            "prefix cache; docs/harness.md).\n"
         )
     return out
 
