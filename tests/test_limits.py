@@ -391,3 +391,14 @@ def test_batched_variants_count_their_wall_not_the_sum_of_overlapping_requests()
     one = {"n": 5, "generation_s": 4.0, "retrieval_s": 0.0, "new_tokens": 9}
     breakdown._batched_wall(one, {"throughput": {"questions_per_s": 1.0, "n": 5, "batch": 1}})
     assert one == {"n": 5, "generation_s": 4.0, "retrieval_s": 0.0, "new_tokens": 9}  # one at a time: the sum
+
+
+def test_the_bandwidth_peak_is_the_best_of_the_measurements_around_the_stages() -> None:
+    from bench.perf.report import _best_bandwidth
+
+    before = {"buffer_mib": 512, "copy_gbs": 45.5, "read_gbs": 45.2, "gbs": 45.5}
+    after = {"buffer_mib": 256, "copy_gbs": 65.5, "read_gbs": 70.7, "gbs": 70.7}
+    best = _best_bandwidth(before, after)
+    assert best["gbs"] == 70.7 and best["buffer_mib"] == 256
+    assert best["gbs_before_stages"] == 45.5 and best["gbs_after_stages"] == 70.7
+    assert _best_bandwidth(after, before)["gbs"] == 70.7
