@@ -148,7 +148,8 @@ class RunConfig:
     ragas_metrics: bool = True  # ragas' non-LLM metrics beside F1 (bench/eval/ragas_metrics.py)
     max_consecutive_errors: int = 5  # stop a variant after this many failed questions in a row (0 = never)
     # per-question latency measured apart from the batch: this many questions of each model variant answered
-    # again one at a time after its batch (0 = off); the batch gives throughput (bench/eval/runner.py).
+    # one at a time before its batch, after one untimed request (0 = off); the batch gives throughput
+    # (bench/eval/runner.py).
     # 10: p50 of 10 requests; 20 cost make bench ~36 s more (six model variants, ~0.2-1 s a request)
     latency_probe: int = 10
     # > 0: the run's long-form twin (bench/eval/longform.py): one open question per page of the run's

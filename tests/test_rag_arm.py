@@ -13,6 +13,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from bench.config import BenchError, load_config
+from bench.core.schema import PROBED_BEFORE
 from bench.eval import contexts, runner
 from bench.eval.contexts import Reading
 from bench.eval.train_answers import edit_passages, load_train_answers
@@ -329,10 +330,12 @@ def test_latency_is_timed_one_question_at_a_time_beside_throughput(tmp_path: Pat
     )  # fmt: skip
     fake = FakeStages(tmp_path)
     run_dir = runner.run(cfg, stages=fake.stages())
-    assert Counter(fake.calls) == {"base": 2 + 1 + 2 + 1}  # 2 questions and 1 probe, for base and for rag
+    # per variant: an untimed first request, 1 timed probe (both before the batch), the batch of 2
+    assert Counter(fake.calls) == {"base": (1 + 1 + 2) * 2}
     v = json.loads((run_dir / "scores.json").read_text(encoding="utf-8"))["variants"]
     for name in ("base", "rag"):
         assert v[name]["single_latency_ms"]["n"] == 1 and v[name]["single_latency_ms"]["p50"] > 0
+        assert v[name]["single_latency_ms"]["when"] == PROBED_BEFORE
         assert v[name]["throughput"]["n"] == 2 and v[name]["throughput"]["questions_per_s"] > 0
     assert "single_latency_ms" not in v["echo"] and "throughput" not in v["echo"]
 

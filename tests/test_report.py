@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.config import BenchError
+from bench.core.schema import PROBED_BEFORE
 from bench.reporting import readme as readme_mod
 from bench.reporting import report
 
@@ -141,7 +142,10 @@ def test_render_table_numbers_cis_and_order() -> None:
     scores["variants"]["rag"]["single_latency_ms"] = {"p50": 410.0, "p95": 530.0, "n": 20}
     scores["variants"]["rag"]["throughput"] = {"questions_per_s": 3.25, "n": 20, "batch": 20}
     rag = report.render_table(scores).splitlines()[3]
-    assert "| 410 | 530 | 3.25 (×20) |" in rag
+    assert "| 410† | 530† | 3.25 (×20) |" in rag  # probed after the batch (no "when"): prompts cached
+    assert "† questions answered one at a time after the batch" in report.render_table(scores)
+    scores["variants"]["rag"]["single_latency_ms"]["when"] = PROBED_BEFORE
+    assert "| 410 | 530 | 3.25 (×20) |" in report.render_table(scores).splitlines()[3]
 
 
 def test_render_table_tolerates_missing_keys_but_not_a_broken_schema() -> None:

@@ -18,6 +18,9 @@ from bench.io import read_json
 from bench.variant_specs import ORDER
 
 VARIANT_ORDER = ORDER  # bench.variant_specs: the one report order
+# single_latency_ms["when"] of a probe run before its variant's batch (bench.eval.runner); a probe without it
+# ran after the batch, when vLLM's prefix cache still held most of its prompts
+PROBED_BEFORE = "before the batch"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from bench.config import BenchError, Config
 from bench.core import memory
 from bench.core.dist import Shard, artifact_lock, barrier, shard_from_env
+from bench.core.schema import PROBED_BEFORE
 from bench.core.stats import percentile
 from bench.eval import adopt, longform, shards
 from bench.eval.answer_loop import QUESTION_ERRORS, RunStopped, answer_into
@@ -63,6 +64,11 @@ def _run_variant(
     # A generator that schedules requests itself (vllm) gets the variant's whole question list at once.
     whole = getattr(getattr(variant, "generator", None), "prefers_whole_list", False)
     size = max(1, len(pending) if whole else cfg.model.batch_size)
+    # Per-question latency before the batch, so its prompts are new to the engine (after it, vLLM's prefix
+    # cache would still hold them); the first request, untimed, waits for the engine and warms what every
+    # prompt shares.
+    probe_n = cfg.run.latency_probe if spec.uses_model and len(pending) > 1 else 0
+    single = latency_probe(variant, pending[1 : probe_n + 1], warmup=pending[0]) if probe_n > 0 else None
     with tqdm(total=total, initial=total - len(pending), desc=spec.name, unit="q") as bar:
 
         def sink(row: dict[str, Any]) -> None:
@@ -89,7 +95,7 @@ def _run_variant(
         out["engine_peak_rss_mb"] = memory.peak_mb(engine)
     if spec.uses_model and pending:
         out["throughput"] = {"questions_per_s": len(pending) / wall, "n": len(pending), "batch": size}
-        out["single_latency_ms"] = latency_probe(variant, pending[: cfg.run.latency_probe])
+        out["single_latency_ms"] = single
     return out
 
 
@@ -99,10 +105,19 @@ def _engine_pids(variant: Any) -> list[int]:
     return memory.tree(pid()) if callable(pid) and pid() else []
 
 
-def latency_probe(variant: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Per-question latency, apart from the batch: ``rows`` answered again one at a time (answers dropped;
-    the batch's are the ones scored). p50/p95 over them; None when there is nothing to time or it fails."""
+def latency_probe(
+    variant: Any, rows: list[dict[str, Any]], warmup: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Per-question latency, apart from the batch: ``rows`` answered one at a time (answers dropped; the
+    batch's are the ones scored), after ``warmup`` answered untimed. p50/p95 over them; None when there is
+    nothing to time or it fails."""
     times = []
+    for row in [warmup] if warmup is not None else []:
+        try:
+            variant.answer(row)
+        except QUESTION_ERRORS as exc:
+            log.warning("latency probe of %s stopped: %s", variant.name, exc)
+            return None
     for row in rows:
         t0 = time.perf_counter()
         try:
@@ -113,7 +128,12 @@ def latency_probe(variant: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | 
         times.append((time.perf_counter() - t0) * 1000.0)
     if not times:
         return None
-    return {"p50": percentile(times, 50), "p95": percentile(times, 95), "n": len(times)}
+    return {
+        "p50": percentile(times, 50),
+        "p95": percentile(times, 95),
+        "n": len(times),
+        "when": PROBED_BEFORE,
+    }
 
 
 def run(
