@@ -68,7 +68,8 @@ def _run_variant(
     # cache would still hold them); the first request, untimed, waits for the engine and warms what every
     # prompt shares.
     probe_n = cfg.run.latency_probe if spec.uses_model and len(pending) > 1 else 0
-    single = latency_probe(variant, pending[1 : probe_n + 1], warmup=pending[0]) if probe_n > 0 else None
+    probe = latency_probe(variant, pending[1 : probe_n + 1], warmup=pending[0]) if probe_n > 0 else None
+    single = {**probe, "when": PROBED_BEFORE} if probe else None
     with tqdm(total=total, initial=total - len(pending), desc=spec.name, unit="q") as bar:
 
         def sink(row: dict[str, Any]) -> None:
@@ -112,13 +113,7 @@ def latency_probe(
     batch's are the ones scored), after ``warmup`` answered untimed. p50/p95 over them; None when there is
     nothing to time or it fails."""
     times = []
-    for row in [warmup] if warmup is not None else []:
-        try:
-            variant.answer(row)
-        except QUESTION_ERRORS as exc:
-            log.warning("latency probe of %s stopped: %s", variant.name, exc)
-            return None
-    for row in rows:
+    for row in [warmup, *rows] if warmup is not None else rows:
         t0 = time.perf_counter()
         try:
             variant.answer(row)
@@ -126,14 +121,10 @@ def latency_probe(
             log.warning("latency probe of %s stopped: %s", variant.name, exc)
             return None
         times.append((time.perf_counter() - t0) * 1000.0)
+    times = times[1:] if warmup is not None else times  # the warm-up waited for the engine: not timed
     if not times:
         return None
-    return {
-        "p50": percentile(times, 50),
-        "p95": percentile(times, 95),
-        "n": len(times),
-        "when": PROBED_BEFORE,
-    }
+    return {"p50": percentile(times, 50), "p95": percentile(times, 95), "n": len(times)}
 
 
 def run(

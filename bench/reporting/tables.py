@@ -103,15 +103,13 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
     k = dig(view.raw, "config.index.k") or "k"
     header = ["variant", *(metric_label(m, k) for m, _ in SCORE_COLUMNS), *(h for _, _, h in LATENCY_COLUMNS)]
     header += ["q/s (batch)", *(h for _, h, _ in NUMBER_COLUMNS)]
-    rows, amortised, after, before = [], False, False, False
+    rows, kinds = [], set()
     for name in ordered_variants(view.variants):
         v = view.variants[name]
         row = [vlabel(name), *(_score_cell(v.metrics.get(m), m, ci) for m, ci in SCORE_COLUMNS)]
         raw = (view.raw.get("variants") or {}).get(name) or {}
-        cells, batch = _latency_cells(raw, v)
-        amortised = amortised or batch
-        after = after or any(c.endswith("†") for c in cells)
-        before = before or (raw.get("single_latency_ms") or {}).get("when") == PROBED_BEFORE
+        cells, kind = _latency_cells(raw, v)
+        kinds.add(kind)
         row += [*cells, _throughput_cell(raw)]
         row += [fmt_num(v.mean(key), d) for key, _, d in NUMBER_COLUMNS]
         failed = v.mean("failed")
@@ -120,32 +118,35 @@ def render_table(scores: Scores | dict[str, Any]) -> str:
         rows.append(row)
     out = table([*header, "n / failed", "vs no-model baseline"], rows)
     notes = []
-    if amortised:
+    if "amortised" in kinds:
         notes.append(
             "\\* no per-question probe for this variant (its answers came from a cache, or the run "
             "predates `run.latency_probe`): each question's time inside its batch — with vLLM its request "
             "time, the whole batch in flight; before, batch wall time / batch size."
         )
-    if after:
+    if "after" in kinds:
         notes.append(
             "† questions answered one at a time after the batch (runs before the probe moved ahead of it): "
             "with vLLM their prompts were mostly still in its prefix cache, so mostly decoding."
         )
-    if before and notes:
+    if "before" in kinds and notes:
         notes.append("Other latencies: questions new to the engine, one at a time before the batch.")
     return out + ("\n" + " ".join(notes) + "\n" if notes else "")
 
 
-def _latency_cells(raw: dict[str, Any], v: Any) -> tuple[list[str], bool]:
-    """p50/p95 ms: measured one question at a time when the run did (``single_latency_ms``), else the
-    batch-amortised figure of older runs, marked ``*``; no-model rows keep their plain figure."""
+def _latency_cells(raw: dict[str, Any], v: Any) -> tuple[list[str], str | None]:
+    """p50/p95 ms and how they were measured: one question at a time before the batch (``"before"``), or
+    after it in older runs (``"after"``, marked †: vLLM's prefix cache still held the prompts), else the
+    batch-amortised figure (``"amortised"``, marked ``*``); no-model rows keep their plain figure (None)."""
     single = raw.get("single_latency_ms")
-    if isinstance(single, dict):  # without "when": probed after the batch (prompts cached), marked †
-        mark = "" if single.get("when") == PROBED_BEFORE else "†"
-        return [f"{fmt_num(single.get(p), 0)}{mark}" for p, _, _ in LATENCY_COLUMNS], False
+    if isinstance(single, dict):
+        kind = "before" if single.get("when") == PROBED_BEFORE else "after"
+        mark = "†" if kind == "after" else ""
+        return [f"{fmt_num(single.get(p), 0)}{mark}" for p, _, _ in LATENCY_COLUMNS], kind
     cells = [fmt_num(v.mean(key), 0) for _, key, _ in LATENCY_COLUMNS]
-    batch = raw.get("tokens_per_s") is not None and any(c != DASH for c in cells)
-    return ([f"{c}*" for c in cells] if batch else cells), batch
+    if raw.get("tokens_per_s") is not None and any(c != DASH for c in cells):
+        return [f"{c}*" for c in cells], "amortised"
+    return cells, None
 
 
 def _throughput_cell(raw: dict[str, Any]) -> str:
