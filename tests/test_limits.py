@@ -3,6 +3,7 @@ answer probe's shared-prefix cache against scoring each question on its own."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,39 @@ def test_train_ab_runs_the_after_settings_for_their_own_steps(monkeypatch: pytes
     assert sorted(calls) == [(8, ("finetune.batch_size=4",))] * 2 + [(32, ())] * 2
     assert doc["steps"] == {"before": 32, "after": 8} and doc["speedup"] == round(100 / 60, 3)
     assert doc["batch"] == {"before": "1 x ≤128", "after": "4 x ≤128"}
+
+
+def test_train_ab_with_env_runs_every_run_in_its_own_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--before-env/--after-env: both sides in child processes (``train-steps``), each with its variables;
+    the settings column shows them."""
+    import subprocess
+
+    from bench.config import Config
+    from bench.perf import report
+
+    seen: list[tuple[list[str], str | None]] = []
+
+    def fake_run(cmd: list[str], env: dict[str, str], check: bool, timeout: float) -> None:
+        assert check and timeout > 0 and cmd[1:4] == ["-m", "bench.perf", "train-steps"]
+        seen.append((cmd, env.get("THP_MEM_ALLOC_ENABLE")))
+        rate = 80.0 if env.get("THP_MEM_ALLOC_ENABLE") == "0" else 88.0
+        out = Path(cmd[cmd.index("-o") + 1])
+        out.write_text(json.dumps({"tokens_per_s": rate, "s_per_step": 0.5, "tokens_seen": 10,
+                                   "loss_curve": [2.0], "batch": "1 x ≤128"}), encoding="utf-8")  # fmt: skip
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(report.stages, "train_steps", lambda *a, **k: pytest.fail("ran in this process"))
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    cfg = Config(results_dir=str(tmp_path))
+    doc = report.train_ab(cfg, 4, (), (), env={"before": ("THP_MEM_ALLOC_ENABLE=0",)})
+    assert [thp for _, thp in seen] == ["0", None, None, "0"]  # before, after, after, before
+    assert all(f"results_dir={tmp_path}" in cmd and "4" in cmd for cmd, _ in seen)
+    assert doc["speedup"] == 1.1 and doc["processes"] == "one per run"
+    body = limits_tables.render_train_ab(doc)
+    assert "| before | `(default profile)` `THP_MEM_ALLOC_ENABLE=0` | 4 |" in body
+    assert "each run in a process of its own" in body
 
 
 def test_prefill_floor_counts_only_the_tokens_past_the_shared_prefix() -> None:

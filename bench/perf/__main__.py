@@ -4,7 +4,8 @@ limits, breakdown and op-profile).
 ``limits``: this machine's matmul peaks and bandwidth, then a short run of each stage, written to
 ``results/perf/limits-<cpu>.json``. ``breakdown``: where the committed default run's time went, written to
 ``results/perf/time-breakdown.json``. ``train-ab``: training tokens/s of ``--before`` and ``--after``
-settings, interleaved in one process (``results/perf/train-ab.json``). ``op-profile``: a training step and
+settings, interleaved in one process, or each run in its own with ``--before-env``/``--after-env``
+(``results/perf/train-ab.json``; ``train-steps`` is one such run). ``op-profile``: a training step and
 an embedding pass under torch.profiler, time per op family (``results/perf/op-profile-<cpu>.json``).
 ``--set`` takes config overrides (``results_dir=...`` reuses another checkout's assembled models)."""
 
@@ -16,15 +17,16 @@ import sys
 from pathlib import Path
 
 from bench.config import load_config
+from bench.environment import configure_env
 from bench.io import atomic_write_json
-from bench.perf import report
+from bench.perf import report, stages
 
 PARTS = ("training", "embedding", "generation")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
-    p.add_argument("what", choices=("limits", "breakdown", "train-ab", "op-profile"))
+    p.add_argument("what", choices=("limits", "breakdown", "train-ab", "op-profile", "train-steps"))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--parts", default=",".join(PARTS), help="limits: stages to measure (comma-separated)")
     p.add_argument("--train-steps", type=int, default=8)
@@ -35,10 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before", action="append", default=[], help="train-ab: settings of the 'before' runs")
     p.add_argument("--after", action="append", default=[], help="train-ab: settings of the 'after' runs")
     p.add_argument(
+        "--before-env", action="append", default=[], metavar="NAME=VALUE",
+        help="train-ab: an environment variable of the 'before' runs (then every run has its own process)",
+    )  # fmt: skip
+    p.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE", help="train-ab: ditto")
+    p.add_argument(
         "--order", default=",".join(report.AB_ORDER), help="train-ab: run order, e.g. before,after"
     )
     p.add_argument("-o", "--output", type=Path, default=None)
     a = p.parse_args(argv)
+    configure_env()  # as the CLI's stages run (torch's huge-page allocation among them)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = load_config(None, a.sets)
     if a.what == "limits":
@@ -53,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
         doc = opprofile.measure(cfg)
         out = a.output or report.limits_path(prefix="op-profile")
+    elif a.what == "train-steps":  # one side of train-ab in a process of its own (--before-env/--after-env)
+        doc = stages.train_steps(cfg, a.train_steps, tuple(a.sets))
+        out = a.output or report.PERF_DIR / "train-steps.json"
     elif a.what == "breakdown":
         doc = report.time_breakdown(cfg, a.run, probe=not a.no_probe)
         out = a.output or report.PERF_DIR / "time-breakdown.json"
@@ -60,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         order = tuple(x for x in a.order.split(",") if x)
         if set(order) != {"before", "after"}:
             p.error("--order names both before and after, comma-separated")
-        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after), order, a.after_steps)
+        envs = {"before": tuple(a.before_env), "after": tuple(a.after_env)}
+        bad = [e for e in (*a.before_env, *a.after_env) if "=" not in e]
+        if bad:
+            p.error(f"--before-env/--after-env take NAME=VALUE, got {bad}")
+        doc = report.train_ab(cfg, a.train_steps, tuple(a.before), tuple(a.after), order, a.after_steps, envs)
         out = a.output or report.PERF_DIR / "train-ab.json"
     atomic_write_json(out, doc)
     print(f"wrote {out}")

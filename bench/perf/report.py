@@ -172,24 +172,33 @@ def train_ab(
     after: tuple[str, ...],
     order: tuple[str, ...] = AB_ORDER,
     after_steps: int | None = None,
+    env: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """Training tokens/s of two settings in one process, interleaved (before, after, after, before: load
     drift hits both alike), ``steps`` steps each over the same records; the best run of each counts, and the
     mean loss over the steps (the same records, ordered differently) says whether the training is the same.
     ``after_steps``: the after runs' steps when they take more records a step (a larger batch: steps x
-    batch records in both, so the mean loss is still over the same records, after fewer updates)."""
+    batch records in both, so the mean loss is still over the same records, after fewer updates).
+    ``env``: environment variables of each side (``NAME=VALUE``); given any, every run has a process of its
+    own (both sides alike)."""
     sets = {"before": before, "after": after}
+    envs = {k: (env or {}).get(k, ()) for k in sets}
     n_steps = {"before": steps, "after": steps if after_steps is None else after_steps}
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    own = any(envs.values())  # every run in a process of its own
     with MachineProbe() as probe:
         for name in order:
-            runs[name].append(stages.train_steps(cfg, n_steps[name], sets[name]))
+            if own:
+                runs[name].append(stages.train_steps_child(cfg, n_steps[name], sets[name], envs[name]))
+            else:
+                runs[name].append(stages.train_steps(cfg, n_steps[name], sets[name]))
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items()}
     mean_loss = {k: round(sum(r["loss_curve"]) / len(r["loss_curve"]), 4) for k, r in best.items()}
     return {
         "steps": steps if after_steps is None else n_steps,
         "batch": {k: r["batch"] for k, r in best.items()},
         "settings": {k: list(v) or ["(default profile)"] for k, v in sets.items()},
+        **({"env": {k: list(v) for k, v in envs.items()}, "processes": "one per run"} if own else {}),
         "order": ", ".join(order) + "; the best tokens/s of each counts",
         "tokens_per_s": {k: r["tokens_per_s"] for k, r in best.items()},
         "all_runs_tokens_per_s": {k: [r["tokens_per_s"] for r in v] for k, v in runs.items()},

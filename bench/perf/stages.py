@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,6 +88,20 @@ def train_steps(cfg: Config, steps: int, extra: tuple[str, ...] = ()) -> dict[st
         "precision": meta["precision"],
         "threads": meta["threads"],
     }
+
+
+def train_steps_child(
+    cfg: Config, steps: int, extra: tuple[str, ...], env: tuple[str, ...], timeout_s: float = 3600.0
+) -> dict[str, Any]:
+    """:func:`train_steps` in a process of its own with ``env`` (``NAME=VALUE`` items) added to this one's
+    environment: for what a process reads once, such as torch's ``THP_MEM_ALLOC_ENABLE``."""
+    extra_env = dict(item.split("=", 1) for item in env)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "steps.json"
+        sets = [x for s in (f"results_dir={cfg.results_dir}", *extra) for x in ("--set", s)]
+        cmd = [sys.executable, "-m", "bench.perf", "train-steps", "--train-steps", str(steps), *sets]
+        subprocess.run([*cmd, "-o", str(out)], env={**os.environ, **extra_env}, check=True, timeout=timeout_s)
+        return dict(json.loads(out.read_text(encoding="utf-8")))
 
 
 def corpus_chunks(cfg: Config, n: int) -> list[str]:

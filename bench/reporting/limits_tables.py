@@ -218,15 +218,18 @@ def render_train_ab(doc: dict[str, Any]) -> str:
     tps, sps, loss = doc.get("tokens_per_s") or {}, doc.get("s_per_step") or {}, doc.get("mean_loss") or {}
     sets, steps, batch = doc.get("settings") or {}, doc.get("steps"), doc.get("batch") or {}
     per = steps if isinstance(steps, dict) else {"before": steps, "after": steps}
+    env = doc.get("env") or {}
     rows = [
-        [k, " ".join(f"`{x}`" for x in sets.get(k, [])), str(per.get(k, DASH)), str(batch.get(k, DASH)),
+        [k, " ".join(f"`{x}`" for x in [*sets.get(k, []), *env.get(k, [])]), str(per.get(k, DASH)),
+         str(batch.get(k, DASH)),
          fmt_num(tps.get(k), 1), fmt_num(sps.get(k), 2), fmt_num(loss.get(k), 4)]
         for k in ("before", "after")
     ]  # fmt: skip
     gap = doc.get("mean_loss_rel_gap")
     head = ["run", "settings", "steps", "batch", "tokens/s", "s/step", "mean loss over the steps"]
+    own = "; each run in a process of its own" if doc.get("processes") else ""
     return (
-        f"{doc.get('order')}; {machine_line(doc.get('machine'))}.\n\n"
+        f"{doc.get('order')}{own}; {machine_line(doc.get('machine'))}.\n\n"
         + table(head, rows)
         + f"\nAfter over before: **{fmt_num(doc.get('speedup'), 2)}×** tokens/s; mean losses differ by "
         f"{_pct(gap) if isinstance(gap, float) and gap >= 0.01 else f'{100 * (gap or 0):.2f} %'}.\n"
