@@ -268,6 +268,7 @@ def test_train_ab_with_env_runs_every_run_in_its_own_process(
     body = limits_tables.render_train_ab(doc)
     assert "| before | `(default profile)` `THP_MEM_ALLOC_ENABLE=0` | 4 |" in body
     assert "each run in a process of its own" in body
+    assert "Every run's tokens/s: before 80.0, 80.0; after 88.0, 88.0." in body
 
 
 def test_prefill_floor_counts_only_the_tokens_past_the_shared_prefix() -> None:

@@ -15,7 +15,7 @@ def test_ops_fall_into_their_families() -> None:
     assert (
         opprofile.family("aten::_to_copy") == "dtype casts" and opprofile.family("aten::lerp_") == "optimizer"
     )
-    assert opprofile.family("aten::gelu") == "other"
+    assert opprofile.family("aten::fill_") == "zero fills" and opprofile.family("aten::gelu") == "other"
 
 
 def test_a_real_profile_counts_matmul_time_and_flops() -> None:
@@ -42,8 +42,45 @@ def test_render_names_machine_stage_and_shares() -> None:
                              "matmul_gflops_in_place": 390.0, "setup": "tiny, batch 1"}  # fmt: skip
     doc = {"cpu_model": "AMD EPYC", "cpu_family": "family 26, model 2", "training": stage}
     text = render_op_profile([doc])
-    assert "| AMD EPYC (family 26, model 2) | training | 420 ms, 121 tok/s | 10 % (390 GFLOP/s) |" in text
+    row = "| AMD EPYC (family 26, model 2) | training (plain loop) | 420 ms, 121 tok/s | 10 % (390 GFLOP/s) |"
+    assert row in text
     assert "| 50 % |" in text and "tiny, batch 1" in text and "embedding" not in text
     emb = {**stage, "attention_kernels_s": {"default": 7.75, "math": 14.22}, "setup": "e5, 128 chunks"}
     text = render_op_profile([{**doc, "embedding": emb}])
     assert "| embedding |" in text and "default attention kernel 7.75 s, with its math path 14.22 s" in text
+    text = render_op_profile([{**doc, "trainer": {**stage, "setup": "trl's SFTTrainer"}}])
+    assert text.index("| training (plain loop) |") < text.index("| training (the trainer) |")
+    assert "training (the trainer): trl's SFTTrainer." in text
+
+
+def test_trainer_profiles_whole_steps_of_the_real_trainer(monkeypatch: Any) -> None:
+    """trainer(): one unprofiled run for the step time, then the profiler spans steps skip..skip+steps of
+    a second run (each training_step call of trl's SFTTrainer), and the trainer is restored after."""
+    import trl
+
+    from bench.config import Config
+    from bench.perf import stages
+
+    original = trl.SFTTrainer.training_step
+    seen: list[tuple[int, bool]] = []
+
+    def fake_train_steps(cfg: Config, steps: int, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+        for _ in range(steps):
+            trl.SFTTrainer.training_step(None)  # type: ignore[arg-type]
+        return {"steps": steps, "s_per_step": 0.5, "tokens_per_s": 100.0, "tokens_seen": 60 * steps,
+                "batch": "1 x ≤128 tokens", "precision": "bf16"}  # fmt: skip
+
+    def fake_step(self: Any, *args: Any, **kwargs: Any) -> None:
+        import torch
+
+        seen.append((len(seen), torch._C._autograd._profiler_enabled()))
+        torch.ones(64, 64) @ torch.ones(64, 64)
+
+    monkeypatch.setattr(trl.SFTTrainer, "training_step", fake_step)
+    monkeypatch.setattr(stages, "train_steps", fake_train_steps)
+    out = opprofile.trainer(Config(), steps=3, skip=2)
+    assert trl.SFTTrainer.training_step is fake_step and original is not fake_step
+    profiled = [i for i, on in seen[5:] if on]  # the second run's calls: 0..5, profiled from its 3rd
+    assert [i - 5 for i in profiled] == [2, 3, 4]
+    assert out["tokens_per_step_mean"] == 60.0 and out["step_s_mean"] == 0.5
+    assert out["families"]["matmul"]["share"] > 0

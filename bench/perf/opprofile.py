@@ -7,11 +7,14 @@ The limits file says how far each stage is from this CPU's peak; this says why. 
   (:meth:`bench.training.finetune.FinetuneRecipe.attach_lora`) and torch's AdamW, one scheduled record per
   step (batch 1, as the default trains), bf16 autocast as the trainer runs it. A plain loop: the trainer's own
   overhead is the difference between this loop's tokens/s and the limits file's.
+* **trainer**: the same training through trl's SFTTrainer, as ``make bench`` trains (:func:`trainer`): beside
+  the plain loop, what the trainer's own step adds.
 * **embedding**: the default embedder over corpus chunks, as the index embeds them.
 
 Each op's own time goes to one family: matmul (``mm``/``addmm``/``bmm``: with their FLOPs, so their in-place
 GFLOP/s), attention, the LM head's softmax and loss, dtype casts (autocast's copies), the optimizer's
-elementwise updates, and the rest. The unprofiled step time (mean of the timed steps) is recorded beside it.
+elementwise updates, zero fills (``fill_``: fresh zeroed buffers), and the rest. The unprofiled step time
+(mean of the timed steps) is recorded beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("attention", ("scaled_dot_product", "flash_attention", "aten::_softmax")),
     ("lm-head softmax + loss", ("log_softmax", "nll_loss", "cross_entropy")),
     ("dtype casts", ("aten::copy_", "aten::_to_copy", "aten::to", "aten::empty_strided")),
+    ("zero fills", ("aten::fill_", "aten::zero_")),
     ("optimizer", ("aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt", "aten::_foreach")),
 )
 
@@ -123,6 +127,43 @@ def training(cfg: Config, steps: int = 3, timed: int = 12) -> dict[str, Any]:
     return out
 
 
+def trainer(cfg: Config, steps: int = 16, skip: int = 4) -> dict[str, Any]:
+    """The same training as `make bench` runs it: trl's SFTTrainer through
+    :func:`bench.training.finetune.run_finetune` (bench.perf.stages.train_steps). An unprofiled run gives
+    the step time; a second one is profiled from its ``skip``-th step for ``steps`` whole steps (forward,
+    backward, clipping, the optimizer, the trainer's bookkeeping). Beside :func:`training`'s plain loop, the
+    difference is the trainer's own."""
+    import trl
+    from torch.profiler import ProfilerActivity, profile
+
+    from bench.perf import stages
+
+    plain = stages.train_steps(cfg, skip + steps)
+    prof = profile(activities=[ProfilerActivity.CPU], with_flops=True)
+    calls = [0]
+    original = trl.SFTTrainer.training_step
+
+    def step(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if calls[0] == skip:
+            prof.__enter__()
+        elif calls[0] == skip + steps:
+            prof.__exit__(None, None, None)
+        calls[0] += 1
+        return original(self, *args, **kwargs)
+
+    trl.SFTTrainer.training_step = step  # type: ignore[method-assign]
+    try:
+        stages.train_steps(cfg, skip + steps + 1)
+    finally:
+        trl.SFTTrainer.training_step = original  # type: ignore[method-assign]
+    out = grouped(prof, steps)
+    out["step_s_mean"] = plain["s_per_step"]
+    out["tokens_per_s"] = plain["tokens_per_s"]
+    out["tokens_per_step_mean"] = round(plain["tokens_seen"] / plain["steps"], 1)
+    out["setup"] = f"trl's SFTTrainer as run_finetune runs it, {plain['batch']}, {plain['precision']}"
+    return out
+
+
 def embedding(cfg: Config, chunks: int = 128, steps: int = 1, timed: int = 3) -> dict[str, Any]:
     """The default embedder over ``chunks`` corpus chunks (one pass a step)."""
     from bench.perf.stages import corpus_chunks
@@ -156,7 +197,12 @@ def attention_kernels(step: Callable[[], Any]) -> dict[str, float]:
     return out
 
 
-def measure(cfg: Config, parts: tuple[str, ...] = ("training", "embedding")) -> dict[str, Any]:
+PARTS: dict[str, Callable[[Config], dict[str, Any]]] = {
+    "training": training, "trainer": trainer, "embedding": embedding,
+}  # fmt: skip
+
+
+def measure(cfg: Config, parts: tuple[str, ...] = tuple(PARTS)) -> dict[str, Any]:
     from bench.core import limits
     from bench.core.machine import MachineProbe, cpu_model
 
@@ -164,6 +210,6 @@ def measure(cfg: Config, parts: tuple[str, ...] = ("training", "embedding")) -> 
     with MachineProbe() as probe:
         for part in parts:
             log.info("op profile: %s", part)
-            doc[part] = training(cfg) if part == "training" else embedding(cfg)
+            doc[part] = PARTS[part](cfg)
     doc["machine"] = probe.record()
     return doc

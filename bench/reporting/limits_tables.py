@@ -232,8 +232,18 @@ def render_train_ab(doc: dict[str, Any]) -> str:
         f"{doc.get('order')}{own}; {machine_line(doc.get('machine'))}.\n\n"
         + table(head, rows)
         + f"\nAfter over before: **{fmt_num(doc.get('speedup'), 2)}×** tokens/s; mean losses differ by "
-        f"{_pct(gap) if isinstance(gap, float) and gap >= 0.01 else f'{100 * (gap or 0):.2f} %'}.\n"
+        f"{_pct(gap) if isinstance(gap, float) and gap >= 0.01 else f'{100 * (gap or 0):.2f} %'}."
+        + _all_runs(doc.get("all_runs_tokens_per_s") or {})
+        + "\n"
     )
+
+
+def _all_runs(runs: dict[str, list[float]]) -> str:
+    """Every run's tokens/s, in run order per side: the spread the best-of comparison hides."""
+    if not runs:
+        return ""
+    sides = "; ".join(f"{k} {', '.join(fmt_num(x, 1) for x in runs.get(k, []))}" for k in ("before", "after"))
+    return f" Every run's tokens/s: {sides}."
 
 
 MAKE_BENCH_GLOB = "make-bench-*.json"
@@ -293,6 +303,11 @@ def _cpu_label(machine: dict[str, Any]) -> str:
 OP_PROFILE_GLOB = "op-profile-*.json"  # python -m bench.perf op-profile: one file per microarchitecture
 
 
+OP_PROFILE_STAGES = {
+    "training": "training (plain loop)", "trainer": "training (the trainer)", "embedding": "embedding",
+}  # fmt: skip
+
+
 def render_op_profile(docs: list[dict[str, Any]]) -> str:
     """Per machine and stage: the step time and each op family's share of the profiled time (matmuls with
     their in-place GFLOP/s), from ``op-profile-<cpu>.json`` (bench/perf/opprofile.py)."""
@@ -302,7 +317,7 @@ def render_op_profile(docs: list[dict[str, Any]]) -> str:
     rows, notes = [], []
     for doc in docs:
         where = f"{doc.get('cpu_model', DASH)} ({doc.get('cpu_family') or 'family not recorded'})"
-        for stage in ("training", "embedding"):
+        for stage, label in OP_PROFILE_STAGES.items():
             st = doc.get(stage)
             if not st:
                 continue
@@ -312,8 +327,8 @@ def render_op_profile(docs: list[dict[str, Any]]) -> str:
                 cells[0] += f" ({fmt_num(st['matmul_gflops_in_place'], 0)} GFLOP/s)"
             ms, rate = fmt_num(1000 * float(st["step_s_mean"]), 0), fmt_num(st["tokens_per_s"], 0)
             step = f"{ms} ms, {rate} tok/s"
-            rows.append([where, stage, step, *cells])
-            note = f"- {where}, {stage}: {st.get('setup', DASH)}."
+            rows.append([where, label, step, *cells])
+            note = f"- {where}, {label}: {st.get('setup', DASH)}."
             if st.get("tokens_per_step_mean"):
                 note += f" {fmt_num(st['tokens_per_step_mean'], 1)} tokens a step on average."
             if kernels := st.get("attention_kernels_s"):
