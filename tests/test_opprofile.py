@@ -80,7 +80,7 @@ def test_trainer_profiles_whole_steps_of_the_real_trainer(monkeypatch: Any) -> N
     monkeypatch.setattr(stages, "train_steps", fake_train_steps)
     out = opprofile.trainer(Config(), steps=3, skip=2)
     assert trl.SFTTrainer.training_step is fake_step and original is not fake_step
-    profiled = [i for i, on in seen[5:] if on]  # the second run's calls: 0..5, profiled from its 3rd
-    assert [i - 5 for i in profiled] == [2, 3, 4]
+    profiled = [i for i, on in seen[10:] if on]  # the second run's calls: 0..5, profiled from its 3rd
+    assert len(seen) == 10 + 6 and [i - 10 for i in profiled] == [2, 3, 4]
     assert out["tokens_per_step_mean"] == 60.0 and out["step_s_mean"] == 0.5
     assert out["families"]["matmul"]["share"] > 0

@@ -19,6 +19,7 @@ elementwise updates, zero fills (``fill_``: fresh zeroed buffers), and the rest.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -130,15 +131,16 @@ def training(cfg: Config, steps: int = 3, timed: int = 12) -> dict[str, Any]:
 def trainer(cfg: Config, steps: int = 16, skip: int = 4) -> dict[str, Any]:
     """The same training as `make bench` runs it: trl's SFTTrainer through
     :func:`bench.training.finetune.run_finetune` (bench.perf.stages.train_steps). An unprofiled run gives
-    the step time; a second one is profiled from its ``skip``-th step for ``steps`` whole steps (forward,
-    backward, clipping, the optimizer, the trainer's bookkeeping). Beside :func:`training`'s plain loop, the
+    the step time (the trainer's whole train() over its steps, its start included, as in the limits file);
+    a second one is profiled from its ``skip``-th step for ``steps`` whole steps (forward, backward,
+    clipping, the optimizer, the trainer's bookkeeping). Beside :func:`training`'s plain loop, the
     difference is the trainer's own."""
     import trl
     from torch.profiler import ProfilerActivity, profile
 
     from bench.perf import stages
 
-    plain = stages.train_steps(cfg, skip + steps)
+    plain = stages.train_steps(cfg, 2 * (skip + steps))  # the trainer's own start counts less over more steps
     prof = profile(activities=[ProfilerActivity.CPU], with_flops=True)
     calls = [0]
     original = trl.SFTTrainer.training_step
@@ -210,6 +212,7 @@ def measure(cfg: Config, parts: tuple[str, ...] = tuple(PARTS)) -> dict[str, Any
     with MachineProbe() as probe:
         for part in parts:
             log.info("op profile: %s", part)
+            gc.collect()  # the previous part's model (peft wraps it in reference cycles) leaves memory first
             doc[part] = PARTS[part](cfg)
     doc["machine"] = probe.record()
     return doc
