@@ -153,6 +153,7 @@ PERF_BLOCKS: dict[str, Callable[[Path], tuple[Path, str] | None]] = {
         "time-breakdown.json", limits_tables.render_time_breakdown
     ),  # bench.perf breakdown
     "train-ab": _one("train-ab.json", limits_tables.render_train_ab),  # python -m bench.perf train-ab
+    "train-ab-code": _one("train-ab-code.json", limits_tables.render_train_ab),  # the same, code paths
     "make-bench": _make_bench,  # bench.perf.make_bench: one results/perf/make-bench-<cpu>.json per CPU
     "op-profile": _op_profile,  # python -m bench.perf op-profile: per op family, one file per CPU
 }
