@@ -13,8 +13,8 @@ The limits file says how far each stage is from this CPU's peak; this says why. 
 
 Each op's own time goes to one family: matmul (``mm``/``addmm``/``bmm``: with their FLOPs, so their in-place
 GFLOP/s), attention, the LM head's softmax and loss, dtype casts (autocast's copies), the optimizer's
-elementwise updates, zero fills (``fill_``: fresh zeroed buffers), and the rest. The unprofiled step time
-(mean of the timed steps) is recorded beside it.
+elementwise updates, fills (``fill_``: fresh buffers filled, e.g. by torch's deterministic mode), and the
+rest. The unprofiled step time (mean of the timed steps) is recorded beside it.
 """
 
 from __future__ import annotations
