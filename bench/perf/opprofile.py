@@ -35,7 +35,7 @@ FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("attention", ("scaled_dot_product", "flash_attention", "aten::_softmax")),
     ("lm-head softmax + loss", ("log_softmax", "nll_loss", "cross_entropy")),
     ("dtype casts", ("aten::copy_", "aten::_to_copy", "aten::to", "aten::empty_strided")),
-    ("zero fills", ("aten::fill_", "aten::zero_")),
+    ("fills", ("aten::fill_", "aten::zero_")),  # fresh buffers filled (torch's deterministic mode)
     ("optimizer", ("aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt", "aten::_foreach")),
 )
 
