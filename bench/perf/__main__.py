@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("-o", "--output", type=Path, default=None)
     a = p.parse_args(argv)
-    configure_env()  # as the CLI's stages run (torch's huge-page allocation among them)
+    configure_env()  # the process-wide defaults the CLI's stages run with (bench/environment.py)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = load_config(None, a.sets)
     if a.what == "limits":

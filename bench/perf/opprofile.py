@@ -6,7 +6,7 @@ The limits file says how far each stage is from this CPU's peak; this says why. 
 * **training**: the default recipe's model in training precision with its LoRA adapters attached
   (:meth:`bench.training.finetune.FinetuneRecipe.attach_lora`) and torch's AdamW, one scheduled record per
   step (batch 1, as the default trains), bf16 autocast as the trainer runs it. A plain loop: the trainer's own
-  overhead is the difference between this loop's tokens/s and the limits file's.
+  overhead is the difference between this loop and the trainer part, per token.
 * **trainer**: the same training through trl's SFTTrainer, as ``make bench`` trains (:func:`trainer`): beside
   the plain loop, what the trainer's own step adds.
 * **embedding**: the default embedder over corpus chunks, as the index embeds them.
