@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,47 @@ def test_render_install_rows_per_pip_cache() -> None:
     text = perf_tables.render_install(doc)
     assert "| pip cache cold | `make install` | 201 | abcdef1 |" in text
     assert "quiet — Test CPU" in text
+    now = {**run, "cache": "empty uv and pip caches", "seconds": 74.6}
+    assert "| empty uv and pip caches | `make install` | 75 | abcdef1 |" in perf_tables.render_install(
+        {"runs": [now], "machine": quiet_machine()}
+    )
+
+
+def test_install_timing_clones_the_commit_and_empties_the_caches_when_cold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bench.perf install: a clone of the commit per run, make install in it; cold runs get new cache dirs;
+    a dirty tree or a failed install writes nothing."""
+    import subprocess
+
+    from bench.perf import install
+
+    calls: list[tuple[list[str], dict[str, str] | None]] = []
+
+    def fake_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        env = kw.get("env")
+        calls.append((cmd, env if isinstance(env, dict) else None))
+        return subprocess.CompletedProcess(cmd, 2 if cmd == ["make", "install"] and fail else 0)
+
+    fail = False
+    monkeypatch.setattr(install.subprocess, "run", fake_run)
+    monkeypatch.setattr(install, "git_state", lambda: {"git_commit": "c0ffee12", "git_dirty": False})
+    doc = install.measure(("warm", "cold"))
+    makes = [env for cmd, env in calls if cmd == ["make", "install"]]
+    assert len(makes) == 2 and all(env is not None for env in makes)
+    assert "bench-install-" in str(makes[1].get("UV_CACHE_DIR")) and makes[1].get("PIP_CACHE_DIR")  # type: ignore[union-attr]
+    assert makes[0].get("UV_CACHE_DIR") == os.environ.get("UV_CACHE_DIR")  # type: ignore[union-attr]
+    assert [c for c, _ in calls if c[:2] == ["git", "checkout"]] == [
+        ["git", "checkout", "-q", "c0ffee12"]
+    ] * 2
+    assert [r["cache"] for r in doc["runs"]] == [install.CACHES["warm"], install.CACHES["cold"]]
+    assert all(r["rc"] == 0 and r["commit"] == "c0ffee12" for r in doc["runs"]) and doc["machine"]["cores"]
+    fail = True
+    with pytest.raises(RuntimeError, match="nothing written"):
+        install.measure(("warm",))
+    monkeypatch.setattr(install, "git_state", lambda: {"git_commit": "c0ffee12", "git_dirty": True})
+    with pytest.raises(RuntimeError, match="commit first"):
+        install.measure(("warm",))
 
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

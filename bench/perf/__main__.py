@@ -7,6 +7,7 @@ limits, breakdown and op-profile).
 settings, interleaved in one process, or each run in its own with ``--before-env``/``--after-env``
 (``results/perf/train-ab.json``; ``train-steps`` is one such run). ``op-profile``: a training step and
 an embedding pass under torch.profiler, time per op family (``results/perf/op-profile-<cpu>.json``).
+``install``: ``make install`` in fresh clones, warm and cold package caches (``results/perf/install.json``).
 ``--set`` takes config overrides (``results_dir=...`` reuses another checkout's assembled models)."""
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ PARTS = ("training", "embedding", "generation")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
-    p.add_argument("what", choices=("limits", "breakdown", "train-ab", "op-profile", "train-steps"))
+    p.add_argument(
+        "what", choices=("limits", "breakdown", "train-ab", "op-profile", "train-steps", "install")
+    )
+    p.add_argument("--caches", default="warm,cold", help="install: the runs' package caches, in order")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--parts", default=",".join(PARTS), help="limits: stages to measure (comma-separated)")
     p.add_argument("--train-steps", type=int, default=8)
@@ -61,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
         doc = opprofile.measure(cfg)
         out = a.output or report.limits_path(prefix="op-profile")
+    elif a.what == "install":
+        from bench.perf import install
+
+        doc = install.measure(tuple(x for x in a.caches.split(",") if x))
+        out = a.output or report.PERF_DIR / "install.json"
     elif a.what == "train-steps":  # one side of train-ab in a process of its own (--before-env/--after-env)
         doc = stages.train_steps(cfg, a.train_steps, tuple(a.sets))
         out = a.output or report.PERF_DIR / "train-steps.json"

@@ -181,15 +181,17 @@ def render_batched(doc: dict[str, Any]) -> str:
 
 
 def render_install(doc: dict[str, Any]) -> str:
-    """``results/perf/install.json``: ``git clone`` + ``make install`` in a fresh directory, per pip cache."""
+    """``results/perf/install.json``: ``git clone`` + ``make install`` in a fresh directory, per package cache
+    (``python -m bench.perf install``; an older file named its pip cache)."""
     rows = [
-        [f"pip cache {r.get('pip_cache', DASH)}", f"`{r.get('command', 'make install')}`",
-         fmt_num(r.get("seconds"), 0), str(r.get("commit", DASH))[:7]]
+        [r["cache"] if r.get("cache") else f"pip cache {r.get('pip_cache', DASH)}",
+         f"`{r.get('command', 'make install')}`", fmt_num(r.get("seconds"), 0),
+         str(r.get("commit", DASH))[:7]]
         for r in doc.get("runs") or []
     ]  # fmt: skip
     where = machine_line(doc["machine"]) if doc.get("machine") else "no machine record"
     lines = [
-        f"A fresh clone and a new `.venv`; torch from the local CPU wheel, everything else from PyPI; "
+        "A fresh clone and a new `.venv`; torch from the local CPU wheel, everything else from PyPI; "
         f"{where}. {doc.get('note') or ''}",
         "",
         table(["run", "command", "seconds", "commit"], rows),
