@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 CACHES = {
     "warm": "uv and pip caches as this machine has them (packages downloaded before)",
-    "cold": "empty uv and pip caches (UV_CACHE_DIR, PIP_CACHE_DIR: new directories): every package from PyPI",
+    "cold": "empty uv and pip caches (new UV_CACHE_DIR, PIP_CACHE_DIR): every package fetched again",
 }
 NOTE = (
     "python -m bench.perf install: git clone of the commit into a new directory, then make install there "
