@@ -191,7 +191,7 @@ def render_install(doc: dict[str, Any]) -> str:
     ]  # fmt: skip
     where = machine_line(doc["machine"]) if doc.get("machine") else "no machine record"
     lines = [
-        "A fresh clone and a new `.venv`; torch from the local CPU wheel, everything else from PyPI; "
+        "A fresh clone and a new `.venv`; torch from the local CPU wheel, the rest from the package index; "
         f"{where}. {doc.get('note') or ''}",
         "",
         table(["run", "command", "seconds", "commit"], rows),
